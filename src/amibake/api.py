@@ -1,0 +1,104 @@
+"""The interfaces between amibake's core and its plugins (builders, provisioners, post-processors).
+
+Plugins receive their typed, frozen config object and a small environment; they never reach for
+globals. The core (``amibake.core``) drives them: it runs builders in parallel threads, hands each
+builder a :class:`Hooks` whose ``provision`` runs the template's provisioners over the builder's
+communicator, then runs the post-processor chains on the returned :class:`Artifact`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from amibake.communicator.base import Communicator
+
+OnError = Literal["cleanup", "abort", "ask", "run-cleanup-provisioner"]
+
+
+class Ui(Protocol):
+    """Per-build output, shaped like Packer's. Implementations redact secrets."""
+
+    def say(self, message: str) -> None:
+        """A step headline: ``==> name: message``."""
+
+    def message(self, message: str) -> None:
+        """Detail under a step: ``    name: message``."""
+
+    def error(self, message: str) -> None:
+        """An error line: ``==> name: message`` (red on a terminal)."""
+
+    def progress(self, label: str, fraction: float | None) -> None:
+        """Progress of a long wait (``fraction`` in 0..1, or None when unknown)."""
+
+    def ask(self, question: str) -> str:
+        """Ask the user (``-on-error=ask``); returns the answer, "" when there is no terminal."""
+
+
+class Artifact(Protocol):
+    builder_id: str
+    #: Packer's artifact id, e.g. ``us-east-1:ami-0abc,us-west-2:ami-0def``
+    id: str
+    files: list[str]
+
+    def string(self) -> str:
+        """The closing summary text (``AMIs were created:\\nus-east-1: ami-...``)."""
+
+    def state(self, name: str) -> Any:
+        """Artifact state (``atlas.artifact.metadata``, ``generated_data`` ...), None when unknown."""
+
+    def destroy(self) -> None:
+        """Delete what the artifact is (deregister AMIs, delete snapshots / files)."""
+
+
+@dataclass
+class BuildEnv:
+    """What a plugin may know about the build it serves."""
+
+    #: Packer build name (JSON builder ``name``; HCL2 ``type.name`` or ``build.type.name``)
+    build_name: str
+    builder_type: str
+    template_dir: Path
+    ui: Ui
+    cancel: threading.Event = field(default_factory=threading.Event)
+    on_error: OnError = "cleanup"
+    debug: bool = False
+    force: bool = False
+    #: one id per ``amibake build`` run; tagged on every resource amibake creates
+    run_id: str = ""
+    #: renders a late-interpolated string (``{{ .BuildRegion }}``...) with build data
+    render: Callable[[str, Mapping[str, Any]], str] = lambda text, data: text
+    #: values that must never be printed (sensitive variables, passwords, keys)
+    secrets: list[str] = field(default_factory=list)
+
+
+class Hooks(Protocol):
+    def provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
+        """Run the template's provisioners for this build. Raises on failure."""
+
+    def cleanup_provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
+        """Run the ``error-cleanup-provisioner`` (after a failed provisioner)."""
+
+
+class Builder(Protocol):
+    def __init__(self, config: Any, env: BuildEnv) -> None: ...
+
+    def run(self, hooks: Hooks) -> Artifact | None:
+        """Build; clean up every temporary resource before returning or raising."""
+
+
+class Provisioner(Protocol):
+    def __init__(self, config: Any, env: BuildEnv) -> None: ...
+
+    def provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None: ...
+
+
+class PostProcessor(Protocol):
+    def __init__(self, config: Any, env: BuildEnv) -> None: ...
+
+    def post_process(self, artifact: Artifact) -> tuple[Artifact, bool, bool]:
+        """Returns (new artifact, keep the input artifact, force that choice)."""

@@ -1,0 +1,76 @@
+"""The ``amibake`` command: Packer's verbs and single-dash flags.
+
+Commands only parse flags, call the library and map its errors to exit codes. Bad input never
+produces a traceback: an :class:`~amibake.errors.AmibakeError` becomes its message on stderr and
+its exit code; anything else is a bug, reported as such (with the traceback only under
+``AMIBAKE_DEBUG=1``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from amibake import PACKER_COMPAT_VERSION, __version__
+from amibake.errors import AmibakeError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
+
+
+class _Group(click.Group):
+    """Keeps commands in the order they were added in ``--help``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(__version__, "-v", "-version", "--version", message="amibake %(version)s")
+def cli() -> None:
+    """Build Amazon Machine Images from Packer templates (JSON and HCL2)."""
+
+
+@cli.command(context_settings=CONTEXT)
+def version() -> None:
+    """Print amibake's version and the Packer version it is compatible with."""
+    click.echo(f"amibake {__version__} (compatible with Packer {PACKER_COMPAT_VERSION})")
+
+
+def fail(err: AmibakeError) -> None:
+    click.echo(f"Error: {err}", err=True)
+    sys.exit(err.exit_code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from amibake.cli import commands  # noqa: F401  (registers the verbs)
+
+    try:
+        cli.main(args=argv, prog_name="amibake", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except AmibakeError as e:
+        fail(e)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception:
+        if os.environ.get("AMIBAKE_DEBUG"):
+            raise
+        import traceback
+
+        tb = traceback.format_exc().strip().splitlines()
+        click.echo(f"Internal error (a bug in amibake, please report it): {tb[-1]}", err=True)
+        click.echo("Run again with AMIBAKE_DEBUG=1 for the traceback.", err=True)
+        sys.exit(70)

@@ -1,0 +1,69 @@
+"""Plugins register here under their Packer type names (``amazon-ebs``, ``shell``, ``manifest``).
+
+A registration names the plugin's typed config class (imported eagerly: ``validate`` needs it)
+and its implementation as ``"module:attr"`` (imported lazily: ``validate`` must not pay for
+boto3 or asyncssh). Registrations live in :mod:`amibake.plugins`, one line per plugin.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Kind = Literal["builder", "provisioner", "post-processor", "communicator", "datasource"]
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    kind: Kind
+    type: str
+    #: ``"module:Class"`` of the config class (a :class:`amibake.config.base.PluginConfig`)
+    config: str
+    #: ``"module:Class"`` of the implementation, or "" when amibake only validates this type
+    impl: str = ""
+    #: shown by ``inspect`` and in errors
+    summary: str = ""
+
+    def config_class(self) -> Any:
+        return _load(self.config)
+
+    def impl_class(self) -> Any:
+        if not self.impl:
+            return None
+        return _load(self.impl)
+
+
+_REGISTRY: dict[tuple[Kind, str], PluginSpec] = {}
+
+
+def register(spec: PluginSpec) -> None:
+    key = (spec.kind, spec.type)
+    if key in _REGISTRY:
+        raise ValueError(f"{spec.kind} {spec.type!r} registered twice")
+    _REGISTRY[key] = spec
+
+
+def lookup(kind: Kind, type_name: str) -> PluginSpec | None:
+    _ensure_loaded()
+    return _REGISTRY.get((kind, type_name))
+
+
+def known(kind: Kind) -> list[str]:
+    _ensure_loaded()
+    return sorted(t for k, t in _REGISTRY if k == kind)
+
+
+def _load(path: str) -> Any:
+    mod, _, attr = path.partition(":")
+    return getattr(importlib.import_module(mod), attr)
+
+
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        importlib.import_module("amibake.plugins")
