@@ -1,0 +1,94 @@
+"""The per-build step context: the cleanup stack, cancellation and interruptible waits.
+
+A step registers the undo of a resource on the line after the call that created it::
+
+    instance_id = ec2.run_instance(...)
+    ctx.defer(f"terminate instance {instance_id}", lambda: ec2.terminate(instance_id))
+
+``defer`` registers *teardown* (temporaries: always undone when the build ends); ``on_failure``
+registers *rollback* of an output (the AMI, its copies, its snapshots), undone only when the build
+fails or is cancelled. Both live on one stack and are undone in reverse order of registration,
+as Packer's runner cleans up its steps in reverse.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from amibake.api import OnError, Ui
+from amibake.errors import BuildError
+
+UndoKind = Literal["teardown", "rollback"]
+
+
+class BuildCancelled(BuildError):
+    """The build was cancelled (``env.cancel`` was set) between or inside steps."""
+
+    def __init__(self, message: str = "Build was cancelled.") -> None:
+        super().__init__(message)
+
+
+@dataclass
+class Undo:
+    """One registered cleanup: what it undoes (shown to the user) and how."""
+
+    description: str
+    fn: Callable[[], None]
+    kind: UndoKind = "teardown"
+    #: the step that registered it (for messages)
+    step: str = ""
+
+
+@dataclass
+class StepContext:
+    """What every step of one build shares: output, cancellation and the cleanup stack."""
+
+    ui: Ui
+    cancel: threading.Event = field(default_factory=threading.Event)
+    on_error: OnError = "cleanup"
+    debug: bool = False
+    #: the cleanup stack, oldest first
+    undo_stack: list[Undo] = field(default_factory=list)
+    #: the step being run (set by the runner)
+    current_step: str = ""
+    #: descriptions of cleanups that failed or were skipped, after the build ended
+    leftovers: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def defer(self, description: str, fn: Callable[[], None]) -> None:
+        """Register the teardown of a temporary resource (always run when the build ends)."""
+        self._push(Undo(description, fn, "teardown", self.current_step))
+
+    def on_failure(self, description: str, fn: Callable[[], None]) -> None:
+        """Register the rollback of an output (run only when the build fails or is cancelled)."""
+        self._push(Undo(description, fn, "rollback", self.current_step))
+
+    def _push(self, undo: Undo) -> None:
+        # steps may create resources from worker threads (region copies)
+        with self._lock:
+            self.undo_stack.append(undo)
+
+    def pending(self) -> list[Undo]:
+        with self._lock:
+            return list(self.undo_stack)
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise BuildCancelled()
+
+    def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
+        """Sleep, waking early (and raising :class:`BuildCancelled`) when ``cancel`` is set."""
+        ev = cancel
+        if ev is None:
+            time.sleep(max(0.0, seconds))
+            return
+        if ev.wait(max(0.0, seconds)):
+            raise BuildCancelled()
