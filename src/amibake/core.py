@@ -1,0 +1,334 @@
+"""From a loaded template to prepared builds: select, interpolate, decode, cross-check.
+
+This is Packer's core for both template formats. For JSON templates the plugin configs are
+rendered here with the run's interpolation context (user variables, build name and type,
+``{{timestamp}}`` fixed for the run); the keys a plugin renders late, with build data, are left
+as written and only checked for syntax. Every problem of every selected build is gathered.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from amibake import PACKER_COMPAT_VERSION, registry
+from amibake.errors import InterpolationError, Problem, TemplateError
+from amibake.template.model import BuildBlock, PluginBlock, Template
+
+#: config keys each plugin renders itself, later, with data only known then
+LATE_KEYS: dict[str, frozenset[str]] = {
+    "shell": frozenset({"execute_command"}),
+    "shell-local": frozenset({"execute_command"}),
+    "powershell": frozenset({"execute_command", "elevated_execute_command"}),
+    "windows-shell": frozenset({"execute_command"}),
+    "ansible": frozenset({"command"}),
+    "manifest": frozenset({"output"}),
+    "checksum": frozenset({"output"}),
+    "compress": frozenset({"output"}),
+}
+
+
+def late_keys(kind: str, type_name: str) -> frozenset[str]:
+    if kind == "builder" and type_name.startswith("amazon-"):
+        from amibake.template.interpolate import LATE_FIELDS_AMAZON
+
+        return LATE_FIELDS_AMAZON
+    return LATE_KEYS.get(type_name, frozenset())
+
+
+@dataclass
+class PluginInstance:
+    block: PluginBlock
+    #: the config after interpolation and ``override``, as given to the plugin's decoder
+    raw: dict[str, Any]
+    config: Any
+    pause_before: float = 0.0
+    timeout: float = 0.0
+
+    @property
+    def type(self) -> str:
+        return self.block.type
+
+
+@dataclass
+class PreparedBuild:
+    name: str
+    type: str
+    build: BuildBlock
+    builder: PluginInstance
+    provisioners: list[PluginInstance] = field(default_factory=list)
+    post_processors: list[list[PluginInstance]] = field(default_factory=list)
+    error_cleanup: PluginInstance | None = None
+
+
+@dataclass
+class RunContext:
+    """What is fixed for one run of amibake: user variables, the clock, the run id."""
+
+    template: Template
+    user_vars: dict[str, str]
+    timestamp: int = field(default_factory=lambda: int(time.time()))
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    check_files: bool = True
+    force: bool = False
+
+    @property
+    def init_time(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp, UTC)
+
+    def secrets(self) -> list[str]:
+        return [
+            self.user_vars[v.name]
+            for v in self.template.variables.values()
+            if v.sensitive and self.user_vars.get(v.name)
+        ]
+
+    def interp(self, build_name: str | None, build_type: str | None, **kw: Any) -> Any:
+        from amibake.template.interpolate import InterpContext
+
+        return InterpContext(
+            user_vars=self.user_vars,
+            build_name=build_name,
+            build_type=build_type,
+            template_dir=str(self.template.template_dir),
+            timestamp=self.timestamp,
+            init_time=self.init_time,
+            packer_version=PACKER_COMPAT_VERSION,
+            **kw,
+        )
+
+
+def build_name(build: BuildBlock, source: PluginBlock) -> str:
+    return source.name
+
+
+def select_builds(
+    template: Template, only: Sequence[str] = (), except_: Sequence[str] = ()
+) -> list[tuple[BuildBlock, PluginBlock]]:
+    """Packer's ``-only``/``-except``: names or glob patterns of build names."""
+    out = []
+    for build, source in template.all_sources():
+        name = build_name(build, source)
+        candidates = {name, f"{source.type}.{name.rsplit('.', 1)[-1]}"} if template.format == "hcl2" else {name}
+        if only and not any(fnmatch.fnmatchcase(c, pat) for c in candidates for pat in only):
+            continue
+        if except_ and any(fnmatch.fnmatchcase(c, pat) for c in candidates for pat in except_):
+            continue
+        out.append((build, source))
+    return out
+
+
+def check_min_version(template: Template) -> list[Problem]:
+    want = template.min_packer_version
+    if not want or template.format != "json":
+        return []
+
+    def parts(v: str) -> tuple[int, ...]:
+        nums = []
+        for p in v.strip().lstrip("v").split("-")[0].split("."):
+            nums.append(int(p) if p.isdigit() else 0)
+        return tuple(nums)
+
+    try:
+        ok = parts(want) <= parts(PACKER_COMPAT_VERSION)
+    except ValueError:
+        return [Problem(f"min_packer_version is not a version: {want!r}", key="min_packer_version")]
+    if ok:
+        return []
+    return [
+        Problem(
+            f"This template requires Packer version {want} or higher; amibake is compatible with Packer "
+            f"{PACKER_COMPAT_VERSION}",
+            key="min_packer_version",
+        )
+    ]
+
+
+class Preparer:
+    def __init__(self, run: RunContext) -> None:
+        self.run = run
+        self.problems: list[Problem] = []
+        self.warnings: list[str] = []
+
+    def _render(self, block: PluginBlock, raw: Mapping[str, Any], ctx: Any, late: frozenset[str]) -> dict[str, Any]:
+        from amibake.template.interpolate import check, render_deep
+
+        out: dict[str, Any] = {}
+        for key, value in raw.items():
+            try:
+                if key in late:
+                    for text in _strings(value):
+                        for msg in check(text, ctx):
+                            self._problem(block, key, msg)
+                    out[key] = value
+                else:
+                    out[key] = render_deep(value, ctx)
+            except InterpolationError as e:
+                self._problem(block, key, f"template error in {_short(value)}: {e.message}")
+                out[key] = value
+        return out
+
+    def _problem(self, block: PluginBlock, key: str | None, message: str) -> None:
+        self.problems.append(
+            Problem(
+                message,
+                key=f"{block.key_path}.{key}" if key else block.key_path,
+                pos=block.key_pos.get(key, block.pos) if key else block.pos,
+            )
+        )
+
+    def instance(
+        self, block: PluginBlock, build: str, builder_type: str, override: Mapping[str, Any] | None = None
+    ) -> PluginInstance | None:
+        from amibake.config.base import CheckContext, decode
+        from amibake.config.durations import parse_duration
+
+        kind = block.kind
+        spec = registry.lookup(kind, block.type)
+        if spec is None:
+            known = ", ".join(registry.known(kind))
+            self._problem(
+                block,
+                None,
+                f'unknown {kind} type "{block.type}": amibake does not implement it (it may be a third-party '
+                f"plugin). Known {kind}s: {known}",
+            )
+            return None
+        raw = dict(block.config)
+        if override:
+            raw.update(override)
+        if self.run.template.format == "json":
+            ctx = self.run.interp(build, builder_type, keep_unknown_fields=True)
+            raw = self._render(block, raw, ctx, late_keys(kind, block.type))
+        check_ctx = CheckContext(
+            template_dir=self.run.template.template_dir,
+            key_path=block.key_path,
+            key_pos=block.key_pos,
+            check_files=self.run.check_files,
+            build_name=build,
+            force=self.run.force,
+        )
+        config, problems, warnings = decode(spec.config_class(), raw, check_ctx)
+        self.problems += problems
+        self.warnings += [f"{block.key_path}: {w}" for w in warnings]
+        inst = PluginInstance(block=block, raw=raw, config=config)
+        for key in ("pause_before", "timeout"):
+            text = getattr(block, key)
+            if text:
+                try:
+                    setattr(inst, key, parse_duration(text))
+                except ValueError as e:
+                    self._problem(block, key, str(e))
+        return inst if config is not None else None
+
+    def prepare(self, build: BuildBlock, source: PluginBlock) -> PreparedBuild | None:
+        name = build_name(build, source)
+        n_before = len(self.problems)
+        builder = self.instance(source, name, source.type)
+        prepared_provs: list[PluginInstance] = []
+        short = name.rsplit(".", 1)[-1]
+        ref_names = {name, f"{source.type}.{short}"}
+
+        def applies(block: PluginBlock) -> bool:
+            if block.only and not ref_names & set(block.only):
+                return False
+            return not (block.except_ and ref_names & set(block.except_))
+
+        for p in build.provisioners:
+            if not applies(p):
+                continue
+            override = p.override.get(name) or p.override.get(short)
+            inst = self.instance(p, name, source.type, override)
+            if inst is not None:
+                prepared_provs.append(inst)
+        pps: list[list[PluginInstance]] = []
+        for seq in build.post_processors:
+            chain = []
+            for pp in seq:
+                if not applies(pp):
+                    continue
+                inst = self.instance(pp, name, source.type)
+                if inst is not None:
+                    chain.append(inst)
+            if chain:
+                pps.append(chain)
+        cleanup = None
+        if build.error_cleanup_provisioner is not None:
+            cleanup = self.instance(build.error_cleanup_provisioner, name, source.type)
+        if builder is None or len(self.problems) > n_before:
+            return None
+        return PreparedBuild(
+            name=name,
+            type=source.type,
+            build=build,
+            builder=builder,
+            provisioners=prepared_provs,
+            post_processors=pps,
+            error_cleanup=cleanup,
+        )
+
+
+def prepare_builds(
+    run: RunContext, only: Sequence[str] = (), except_: Sequence[str] = ()
+) -> tuple[list[PreparedBuild], list[str]]:
+    """Prepare every selected build; raises :class:`TemplateError` with all problems of all builds."""
+    problems = check_min_version(run.template)
+    selected = select_builds(run.template, only, except_)
+    prep = Preparer(run)
+    out = []
+    for build, source in selected:
+        p = prep.prepare(build, source)
+        if p is not None:
+            out.append(p)
+    problems += prep.problems
+    if problems:
+        raise TemplateError(problems)
+    return out, run.template.warnings + prep.warnings
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (_strings(k) + _strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def load_template(
+    path: Path,
+    var_files: Sequence[Path] = (),
+    cli_vars: Mapping[str, str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> RunContext:
+    """Load a JSON or HCL2 template (file or directory) and resolve its variables."""
+    from amibake.template.model import Template  # noqa: F401
+
+    run_ts = int(time.time())
+    if path.is_dir() or path.name.endswith((".pkr.hcl", ".pkr.json")):
+        from amibake.template.hcl import load_hcl
+
+        template = load_hcl(path, var_files=var_files, vars=dict(cli_vars or {}), env=env)
+        values = {n: v.default for n, v in template.variables.items() if isinstance(v.default, str)}
+        return RunContext(template=template, user_vars=values, timestamp=run_ts)
+    if not path.exists():
+        raise TemplateError([Problem(f"template file not found: {path}")])
+    from amibake.template.json_loader import load_json
+    from amibake.template.variables import resolve_json_variables
+
+    template = load_json(path)
+    values = resolve_json_variables(template, var_files, cli_vars, env=env, timestamp=run_ts)
+    return RunContext(template=template, user_vars=values, timestamp=run_ts)

@@ -1,0 +1,154 @@
+"""User variables of JSON templates: defaults < -var-file (in order) < -var, then rendered.
+
+Packer renders every variable's value as a template in which ``{{env}}`` is allowed and
+``{{user}}`` may name another variable; required variables (``null`` default) that stay unset are
+all reported at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from amibake.errors import InterpolationError, Pos, Problem, TemplateError
+from amibake.template.jsonpos import loads
+from amibake.template.model import MISSING, Template
+
+
+def parse_var_flag(text: str) -> tuple[str, str]:
+    """``-var 'name=value'``: the first ``=`` splits."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name:
+        raise TemplateError([Problem(f"invalid -var {text!r}: expected name=value")])
+    return name, value
+
+
+def read_json_var_file(path: Path) -> dict[str, str]:
+    from amibake.template.json_loader import weak_string
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise TemplateError([Problem(f"cannot read var file: {e.strerror or e}", pos=Pos(str(path)))]) from None
+    value, problems = loads(str(path), text)
+    if problems:
+        raise TemplateError(problems)
+    if not isinstance(value, dict):
+        raise TemplateError([Problem("a var file must be a JSON object of name: value", pos=Pos(str(path), 1, 1))])
+    out: dict[str, str] = {}
+    bad: list[Problem] = []
+    for k, v in value.items():
+        s = weak_string(v)
+        if s is None:
+            bad.append(
+                Problem(
+                    f"expected a string, number or boolean, got {json.dumps(v)[:40]}",
+                    key=k,
+                    pos=value.key_pos.get(k) if hasattr(value, "key_pos") else None,
+                )
+            )
+        else:
+            out[k] = s
+    if bad:
+        raise TemplateError(bad)
+    return out
+
+
+def resolve_json_variables(
+    template: Template,
+    var_files: Sequence[Path] = (),
+    cli_vars: Mapping[str, str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    timestamp: int | None = None,
+) -> dict[str, str]:
+    """The final value of every user variable of a JSON template."""
+    from amibake.template.interpolate import InterpContext, render
+
+    values: dict[str, str] = {}
+    for name, var in template.variables.items():
+        if var.default is not MISSING:
+            values[name] = var.default
+    for f in var_files:
+        values.update(read_json_var_file(f))
+    values.update(cli_vars or {})
+
+    problems = [
+        Problem(f"required variable not set: {name}", key=f"variables.{name}", pos=var.pos)
+        for name, var in template.variables.items()
+        if var.required and name not in values
+    ]
+    if problems:
+        raise TemplateError(problems)
+
+    # Render until a fixed point: variables may refer to each other through {{user}}.
+    rendered: dict[str, str] = {}
+    pending = dict(values)
+    for _ in range(len(pending) + 1):
+        progressed = False
+        for name, raw in list(pending.items()):
+            if "{{" not in raw:
+                rendered[name] = raw
+                del pending[name]
+                progressed = True
+                continue
+            ctx_kwargs = dict(user_vars=rendered | {}, allow_env=True, env=env, template_dir=str(template.template_dir))
+            if timestamp is not None:
+                ctx_kwargs["timestamp"] = timestamp
+            try:
+                ctx = InterpContext(**ctx_kwargs)  # type: ignore[arg-type]
+                out = render(raw, _Strict(ctx, set(pending) - {name}))
+            except _NotYet:
+                continue
+            except InterpolationError as e:
+                var = template.variables.get(name)
+                problems.append(
+                    Problem(f"error rendering variable {name}: {e.message}", key=f"variables.{name}",
+                            pos=var.pos if var else None)
+                )
+                del pending[name]
+                continue
+            rendered[name] = out
+            del pending[name]
+            progressed = True
+        if not pending or not progressed:
+            break
+    for name in pending:
+        var = template.variables.get(name)
+        problems.append(
+            Problem(f"variable {name} refers to itself through other variables (a cycle)", key=f"variables.{name}",
+                    pos=var.pos if var else None)
+        )
+    if problems:
+        raise TemplateError(problems)
+    return rendered
+
+
+class _NotYet(Exception):
+    pass
+
+
+def _Strict(ctx: object, unresolved: set[str]) -> object:
+    """A context whose ``user_vars`` raise :class:`_NotYet` for variables not rendered yet."""
+
+    class _Vars(dict[str, str]):
+        def __missing__(self, key: str) -> str:
+            if key in unresolved:
+                raise _NotYet(key)
+            raise KeyError(key)
+
+        def get(self, key: str, default: object = None) -> str:  # type: ignore[override]
+            if key in unresolved:
+                raise _NotYet(key)
+            return super().get(key, default)  # type: ignore[return-value]
+
+        def __contains__(self, key: object) -> bool:
+            if key in unresolved:
+                raise _NotYet(key)
+            return super().__contains__(key)
+
+    import dataclasses
+
+    return dataclasses.replace(ctx, user_vars=_Vars(ctx.user_vars))  # type: ignore[call-overload]

@@ -1,0 +1,185 @@
+"""Packer-shaped output: ``==> name: step`` and ``    name: detail`` lines per build.
+
+One :class:`Console` per run, shared by every build thread (a lock keeps lines whole); each build
+gets a :class:`BuildUi` that prefixes its name. Every line goes through the :class:`Redactor`, so
+a secret (sensitive variable, password, private key) never reaches the terminal or a log.
+``-machine-readable`` switches to Packer's ``timestamp,target,type,data`` lines.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TextIO
+
+from amibake.ui import machine
+
+# Packer's per-build colours, in order
+_COLORS = ["\033[1;32m", "\033[1;36m", "\033[1;35m", "\033[1;33m", "\033[1;34m"]
+_RED = "\033[1;31m"
+_RESET = "\033[0m"
+
+SENSITIVE = "<sensitive>"
+
+
+class Redactor:
+    """Replaces every registered secret (and each line of a multi-line secret) in text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: list[str] = []
+        self._lock = threading.Lock()
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        with self._lock:
+            for s in secrets:
+                if not s or len(s) < 3:
+                    continue
+                parts = [s] + [ln.strip() for ln in s.splitlines() if len(ln.strip()) >= 8]
+                for p in parts:
+                    if p not in self._secrets:
+                        self._secrets.append(p)
+            self._secrets.sort(key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for s in self._secrets:
+            if s in text:
+                text = text.replace(s, SENSITIVE)
+        return text
+
+
+class Console:
+    def __init__(
+        self,
+        *,
+        out: TextIO | None = None,
+        err: TextIO | None = None,
+        color: bool | None = None,
+        machine_readable: bool = False,
+        timestamps: bool = False,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.machine = machine_readable
+        self.color = (self.out.isatty() if color is None else color) and not machine_readable
+        self.timestamps = timestamps
+        self.redact = redactor or Redactor()
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def _write(self, text: str, *, stream: TextIO | None = None) -> None:
+        text = self.redact(text)
+        with self._lock:
+            s = stream or self.out
+            s.write(text + "\n")
+            s.flush()
+
+    def _stamp(self, text: str) -> str:
+        if self.timestamps and not self.machine:
+            return datetime.now().strftime("%Y-%m-%dT%H:%M:%S%z: ") + text
+        return text
+
+    def say(self, text: str) -> None:
+        if self.machine:
+            self._write(machine.line("", "ui", "say", self.redact(text)))
+        else:
+            self._write(self._stamp(text))
+
+    def error(self, text: str) -> None:
+        if self.machine:
+            self._write(machine.line("", "ui", "error", self.redact(text)))
+        else:
+            self._write(self._stamp(f"{_RED}{text}{_RESET}" if self.color else text), stream=self.err)
+
+    def machine_line(self, target: str, type_: str, *data: str) -> None:
+        if self.machine:
+            self._write(machine.line(target, type_, *(self.redact(d) for d in data)))
+
+    def build_ui(self, name: str) -> BuildUi:
+        color = _COLORS[self._n % len(_COLORS)] if self.color else ""
+        self._n += 1
+        return BuildUi(self, name, color)
+
+
+class BuildUi:
+    """Implements :class:`amibake.api.Ui` for one build."""
+
+    def __init__(self, console: Console, name: str, color: str) -> None:
+        self.console = console
+        self.name = name
+        self.color = color
+        self._last_progress: dict[str, float] = {}
+
+    def _line(self, marker: str, text: str, color: str) -> None:
+        c = self.console
+        for part in (text.splitlines() or [""]):
+            body = f"{marker} {self.name}: {part}" if marker else f"    {self.name}: {part}"
+            if color:
+                body = f"{color}{body}{_RESET}"
+            c._write(c._stamp(body))
+
+    def say(self, message: str) -> None:
+        if self.console.machine:
+            self.console._write(machine.line(self.name, "ui", "say", self.console.redact(f"==> {self.name}: {message}")))
+            return
+        self._line("==>", message, self.color)
+
+    def message(self, message: str) -> None:
+        if self.console.machine:
+            self.console._write(machine.line(self.name, "ui", "message", self.console.redact(f"    {self.name}: {message}")))
+            return
+        self._line("", message, self.color.replace("1;", "") if self.color else "")
+
+    def error(self, message: str) -> None:
+        if self.console.machine:
+            self.console._write(machine.line(self.name, "ui", "error", self.console.redact(f"==> {self.name}: {message}")))
+            return
+        self._line("==>", message, _RED if self.console.color else "")
+
+    def progress(self, label: str, fraction: float | None) -> None:
+        """Shown at start, at each 10 % step, and at the end; at most once a second otherwise."""
+        now = time.monotonic()
+        key = label
+        last = self._last_progress.get(key)
+        if fraction is None:
+            if last is None or now - last >= 5:
+                self._last_progress[key] = now
+                self.message(f"{label}...")
+            return
+        pct = int(max(0.0, min(1.0, fraction)) * 100)
+        bucket = float(pct // 10)
+        if last is not None and bucket <= last and pct < 100:
+            return
+        self._last_progress[key] = bucket
+        self.message(f"{label}: {pct}%")
+
+    def machine_line(self, type_: str, *data: str) -> None:
+        self.console.machine_line(self.name, type_, *data)
+
+    def ask(self, question: str) -> str:
+        if not sys.stdin.isatty():
+            return ""
+        with self.console._lock:
+            self.console.out.write(self.console.redact(f"==> {self.name}: {question} "))
+            self.console.out.flush()
+            try:
+                return sys.stdin.readline().strip()
+            except (OSError, KeyboardInterrupt):
+                return ""
+
+
+def human_duration(seconds: float) -> str:
+    """Packer's ``Build 'x' finished after 1 minute 2 seconds`` style."""
+    ms_total = int(round(seconds * 1000))
+    h, rem = divmod(ms_total, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms = divmod(rem, 1000)
+    parts = []
+    for n, unit in ((h, "hour"), (m, "minute"), (s, "second"), (ms, "millisecond")):
+        if n:
+            parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
+    return " ".join(parts) or "0 seconds"

@@ -1,0 +1,67 @@
+"""The shared corpus of real Packer templates and Packer 1.6.6's verdicts on them."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: shared/ sits beside the repository (the developers' machines and CI alike); AMIBAKE_SHARED overrides
+SHARED = Path(os.environ.get("AMIBAKE_SHARED", Path(__file__).resolve().parents[3] / "shared"))
+CORPUS = SHARED / "corpus"
+
+
+@dataclass(frozen=True)
+class Entry:
+    dir: str
+    file: str
+    validate_exit: int
+    first_error: str
+    var_files: tuple[str, ...]
+    dummy_vars: tuple[str, ...]
+    newer: str
+
+    @property
+    def path(self) -> Path:
+        return CORPUS / "templates" / self.dir
+
+    @property
+    def is_json(self) -> bool:
+        return self.file.endswith(".json") and not self.file.endswith(".pkr.json")
+
+    @property
+    def packer_accepts_today(self) -> bool:
+        """1.6.6's verdict, except where it rejects only a feature newer than 1.6.6."""
+        if self.validate_exit == 0:
+            return True
+        newer = self.newer.lower()
+        if not newer:
+            return False
+        return "not a version issue" not in newer and "needs packer fix" not in newer
+
+    def args(self) -> list[str]:
+        out = []
+        for f in self.var_files:
+            out.append(f"-var-file={f}")
+        for v in self.dummy_vars:
+            out.append(f"-var={v}")
+        return out
+
+
+def entries() -> list[Entry]:
+    rows = []
+    with open(CORPUS / "packer-1.6.6-results.tsv", newline="") as fh:
+        for r in csv.DictReader(fh, delimiter="\t"):
+            rows.append(
+                Entry(
+                    dir=r["dir"],
+                    file=r["file"],
+                    validate_exit=int(r["validate_exit"] or 1),
+                    first_error=r["first_error"],
+                    var_files=tuple(v for v in r["var_files"].split(",") if v),
+                    dummy_vars=tuple(v for v in r["dummy_vars"].split(" ") if v),
+                    newer=r["newer_than_1.6.6_or_unsupported"],
+                )
+            )
+    return rows
