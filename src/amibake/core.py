@@ -115,7 +115,9 @@ def select_builds(
     out = []
     for build, source in template.all_sources():
         name = build_name(build, source)
-        candidates = {name, f"{source.type}.{name.rsplit('.', 1)[-1]}"} if template.format == "hcl2" else {name}
+        candidates = (
+            {name, f"{source.type}.{name.rsplit('.', 1)[-1]}"} if template.format == "hcl2" else {name}
+        )
         if only and not any(fnmatch.fnmatchcase(c, pat) for c in candidates for pat in only):
             continue
         if except_ and any(fnmatch.fnmatchcase(c, pat) for c in candidates for pat in except_):
@@ -156,7 +158,9 @@ class Preparer:
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
 
-    def _render(self, block: PluginBlock, raw: Mapping[str, Any], ctx: Any, late: frozenset[str]) -> dict[str, Any]:
+    def _render(
+        self, block: PluginBlock, raw: Mapping[str, Any], ctx: Any, late: frozenset[str]
+    ) -> dict[str, Any]:
         from amibake.template.interpolate import check, render_deep
 
         out: dict[str, Any] = {}

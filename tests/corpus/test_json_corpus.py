@@ -47,7 +47,9 @@ def test_validate_matches_packer(entry: Entry, monkeypatch: pytest.MonkeyPatch) 
     if known is not None:
         assert verdict == known[0], f"listed disagreement no longer holds ({known[1]}); output:\n{output}"
         return
-    assert verdict == expected, f"Packer would {expected}; amibake said:\n{output}\nPacker 1.6.6: {entry.first_error}"
+    assert verdict == expected, (
+        f"Packer would {expected}; amibake said:\n{output}\nPacker 1.6.6: {entry.first_error}"
+    )
     if code == 1:
         assert output.count("\n") >= 1
 

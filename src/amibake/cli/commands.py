@@ -12,7 +12,12 @@ from amibake.errors import TemplateError
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("-syntax-only", "syntax_only", is_flag=True, help="Only check syntax. Do not verify config of the template.")
+@click.option(
+    "-syntax-only",
+    "syntax_only",
+    is_flag=True,
+    help="Only check syntax. Do not verify config of the template.",
+)
 @click.option("-machine-readable", "machine", is_flag=True, help="Produce machine-readable output.")
 @click.option("-no-warn-undeclared-var", "no_warn", is_flag=True, hidden=True)
 @var_options
@@ -64,3 +69,89 @@ def inspect(template: Path, machine: bool, vars_: tuple[str, ...], var_files: tu
     from amibake.cli.inspect import inspect_template
 
     inspect_template(template, machine=machine, var_files=var_files, cli_vars=parse_vars(vars_))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option(
+    "-force",
+    "force",
+    is_flag=True,
+    help="Force a build to continue if artifacts exist, deletes existing artifacts.",
+)
+@click.option("-debug", "debug", is_flag=True, help="Debug mode enabled for builds (pause after each step).")
+@click.option("-machine-readable", "machine", is_flag=True, help="Produce machine-readable output.")
+@click.option(
+    "-color", "color", type=bool, default=None, metavar="false", help="Disable color output (-color=false)."
+)
+@click.option(
+    "-timestamp-ui",
+    "timestamps",
+    is_flag=True,
+    help="Enable prefixing of each ui output with an RFC3339 timestamp.",
+)
+@click.option(
+    "-on-error",
+    "on_error",
+    type=click.Choice(["cleanup", "abort", "ask", "run-cleanup-provisioner"]),
+    default="cleanup",
+    help="If the build fails do: clean up (default), abort, ask, or run-cleanup-provisioner.",
+)
+@click.option(
+    "-parallel-builds",
+    "parallel",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Number of builds to run in parallel. 0 means no limit (default: 0).",
+)
+@var_options
+@only_except_options
+@click.argument("template", type=click.Path(path_type=Path))
+def build(
+    template: Path,
+    force: bool,
+    debug: bool,
+    machine: bool,
+    color: bool | None,
+    timestamps: bool,
+    on_error: str,
+    parallel: int,
+    vars_: tuple[str, ...],
+    var_files: tuple[Path, ...],
+    only: tuple[str, ...],
+    except_: tuple[str, ...],
+) -> None:
+    """Build images from a template: every build in parallel, then its post-processors.
+
+    Temporary resources (instance, key pair, security group, volumes) are removed whatever
+    happens, unless -on-error=abort says to keep them for debugging.
+    """
+    import sys
+
+    from amibake.build import BuildOptions, BuildRunner, install_signal_handlers
+    from amibake.core import load_template, prepare_builds
+    from amibake.errors import Interrupted
+    from amibake.ui.console import Console, Redactor
+
+    run = load_template(template, var_files, parse_vars(vars_))
+    run.force = force
+    builds, warnings = prepare_builds(run, split_csv(only), split_csv(except_))
+    console = Console(
+        color=color, machine_readable=machine, timestamps=timestamps, redactor=Redactor(run.secrets())
+    )
+    for w in warnings:
+        console.error(f"Warning: {w}")
+    if not builds:
+        raise TemplateError(["no build matches -only/-except"])
+    runner = BuildRunner(
+        run,
+        builds,
+        console,
+        BuildOptions(on_error=on_error, parallel_builds=parallel, debug=debug, force=force),  # type: ignore[arg-type]
+    )
+    state = install_signal_handlers(runner)
+    results = runner.run_all()
+    if state["signum"]:
+        raise Interrupted(state["signum"])
+    if any(r.error for r in results):
+        sys.exit(1)

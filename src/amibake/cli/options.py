@@ -17,7 +17,11 @@ def _csv(values: tuple[str, ...]) -> list[str]:
 
 def var_options(f: F) -> F:
     f = click.option(
-        "-var", "vars_", multiple=True, metavar="'key=value'", help="Variable for templates, can be used multiple times."
+        "-var",
+        "vars_",
+        multiple=True,
+        metavar="'key=value'",
+        help="Variable for templates, can be used multiple times.",
     )(f)
     f = click.option(
         "-var-file",
@@ -31,10 +35,20 @@ def var_options(f: F) -> F:
 
 
 def only_except_options(f: F) -> F:
-    f = click.option("-only", "only", multiple=True, metavar="foo,bar,baz",
-                     help="Run only the builds with the given comma-separated names (globs allowed).")(f)
-    f = click.option("-except", "except_", multiple=True, metavar="foo,bar,baz",
-                     help="Run all builds and post-processors other than these (globs allowed).")(f)
+    f = click.option(
+        "-only",
+        "only",
+        multiple=True,
+        metavar="foo,bar,baz",
+        help="Run only the builds with the given comma-separated names (globs allowed).",
+    )(f)
+    f = click.option(
+        "-except",
+        "except_",
+        multiple=True,
+        metavar="foo,bar,baz",
+        help="Run all builds and post-processors other than these (globs allowed).",
+    )(f)
     return f
 
 

@@ -28,7 +28,16 @@ ROOT_KEYS = frozenset(
 )
 #: keys Packer's core consumes; the plugin never sees them
 BUILDER_CORE_KEYS = ("type", "name")
-PROVISIONER_CORE_KEYS = ("type", "name", "only", "except", "override", "pause_before", "max_retries", "timeout")
+PROVISIONER_CORE_KEYS = (
+    "type",
+    "name",
+    "only",
+    "except",
+    "override",
+    "pause_before",
+    "max_retries",
+    "timeout",
+)
 POST_PROCESSOR_CORE_KEYS = ("type", "name", "only", "except", "keep_input_artifact")
 
 
@@ -86,7 +95,11 @@ class _Loader:
             raise TemplateError(self.problems)
         if not isinstance(raw, dict):
             raise TemplateError(
-                [Problem(f"a template must be a JSON object, not {_type_name(raw)}", pos=Pos(self.file, 1, 1))]
+                [
+                    Problem(
+                        f"a template must be a JSON object, not {_type_name(raw)}", pos=Pos(self.file, 1, 1)
+                    )
+                ]
             )
         template = Template(
             path=self.path,
@@ -100,7 +113,9 @@ class _Loader:
                 continue
             if key.startswith("_"):
                 if not isinstance(raw[key], str):
-                    self.problem("a root-level comment key must have a string value", key, self.key_pos(raw, key))
+                    self.problem(
+                        "a root-level comment key must have a string value", key, self.key_pos(raw, key)
+                    )
                 continue
             self.problem(f"Unknown root level key in template: '{key}'", key, self.key_pos(raw, key))
         if "push" in raw:
@@ -120,8 +135,11 @@ class _Loader:
         build.provisioners = self.provisioners(raw)
         build.post_processors = self.post_processors(raw)
         if "error-cleanup-provisioner" in raw:
-            p = self.provisioner(raw["error-cleanup-provisioner"], "error-cleanup-provisioner",
-                                 self.key_pos(raw, "error-cleanup-provisioner"))
+            p = self.provisioner(
+                raw["error-cleanup-provisioner"],
+                "error-cleanup-provisioner",
+                self.key_pos(raw, "error-cleanup-provisioner"),
+            )
             build.error_cleanup_provisioner = p
         template.builds = [build]
         self.validate_references(template)
@@ -137,15 +155,21 @@ class _Loader:
         if rv is None:
             rv = {}
         if not isinstance(rv, dict):
-            self.problem(f"expected an object of variables, got {_type_name(rv)}", "variables",
-                         self.key_pos(raw, "variables"))
+            self.problem(
+                f"expected an object of variables, got {_type_name(rv)}",
+                "variables",
+                self.key_pos(raw, "variables"),
+            )
             rv = {}
         sensitive = raw.get("sensitive-variables", [])
         if sensitive is None:
             sensitive = []
         if not isinstance(sensitive, list) or not all(isinstance(s, str) for s in sensitive):
-            self.problem("expected a list of variable names", "sensitive-variables",
-                         self.key_pos(raw, "sensitive-variables"))
+            self.problem(
+                "expected a list of variable names",
+                "sensitive-variables",
+                self.key_pos(raw, "sensitive-variables"),
+            )
             sensitive = []
         for name, value in rv.items():
             pos = self.key_pos(rv, name)
@@ -211,12 +235,15 @@ class _Loader:
                 continue
             name = b.get("name", "")
             if not isinstance(name, str):
-                self.problem(f"builder {i + 1}: 'name' must be a string", f"{path}.name", self.key_pos(b, "name"))
+                self.problem(
+                    f"builder {i + 1}: 'name' must be a string", f"{path}.name", self.key_pos(b, "name")
+                )
                 continue
             name = name or btype
             if name in seen:
                 self.problem(
-                    f"builder {i + 1}: builder with name '{name}' already exists", f"{path}.name",
+                    f"builder {i + 1}: builder with name '{name}' already exists",
+                    f"{path}.name",
                     self.key_pos(b, "name") or pos,
                 )
                 continue
@@ -256,8 +283,11 @@ class _Loader:
         block.except_ = self._str_list(p, "except", path)
         override = p.get("override", {})
         if not isinstance(override, dict) or not all(isinstance(v, dict) for v in override.values()):
-            self.problem("expected an object mapping build names to objects", f"{path}.override",
-                         self.key_pos(p, "override"))
+            self.problem(
+                "expected an object mapping build names to objects",
+                f"{path}.override",
+                self.key_pos(p, "override"),
+            )
         else:
             block.override = {k: dict(v) for k, v in override.items()}
         for key in ("pause_before", "timeout"):
@@ -269,8 +299,11 @@ class _Loader:
                     # Packer decodes a bare number as nanoseconds
                     setattr(block, key, f"{v}ns")
                 else:
-                    self.problem(f"expected a duration such as \"30s\", got {_type_name(v)}", f"{path}.{key}",
-                                 self.key_pos(p, key))
+                    self.problem(
+                        f'expected a duration such as "30s", got {_type_name(v)}',
+                        f"{path}.{key}",
+                        self.key_pos(p, key),
+                    )
         if "max_retries" in p:
             v = p["max_retries"]
             try:
@@ -278,7 +311,9 @@ class _Loader:
                     raise ValueError
                 block.max_retries = int(v)
             except (TypeError, ValueError):
-                self.problem(f"expected an integer, got {v!r}", f"{path}.max_retries", self.key_pos(p, "max_retries"))
+                self.problem(
+                    f"expected an integer, got {v!r}", f"{path}.max_retries", self.key_pos(p, "max_retries")
+                )
         return block
 
     def provisioners(self, raw: dict[str, Any]) -> list[PluginBlock]:
@@ -318,8 +353,11 @@ class _Loader:
             elif isinstance(v, str) and v.lower() in ("true", "false", "1", "0"):
                 block.keep_input_artifact = v.lower() in ("true", "1")
             else:
-                self.problem(f"expected a boolean, got {v!r}", f"{path}.keep_input_artifact",
-                             self.key_pos(pp, "keep_input_artifact"))
+                self.problem(
+                    f"expected a boolean, got {v!r}",
+                    f"{path}.keep_input_artifact",
+                    self.key_pos(pp, "keep_input_artifact"),
+                )
         return block
 
     def post_processors(self, raw: dict[str, Any]) -> list[list[PluginBlock]]:
@@ -335,8 +373,10 @@ class _Loader:
                     ipos = self.item_pos(pp, j) or pos
                     if isinstance(inner, list):
                         self.problem(
-                            f"post-processor {i + 1}.{j + 1}: sequence not allowed to be nested in a sequence",
-                            ipath, ipos,
+                            f"post-processor {i + 1}.{j + 1}: "
+                            "sequence not allowed to be nested in a sequence",
+                            ipath,
+                            ipos,
                         )
                         continue
                     block = self.post_processor(inner, ipath, ipos)

@@ -43,8 +43,9 @@ def syntax_error(filename: str, text: str, err: json.JSONDecodeError) -> Problem
     current = lines[line - 1] if 0 < line <= len(lines) else ""
     excerpt.append(f"{line:5d}: {current}")
     excerpt.append(" " * (col + 6) + "^")
-    message = f"Error parsing JSON: {err.msg}\nAt line {line}, column {col} (offset {err.pos}):\n" + "\n".join(
-        excerpt
+    message = (
+        f"Error parsing JSON: {err.msg}\nAt line {line}, column {col} (offset {err.pos}):\n"
+        + "\n".join(excerpt)
     )
     return Problem(message, pos=Pos(filename, line, col))
 

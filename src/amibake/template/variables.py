@@ -31,12 +31,16 @@ def read_json_var_file(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise TemplateError([Problem(f"cannot read var file: {e.strerror or e}", pos=Pos(str(path)))]) from None
+        raise TemplateError(
+            [Problem(f"cannot read var file: {e.strerror or e}", pos=Pos(str(path)))]
+        ) from None
     value, problems = loads(str(path), text)
     if problems:
         raise TemplateError(problems)
     if not isinstance(value, dict):
-        raise TemplateError([Problem("a var file must be a JSON object of name: value", pos=Pos(str(path), 1, 1))])
+        raise TemplateError(
+            [Problem("a var file must be a JSON object of name: value", pos=Pos(str(path), 1, 1))]
+        )
     out: dict[str, str] = {}
     bad: list[Problem] = []
     for k, v in value.items():
@@ -94,7 +98,9 @@ def resolve_json_variables(
                 del pending[name]
                 progressed = True
                 continue
-            ctx_kwargs = dict(user_vars=rendered | {}, allow_env=True, env=env, template_dir=str(template.template_dir))
+            ctx_kwargs = dict(
+                user_vars=rendered | {}, allow_env=True, env=env, template_dir=str(template.template_dir)
+            )
             if timestamp is not None:
                 ctx_kwargs["timestamp"] = timestamp
             try:
@@ -105,8 +111,11 @@ def resolve_json_variables(
             except InterpolationError as e:
                 var = template.variables.get(name)
                 problems.append(
-                    Problem(f"error rendering variable {name}: {e.message}", key=f"variables.{name}",
-                            pos=var.pos if var else None)
+                    Problem(
+                        f"error rendering variable {name}: {e.message}",
+                        key=f"variables.{name}",
+                        pos=var.pos if var else None,
+                    )
                 )
                 del pending[name]
                 continue
@@ -118,8 +127,11 @@ def resolve_json_variables(
     for name in pending:
         var = template.variables.get(name)
         problems.append(
-            Problem(f"variable {name} refers to itself through other variables (a cycle)", key=f"variables.{name}",
-                    pos=var.pos if var else None)
+            Problem(
+                f"variable {name} refers to itself through other variables (a cycle)",
+                key=f"variables.{name}",
+                pos=var.pos if var else None,
+            )
         )
     if problems:
         raise TemplateError(problems)

@@ -116,7 +116,7 @@ class BuildUi:
 
     def _line(self, marker: str, text: str, color: str) -> None:
         c = self.console
-        for part in (text.splitlines() or [""]):
+        for part in text.splitlines() or [""]:
             body = f"{marker} {self.name}: {part}" if marker else f"    {self.name}: {part}"
             if color:
                 body = f"{color}{body}{_RESET}"
@@ -124,19 +124,25 @@ class BuildUi:
 
     def say(self, message: str) -> None:
         if self.console.machine:
-            self.console._write(machine.line(self.name, "ui", "say", self.console.redact(f"==> {self.name}: {message}")))
+            self.console._write(
+                machine.line(self.name, "ui", "say", self.console.redact(f"==> {self.name}: {message}"))
+            )
             return
         self._line("==>", message, self.color)
 
     def message(self, message: str) -> None:
         if self.console.machine:
-            self.console._write(machine.line(self.name, "ui", "message", self.console.redact(f"    {self.name}: {message}")))
+            self.console._write(
+                machine.line(self.name, "ui", "message", self.console.redact(f"    {self.name}: {message}"))
+            )
             return
         self._line("", message, self.color.replace("1;", "") if self.color else "")
 
     def error(self, message: str) -> None:
         if self.console.machine:
-            self.console._write(machine.line(self.name, "ui", "error", self.console.redact(f"==> {self.name}: {message}")))
+            self.console._write(
+                machine.line(self.name, "ui", "error", self.console.redact(f"==> {self.name}: {message}"))
+            )
             return
         self._line("==>", message, _RED if self.console.color else "")
 
@@ -174,7 +180,7 @@ class BuildUi:
 
 def human_duration(seconds: float) -> str:
     """Packer's ``Build 'x' finished after 1 minute 2 seconds`` style."""
-    ms_total = int(round(seconds * 1000))
+    ms_total = round(seconds * 1000)
     h, rem = divmod(ms_total, 3_600_000)
     m, rem = divmod(rem, 60_000)
     s, ms = divmod(rem, 1000)
