@@ -91,7 +91,7 @@ class _Loader:
     def load(self) -> Template:
         raw, problems = loads(self.file, self.text)
         self.problems += problems
-        if raw is None:
+        if raw is None and problems:
             raise TemplateError(self.problems)
         if not isinstance(raw, dict):
             raise TemplateError(
