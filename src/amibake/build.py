@@ -113,7 +113,8 @@ class BuildHooks:
 
     def provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
         for inst in self.build.provisioners:
-            self.env.cancel.is_set() and _raise_cancelled()
+            if self.env.cancel.is_set():
+                _raise_cancelled()
             self._run_one(inst, comm, build_data)
 
     def cleanup_provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from amibake.errors import InterpolationError, Pos, Problem, TemplateError
 from amibake.template.jsonpos import loads
@@ -109,12 +110,11 @@ def resolve_json_variables(
             except _NotYet:
                 continue
             except InterpolationError as e:
-                var = template.variables.get(name)
                 problems.append(
                     Problem(
                         f"error rendering variable {name}: {e.message}",
                         key=f"variables.{name}",
-                        pos=var.pos if var else None,
+                        pos=_pos(template, name),
                     )
                 )
                 del pending[name]
@@ -125,12 +125,11 @@ def resolve_json_variables(
         if not pending or not progressed:
             break
     for name in pending:
-        var = template.variables.get(name)
         problems.append(
             Problem(
                 f"variable {name} refers to itself through other variables (a cycle)",
                 key=f"variables.{name}",
-                pos=var.pos if var else None,
+                pos=_pos(template, name),
             )
         )
     if problems:
@@ -138,29 +137,40 @@ def resolve_json_variables(
     return rendered
 
 
+def _pos(template: Template, name: str) -> Pos | None:
+    var = template.variables.get(name)
+    return var.pos if var else None
+
+
 class _NotYet(Exception):
     pass
 
 
-def _Strict(ctx: object, unresolved: set[str]) -> object:
-    """A context whose ``user_vars`` raise :class:`_NotYet` for variables not rendered yet."""
+class _PendingVars(dict[str, str]):
+    """User variables where a name not rendered yet raises :class:`_NotYet` on any lookup."""
 
-    class _Vars(dict[str, str]):
-        def __missing__(self, key: str) -> str:
-            if key in unresolved:
-                raise _NotYet(key)
-            raise KeyError(key)
+    def __init__(self, values: Mapping[str, str], unresolved: set[str]) -> None:
+        super().__init__(values)
+        self.unresolved = unresolved
 
-        def get(self, key: str, default: object = None) -> str:  # type: ignore[override]
-            if key in unresolved:
-                raise _NotYet(key)
-            return super().get(key, default)  # type: ignore[return-value]
+    def _check(self, key: object) -> None:
+        if key in self.unresolved:
+            raise _NotYet(key)
 
-        def __contains__(self, key: object) -> bool:
-            if key in unresolved:
-                raise _NotYet(key)
-            return super().__contains__(key)
+    def __getitem__(self, key: str) -> str:
+        self._check(key)
+        return super().__getitem__(key)
 
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self._check(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._check(key)
+        return super().__contains__(key)
+
+
+def _Strict(ctx: Any, unresolved: set[str]) -> Any:
     import dataclasses
 
-    return dataclasses.replace(ctx, user_vars=_Vars(ctx.user_vars))  # type: ignore[call-overload]
+    return dataclasses.replace(ctx, user_vars=_PendingVars(ctx.user_vars, unresolved))
