@@ -31,7 +31,7 @@ class CommunicatorConfig(PluginConfig):
             "used. If this is set, most provisioners also can't be used. - `ssh` - An SSH connection "
             "will be established to the machine. This is usually the default. - `winrm` - A WinRM "
             "connection will be established. In addition to the above, some builders have custom "
-            "communicators they can use. For example, the Docker builder has a \"docker\" communicator "
+            'communicators they can use. For example, the Docker builder has a "docker" communicator '
             "that uses `docker exec` and `docker cp` to execute scripts and copy files."
         ),
     )
@@ -49,9 +49,7 @@ class CommunicatorConfig(PluginConfig):
     )
     ssh_host: Str = Field(
         "",
-        description=(
-            "The address to SSH to. This usually is automatically configured by the builder."
-        ),
+        description=("The address to SSH to. This usually is automatically configured by the builder."),
     )
     ssh_port: Int = Field(22, description="The port to connect to SSH. This defaults to `22`.")
     ssh_username: Str = Field("", description="The username to connect to SSH with. Required if using SSH.")
@@ -76,11 +74,11 @@ class CommunicatorConfig(PluginConfig):
         default_factory=list,
         description=(
             "This overrides the value of ciphers supported by default by Golang. The default value is [ "
-            "\"aes128-gcm@openssh.com\", \"chacha20-poly1305@openssh.com\", \"aes128-ctr\", "
-            "\"aes192-ctr\", \"aes256-ctr\", ] Valid options for ciphers include: \"aes128-ctr\", "
-            "\"aes192-ctr\", \"aes256-ctr\", \"aes128-gcm@openssh.com\", "
-            "\"chacha20-poly1305@openssh.com\", \"arcfour256\", \"arcfour128\", \"arcfour\", "
-            "\"aes128-cbc\", \"3des-cbc\","
+            '"aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes128-ctr", '
+            '"aes192-ctr", "aes256-ctr", ] Valid options for ciphers include: "aes128-ctr", '
+            '"aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", '
+            '"chacha20-poly1305@openssh.com", "arcfour256", "arcfour128", "arcfour", '
+            '"aes128-cbc", "3des-cbc",'
         ),
     )
     ssh_clear_authorized_keys: Bool = Field(
@@ -89,7 +87,7 @@ class CommunicatorConfig(PluginConfig):
             "If true, Packer will attempt to remove its temporary key from `~/.ssh/authorized_keys` and "
             "`/root/.ssh/authorized_keys`. This is a mostly cosmetic option, since Packer will delete "
             "the temporary private key from the host system regardless of whether this is set to true "
-            "(unless the user has set the `-debug` flag). Defaults to \"false\"; currently only works "
+            '(unless the user has set the `-debug` flag). Defaults to "false"; currently only works '
             "on guests with `sed` installed."
         ),
     )
@@ -97,9 +95,9 @@ class CommunicatorConfig(PluginConfig):
         default_factory=list,
         description=(
             "If set, Packer will override the value of key exchange (kex) algorithms supported by "
-            "default by Golang. Acceptable values include: \"curve25519-sha256@libssh.org\", "
-            "\"ecdh-sha2-nistp256\", \"ecdh-sha2-nistp384\", \"ecdh-sha2-nistp521\", "
-            "\"diffie-hellman-group14-sha1\", and \"diffie-hellman-group1-sha1\"."
+            'default by Golang. Acceptable values include: "curve25519-sha256@libssh.org", '
+            '"ecdh-sha2-nistp256", "ecdh-sha2-nistp384", "ecdh-sha2-nistp521", '
+            '"diffie-hellman-group14-sha1", and "diffie-hellman-group1-sha1".'
         ),
     )
     ssh_private_key_file: Str = Field(
@@ -118,9 +116,7 @@ class CommunicatorConfig(PluginConfig):
     )
     ssh_pty: Bool = Field(
         False,
-        description=(
-            "If `true`, a PTY will be requested for the SSH connection. This defaults to `false`."
-        ),
+        description=("If `true`, a PTY will be requested for the SSH connection. This defaults to `false`."),
     )
     ssh_timeout: Duration = Field(
         300.0,
@@ -142,9 +138,7 @@ class CommunicatorConfig(PluginConfig):
     )
     ssh_disable_agent_forwarding: Bool = Field(
         False,
-        description=(
-            "If true, SSH agent forwarding will be disabled. Defaults to `false`."
-        ),
+        description=("If true, SSH agent forwarding will be disabled. Defaults to `false`."),
     )
     ssh_handshake_attempts: Int = Field(
         10,
@@ -165,15 +159,11 @@ class CommunicatorConfig(PluginConfig):
     ssh_bastion_username: Str = Field("", description="The username to connect to the bastion host.")
     ssh_bastion_password: Str = Field(
         "",
-        description=(
-            "The password to use to authenticate with the bastion host."
-        ),
+        description=("The password to use to authenticate with the bastion host."),
     )
     ssh_bastion_interactive: Bool = Field(
         False,
-        description=(
-            "If `true`, the keyboard-interactive used to authenticate with bastion host."
-        ),
+        description=("If `true`, the keyboard-interactive used to authenticate with bastion host."),
     )
     ssh_bastion_private_key_file: Str = Field(
         "",
@@ -196,27 +186,23 @@ class CommunicatorConfig(PluginConfig):
             "Protocol. **NOTE**: Guests using Windows with Win32-OpenSSH v9.1.0.0p1-Beta, scp (the "
             "default protocol for copying data) returns a a non-zero error code since the MOTW cannot "
             "be set, which cause any file transfer to fail. As a workaround you can override the "
-            "transfer protocol with SFTP instead `ssh_file_transfer_method = \"sftp\"`."
+            'transfer protocol with SFTP instead `ssh_file_transfer_method = "sftp"`.'
         ),
     )
     ssh_proxy_host: Str = Field("", description="A SOCKS proxy host to use for SSH connection")
     ssh_proxy_port: Int = Field(1080, description="A port of the SOCKS proxy. Defaults to `1080`.")
     ssh_proxy_username: Str = Field(
         "",
-        description=(
-            "The optional username to authenticate with the proxy server."
-        ),
+        description=("The optional username to authenticate with the proxy server."),
     )
     ssh_proxy_password: Str = Field(
         "",
-        description=(
-            "The optional password to use to authenticate with the proxy server."
-        ),
+        description=("The optional password to use to authenticate with the proxy server."),
     )
     ssh_keep_alive_interval: Duration = Field(
         5.0,
         description=(
-            "How often to send \"keep alive\" messages to the server. Set to a negative value (`-1s`) "
+            'How often to send "keep alive" messages to the server. Set to a negative value (`-1s`) '
             "to disable. Example value: `10s`. Defaults to `5s`."
         ),
     )
@@ -231,7 +217,7 @@ class CommunicatorConfig(PluginConfig):
         default_factory=list,
         description=(
             "Remote tunnels forward a port from your local machine to the instance. Format: "
-            "[\"REMOTE_PORT:LOCAL_HOST:LOCAL_PORT\"] Example: \"9090:localhost:80\" forwards "
+            '["REMOTE_PORT:LOCAL_HOST:LOCAL_PORT"] Example: "9090:localhost:80" forwards '
             "localhost:9090 on your machine to port 80 on the instance."
         ),
     )
@@ -239,7 +225,7 @@ class CommunicatorConfig(PluginConfig):
         default_factory=list,
         description=(
             "Local tunnels forward a port from the instance to your local machine. Format: "
-            "[\"LOCAL_PORT:REMOTE_HOST:REMOTE_PORT\"] Example: \"8080:localhost:3000\" allows the "
+            '["LOCAL_PORT:REMOTE_HOST:REMOTE_PORT"] Example: "8080:localhost:3000" allows the '
             "instance to access your local machine’s port 3000 via localhost:8080."
         ),
     )
@@ -296,9 +282,7 @@ class CommunicatorConfig(PluginConfig):
     winrm_use_ssl: Bool = Field(False, description="If `true`, use HTTPS for WinRM.")
     winrm_insecure: Bool = Field(
         False,
-        description=(
-            "If `true`, do not check server certificate chain and host name."
-        ),
+        description=("If `true`, do not check server certificate chain and host name."),
     )
     winrm_use_ntlm: Trilean = Field(
         None,
@@ -309,7 +293,6 @@ class CommunicatorConfig(PluginConfig):
             "can be found here.aspx)."
         ),
     )
-
 
     @model_validator(mode="before")
     @classmethod
@@ -344,14 +327,28 @@ class CommunicatorConfig(PluginConfig):
             return []
         errs: list[Problem] = []
         if not self.ssh_private_key_file and self.ssh_certificate_file:
-            errs.append(p("ssh_private_key_file must be specified if ssh_certificate_file is specified",
-                          "ssh_certificate_file"))
+            errs.append(
+                p(
+                    "ssh_private_key_file must be specified if ssh_certificate_file is specified",
+                    "ssh_certificate_file",
+                )
+            )
         if not self.ssh_bastion_private_key_file and self.ssh_bastion_certificate_file:
-            errs.append(p("ssh_bastion_private_key_file must be specified if "
-                          "ssh_bastion_certificate_file is specified", "ssh_bastion_certificate_file"))
+            errs.append(
+                p(
+                    "ssh_bastion_private_key_file must be specified if "
+                    "ssh_bastion_certificate_file is specified",
+                    "ssh_bastion_certificate_file",
+                )
+            )
         if not self.ssh_username:
-            errs.append(p('An ssh_username must be specified\n  Note: some builders used to default '
-                          'ssh_username to "root".', "ssh_username"))
+            errs.append(
+                p(
+                    "An ssh_username must be specified\n  Note: some builders used to default "
+                    'ssh_username to "root".',
+                    "ssh_username",
+                )
+            )
         if self.ssh_private_key_file:
             missing = ctx.stat_error(self.ssh_private_key_file)
             if missing:
@@ -359,21 +356,38 @@ class CommunicatorConfig(PluginConfig):
         if self.ssh_bastion_host:
             key = self.ssh_bastion_key_file
             if not self.ssh_bastion_password and not key and not self.ssh_bastion_agent_auth:
-                errs.append(p("ssh_bastion_password, ssh_bastion_private_key_file or "
-                              "ssh_bastion_agent_auth must be specified", "ssh_bastion_host"))
+                errs.append(
+                    p(
+                        "ssh_bastion_password, ssh_bastion_private_key_file or "
+                        "ssh_bastion_agent_auth must be specified",
+                        "ssh_bastion_host",
+                    )
+                )
             elif key and self.ssh_bastion_private_key_file:
                 missing = ctx.stat_error(key)
                 if missing:
-                    errs.append(p(f"ssh_bastion_private_key_file is invalid: {missing}",
-                                  "ssh_bastion_private_key_file"))
+                    errs.append(
+                        p(
+                            f"ssh_bastion_private_key_file is invalid: {missing}",
+                            "ssh_bastion_private_key_file",
+                        )
+                    )
         if self.ssh_file_transfer_method not in ("scp", "sftp"):
-            errs.append(p(f"ssh_file_transfer_method ('{self.ssh_file_transfer_method}') is invalid, "
-                          "valid methods: sftp, scp", "ssh_file_transfer_method"))
+            errs.append(
+                p(
+                    f"ssh_file_transfer_method ('{self.ssh_file_transfer_method}') is invalid, "
+                    "valid methods: sftp, scp",
+                    "ssh_file_transfer_method",
+                )
+            )
         if self.ssh_bastion_host and self.ssh_proxy_host:
-            errs.append(p("please specify either ssh_bastion_host or ssh_proxy_host, not both",
-                          "ssh_bastion_host"))
-        for name, tunnels in (("ssh_local_tunnels", self.ssh_local_tunnels),
-                              ("ssh_remote_tunnels", self.ssh_remote_tunnels)):
+            errs.append(
+                p("please specify either ssh_bastion_host or ssh_proxy_host, not both", "ssh_bastion_host")
+            )
+        for name, tunnels in (
+            ("ssh_local_tunnels", self.ssh_local_tunnels),
+            ("ssh_remote_tunnels", self.ssh_remote_tunnels),
+        ):
             for i, spec in enumerate(tunnels):
                 reason = tunnel_error(spec)
                 if reason:
@@ -396,11 +410,15 @@ def tunnel_error(spec: str) -> str | None:
     if not colon or (":" in host and not (host.startswith("[") and host.endswith("]"))):
         return f"Error parsing forwarding, must be a tcp address: address {forward}: missing port in address"
     if not _is_go_int(port):
-        return ("Error parsing forwarding port, must be a valid port: "
-                f'strconv.Atoi: parsing "{port}": invalid syntax')
+        return (
+            "Error parsing forwarding port, must be a valid port: "
+            f'strconv.Atoi: parsing "{port}": invalid syntax'
+        )
     if not _is_go_int(listen):
-        return ("Error parsing listening port, must be a valid port: "
-                f'strconv.Atoi: parsing "{listen}": invalid syntax')
+        return (
+            "Error parsing listening port, must be a valid port: "
+            f'strconv.Atoi: parsing "{listen}": invalid syntax'
+        )
     return None
 
 

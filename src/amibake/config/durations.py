@@ -101,7 +101,7 @@ def _to_duration(value: Any, info: ValidationInfo) -> Any:
             if isinstance(warnings, list):
                 warnings.append(
                     f"{info.field_name}: the number {value!r} has no unit and is read as "
-                    f"{value!r} nanoseconds, as Packer does; write a duration such as \"{value}s\""
+                    f'{value!r} nanoseconds, as Packer does; write a duration such as "{value}s"'
                 )
         return float(int(value)) * 1e-9
     if isinstance(value, str):
@@ -110,7 +110,7 @@ def _to_duration(value: Any, info: ValidationInfo) -> Any:
         except DurationError as exc:
             raise PydanticCustomError("duration", "{reason}", {"reason": str(exc)}) from None
     raise PydanticCustomError(
-        "duration", "expected a duration such as \"5m\" or \"1h30s\", got {got}", {"got": _kind(value)}
+        "duration", 'expected a duration such as "5m" or "1h30s", got {got}', {"got": _kind(value)}
     )
 
 
