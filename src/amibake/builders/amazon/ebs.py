@@ -1,0 +1,72 @@
+"""The amazon-ebs builder: launch a source instance, provision it, snapshot it into an AMI.
+
+The step sequence is Packer's (builder/ebs/builder.go ``Run``), with fewer EC2 calls: resources are
+tagged in their create calls, CreateImage carries the description, and waits that already saw the
+data a later Describe would fetch replace that Describe.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from amibake.api import BuildEnv, Hooks
+from amibake.builders.amazon import steps_ami, steps_instance
+from amibake.builders.amazon.artifact import AmiArtifact, generated_data
+from amibake.builders.amazon.ec2 import Ec2Gateway
+from amibake.builders.amazon.settings import EbsSettings
+from amibake.builders.amazon.state import BoundStep, BuildState
+from amibake.builders.amazon.steps_ami import Connector
+from amibake.steps.context import StepContext
+from amibake.steps.runner import StepRunner
+
+
+class EbsBuilder:
+    def __init__(self, config: Any, env: BuildEnv, *, connector: Connector | None = None) -> None:
+        self.config = config
+        self.env = env
+        self.settings = EbsSettings.from_config(config)
+        self.connector: Connector = connector or steps_ami.ssh_connector
+        #: set after run(): what the cleanup could not undo (or -on-error=abort left behind)
+        self.leftovers: list[str] = []
+
+    def steps(self, st: BuildState) -> list[BoundStep]:
+        s = self.settings
+        launch = steps_instance.run_spot_instance if s.is_spot else steps_instance.run_source_instance
+        plan = [
+            ("StepPreValidate", steps_instance.pre_validate),
+            ("StepSourceAMIInfo", steps_instance.source_ami_info),
+            ("StepNetworkInfo", steps_instance.network_info),
+            ("StepKeyPair", steps_instance.key_pair),
+            ("StepSecurityGroup", steps_instance.security_group),
+            ("StepIamInstanceProfile", steps_instance.iam_instance_profile),
+            ("StepCleanupVolumes", steps_instance.cleanup_volumes),
+            ("StepRunSpotInstance" if s.is_spot else "StepRunSourceInstance", launch),
+            ("StepConnect", steps_ami.make_connect_step(self.connector)),
+            ("StepProvision", steps_ami.provision),
+            ("StepStopEBSBackedInstance", steps_ami.stop_instance),
+            ("StepDeregisterAMI", steps_ami.deregister_ami),
+            ("StepCreateAMI", steps_ami.create_ami),
+            ("StepAMIRegionCopy", steps_ami.region_copy),
+            ("StepEnableDeprecation", steps_ami.enable_deprecation),
+            ("StepModifyAMIAttributes", steps_ami.modify_attributes),
+        ]
+        return [BoundStep(name, fn, st) for name, fn in plan]
+
+    def run(self, hooks: Hooks) -> AmiArtifact | None:
+        s = self.settings
+        gateway = Ec2Gateway(s.access, s.polling)
+        st = BuildState(settings=s, ec2=gateway, env=self.env, hooks=hooks, run_uuid=str(uuid.uuid4()))
+        ctx = StepContext(ui=self.env.ui, cancel=self.env.cancel, on_error=self.env.on_error,
+                          debug=self.env.debug)
+        try:
+            StepRunner(ctx).run(self.steps(st))
+        finally:
+            self.leftovers = list(ctx.leftovers)
+        if not st.amis:
+            return None
+        return AmiArtifact(
+            amis=dict(st.amis),
+            gateway=gateway,
+            state_data={"generated_data": generated_data(st.build_data())},
+        )

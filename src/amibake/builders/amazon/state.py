@@ -1,0 +1,122 @@
+"""The typed state of one amazon-ebs build, shared by its steps (no string-keyed bag)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from amibake.api import BuildEnv, Hooks
+from amibake.builders.amazon.ec2 import Ec2Gateway, Image, Instance
+from amibake.builders.amazon.settings import EbsSettings
+from amibake.steps.context import StepContext
+
+HTTP_ADDR_NOT_IMPLEMENTED = "ERR_HTTP_ADDR_NOT_IMPLEMENTED_BY_BUILDER"
+
+
+@dataclass
+class BuildState:
+    settings: EbsSettings
+    ec2: Ec2Gateway
+    env: BuildEnv
+    hooks: Hooks
+    run_uuid: str
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    # filled in by the steps, in order
+    source_image: Image | None = None
+    vpc_id: str = ""
+    subnet_id: str = ""
+    availability_zone: str = ""
+    key_pair_name: str = ""
+    private_key_pem: str = ""
+    public_key: str = ""
+    security_group_ids: list[str] = field(default_factory=list)
+    instance_profile: str = ""
+    instance: Instance | None = None
+    host: str = ""
+    comm: Any = None
+    #: region -> AMI id; the build region first
+    amis: dict[str, str] = field(default_factory=dict)
+    #: region -> snapshot ids of that region's AMI
+    snapshots: dict[str, list[str]] = field(default_factory=dict)
+    #: the AMI created in the build region under a temporary name (encrypt_boot), deleted at the end
+    intermediary_ami: str = ""
+
+    @property
+    def region(self) -> str:
+        return self.ec2.region
+
+    @property
+    def ui(self) -> Any:
+        return self.env.ui
+
+    # -- build data ---------------------------------------------------------------------------
+
+    def build_info(self) -> dict[str, Any]:
+        """Packer's BuildInfoTemplate: what ``{{ .BuildRegion }}``, ``{{ .SourceAMI }}``... render to."""
+        data: dict[str, Any] = {"BuildRegion": self.region}
+        img = self.source_image
+        if img is not None:
+            data.update(
+                SourceAMI=img.id,
+                SourceAMICreationDate=img.creation_date,
+                SourceAMIName=img.name,
+                SourceAMIOwner=img.owner_id,
+                SourceAMIOwnerName=img.owner_alias,
+                SourceAMITags=dict(img.tags),
+            )
+        return data
+
+    def build_data(self) -> dict[str, Any]:
+        """Packer's generated data, handed to the provisioners."""
+        s = self.settings
+        data = self.build_info()
+        data.update(
+            ID=self.instance.id if self.instance else "",
+            Host=self.host,
+            Port=s.ssh_port,
+            User=s.ssh_username,
+            SSHPublicKey=self.public_key,
+            SSHPrivateKey=self.private_key_pem,
+            PackerRunUUID=self.run_uuid,
+            PackerHTTPAddr=HTTP_ADDR_NOT_IMPLEMENTED,
+            ConnType=s.communicator,
+        )
+        if s.ssh_password:
+            data["Password"] = s.ssh_password
+        return data
+
+    def render(self, text: str) -> str:
+        if "{{" not in text:
+            return text
+        return self.env.render(text, self.build_info())
+
+    def render_tags(self, tags: Mapping[str, str]) -> dict[str, str]:
+        return {self.render(k): self.render(v) for k, v in tags.items()}
+
+    def own_tags(self) -> dict[str, str]:
+        """The tags amibake puts on everything it creates, to find and clean up by run."""
+        return {
+            "amibake:run-id": self.env.run_id or self.run_uuid,
+            "amibake:build": self.env.build_name,
+            "amibake:created": self.created_at,
+        }
+
+    def tags_for(self, user_tags: Mapping[str, str]) -> dict[str, str]:
+        """User tags (rendered) plus amibake's own; the user's win on a clash."""
+        out = self.own_tags()
+        out.update(self.render_tags(user_tags))
+        return out
+
+
+@dataclass
+class BoundStep:
+    """A step function bound to its build's state, with the name the runner shows."""
+
+    name: str
+    fn: Callable[[BuildState, StepContext], None]
+    state: BuildState
+
+    def run(self, ctx: StepContext) -> None:
+        self.fn(self.state, ctx)
