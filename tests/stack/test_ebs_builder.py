@@ -6,13 +6,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import pytest
 
 from amibake.api import BuildEnv
+from amibake.builders.amazon.config import EbsConfig
 from amibake.builders.amazon.ebs import EbsBuilder
 from amibake.errors import BuildError
 from tests.stackkit import MotoServer, Stack
@@ -67,7 +67,7 @@ class Hooks:
         self.cleanup_called = True
 
 
-def make_config(stack: Stack, **over: Any) -> SimpleNamespace:
+def make_config(stack: Stack, **over: Any) -> EbsConfig:
     base: dict[str, Any] = dict(
         region="us-east-1",
         access_key="testing",
@@ -79,7 +79,7 @@ def make_config(stack: Stack, **over: Any) -> SimpleNamespace:
         ssh_username=stack.sshd.user,
         ssh_host="127.0.0.1",
         ssh_port=stack.sshd.port,
-        ssh_timeout=60.0,
+        ssh_timeout="60s",
         ami_name=f"amibake-test-{uuid.uuid4().hex[:8]}",
         ami_description="amibake test build",
         tags={"Name": "amibake-test", "Project": "amibake"},
@@ -87,7 +87,7 @@ def make_config(stack: Stack, **over: Any) -> SimpleNamespace:
         aws_polling={"delay_seconds": 1, "max_attempts": 30},
     )
     base.update(over)
-    return SimpleNamespace(**base)
+    return EbsConfig.model_validate(base)
 
 
 def make_env(ui: RecUi, on_error: str = "cleanup") -> BuildEnv:
