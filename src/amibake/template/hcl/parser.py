@@ -113,9 +113,7 @@ class Parser:
             line, col = self.line_col(start)
             name = self.ident()
             if name is None:
-                raise self.error(
-                    f"expected an argument or block name, found {self._describe_here()}"
-                )
+                raise self.error(f"expected an argument or block name, found {self._describe_here()}")
             self.ws(False)
             if self.peek("=") and not self.peek("=="):
                 self.i += 1
@@ -157,10 +155,7 @@ class Parser:
                 body.order.append(block)
             self.ws(False)
             if self.i < len(self.text) and not self.peek("\n") and not self.peek("}"):
-                raise self.error(
-                    f"expected a newline after the {'argument' if isinstance(body.order[-1], A.Attribute) else 'block'} "
-                    f"{name!r}, found {self._describe_here()}"
-                )
+                raise self.error(f"expected a newline after {name!r}, found {self._describe_here()}")
         self.depth = saved_depth
         return body
 
@@ -269,10 +264,10 @@ class Parser:
                     each = self.parse_traversals(item, self.i, splat_ok=False)
                     node = A.Splat(*self.node_at(start), node, each)
                     continue
-                key = self.parse_expr()
+                idx = self.parse_expr()
                 self.expect("]")
                 self.depth -= 1
-                node = A.Index(*self.node_at(start), node, key)
+                node = A.Index(*self.node_at(start), node, idx)
             else:
                 self.i = save
                 return node
@@ -450,11 +445,9 @@ class Parser:
             kstart = self.i
             key = self.parse_expr()
             if isinstance(key, A.Variable):
-                key = A.Literal(*self.node_at(kstart), key.name)
+                key = A.Literal(*self.node_at(kstart), key.name)  # type: ignore[assignment]
             self.ws()
-            if self.peek("=") and not self.peek("=="):
-                self.i += 1
-            elif self.peek(":"):
+            if (self.peek("=") and not self.peek("==")) or self.peek(":"):
                 self.i += 1
             else:
                 raise self.error(f"expected '=' or ':' after an object key, found {self._describe_here()}")
@@ -556,7 +549,9 @@ class Parser:
                     self.i += 1
                     strip_next = True
                 if not self.peek("}"):
-                    raise self.error(f"expected '}}' to close the interpolation, found {self._describe_here()}")
+                    raise self.error(
+                        f"expected '}}' to close the interpolation, found {self._describe_here()}"
+                    )
                 self.i += 1
                 cur.append(expr)
                 continue
@@ -580,7 +575,7 @@ class Parser:
                 elif word == "else":
                     if not stack or stack[-1][0] != "if":
                         raise self.error("%{ else } without a matching %{ if }", dstart)
-                    kind, d, outer = stack.pop()
+                    _kind, d, outer = stack.pop()
                     stack.append(("else", d, outer))
                     cur = d.else_  # type: ignore[attr-defined]
                 elif word == "endif":
@@ -599,7 +594,10 @@ class Parser:
                         raise self.error("%{ endfor } without a matching %{ for }", dstart)
                     cur = stack.pop()[2]
                 else:
-                    raise self.error(f"unknown template directive {word!r}: expected if, else, endif, for or endfor", dstart)
+                    raise self.error(
+                        f"unknown template directive {word!r}: expected if, else, endif, for or endfor",
+                        dstart,
+                    )
                 self.ws()
                 self.depth -= 1
                 if self.peek("~"):
@@ -641,7 +639,7 @@ def _dedent_parts(parts: list[object], raw: str) -> list[object]:
     n = min((len(ln) - len(ln.lstrip(" \t")) for ln in lines), default=0)
     if n == 0:
         return parts
-    pat = re.compile(r"(^|\n)[ \t]{0,%d}" % n)
+    pat = re.compile(r"(^|\n)[ \t]{0," + str(n) + "}")
 
     def fix(seq: list[object], at_line_start: bool) -> list[object]:
         out: list[object] = []
@@ -650,7 +648,7 @@ def _dedent_parts(parts: list[object], raw: str) -> list[object]:
                 if at_line_start:
                     p = pat.sub(r"\1", p)
                 else:
-                    p = re.sub(r"\n[ \t]{0,%d}" % n, "\n", p)
+                    p = re.sub(r"\n[ \t]{0," + str(n) + "}", "\n", p)
                 out.append(p)
                 at_line_start = False
             else:

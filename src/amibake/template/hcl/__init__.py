@@ -1,0 +1,51 @@
+"""HCL2 Packer templates (``*.pkr.hcl``): parser, evaluator, Packer's functions and the loader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from amibake.template.model import Template
+
+
+def load_hcl(
+    path: Path,
+    *,
+    var_files: Sequence[Path] = (),
+    vars: Mapping[str, str] = {},
+    env: Mapping[str, str] | None = None,
+    datasource_resolver: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None,
+    plugins: Collection[str] | None = None,
+) -> Template:
+    """Load a ``.pkr.hcl``/``.pkr.json`` file or a directory of them into a :class:`Template`.
+
+    ``datasource_resolver(type, name, config) -> outputs`` executes data sources (amazon-ami,
+    amazon-parameterstore, amazon-secretsmanager, http); without one their outputs are unknown
+    and end up as ``"<unknown>"`` in plugin configs, as in ``packer validate``. ``plugins``:
+    plugin names satisfying ``required_plugins`` (default: the ones amibake implements).
+    Raises :class:`amibake.errors.TemplateError` with every problem found.
+    """
+    from amibake import PACKER_COMPAT_VERSION
+    from amibake.template.hcl.loader import load
+
+    return load(Path(path), var_files, vars, env, datasource_resolver, plugins, PACKER_COMPAT_VERSION)
+
+
+def evaluate_expression(
+    text: str, variables: Mapping[str, Any] | None = None, basedir: Path | None = None
+) -> Any:
+    """Evaluate one HCL expression with Packer's functions (``packer console``-style).
+
+    Raises :class:`amibake.errors.InterpolationError` (an ``HclError``) and nothing else.
+    """
+    from amibake.template.hcl.evaluator import Context, evaluate
+    from amibake.template.hcl.functions import make_functions
+    from amibake.template.hcl.parser import parse_expression
+
+    funcs = make_functions(basedir or Path("."))
+    node = parse_expression(text)
+    return evaluate(node, Context(dict(variables or {}), funcs, "<expression>", text))
+
+
+__all__ = ["evaluate_expression", "load_hcl"]
