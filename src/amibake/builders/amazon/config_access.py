@@ -107,7 +107,7 @@ class AccessConfig(PluginConfig):
         ),
     )
     assume_role: Annotated[AssumeRoleConfig, AsStruct] = Field(
-        default_factory=AssumeRoleConfig,
+        default_factory=lambda: AssumeRoleConfig.model_validate({}),
         description=(
             "If provided with a role ARN, Packer will attempt to assume this role using the supplied "
             "credentials. See AssumeRoleConfig below for more details on all of the options available, "
@@ -186,7 +186,7 @@ class AccessConfig(PluginConfig):
         ),
     )
     vault_aws_engine: Annotated[VaultAWSEngineOptions, AsStruct] = Field(
-        default_factory=VaultAWSEngineOptions,
+        default_factory=lambda: VaultAWSEngineOptions.model_validate({}),
         description=(
             "Get credentials from HashiCorp Vault's aws secrets engine. You must already have created a "
             "role to use. For more information about generating credentials via the Vault engine, see "

@@ -312,7 +312,7 @@ class AMIConfig(SnapshotConfig):
         ),
     )
     deregistration_protection: Annotated[DeregistrationProtectionOptions, AsStruct] = Field(
-        default_factory=DeregistrationProtectionOptions,
+        default_factory=lambda: DeregistrationProtectionOptions.model_validate({}),
         description=(
             "Enable AMI deregistration protection. See DeregistrationProtectionOptions below for more "
             "details on all of the options available, and for a usage example."

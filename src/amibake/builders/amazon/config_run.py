@@ -155,7 +155,7 @@ class LicenseSpecification(ConfigModel):
     """One of ``license_specifications``."""
 
     license_configuration_request: Annotated[LicenseConfigurationRequest, AsStruct] = Field(
-        default_factory=LicenseConfigurationRequest,
+        default_factory=lambda: LicenseConfigurationRequest.model_validate({}),
         description=("Describes a license configuration."),
     )
 
@@ -287,7 +287,7 @@ class RunConfig(CommunicatorConfig):
         description=("The EC2 instance type to use while building the AMI, such as t2.small."),
     )
     security_group_filter: Annotated[NameValueFilter, AsStruct] = Field(
-        default_factory=NameValueFilter,
+        default_factory=lambda: NameValueFilter.model_validate({}),
         description=("Filters used to populate the `security_group_ids` field."),
     )
     run_tags: StrMap = Field(
@@ -332,7 +332,7 @@ class RunConfig(CommunicatorConfig):
         ),
     )
     source_ami_filter: Annotated[AmiFilterOptions, AsStruct] = Field(
-        default_factory=AmiFilterOptions,
+        default_factory=lambda: AmiFilterOptions.model_validate({}),
         description=("Filters used to populate the `source_ami` field."),
     )
     spot_allocation_strategy: Str = Field(
@@ -397,7 +397,7 @@ class RunConfig(CommunicatorConfig):
         ),
     )
     subnet_filter: Annotated[SubnetFilterOptions, AsStruct] = Field(
-        default_factory=SubnetFilterOptions,
+        default_factory=lambda: SubnetFilterOptions.model_validate({}),
         description=("Filters used to populate the `subnet_id` field."),
     )
     subnet_id: Str = Field(
@@ -412,7 +412,7 @@ class RunConfig(CommunicatorConfig):
         description=("The license configurations."),
     )
     placement: Annotated[Placement, AsStruct] = Field(
-        default_factory=Placement,
+        default_factory=lambda: Placement.model_validate({}),
         description=("Describes the placement of an instance."),
     )
     tenancy: Str = Field("", description="Deprecated: Use Placement Tenancy instead.")
@@ -450,7 +450,7 @@ class RunConfig(CommunicatorConfig):
         description=("Path to a file that will be used for the user data when launching the instance."),
     )
     vpc_filter: Annotated[NameValueFilter, AsStruct] = Field(
-        default_factory=NameValueFilter,
+        default_factory=lambda: NameValueFilter.model_validate({}),
         description=("Filters used to populate the `vpc_id` field."),
     )
     vpc_id: Str = Field(
@@ -469,7 +469,7 @@ class RunConfig(CommunicatorConfig):
         ),
     )
     metadata_options: Annotated[MetadataOptions, AsStruct] = Field(
-        default_factory=MetadataOptions,
+        default_factory=lambda: MetadataOptions.model_validate({}),
         description=("Metadata Settings"),
     )
     ssh_interface: Str = Field(

@@ -1,0 +1,115 @@
+"""amazon-ebsvolume configuration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from amibake.builders.amazon.config_access import AccessConfig
+from amibake.builders.amazon.config_blockdev import BlockDevice, check_devices
+from amibake.builders.amazon.config_common import (
+    SPOT_NO_MODIFY,
+)
+from amibake.builders.amazon.config_run import RunConfig
+from amibake.config.base import CheckContext
+from amibake.config.custom_types import KeyValues, merged_tags
+from amibake.config.weak import AsList, AsStruct, Bool, Str, StrMap, Trilean
+from amibake.errors import Problem
+
+
+class VolumeBlockDevice(BlockDevice):
+    """One of ``ebs_volumes`` of amazon-ebsvolume."""
+
+    tags: StrMap = Field(
+        default_factory=dict,
+        description=(
+            "Key/value pair tags to apply to the volume. These are retained after the builder "
+            "completes. This is a template engine, see Build template data for more information."
+        ),
+    )
+    tag: KeyValues = Field(
+        default_factory=list,
+        description=(
+            "Same as `tags` but defined as a singular repeatable block containing a `key` and a `value` "
+            "field. In HCL2 mode the `dynamic_block` will allow you to create those programatically."
+        ),
+    )
+    snapshot_volume: Bool = Field(False, description="Create a Snapshot of this Volume.")
+    snapshot_description: Str = Field("", description="The description for the snapshot.")
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        return merged_tags(self.tags, self.tag)
+
+
+class EbsVolumeConfig(AccessConfig, RunConfig):
+    """amazon-ebsvolume: launch an instance, provision its EBS volumes, keep the volumes."""
+
+    ena_support: Trilean = Field(
+        None,
+        description=(
+            "Enable enhanced networking (ENA but not SriovNetSupport) on HVM-compatible AMIs. If set, "
+            "add `ec2:ModifyInstanceAttribute` to your AWS IAM policy. Note: you must make sure "
+            "enhanced networking is enabled on your instance. See Amazon's documentation on enabling "
+            "enhanced networking."
+        ),
+    )
+    sriov_support: Bool = Field(
+        False,
+        description=(
+            "Enable enhanced networking (SriovNetSupport but not ENA) on HVM-compatible AMIs. If true, "
+            "add `ec2:ModifyInstanceAttribute` to your AWS IAM policy. Note: you must make sure "
+            "enhanced networking is enabled on your instance. See Amazon's documentation on enabling "
+            "enhanced networking. Default `false`."
+        ),
+    )
+    ebs_volumes: Annotated[list[Annotated[VolumeBlockDevice, AsStruct]], AsList] = Field(
+        default_factory=list,
+        description=(
+            "Add the block device mappings to the AMI. If you add instance store volumes or EBS volumes "
+            "in addition to the root device volume, the created AMI will contain block device mapping "
+            "information for those volumes. Amazon creates snapshots of the source instance's root "
+            "volume and any other EBS volumes described here. When you launch an instance from this new "
+            "AMI, the instance automatically launches with these additional volumes, and will restore "
+            "them from snapshots taken from the source instance. See the BlockDevices documentation for "
+            "fields."
+        ),
+    )
+    run_volume_tags: StrMap = Field(
+        default_factory=dict,
+        description=(
+            "Key/value pair tags to apply to the volumes of the instance that is *launched* to create "
+            "EBS Volumes. These tags will *not* appear in the tags of the resulting EBS volumes unless "
+            "they're duplicated under `tags` in the `ebs_volumes` setting. This is a template engine, "
+            "see Build template data for more information."
+        ),
+    )
+    run_volume_tag: KeyValues = Field(
+        default_factory=list,
+        description=(
+            "Same as `run_volume_tags` but defined as a singular repeatable block containing a `key` "
+            "and a `value` field. In HCL2 mode the `dynamic_block` will allow you to create those "
+            "programatically."
+        ),
+    )
+
+    def check(self, ctx: CheckContext) -> list[Problem]:
+        errs = self.check_access(ctx)
+        errs += self.check_run(ctx)
+        errs += check_devices(list(self.ebs_volumes), ctx, "ebs_volumes")
+        if self.is_spot_instance() and (self.ena_support is True or self.sriov_support):
+            errs.append(ctx.problem(SPOT_NO_MODIFY, "spot_price"))
+        for i, volume in enumerate(self.ebs_volumes):
+            if volume.snapshot_description and not volume.snapshot_volume:
+                errs.append(
+                    ctx.problem(
+                        "All `ebs_volumes` blocks setting `snapshot_description` must also set "
+                        "`snapshot_volume`.",
+                        f"ebs_volumes[{i}]",
+                    )
+                )
+        return errs
+
+    def warnings(self, ctx: CheckContext) -> list[str]:
+        return self.access_warnings() + self.run_warnings()
