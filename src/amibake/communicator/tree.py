@@ -1,0 +1,136 @@
+"""Local directory trees for uploads: a walk with exclude patterns, and tar headers for a stream.
+
+Pure code: no SSH here, so it is unit-tested on its own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import posixpath
+import stat
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from amibake.errors import CommunicatorError
+
+TAR_BLOCK = 512
+TAR_RECORD = 10240
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file or directory under the uploaded root; ``rel`` uses ``/`` and never starts with it."""
+
+    rel: str
+    path: Path
+    is_dir: bool
+    mode: int
+    size: int
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.rel)
+
+
+def is_excluded(rel: str, patterns: Sequence[str]) -> bool:
+    """True when a glob in ``patterns`` matches the relative path or its base name.
+
+    A pattern with a trailing ``/`` matches directories the same way as without it (the caller only
+    asks about paths it walks). ``*`` matches across ``/`` in the relative-path form.
+    """
+    name = posixpath.basename(rel)
+    for pat in patterns:
+        p = pat.rstrip("/").removeprefix("./")
+        if not p:
+            continue
+        if fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(name, p):
+            return True
+    return False
+
+
+def walk(root: Path, exclude: Sequence[str] = ()) -> list[Entry]:
+    """Every entry under ``root`` in depth-first order (a directory before its contents, names
+    sorted), symbolic links followed, excluded paths (and everything under them) left out."""
+    try:
+        st = root.stat()
+    except OSError as exc:
+        raise CommunicatorError(f"cannot read {root}: {exc.strerror}") from exc
+    if not stat.S_ISDIR(st.st_mode):
+        raise CommunicatorError(f"{root} is not a directory")
+    out: list[Entry] = []
+    _walk(root, "", exclude, out, {(st.st_dev, st.st_ino)})
+    return out
+
+
+def _walk(directory: Path, prefix: str, exclude: Sequence[str], out: list[Entry],
+          ancestors: set[tuple[int, int]]) -> None:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        raise CommunicatorError(f"cannot list {directory}: {exc.strerror}") from exc
+    for name in names:
+        rel = f"{prefix}{name}"
+        if is_excluded(rel, exclude):
+            continue
+        path = directory / name
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise CommunicatorError(f"cannot read {path}: {exc.strerror}") from exc
+        mode = stat.S_IMODE(st.st_mode)
+        if stat.S_ISDIR(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if key in ancestors:
+                raise CommunicatorError(f"symbolic link loop at {path}")
+            out.append(Entry(rel, path, True, mode, 0))
+            _walk(path, rel + "/", exclude, out, ancestors | {key})
+        elif stat.S_ISREG(st.st_mode):
+            out.append(Entry(rel, path, False, mode, st.st_size))
+        # sockets, fifos, devices: skipped (nothing to copy)
+
+
+def split_source(src: str) -> tuple[Path, str | None]:
+    """Packer's trailing-slash rule: ``("dir/")`` -> (dir, None): copy the contents;
+    ``("dir")`` -> (dir, "dir"): copy the directory itself under its base name."""
+    if src.endswith(("/", os.sep)):
+        return Path(src), None
+    return Path(src), os.path.basename(os.path.normpath(src))
+
+
+def tar_header(entry: Entry) -> bytes:
+    """A GNU tar header for ``entry``: owner 0/0 without names (files end up owned by whoever
+    extracts them, as scp would leave them), mtime 0 is never used (extract with ``-m``)."""
+    info = tarfile.TarInfo(entry.rel + ("/" if entry.is_dir else ""))
+    info.type = tarfile.DIRTYPE if entry.is_dir else tarfile.REGTYPE
+    info.mode = entry.mode
+    info.size = 0 if entry.is_dir else entry.size
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    return info.tobuf(tarfile.GNU_FORMAT, "utf-8", "surrogateescape")
+
+
+def tar_padding(size: int) -> bytes:
+    """Zero bytes that complete a member's data of ``size`` bytes to a whole block."""
+    return b"\0" * (-size % TAR_BLOCK)
+
+
+def tar_trailer(written: int) -> bytes:
+    """The end-of-archive blocks after ``written`` bytes, padded to a whole record."""
+    end = written + 2 * TAR_BLOCK
+    return b"\0" * (2 * TAR_BLOCK + (-end % TAR_RECORD))
+
+
+def iter_chunks(path: Path, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Exactly ``size`` bytes of ``path`` (the size announced in a header); fails if the file shrank."""
+    left = size
+    with open(path, "rb") as f:
+        while left:
+            data = f.read(min(chunk, left))
+            if not data:
+                raise CommunicatorError(f"{path} shrank while it was being uploaded")
+            left -= len(data)
+            yield data
