@@ -21,6 +21,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from amibake.api import BuildEnv
+from amibake.communicator.base import DisconnectedError
 from amibake.errors import BuildError, CommunicatorError
 
 if TYPE_CHECKING:
@@ -244,12 +245,6 @@ def retry_start(
             time.sleep(delay)
 
 
-def _disconnected_error() -> type[Exception]:
-    from amibake.communicator.base import DisconnectedError
-
-    return DisconnectedError
-
-
 class ShellProvisioner:
     """Packer's ``shell`` provisioner."""
 
@@ -328,7 +323,6 @@ class ShellProvisioner:
     def _run_script(self, comm: Communicator, path: str, command: str) -> None:
         c, ui = self.config, self.env.ui
         content = self._read_script(path)
-        disconnected = _disconnected_error()
 
         def attempt() -> int:
             try:
@@ -348,7 +342,7 @@ class ShellProvisioner:
                     stdout=lambda line: ui.message(clean_output_line(line)),
                     stderr=lambda line: ui.error(clean_output_line(line)),
                 )
-            except disconnected:
+            except DisconnectedError:
                 return CMD_DISCONNECT
 
         status = retry_start(attempt, self.start_retry_timeout, self.env.cancel, self.retry_delay)
@@ -384,12 +378,10 @@ class ShellProvisioner:
         return retry_start(attempt, self.start_retry_timeout, self.env.cancel, self.retry_delay)
 
     def _remove_remote(self, comm: Communicator, path: str) -> None:
-        disconnected = _disconnected_error()
-
         def attempt() -> None:
             try:
                 status = comm.run(f"rm -f {path}")
-            except disconnected as exc:
+            except DisconnectedError as exc:
                 raise CommunicatorError("Disconnect while removing temporary script.") from exc
             except CommunicatorError as exc:
                 raise CommunicatorError(f"Error removing temporary script at {path}: {exc}") from exc
