@@ -16,7 +16,7 @@ from amibake.template.hcl import ast as A
 from amibake.template.hcl.diagnostics import HclError
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
-_NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_NUMBER = re.compile(r"(?a)[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _HEREDOC = re.compile(r"<<(-?)([A-Za-z_][A-Za-z0-9_-]*)[ \t]*\r?\n")
 
 _BINARY_LEVELS: list[list[str]] = [
@@ -241,7 +241,7 @@ class Parser:
                     node = A.Splat(*self.node_at(start), node, each)
                     continue
                 m = _NUMBER.match(self.text, self.i)
-                if m and m.group(0).isdigit():
+                if m and m.group(0).isascii() and m.group(0).isdigit():
                     self.i = m.end()
                     key = A.Literal(*self.node_at(m.start()), int(m.group(0)))
                     node = A.Index(*self.node_at(start), node, key)
@@ -279,9 +279,8 @@ class Parser:
         if self.i >= len(text):
             raise self.error("expected an expression, found end of file")
         ch = text[self.i]
-        if ch.isdigit():
-            m = _NUMBER.match(text, self.i)
-            assert m is not None
+        m = _NUMBER.match(text, self.i)
+        if m is not None:
             self.i = m.end()
             s = m.group(0)
             value: int | float = int(s) if s.isdigit() else float(s)
