@@ -10,6 +10,7 @@ import asyncssh
 import pytest
 
 from amibake.communicator.ssh import SSHCommunicator, SSHSettings, connect
+from amibake.errors import BuildError
 from amibake.provisioners.config import FileConfig, ShellConfig
 from amibake.provisioners.file import FileProvisioner
 from amibake.provisioners.shell import ExitCodeError, ShellProvisioner
@@ -140,3 +141,39 @@ def test_file_download_over_ssh(comm: SSHCommunicator, remote_dir: str, tmp_path
     assert (out / "x" / "renamed").read_text() == "f\n"
     assert (out / "d" / "sub" / "one").read_text() == "one\n"
     assert ui.of("say")[0] == f"Downloading {remote_dir}/f => {out}/f"
+
+
+# The script kills the sshd process serving its own connection (the first ``sshd`` above it), as a
+# reboot would drop the connection; the communicator reconnects for the clean-up.
+KILL_OWN_SSHD = r"""
+echo before
+p=$$
+while [ "$p" -gt 1 ]; do
+  case "$(cat /proc/$p/comm)" in sshd*) kill -9 "$p"; sleep 5; exit 0;; esac
+  p=$(awk '{print $4}' /proc/$p/stat)
+done
+exit 1
+"""
+
+
+@pytest.fixture
+def own_comm(stack: Stack) -> Iterator[SSHCommunicator]:
+    key = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
+    c = connect(SSHSettings(host="127.0.0.1", port=stack.sshd.port, username=stack.sshd.user,
+                            private_key_pem=key, timeout=20))
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize("expect", [True, False])
+def test_shell_disconnect_over_ssh(own_comm: SSHCommunicator, remote_dir: str, expect: bool) -> None:
+    ui = RecordingUi()
+    config = ShellConfig(inline=[KILL_OWN_SSHD], remote_folder=remote_dir, expect_disconnect=expect)
+    prov = ShellProvisioner(config, make_env(ui))
+    if expect:
+        prov.provision(own_comm, {})
+        assert remote_lines(own_comm, f"ls -A {remote_dir}") == []  # cleaned up after reconnecting
+    else:
+        with pytest.raises(BuildError, match="Script disconnected unexpectedly"):
+            prov.provision(own_comm, {})
+    assert ui.of("message") == ["before"]
