@@ -25,7 +25,7 @@ _UNITS = {
     "m": 60.0,
     "h": 3600.0,
 }
-_PART = re.compile(r"(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)?")
+_PART = re.compile(r"(\d*)(?:\.(\d*))?([^0-9.]*)")
 
 
 class DurationError(ValueError):
@@ -55,8 +55,10 @@ def parse_duration(text: str) -> float:
         whole, frac, unit = m.group(1), m.group(2), m.group(3)
         if not whole and not frac:
             raise DurationError(f"time: invalid duration {quoted}")
-        if unit is None:
+        if not unit:
             raise DurationError(f"time: missing unit in duration {quoted}")
+        if unit not in _UNITS:
+            raise DurationError(f'time: unknown unit "{unit}" in duration {quoted}')
         number = float(f"{whole or '0'}.{frac or '0'}")
         total += number * _UNITS[unit]
         pos = m.end()
