@@ -482,3 +482,32 @@ def test_file_artifact(tmp_path: Path) -> None:
 def test_render_stand_in_is_used(tmp_path: Path) -> None:
     data: Mapping[str, Any] = {"A": 1}
     assert render("x{{ .A }}y{{.A}}", data) == "x1y1"
+
+
+def test_real_config_classes_drive_the_post_processors(tmp_path: Path) -> None:
+    from amibake.postprocessors.config import (
+        ChecksumConfig,
+        CompressConfig,
+        ManifestConfig,
+        ShellLocalPostProcessorConfig,
+    )
+
+    ui = RecordingUi()
+    env = env_for("b", ui=ui)
+    out = tmp_path / "m.json"
+    ManifestPostProcessor(ManifestConfig(output=str(out)), env).post_process(AmiArtifact())
+    assert json.loads(out.read_text())["builds"][0]["custom_data"] is None
+    f = tmp_path / "f"
+    f.write_text("f")
+    sums = str(tmp_path / "{{.ChecksumType}}.sum")
+    new, _, _ = ChecksumPostProcessor(ChecksumConfig(output=sums), env).post_process(
+        FileArtifact("x", files=[str(f)])
+    )
+    assert (tmp_path / "md5.sum").exists()
+    target = tmp_path / "c.tar.gz"
+    CompressPostProcessor(CompressConfig(output=str(target)), env).post_process(new)
+    with tarfile.open(target) as tar:
+        assert tar.getnames() == ["f", "md5.sum"]
+    pp_config = ShellLocalPostProcessorConfig(inline=["echo pp"])
+    ShellLocalPostProcessor(pp_config, env).post_process(AmiArtifact())
+    assert ui.of("message") == ["pp"]

@@ -757,3 +757,26 @@ def test_local_comm_preserves_mode(tmp_path: Path) -> None:
     comm = LocalComm()
     comm.upload(str(tmp_path / "x"), b"x", mode=0o600)
     assert stat.S_IMODE(os.stat(tmp_path / "x").st_mode) == 0o600
+
+
+# -- with the real config classes ----------------------------------------------------------------
+
+
+def test_real_config_classes_drive_the_provisioners(tmp_path: Path) -> None:
+    from amibake.provisioners.config import BreakpointConfig, FileConfig, ShellConfig, ShellLocalConfig
+
+    ui = RecordingUi()
+    env = make_env(ui)
+    comm = LocalComm()
+    ShellProvisioner(
+        ShellConfig(inline=["echo $A"], environment_vars=["A=1"], remote_folder=str(tmp_path)), env
+    ).provision(comm, {})
+    src = tmp_path / "src.txt"
+    src.write_text("x")
+    file_cfg = FileConfig(source=str(src), destination=str(tmp_path / "dst.txt"))
+    FileProvisioner(file_cfg, env).provision(comm, {})
+    ShellLocalProvisioner(ShellLocalConfig(command="echo local"), env).provision(comm, {})
+    BreakpointProvisioner(BreakpointConfig(disable=True), env).provision(comm, {})
+    assert ui.of("message") == ["1", "local"]
+    assert (tmp_path / "dst.txt").read_text() == "x"
+    assert ui.of("say")[-1] == "Breakpoint provisioner disabled; continuing..."
