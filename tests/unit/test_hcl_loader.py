@@ -281,7 +281,8 @@ def test_env_only_in_variable_defaults(tmp_path: Path) -> None:
 def test_templatefile(tmp_path: Path) -> None:
     (tmp_path / "u.tpl").write_text("hello ${name}%{ for x in xs }-${x}%{ endfor }\n")
     text = 'locals {\n  s = templatefile("${path.root}/u.tpl", { name = "w", xs = [1, 2] })\n}\n' + (
-        'source "amazon-ebs" "a" {\n  user_data = local.s\n}\nbuild {\n  sources = ["source.amazon-ebs.a"]\n}\n'
+        'source "amazon-ebs" "a" {\n  user_data = local.s\n}\n'
+        'build {\n  sources = ["source.amazon-ebs.a"]\n}\n'
     )
     t = load(tmp_path, text)
     assert t.builds[0].sources[0].config["user_data"] == "hello w-1-2\n"
