@@ -70,7 +70,15 @@ def test_parse_duration_errors(text: str, message: str | None) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (1, "1s"), (90, "1m30s"), (3723.5, "1h2m3.5s"), (0.3, "300ms"), (3600, "1h0m0s"), (-5, "-5s")],
+    [
+        (0, "0s"),
+        (1, "1s"),
+        (90, "1m30s"),
+        (3723.5, "1h2m3.5s"),
+        (0.3, "300ms"),
+        (3600, "1h0m0s"),
+        (-5, "-5s"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
@@ -84,7 +92,16 @@ def test_format_parse_roundtrip(ms: int) -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("22", 22), ("-1", -1), ("+3", 3), ("0x16", 22), ("026", 22), ("0o26", 22), ("0b101", 5), ("1_000", 1000)],
+    [
+        ("22", 22),
+        ("-1", -1),
+        ("+3", 3),
+        ("0x16", 22),
+        ("026", 22),
+        ("0o26", 22),
+        ("0b101", 5),
+        ("1_000", 1000),
+    ],
 )
 def test_go_int(text: str, value: int) -> None:
     assert parse_go_int(text) == value
@@ -101,7 +118,9 @@ def test_go_int_range() -> None:
         parse_go_int(str(2**63))
 
 
-@pytest.mark.parametrize(("value", "text"), [(True, "1"), (False, "0"), (22, "22"), (1.5, "1.5"), (1e21, "1" + "0" * 21)])
+@pytest.mark.parametrize(
+    ("value", "text"), [(True, "1"), (False, "0"), (22, "22"), (1.5, "1.5"), (1e21, "1" + "0" * 21)]
+)
 def test_weak_string(value: Any, text: str) -> None:
     assert to_str(value) == text
     if isinstance(value, float):
@@ -110,7 +129,16 @@ def test_weak_string(value: Any, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "result"),
-    [("true", True), ("1", True), ("T", True), ("False", False), ("0", False), ("", False), (2, True), (0, False)],
+    [
+        ("true", True),
+        ("1", True),
+        ("T", True),
+        ("False", False),
+        ("0", False),
+        ("", False),
+        (2, True),
+        (0, False),
+    ],
 )
 def test_weak_bool(value: Any, result: bool) -> None:
     assert to_bool(value) is result

@@ -51,8 +51,8 @@ class AssumeRoleConfig(ConfigModel):
 class VaultAWSEngineOptions(ConfigModel):
     """``vault_aws_engine { ... }``: credentials from Vault's AWS secrets engine."""
 
-    name: Str = Field("", description="")
-    role_arn: Str = Field("", description="")
+    name: Str = Field("", description="The Vault role name to read credentials for.")
+    role_arn: Str = Field("", description="The ARN of the role to assume when the Vault role has several.")
     ttl: Str = Field(
         "",
         description=(
@@ -65,7 +65,9 @@ class VaultAWSEngineOptions(ConfigModel):
             "types) for more details."
         ),
     )
-    engine_name: Str = Field("", description="")
+    engine_name: Str = Field(
+        "", description="The mount path of the AWS secrets engine in Vault (default `aws`)."
+    )
 
     def empty(self) -> bool:
         return not (self.name or self.role_arn or self.ttl or self.engine_name)
@@ -172,7 +174,9 @@ class AccessConfig(PluginConfig):
             "if you are using `use_vault_aws_engine` for authentication instead."
         ),
     )
-    skip_metadata_api_check: Bool = Field(False, description="")
+    skip_metadata_api_check: Bool = Field(
+        False, description="Deprecated and ignored (Packer logs a warning)."
+    )
     skip_credential_validation: Bool = Field(
         False,
         description=("Set to true if you want to skip validating AWS credentials before runtime."),
