@@ -1,0 +1,363 @@
+"""A fault-injecting, state-delaying HTTP proxy in front of the moto server (test code only).
+
+amibake (or Packer, or boto3) is pointed at the proxy's URL instead of moto's. The proxy forwards
+every request to moto and can:
+
+* answer a fraction of EC2 calls with throttling (HTTP 503, ``RequestLimitExceeded``) or a server
+  error (HTTP 500, ``InternalError``) *without* forwarding them, as AWS does when it sheds load;
+* make resources read as not-yet-ready for a while: moto flips states at once (an instance is
+  ``running`` on the first DescribeInstances, an AMI ``available`` on the first DescribeImages), so
+  the proxy rewrites Describe* answers to ``pending`` / ``stopping`` / ``shutting-down`` until the
+  configured number of seconds after it saw the resource created, stopped or terminated.
+
+For benchmarks it records, per resource, when it became ready (``ready_at[id][state]``, monotonic
+clock) and when a Describe answer first showed the client that state (``first_seen_ready``), so
+polling lag is ``first_seen_ready[id][state] - ready_at[id][state]``.
+
+``/moto-api/`` calls are forwarded untouched and never faulted. Loopback only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.client
+import random
+import re
+import threading
+import time
+import urllib.parse
+import uuid
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+DELAY_KINDS = ("instance_pending", "instance_stopping", "image_pending", "instance_shutting_down")
+
+#: instance state name -> code, as EC2 reports them
+_STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64,
+                "stopped": 80}
+
+_HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+               "transfer-encoding", "upgrade", "content-length", "content-encoding"}
+
+_INSTANCE_ID = re.compile(r"\bi-[0-9a-f]{8,17}\b")
+_IMAGE_ID = re.compile(r"<imageId>(ami-[0-9a-f]+)</imageId>")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _namespace(tag: str) -> str:
+    return tag[1:].split("}", 1)[0] if tag.startswith("{") else ""
+
+
+def _error_xml(code: str, message: str) -> bytes:
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+        f"<RequestID>{uuid.uuid4()}</RequestID></Response>"
+    ).encode()
+
+
+class AwsProxy:
+    """A small threaded HTTP proxy in front of the moto server (loopback only)."""
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        throttle_rate: float = 0.0,
+        error_rate: float = 0.0,
+        seed: int = 0,
+        delays: Mapping[str, float] | None = None,
+    ) -> None:
+        parts = urllib.parse.urlsplit(upstream)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"upstream must be an http:// URL, got {upstream!r}")
+        self.upstream = upstream
+        self._up_host = parts.hostname
+        self._up_port = parts.port or 80
+        if not 0.0 <= throttle_rate + error_rate <= 1.0:
+            raise ValueError("throttle_rate + error_rate must be within [0, 1]")
+        self.throttle_rate = throttle_rate
+        self.error_rate = error_rate
+        unknown = set(delays or {}) - set(DELAY_KINDS)
+        if unknown:
+            raise ValueError(f"unknown delay kinds {sorted(unknown)}; known: {', '.join(DELAY_KINDS)}")
+        self.delays: dict[str, float] = {k: float((delays or {}).get(k, 0.0)) for k in DELAY_KINDS}
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        #: EC2 Action counts seen (faulted ones included)
+        self.calls: Counter[str] = Counter()
+        #: faults injected, by kind ("throttle", "error")
+        self.faults: Counter[str] = Counter()
+        #: resource id -> event ("created", "stopped", "terminated") -> monotonic time the proxy saw it
+        self.events: dict[str, dict[str, float]] = {}
+        #: resource id -> ready state ("running", "stopped", "terminated", "available") -> monotonic time
+        self.ready_at: dict[str, dict[str, float]] = {}
+        #: resource id -> ready state -> monotonic time a Describe answer first showed it to the client
+        self.first_seen_ready: dict[str, dict[str, float]] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start serving on a free loopback port; return the proxy URL."""
+        if self._server is not None:
+            return self.url
+        proxy = self
+
+        class Handler(_Handler):
+            owner = proxy
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1},
+                                        name="awsproxy", daemon=True)
+        self._thread.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the proxy is not started")
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> AwsProxy:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- decisions ------------------------------------------------------------------------
+
+    def _fault_for(self) -> str:
+        with self._lock:
+            x = self._rng.random()
+        if x < self.throttle_rate:
+            return "throttle"
+        if x < self.throttle_rate + self.error_rate:
+            return "error"
+        return ""
+
+    def _note(self, rid: str, event: str, ready_state: str, delay_kind: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            ev = self.events.setdefault(rid, {})
+            if event in ev:
+                return
+            ev[event] = now
+            self.ready_at.setdefault(rid, {})[ready_state] = now + self.delays[delay_kind]
+
+    def _hold(self, rid: str, event: str, delay_kind: str) -> bool:
+        """True while ``rid`` should still read as not ready after ``event``."""
+        delay = self.delays[delay_kind]
+        with self._lock:
+            at = self.events.get(rid, {}).get(event)
+        if at is None:
+            # not seen being created/stopped through the proxy: hold from the first sight
+            if delay <= 0:
+                return False
+            self._note(rid, event, {"created": "running", "stopped": "stopped",
+                                    "terminated": "terminated"}.get(event, "available"), delay_kind)
+            return True
+        return time.monotonic() < at + delay
+
+    def _seen_ready(self, rid: str, state: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.first_seen_ready.setdefault(rid, {}).setdefault(state, now)
+
+    # -- response handling ----------------------------------------------------------------
+
+    def observe(self, action: str, body: bytes) -> bytes:
+        """Record what a successful EC2 answer created; rewrite states that should not show yet."""
+        text = body.decode("utf-8", "replace")
+        if action in ("RunInstances", "CreateFleet", "RequestSpotInstances"):
+            for iid in set(_INSTANCE_ID.findall(text)):
+                self._note(iid, "created", "running", "instance_pending")
+            return body
+        if action in ("CreateImage", "CopyImage", "RegisterImage"):
+            for ami in _IMAGE_ID.findall(text):
+                self._note(ami, "created", "available", "image_pending")
+            return body
+        if action == "StopInstances":
+            for iid in set(_INSTANCE_ID.findall(text)):
+                self._note(iid, "stopped", "stopped", "instance_stopping")
+            return self._rewrite(body, "currentState")
+        if action == "TerminateInstances":
+            for iid in set(_INSTANCE_ID.findall(text)):
+                self._note(iid, "terminated", "terminated", "instance_shutting_down")
+            return self._rewrite(body, "currentState")
+        if action == "DescribeInstances":
+            return self._rewrite(body, "instanceState")
+        if action == "DescribeImages":
+            return self._rewrite_images(body)
+        return body
+
+    def _instance_view(self, iid: str, state: str) -> str:
+        """The state the client should see for instance ``iid`` whose real state is ``state``."""
+        if state == "running" and self._hold(iid, "created", "instance_pending"):
+            return "pending"
+        if state == "stopped" and self._hold(iid, "stopped", "instance_stopping"):
+            return "stopping"
+        if state == "terminated" and self._hold(iid, "terminated", "instance_shutting_down"):
+            return "shutting-down"
+        return state
+
+    def _rewrite(self, body: bytes, state_tag: str) -> bytes:
+        if not any(self.delays.values()) and state_tag == "currentState":
+            return body
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return body
+        changed = False
+        for parent in root.iter():
+            iid = ""
+            state_el = None
+            for child in parent:
+                tag = _local(child.tag)
+                if tag == "instanceId":
+                    iid = (child.text or "").strip()
+                elif tag == state_tag:
+                    state_el = child
+            if not iid or state_el is None:
+                continue
+            name_el = code_el = None
+            for child in state_el:
+                if _local(child.tag) == "name":
+                    name_el = child
+                elif _local(child.tag) == "code":
+                    code_el = child
+            if name_el is None:
+                continue
+            real = (name_el.text or "").strip()
+            shown = self._instance_view(iid, real)
+            if shown != real:
+                name_el.text = shown
+                if code_el is not None:
+                    code_el.text = str(_STATE_CODES[shown])
+                changed = True
+            elif state_tag == "instanceState" and real in ("running", "stopped", "terminated"):
+                self._seen_ready(iid, real)
+        return self._serialize(root) if changed else body
+
+    def _rewrite_images(self, body: bytes) -> bytes:
+        try:
+            root = ET.fromstring(body)
+        except ET.ParseError:
+            return body
+        changed = False
+        for parent in root.iter():
+            ami = ""
+            state_el = None
+            for child in parent:
+                tag = _local(child.tag)
+                if tag == "imageId":
+                    ami = (child.text or "").strip()
+                elif tag == "imageState":
+                    state_el = child
+            if not ami or state_el is None:
+                continue
+            real = (state_el.text or "").strip()
+            if real == "available" and self._hold(ami, "created", "image_pending"):
+                state_el.text = "pending"
+                changed = True
+            elif real == "available":
+                self._seen_ready(ami, real)
+        return self._serialize(root) if changed else body
+
+    @staticmethod
+    def _serialize(root: ET.Element) -> bytes:
+        ns = _namespace(root.tag)
+        if ns:
+            out = ET.tostring(root, encoding="unicode", default_namespace=ns)
+        else:
+            out = ET.tostring(root, encoding="unicode")
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n' + out).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: AwsProxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _relay(self) -> None:
+        proxy = self.owner
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        action, service = "", ""
+        is_moto_api = self.path.startswith("/moto-api")
+        if not is_moto_api:
+            query = urllib.parse.urlsplit(self.path).query
+            ctype = self.headers.get("Content-Type", "")
+            form = body.decode("utf-8", "replace") if "x-www-form-urlencoded" in ctype else ""
+            params = urllib.parse.parse_qs(f"{form}&{query}")
+            action = params.get("Action", [""])[0]
+            auth = self.headers.get("Authorization", "")
+            m = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", auth)
+            service = m.group(1) if m else ("ec2" if action else "")
+        ec2 = bool(action) and service == "ec2"
+        if ec2:
+            with proxy._lock:
+                proxy.calls[action] += 1
+            fault = proxy._fault_for()
+            if fault:
+                with proxy._lock:
+                    proxy.faults[fault] += 1
+                if fault == "throttle":
+                    self._answer(503, _error_xml("RequestLimitExceeded", "Request limit exceeded."))
+                else:
+                    self._answer(500, _error_xml("InternalError", "An internal error has occurred."))
+                return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
+        conn = http.client.HTTPConnection(proxy._up_host, proxy._up_port, timeout=120)
+        try:
+            conn.request(self.command, self.path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            status = resp.status
+            out_headers = [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP_BY_HOP]
+            if (resp.getheader("Content-Encoding") or "").lower() == "gzip":
+                data = gzip.decompress(data)
+        except OSError as exc:
+            self._answer(502, _error_xml("ProxyError", f"upstream unreachable: {exc}"))
+            return
+        finally:
+            conn.close()
+        if ec2 and status == 200:
+            data = proxy.observe(action, data)
+        self._answer(status, data, out_headers)
+
+    def _answer(self, status: int, data: bytes, headers: list[tuple[str, str]] | None = None) -> None:
+        self.send_response(status)
+        sent_type = False
+        for k, v in headers or []:
+            sent_type = sent_type or k.lower() == "content-type"
+            self.send_header(k, v)
+        if not sent_type:
+            self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay
