@@ -102,15 +102,7 @@ def test_walk_errors_are_clear(tmp_path: Path) -> None:
 
 
 def _stream(entries: list[tree.Entry]) -> bytes:
-    out = bytearray()
-    for e in entries:
-        out += tree.tar_header(e)
-        if not e.is_dir:
-            for chunk in tree.iter_chunks(e.path, e.size, 3):
-                out += chunk
-            out += tree.tar_padding(e.size)
-    out += tree.tar_trailer(len(out))
-    return bytes(out)
+    return b"".join(tree.tar_stream(entries, 1000))
 
 
 def test_tar_stream_reads_back_with_tarfile(tmp_path: Path) -> None:

@@ -53,7 +53,7 @@ from amibake.errors import CommunicatorError
 #: measured fastest on hosts with AES instructions (see bench/ssh-throughput)
 PREFERRED_CIPHER = "aes128-gcm@openssh.com"
 CHUNK = 1 << 20
-SFTP_PARALLEL_FILES = 8
+SFTP_PARALLEL_FILES = 32
 
 _LOST = (asyncssh.ConnectionLost, asyncssh.DisconnectError, ConnectionError, BrokenPipeError, EOFError)
 
@@ -418,23 +418,14 @@ class SSHCommunicator(Communicator):
         stderr = asyncio.ensure_future(proc.stderr.read())
         try:
             w = proc.stdin
-            buf = bytearray()
-            written = 0
-            for e in entries:
-                buf += tree.tar_header(e)
-                if not e.is_dir:
-                    for chunk in tree.iter_chunks(e.path, e.size, CHUNK):
-                        buf += chunk
-                        if len(buf) >= CHUNK:
-                            written += len(buf)
-                            w.write(bytes(buf))
-                            buf.clear()
-                            await w.drain()
-                    buf += tree.tar_padding(e.size)
-            written += len(buf)
-            buf += tree.tar_trailer(written)
-            w.write(bytes(buf))
-            await w.drain()
+            # the stream is built (files read) in a worker thread, one chunk ahead of the sending
+            loop = asyncio.get_running_loop()
+            chunks = tree.tar_stream(entries, CHUNK)
+            nxt = loop.run_in_executor(None, next, chunks, b"")
+            while chunk := await nxt:
+                nxt = loop.run_in_executor(None, next, chunks, b"")
+                w.write(chunk)
+                await w.drain()
             w.write_eof()
             await proc.wait_closed()
             err = (await stderr).decode("utf-8", "replace").strip()
@@ -714,7 +705,7 @@ async def _sftp_put(sftp: Any, dst: str, f: BinaryIO, size: int, mode: int) -> N
                 raise CommunicatorError(f"the upload source for {dst} ended early")
             await rf.write(data, offset)
             offset += len(data)
-    await sftp.chmod(dst, mode)
+        await rf.chmod(mode)  # the create mode is masked by umask and ignored for existing files
 
 
 class _Source:
