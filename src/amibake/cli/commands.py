@@ -155,3 +155,6 @@ def build(
         raise Interrupted(state["signum"])
     if any(r.error for r in results):
         sys.exit(1)
+
+
+from amibake.cli import hcl_commands  # noqa: E402, F401
