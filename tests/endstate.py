@@ -1,0 +1,140 @@
+"""What a build left in the emulator, normalised so two runs (or two tools) can be compared.
+
+Ids, timestamps and generated names are masked; amibake's own bookkeeping tags (``amibake:*``)
+are listed apart, since Packer has none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import boto3
+
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+_MASKS = [
+    (re.compile(r"\bami-[0-9a-f]{8,17}\b"), "ami-X"),
+    (re.compile(r"\bsnap-[0-9a-f]{8,17}\b"), "snap-X"),
+    (re.compile(r"\bi-[0-9a-f]{8,17}\b"), "i-X"),
+    (re.compile(r"\bvol-[0-9a-f]{8,17}\b"), "vol-X"),
+    (re.compile(r"\bsg-[0-9a-f]{8,17}\b"), "sg-X"),
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "UUID"),
+    (re.compile(r"\b1[6-9]\d{8}\b"), "TS"),
+    (re.compile(r"packer-\d+\.\d+\.\d+"), "packer-VERSION"),
+]
+
+
+def mask(value: Any) -> Any:
+    if isinstance(value, str):
+        for rx, repl in _MASKS:
+            value = rx.sub(repl, value)
+        return value
+    if isinstance(value, Mapping):
+        return {mask(k): mask(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return sorted((mask(v) for v in value), key=repr)
+    return value
+
+
+def client(env: Mapping[str, str], region: str) -> Any:
+    return boto3.client(
+        "ec2",
+        region_name=region,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def _tags(obj: Mapping[str, Any], own: bool = False) -> dict[str, str]:
+    tags = {t["Key"]: t["Value"] for t in obj.get("Tags", [])}
+    return {k: v for k, v in tags.items() if k.startswith("amibake:") == own}
+
+
+def region_state(env: Mapping[str, str], region: str) -> dict[str, Any]:
+    ec2 = client(env, region)
+    images = []
+    for img in ec2.describe_images(Owners=["self"])["Images"]:
+        perms = ec2.describe_image_attribute(ImageId=img["ImageId"], Attribute="launchPermission")
+        images.append(
+            {
+                "id": img["ImageId"],
+                "name": img["Name"],
+                "description": img.get("Description", ""),
+                "state": img["State"],
+                "tags": _tags(img),
+                "launch_permissions": sorted(
+                    p.get("UserId") or p.get("Group") or "" for p in perms.get("LaunchPermissions", [])
+                ),
+                "block_devices": sorted(
+                    (
+                        bd["DeviceName"],
+                        bd.get("Ebs", {}).get("VolumeSize"),
+                        bd.get("Ebs", {}).get("VolumeType"),
+                    )
+                    for bd in img.get("BlockDeviceMappings", [])
+                ),
+                "snapshots": sorted(
+                    bd["Ebs"]["SnapshotId"] for bd in img.get("BlockDeviceMappings", []) if "Ebs" in bd
+                ),
+            }
+        )
+    snapshots = {
+        s["SnapshotId"]: {"tags": _tags(s), "state": s["State"]}
+        for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    }
+    instances = [
+        {"id": i["InstanceId"], "state": i["State"]["Name"], "tags": _tags(i)}
+        for r in ec2.describe_instances()["Reservations"]
+        for i in r["Instances"]
+    ]
+    return {
+        "images": images,
+        "snapshots": snapshots,
+        "instances": instances,
+        "running_instances": [i for i in instances if i["state"] not in ("terminated", "shutting-down")],
+        "key_pairs": [k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]],
+        "security_groups": [
+            g["GroupName"]
+            for g in ec2.describe_security_groups()["SecurityGroups"]
+            if g["GroupName"] != "default"
+        ],
+        "volumes": [v["VolumeId"] for v in ec2.describe_volumes()["Volumes"] if v["State"] != "deleted"],
+    }
+
+
+def end_state(env: Mapping[str, str], regions: Iterable[str] = REGIONS) -> dict[str, dict[str, Any]]:
+    return {r: region_state(env, r) for r in regions}
+
+
+def leftovers(state: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Temporary resources still there: running instances, key pairs, security groups, volumes."""
+    out: dict[str, list[Any]] = {}
+    for region, st in state.items():
+        for kind in ("running_instances", "key_pairs", "security_groups", "volumes"):
+            if st[kind]:
+                out[f"{region}:{kind}"] = list(st[kind])
+    return out
+
+
+def comparable(state: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The end state with ids masked and images' snapshots resolved to their tags."""
+    out: dict[str, Any] = {}
+    for region, st in state.items():
+        images = []
+        for img in st["images"]:
+            snaps = [st["snapshots"].get(s, {}) for s in img["snapshots"]]
+            images.append(
+                mask(
+                    {k: v for k, v in img.items() if k not in ("id", "snapshots")} | {"snapshot_tags": snaps}
+                )
+            )
+        out[region] = {
+            "images": sorted(images, key=repr),
+            "instances": mask([{k: v for k, v in i.items() if k != "id"} for i in st["instances"]]),
+            "key_pairs": st["key_pairs"],
+            "security_groups": st["security_groups"],
+            "volumes": mask(st["volumes"]),
+        }
+    return out

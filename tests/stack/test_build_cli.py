@@ -1,0 +1,260 @@
+"""``amibake build`` end to end as a user runs it: a subprocess against the local stack.
+
+Each test asserts the emulator's end state (AMIs, snapshots, launch permissions, block devices in
+every region; every temporary resource gone) and the provisioners' real effects through sshd.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.endstate import end_state, leftovers
+from tests.stackkit import Stack
+
+pytestmark = pytest.mark.stack
+
+AMIBAKE = [sys.executable, "-m", "amibake"]
+
+
+def amibake(
+    args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*AMIBAKE, *args], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def builder(stack: Stack, name: str, **extra: Any) -> dict[str, Any]:
+    b: dict[str, Any] = {
+        "type": "amazon-ebs",
+        "name": name,
+        "region": "us-east-1",
+        "source_ami": "ami-785db401",
+        "instance_type": "t2.micro",
+        "ssh_username": stack.sshd.user,
+        "ssh_host": "127.0.0.1",
+        "ssh_port": stack.sshd.port,
+        "ssh_timeout": "60s",
+        "ami_name": f"e2e-{name}-{{{{timestamp}}}}",
+    }
+    b.update(extra)
+    return b
+
+
+@pytest.fixture
+def marker() -> Any:
+    tag = uuid.uuid4().hex[:10]
+    yield tag
+    for p in Path("/tmp").glob(f"amibake-e2e-{tag}*"):
+        subprocess.run(["rm", "-rf", str(p)], check=False)
+
+
+def test_full_build(stack: Stack, aws_env: dict[str, str], tmp_path: Path, marker: str) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "hello.txt").write_text("hello from the file provisioner\n")
+    (tmp_path / "tree" / "sub").mkdir(parents=True)
+    (tmp_path / "tree" / "a.txt").write_text("a\n")
+    (tmp_path / "tree" / "sub" / "b.txt").write_text("b\n")
+    (tmp_path / "script.sh").write_text('#!/bin/sh\necho "script sees GREETING=$GREETING"\n')
+    remote = f"/tmp/amibake-e2e-{marker}"
+    template = {
+        "variables": {"greeting": "hi there", "secret": "s3cr3t-canary-value"},
+        "sensitive-variables": ["secret"],
+        "builders": [
+            builder(
+                stack,
+                "full",
+                ami_description="built from {{ .SourceAMI }} in {{ .BuildRegion }}",
+                ami_regions=["us-west-2"],
+                ami_users=["111122223333"],
+                tags={
+                    "Name": "e2e-{{timestamp}}",
+                    "Source": "{{ .SourceAMIName }}",
+                    "Team": "{{user `greeting`}}",
+                },
+                snapshot_tags={"Kind": "snapshot"},
+                run_tags={"Name": "e2e-builder"},
+                launch_block_device_mappings=[
+                    {
+                        "device_name": "/dev/sdf",
+                        "volume_size": 2,
+                        "volume_type": "gp2",
+                        "delete_on_termination": True,
+                    }
+                ],
+                ami_block_device_mappings=[
+                    {
+                        "device_name": "/dev/sdg",
+                        "volume_size": 3,
+                        "volume_type": "gp2",
+                        "delete_on_termination": True,
+                    }
+                ],
+            )
+        ],
+        "provisioners": [
+            {
+                "type": "shell",
+                "environment_vars": ["GREETING={{user `greeting`}}", "SECRET={{user `secret`}}"],
+                "inline": [
+                    f"mkdir -p {remote}",
+                    f'echo "$PACKER_BUILD_NAME $PACKER_BUILDER_TYPE $GREETING" > {remote}/shell.txt',
+                    "echo secret is $SECRET",
+                ],
+            },
+            {"type": "shell", "script": "script.sh", "environment_vars": ["GREETING=from-script"]},
+            {"type": "file", "source": "files/hello.txt", "destination": f"{remote}/hello.txt"},
+            {"type": "file", "source": "tree/", "destination": f"{remote}/tree"},
+            {
+                "type": "file",
+                "direction": "download",
+                "source": f"{remote}/shell.txt",
+                "destination": "downloaded.txt",
+            },
+            {"type": "shell-local", "inline": [f"echo local $PACKER_BUILD_NAME > {tmp_path}/local.txt"]},
+        ],
+        "post-processors": [
+            {"type": "manifest", "output": "manifest.json", "strip_path": True, "custom_data": {"k": "v"}}
+        ],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(template))
+    r = amibake(["build", "-color=false", "t.json"], aws_env, tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    # Packer's output shape
+    assert "==> full: Prevalidating AMI Name: e2e-full-" in out
+    assert "==> Builds finished. The artifacts of successful builds are:" in out
+    assert "--> full: AMIs were created:" in out
+    # provisioners really ran on the "instance" (the local sshd) and locally
+    assert Path(f"{remote}/shell.txt").read_text() == "full amazon-ebs hi there\n"
+    assert Path(f"{remote}/hello.txt").read_text() == "hello from the file provisioner\n"
+    assert Path(f"{remote}/tree/a.txt").read_text() == "a\n"
+    assert Path(f"{remote}/tree/sub/b.txt").read_text() == "b\n"
+    assert (tmp_path / "downloaded.txt").read_text() == "full amazon-ebs hi there\n"
+    assert (tmp_path / "local.txt").read_text() == "local full\n"
+    assert "script sees GREETING=from-script" in out
+    # the sensitive variable never shows
+    assert "s3cr3t-canary-value" not in out
+    assert "secret is <sensitive>" in out
+
+    state = end_state(aws_env, ("us-east-1", "us-west-2"))
+    assert leftovers(state) == {}
+    east, west = state["us-east-1"], state["us-west-2"]
+    assert len(east["images"]) == 1 and len(west["images"]) == 1
+    img = east["images"][0]
+    assert img["name"].startswith("e2e-full-")
+    assert img["state"] == "available"
+    assert img["description"] == "built from ami-785db401 in us-east-1"
+    assert img["tags"]["Team"] == "hi there"
+    assert img["tags"]["Source"].startswith("ubuntu/images/")
+    assert img["launch_permissions"] == ["111122223333"]
+    # moto's CreateImage ignores BlockDeviceMappings and snapshots only the root device: the image has
+    # the source's root volume (moto: 15 GiB "standard"); the copies must carry the same devices
+    assert [dev for dev, _, _ in img["block_devices"]] == ["/dev/sda1"], img["block_devices"]
+    for region_state in (east, west):
+        image = region_state["images"][0]
+        assert image["name"] == img["name"]
+        assert image["launch_permissions"] == ["111122223333"]
+        assert image["block_devices"] == img["block_devices"]
+        for snap in image["snapshots"]:
+            assert region_state["snapshots"][snap]["tags"].get("Kind") == "snapshot"
+    assert [i["tags"].get("Name") for i in east["instances"]] == ["e2e-builder"]
+    assert all(i["state"] == "terminated" for i in east["instances"])
+
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (build,) = manifest["builds"]
+    assert build["name"] == "full" and build["builder_type"] == "amazon-ebs"
+    assert build["custom_data"] == {"k": "v"}
+    assert set(build["artifact_id"].split(",")) == {
+        f"us-east-1:{img['id']}",
+        f"us-west-2:{west['images'][0]['id']}",
+    }
+    assert manifest["last_run_uuid"] == build["packer_run_uuid"]
+
+
+def failing_template(stack: Stack, marker: str) -> dict[str, Any]:
+    return {
+        "builders": [builder(stack, "failing")],
+        "provisioners": [
+            {"type": "shell", "inline": [f"echo ran > /tmp/amibake-e2e-{marker}-ran", "exit 3"]},
+            {"type": "shell", "inline": [f"echo never > /tmp/amibake-e2e-{marker}-never"]},
+        ],
+    }
+
+
+def test_failing_provisioner_leaves_nothing(
+    stack: Stack, aws_env: dict[str, str], tmp_path: Path, marker: str
+) -> None:
+    (tmp_path / "t.json").write_text(json.dumps(failing_template(stack, marker)))
+    r = amibake(["build", "-color=false", "t.json"], aws_env, tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "Script exited with non-zero exit status: 3" in out
+    assert "Build 'failing' errored after" in out
+    assert "==> Builds finished but no artifacts were created." in out
+    assert Path(f"/tmp/amibake-e2e-{marker}-ran").exists()
+    assert not Path(f"/tmp/amibake-e2e-{marker}-never").exists()
+    state = end_state(aws_env, ("us-east-1",))
+    assert leftovers(state) == {}
+    assert state["us-east-1"]["images"] == []
+
+
+def test_on_error_abort_leaves_resources_and_names_them(
+    stack: Stack, aws_env: dict[str, str], tmp_path: Path, marker: str
+) -> None:
+    (tmp_path / "t.json").write_text(json.dumps(failing_template(stack, marker)))
+    r = amibake(["build", "-color=false", "-on-error=abort", "t.json"], aws_env, tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    state = end_state(aws_env, ("us-east-1",))
+    left = leftovers(state)
+    (instance,) = state["us-east-1"]["running_instances"]
+    (key_pair,) = state["us-east-1"]["key_pairs"]
+    (group,) = state["us-east-1"]["security_groups"]
+    assert set(left) >= {"us-east-1:running_instances", "us-east-1:key_pairs", "us-east-1:security_groups"}
+    for name in (instance["id"], key_pair, group):
+        assert name in out, f"{name} not listed in:\n{out}"
+
+
+def test_only_and_parallel_builds(stack: Stack, aws_env: dict[str, str], tmp_path: Path) -> None:
+    template = {
+        "builders": [builder(stack, f"b{i}") for i in range(3)],
+        "provisioners": [{"type": "shell", "inline": ["echo $PACKER_BUILD_NAME"]}],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(template))
+    r = amibake(["build", "-color=false", "-only=b0,b2", "-parallel-builds=2", "t.json"], aws_env, tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "--> b0: AMIs were created:" in out and "--> b2: AMIs were created:" in out
+    assert "b1:" not in out
+    state = end_state(aws_env, ("us-east-1",))
+    assert sorted(i["name"].split("-")[1] for i in state["us-east-1"]["images"]) == ["b0", "b2"]
+    assert leftovers(state) == {}
+
+
+def test_machine_readable_artifacts(stack: Stack, aws_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text(json.dumps({"builders": [builder(stack, "mr")]}))
+    r = amibake(["build", "-machine-readable", "t.json"], aws_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [line.split(",") for line in r.stdout.splitlines()]
+    assert all(len(row) >= 3 and row[0].isdigit() for row in rows), r.stdout
+    kinds = {(row[1], row[2]) for row in rows}
+    assert ("mr", "artifact-count") in kinds
+    ids = [row[5] for row in rows if row[2] == "artifact" and row[4] == "id"]
+    assert ids and ids[0].startswith("us-east-1:ami-")
+
+
+def test_bad_template_gives_error_not_traceback(aws_env: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text('{"builders": [{"type": "amazon-ebs", "ami_nmae": "x"}]}')
+    r = amibake(["build", "t.json"], aws_env, tmp_path)
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr
+    assert "ami_nmae" in r.stderr and "ami_name" in r.stderr
