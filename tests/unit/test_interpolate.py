@@ -381,6 +381,12 @@ def test_exec_errors(template: str, message: str) -> None:
     assert ei.value.offset == line_start + col
 
 
+def test_deep_nesting_is_an_error_not_a_crash() -> None:
+    assert render("{{" + "(" * 50 + "`x`" + ")" * 50 + "}}", CTX) == "x"
+    with pytest.raises(TemplateSyntaxError, match="max expression depth exceeded"):
+        render("{{" + "(" * 5000 + "1" + ")" * 5000 + "}}", CTX)
+
+
 def test_exec_error_column_counts_bytes_like_go() -> None:
     with pytest.raises(TemplateExecError) as ei:
         render("é{{ user }}", CTX)

@@ -880,6 +880,11 @@ _OPERAND_START = {
 }  # fmt: skip
 
 
+#: Go stops at 10000 nested parentheses ("max expression depth exceeded"); a recursive Python
+#: parser and evaluator must stop far earlier. No real template comes near this.
+_MAX_DEPTH = 50
+
+
 class _Parser:
     def __init__(self, text: str, funcs: Collection[str] | None) -> None:
         self.text = text
@@ -887,6 +892,7 @@ class _Parser:
         self.i = 0
         self.funcs = funcs
         self.vars = ["$"]
+        self.depth = 0
         self.last = self.items[0]
         self.action_line = 0
 
@@ -1061,7 +1067,12 @@ class _Parser:
             except _SyntaxErr as e:
                 raise self.error(str(e), token.pos) from None
         if typ == _T.LEFT_PAREN:
-            return self.pipeline("parenthesized pipeline", _T.RIGHT_PAREN)
+            if self.depth >= _MAX_DEPTH:
+                raise self.error("max expression depth exceeded", token.pos)
+            self.depth += 1
+            pipe = self.pipeline("parenthesized pipeline", _T.RIGHT_PAREN)
+            self.depth -= 1
+            return pipe
         if typ in (_T.STRING, _T.RAW_STRING):
             try:
                 return StringNode(token.pos, token.val, _go_unquote(token.val))
