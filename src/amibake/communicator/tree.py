@@ -25,7 +25,8 @@ class Entry:
     """One file or directory under the uploaded root; ``rel`` uses ``/`` and never starts with it."""
 
     rel: str
-    path: Path
+    #: the local path (a string: cheaper than a Path for thousands of small files)
+    path: str
     is_dir: bool
     mode: int
     size: int
@@ -61,34 +62,34 @@ def walk(root: Path, exclude: Sequence[str] = ()) -> list[Entry]:
     if not stat.S_ISDIR(st.st_mode):
         raise CommunicatorError(f"{root} is not a directory")
     out: list[Entry] = []
-    _walk(root, "", exclude, out, {(st.st_dev, st.st_ino)})
+    _walk(str(root), "", exclude, out, {(st.st_dev, st.st_ino)})
     return out
 
 
-def _walk(directory: Path, prefix: str, exclude: Sequence[str], out: list[Entry],
+def _walk(directory: str, prefix: str, exclude: Sequence[str], out: list[Entry],
           ancestors: set[tuple[int, int]]) -> None:
     try:
-        names = sorted(os.listdir(directory))
+        with os.scandir(directory) as it:
+            items = sorted(it, key=lambda d: d.name)
     except OSError as exc:
         raise CommunicatorError(f"cannot list {directory}: {exc.strerror}") from exc
-    for name in names:
-        rel = f"{prefix}{name}"
-        if is_excluded(rel, exclude):
+    for item in items:
+        rel = f"{prefix}{item.name}"
+        if exclude and is_excluded(rel, exclude):
             continue
-        path = directory / name
         try:
-            st = path.stat()
+            st = item.stat()  # follows symbolic links
         except OSError as exc:
-            raise CommunicatorError(f"cannot read {path}: {exc.strerror}") from exc
+            raise CommunicatorError(f"cannot read {item.path}: {exc.strerror}") from exc
         mode = stat.S_IMODE(st.st_mode)
         if stat.S_ISDIR(st.st_mode):
             key = (st.st_dev, st.st_ino)
             if key in ancestors:
-                raise CommunicatorError(f"symbolic link loop at {path}")
-            out.append(Entry(rel, path, True, mode, 0))
-            _walk(path, rel + "/", exclude, out, ancestors | {key})
+                raise CommunicatorError(f"symbolic link loop at {item.path}")
+            out.append(Entry(rel, item.path, True, mode, 0))
+            _walk(item.path, rel + "/", exclude, out, ancestors | {key})
         elif stat.S_ISREG(st.st_mode):
-            out.append(Entry(rel, path, False, mode, st.st_size))
+            out.append(Entry(rel, item.path, False, mode, st.st_size))
         # sockets, fifos, devices: skipped (nothing to copy)
 
 
@@ -170,10 +171,10 @@ def tar_stream(entries: Sequence[Entry], chunk: int = 1 << 20) -> Iterator[bytes
     yield bytes(buf)
 
 
-def iter_chunks(path: Path, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+def iter_chunks(path: str | Path, size: int, chunk: int = 1 << 20) -> Iterator[bytes]:
     """Exactly ``size`` bytes of ``path`` (the size announced in a header); fails if the file shrank."""
     left = size
-    with open(path, "rb") as f:
+    with open(path, "rb", buffering=0) as f:
         while left:
             data = f.read(min(chunk, left))
             if not data:
