@@ -646,8 +646,7 @@ def _go_unquote(q: str) -> str:
     return buf.decode("utf-8", "replace")
 
 
-@dataclass(frozen=True)
-class _Number:
+class _Number(NamedTuple):
     text: str
     is_int: bool = False
     int_value: int = 0
@@ -736,88 +735,126 @@ def _float_or_none(text: str) -> float | None:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Node:
-    """A node of the parse tree; ``pos`` is its offset in the template string."""
+    """A node of the parse tree; ``pos`` is its offset in the template string. Treat as immutable."""
 
-    pos: int
+    __slots__ = ("pos",)
+    _fields: tuple[str, ...] = ("pos",)
+
+    def __init__(self, pos: int) -> None:
+        self.pos = pos
 
     def go_string(self) -> str:
         raise NotImplementedError
 
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and all(getattr(self, f) == getattr(other, f) for f in self._fields)
 
-@dataclass(frozen=True)
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, *(getattr(self, f) for f in self._fields)))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
+        return f"{type(self).__name__}({args})"
+
+
 class TextNode(Node):
-    text: str
+    __slots__ = ("text",)
+    _fields = ("pos", "text")
+
+    def __init__(self, pos: int, text: str) -> None:
+        self.pos, self.text = pos, text
 
     def go_string(self) -> str:
         return self.text
 
 
-@dataclass(frozen=True)
 class IdentifierNode(Node):
-    name: str
+    __slots__ = ("name",)
+    _fields = ("pos", "name")
+
+    def __init__(self, pos: int, name: str) -> None:
+        self.pos, self.name = pos, name
 
     def go_string(self) -> str:
         return self.name
 
 
-@dataclass(frozen=True)
 class FieldNode(Node):
-    idents: tuple[str, ...]
+    __slots__ = ("idents",)
+    _fields = ("pos", "idents")
+
+    def __init__(self, pos: int, idents: tuple[str, ...]) -> None:
+        self.pos, self.idents = pos, idents
 
     def go_string(self) -> str:
         return "".join("." + i for i in self.idents)
 
 
-@dataclass(frozen=True)
 class VariableNode(Node):
-    idents: tuple[str, ...]  # idents[0] is "$" or "$name"
+    __slots__ = ("idents",)
+    _fields = ("pos", "idents")
+
+    def __init__(self, pos: int, idents: tuple[str, ...]) -> None:
+        self.pos, self.idents = pos, idents  # idents[0] is "$" or "$name"
 
     def go_string(self) -> str:
         return ".".join(self.idents)
 
 
-@dataclass(frozen=True)
 class DotNode(Node):
+    __slots__ = ()
+
     def go_string(self) -> str:
         return "."
 
 
-@dataclass(frozen=True)
 class NilNode(Node):
+    __slots__ = ()
+
     def go_string(self) -> str:
         return "nil"
 
 
-@dataclass(frozen=True)
 class BoolNode(Node):
-    value: bool
+    __slots__ = ("value",)
+    _fields = ("pos", "value")
+
+    def __init__(self, pos: int, value: bool) -> None:
+        self.pos, self.value = pos, value
 
     def go_string(self) -> str:
         return "true" if self.value else "false"
 
 
-@dataclass(frozen=True)
 class NumberNode(Node):
-    number: _Number
+    __slots__ = ("number",)
+    _fields = ("pos", "number")
+
+    def __init__(self, pos: int, number: _Number) -> None:
+        self.pos, self.number = pos, number
 
     def go_string(self) -> str:
         return self.number.text
 
 
-@dataclass(frozen=True)
 class StringNode(Node):
-    quoted: str
-    text: str
+    __slots__ = ("quoted", "text")
+    _fields = ("pos", "quoted", "text")
+
+    def __init__(self, pos: int, quoted: str, text: str) -> None:
+        self.pos, self.quoted, self.text = pos, quoted, text
 
     def go_string(self) -> str:
         return self.quoted
 
 
-@dataclass(frozen=True)
 class CommandNode(Node):
-    args: tuple[Node, ...]
+    __slots__ = ("args",)
+    _fields = ("pos", "args")
+
+    def __init__(self, pos: int, args: tuple[Node, ...]) -> None:
+        self.pos, self.args = pos, args
 
     def go_string(self) -> str:
         parts = []
@@ -827,11 +864,14 @@ class CommandNode(Node):
         return " ".join(parts)
 
 
-@dataclass(frozen=True)
 class PipeNode(Node):
-    decl: tuple[VariableNode, ...]
-    is_assign: bool
-    cmds: tuple[CommandNode, ...]
+    __slots__ = ("cmds", "decl", "is_assign")
+    _fields = ("pos", "decl", "is_assign", "cmds")
+
+    def __init__(
+        self, pos: int, decl: tuple[VariableNode, ...], is_assign: bool, cmds: tuple[CommandNode, ...]
+    ) -> None:
+        self.pos, self.decl, self.is_assign, self.cmds = pos, decl, is_assign, cmds
 
     def go_string(self) -> str:
         s = ""
@@ -840,10 +880,12 @@ class PipeNode(Node):
         return s + " | ".join(c.go_string() for c in self.cmds)
 
 
-@dataclass(frozen=True)
 class ChainNode(Node):
-    node: Node
-    fields: tuple[str, ...]
+    __slots__ = ("fields", "node")
+    _fields = ("pos", "node", "fields")
+
+    def __init__(self, pos: int, node: Node, fields: tuple[str, ...]) -> None:
+        self.pos, self.node, self.fields = pos, node, fields
 
     def go_string(self) -> str:
         s = self.node.go_string()
@@ -852,19 +894,25 @@ class ChainNode(Node):
         return s + "".join("." + f for f in self.fields)
 
 
-@dataclass(frozen=True)
 class ActionNode(Node):
-    pipe: PipeNode
-    #: the action as written, ``{{`` to ``}}`` (trim markers included)
-    source: str
+    """``{{ pipeline }}``; ``source`` is the action as written, ``{{`` to ``}}`` (trim markers included)."""
+
+    __slots__ = ("pipe", "source")
+    _fields = ("pos", "pipe", "source")
+
+    def __init__(self, pos: int, pipe: PipeNode, source: str) -> None:
+        self.pos, self.pipe, self.source = pos, pipe, source
 
     def go_string(self) -> str:
         return "{{" + self.pipe.go_string() + "}}"
 
 
-@dataclass(frozen=True)
 class ListNode(Node):
-    nodes: tuple[Node, ...]
+    __slots__ = ("nodes",)
+    _fields = ("pos", "nodes")
+
+    def __init__(self, pos: int, nodes: tuple[Node, ...]) -> None:
+        self.pos, self.nodes = pos, nodes
 
     def go_string(self) -> str:
         return "".join(n.go_string() for n in self.nodes)
@@ -1213,8 +1261,7 @@ class _FuncError(Exception):
     """A function's returned error (Go: ``error calling NAME: MSG``)."""
 
 
-@dataclass(frozen=True)
-class _Func:
+class _Func(NamedTuple):
     params: tuple[str, ...]
     impl: Callable[..., Any]
     variadic: str | None = None  # type of the ...args after params
