@@ -29,6 +29,14 @@ class _Group(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(self.commands)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Library errors become their message on stderr and their exit code, never a traceback."""
+        try:
+            return super().invoke(ctx)
+        except AmibakeError as err:
+            click.echo(f"Error: {err}", err=True)
+            ctx.exit(err.exit_code)
+
 
 @click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "-v", "-version", "--version", message="amibake %(version)s")

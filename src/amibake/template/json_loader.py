@@ -74,6 +74,7 @@ class _Loader:
         self.file = str(path)
         self.text = text
         self.problems: list[Problem] = []
+        self.warnings: list[str] = []
 
     def problem(self, message: str, key: str | None, pos: Pos | None) -> None:
         self.problems.append(Problem(message, key=key, pos=pos))
@@ -131,6 +132,7 @@ class _Loader:
                     )
 
         template.variables = self.variables(raw)
+        template.warnings += self.warnings
         build = BuildBlock(name="", sources=self.builders(raw))
         build.provisioners = self.provisioners(raw)
         build.post_processors = self.post_processors(raw)
@@ -190,10 +192,10 @@ class _Loader:
             if name in out:
                 out[name].sensitive = True
             else:
-                self.problem(
-                    f'sensitive variable "{name}" is not declared in "variables"',
-                    f"sensitive-variables[{i}]",
-                    self.item_pos(raw.get("sensitive-variables"), i),
+                # Packer ignores such a name; say so rather than fail
+                pos = self.item_pos(raw.get("sensitive-variables"), i)
+                self.warnings.append(
+                    f'{pos or self.file}: sensitive-variables[{i}]: "{name}" is not declared in "variables"; ignored'
                 )
         return out
 

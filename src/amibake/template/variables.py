@@ -45,7 +45,8 @@ def read_json_var_file(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     bad: list[Problem] = []
     for k, v in value.items():
-        s = weak_string(v)
+        # Packer decodes a var file into a map of strings: JSON null leaves the empty string
+        s = "" if v is None else weak_string(v)
         if s is None:
             bad.append(
                 Problem(
