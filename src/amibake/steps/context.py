@@ -13,6 +13,8 @@ as Packer's runner cleans up its steps in reverse.
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -83,6 +85,29 @@ class StepContext:
     def check_cancel(self) -> None:
         if self.cancel.is_set():
             raise BuildCancelled()
+
+    def pause(self, point: str) -> None:
+        """A debugging aid: stop at a named point of the build while someone looks (or kills it).
+
+        With ``AMIBAKE_PAUSE_AT=<point>[,<point>...]`` (``*`` for every point), reaching ``point``
+        prints ``amibake: paused at <point> (pid N)`` to stderr and sleeps
+        ``AMIBAKE_PAUSE_SECONDS`` (default 3600) or until the build is cancelled (Ctrl-C).
+        Points: ``after-<create call>`` (``after-run-instances``, ``after-create-image``...) and
+        ``wait-<what>`` inside each wait (``wait-instance-running``, ``wait-image-available``...).
+        """
+        wanted = os.environ.get("AMIBAKE_PAUSE_AT", "")
+        if not wanted:
+            return
+        points = {p.strip() for p in wanted.split(",") if p.strip()}
+        if point not in points and "*" not in points:
+            return
+        try:
+            seconds = float(os.environ.get("AMIBAKE_PAUSE_SECONDS", "3600"))
+        except ValueError:
+            seconds = 3600.0
+        sys.stderr.write(f"amibake: paused at {point} (pid {os.getpid()})\n")
+        sys.stderr.flush()
+        self.cancel.wait(max(0.0, seconds))
 
     def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
         """Sleep, waking early (and raising :class:`BuildCancelled`) when ``cancel`` is set."""

@@ -10,14 +10,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from amibake.api import BuildEnv, Hooks
+from amibake.api import BuildEnv, Hooks, Ui
 from amibake.builders.amazon import steps_ami, steps_instance
 from amibake.builders.amazon.artifact import AmiArtifact, generated_data
 from amibake.builders.amazon.ec2 import Ec2Gateway
 from amibake.builders.amazon.settings import EbsSettings
 from amibake.builders.amazon.state import BoundStep, BuildState
 from amibake.builders.amazon.steps_ami import Connector
-from amibake.steps.context import StepContext
+from amibake.errors import BuildError
+from amibake.journal import BuildJournal, Journal
+from amibake.steps.context import BuildCancelled, StepContext
 from amibake.steps.runner import StepRunner
 
 
@@ -53,16 +55,41 @@ class EbsBuilder:
         ]
         return [BoundStep(name, fn, st) for name, fn in plan]
 
+    def _journal(self, run_id: str) -> BuildJournal:
+        try:
+            journal = Journal(run_id).for_build(self.env.build_name)
+            s = self.settings
+            journal.started(region=s.access.region, ami_name=s.ami_name, ami_regions=list(s.ami_regions))
+        except (OSError, ValueError) as exc:
+            raise BuildError(
+                f"cannot write the run journal (set AMIBAKE_STATE_DIR to a writable directory): {exc}"
+            ) from exc
+        return journal
+
     def run(self, hooks: Hooks) -> AmiArtifact | None:
         s = self.settings
-        gateway = Ec2Gateway(s.access, s.polling)
-        st = BuildState(settings=s, ec2=gateway, env=self.env, hooks=hooks, run_uuid=str(uuid.uuid4()))
-        ctx = StepContext(ui=self.env.ui, cancel=self.env.cancel, on_error=self.env.on_error,
-                          debug=self.env.debug)
+        run_uuid = str(uuid.uuid4())
+        run_id = self.env.run_id or run_uuid
+        for secret in (s.ssh_password,):
+            if secret and secret not in self.env.secrets:
+                self.env.secrets.append(secret)
+        ui = RedactingUi(self.env.ui, self.env.secrets)
+        ctx = StepContext(ui=ui, cancel=self.env.cancel, on_error=self.env.on_error, debug=self.env.debug)
+        journal = self._journal(run_id)
+        gateway = Ec2Gateway(s.access, s.polling, journal=journal, pause=ctx.pause)
+        st = BuildState(settings=s, ec2=gateway, env=self.env, hooks=hooks, run_uuid=run_uuid, ui_=ui)
         try:
             StepRunner(ctx).run(self.steps(st))
+        except BaseException as exc:
+            self.leftovers = list(ctx.leftovers)
+            if isinstance(exc, BuildCancelled) or ctx.cancelled:
+                self._report_interrupted(ui, journal)
+            raise
         finally:
             self.leftovers = list(ctx.leftovers)
+            journal.journal.close()
+        journal.finished(st.amis)
+        journal.journal.close()
         if not st.amis:
             return None
         return AmiArtifact(
@@ -70,3 +97,47 @@ class EbsBuilder:
             gateway=gateway,
             state_data={"generated_data": generated_data(st.build_data())},
         )
+
+    def _report_interrupted(self, ui: Ui, journal: BuildJournal) -> None:
+        """After a cancelled build has unwound: what its cleanup removed and what is left."""
+        removed, left = journal.removed_log, journal.live()
+        if removed:
+            ui.say(f"Cleanup after the interruption removed {len(removed)} resource(s): "
+                   + ", ".join(removed))
+        else:
+            ui.say("Cleanup after the interruption: nothing had been created yet.")
+        if left:
+            ui.error("Left behind: " + ", ".join(left)
+                     + f". Remove them with: amibake cleanup --run {journal.run_id}")
+
+
+class RedactingUi:
+    """The build's Ui with this build's own secrets (temporary key, ssh_password) blanked out."""
+
+    def __init__(self, inner: Ui, secrets: list[str]) -> None:
+        self.inner = inner
+        self.secrets = secrets
+
+    def _clean(self, text: str) -> str:
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            if secret and len(secret) >= 3:
+                text = text.replace(secret, "<sensitive>")
+                for line in secret.splitlines():
+                    if len(line.strip()) >= 8:
+                        text = text.replace(line.strip(), "<sensitive>")
+        return text
+
+    def say(self, message: str) -> None:
+        self.inner.say(self._clean(message))
+
+    def message(self, message: str) -> None:
+        self.inner.message(self._clean(message))
+
+    def error(self, message: str) -> None:
+        self.inner.error(self._clean(message))
+
+    def progress(self, label: str, fraction: float | None) -> None:
+        self.inner.progress(self._clean(label), fraction)
+
+    def ask(self, question: str) -> str:
+        return self.inner.ask(self._clean(question))

@@ -11,7 +11,9 @@ AWS SDK waiters). A wait that gives up names what it waited for and the last sta
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,9 +24,13 @@ from typing import Any, TypeVar
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.parsers
 
 from amibake.errors import BuildError
+from amibake.journal import BuildJournal
 from amibake.steps.context import BuildCancelled
+
+log = logging.getLogger("amibake.aws")
 
 T = TypeVar("T")
 
@@ -45,6 +51,44 @@ class WaitTimeout(BuildError):
     """A wait gave up."""
 
 
+#: error codes that mean "slow down" or "try again": retried with jittered backoff
+TRANSIENT_CODES = frozenset({
+    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
+    "RequestLimitExceeded", "RequestThrottled", "TooManyRequestsException", "SlowDown",
+    "BandwidthLimitExceeded", "EC2ThrottledException", "PriorRequestNotComplete",
+    "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "ServerError",
+    "RequestTimeout", "RequestTimeoutException", "RequestExpired",
+})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded, full-jitter exponential backoff for throttling, 5xx and connection errors.
+
+    botocore's own retries are turned off (one attempt per botocore call) so that this policy is the
+    only one: its base is much smaller than botocore's standard mode (1 s), which wastes seconds on
+    every throttled call, and its attempt count is larger, so that a burst of faults is survived.
+    """
+
+    max_attempts: int = 12
+    base: float = 0.1
+    cap: float = 8.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0.0, min(self.cap, self.base * (2 ** attempt)))
+
+    @staticmethod
+    def transient(exc: BaseException) -> bool:
+        if isinstance(exc, botocore.exceptions.ClientError):
+            err = exc.response.get("Error", {})
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            return str(err.get("Code", "")) in TRANSIENT_CODES or status >= 500 or status == 429
+        return isinstance(exc, (
+            botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
+            botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError,
+        ))
+
+
 @contextmanager
 def _translated(operation: str) -> Iterator[None]:
     try:
@@ -54,6 +98,8 @@ def _translated(operation: str) -> Iterator[None]:
         raise AwsError(operation, str(err.get("Code", "")), str(err.get("Message", exc))) from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise AwsError(operation, "", str(exc)) from exc
+    except botocore.parsers.ResponseParserError as exc:
+        raise AwsError(operation, "", f"unreadable answer from AWS: {str(exc)[:300]}") from exc
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,6 +262,18 @@ class Instance:
         )
 
 
+#: errors right after a create, while the new resource is not yet visible everywhere (retried)
+_NOT_YET_VISIBLE = (
+    "InvalidInstanceID.NotFound", "InvalidAMIID.NotFound", "InvalidAMIID.Unavailable",
+    "InvalidGroup.NotFound", "InvalidSecurityGroupID.NotFound", "InvalidSnapshot.NotFound",
+    "InvalidKeyPair.NotFound", "InvalidLaunchTemplateId.NotFound", "InvalidParameterValue.IamProfile",
+)
+
+
+def _profile_not_visible(exc: AwsError) -> bool:
+    return exc.code == "InvalidParameterValue" and "iam instance profile" in exc.aws_message.lower()
+
+
 def tag_specs(tags: Tags, *resource_types: str) -> list[dict[str, Any]]:
     if not tags:
         return []
@@ -229,10 +287,26 @@ def tag_specs(tags: Tags, *resource_types: str) -> list[dict[str, Any]]:
 class Ec2Gateway:
     """EC2 and IAM calls for one build. One boto3 Session per build; one client per region."""
 
-    def __init__(self, access: AwsAccess, polling: Polling | None = None) -> None:
+    def __init__(
+        self,
+        access: AwsAccess,
+        polling: Polling | None = None,
+        *,
+        journal: BuildJournal | None = None,
+        pause: Callable[[str], None] | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.access = access
         self.region = access.region
         self.polling = polling or Polling()
+        #: where every create is recorded before and after the call (None: not recorded)
+        self.journal = journal
+        #: called with a point name after each create call and inside each wait (AMIBAKE_PAUSE_AT)
+        self._pause = pause or (lambda point: None)
+        self.retry = retry or RetryPolicy(
+            max_attempts=access.max_retries if access.max_retries > 0 else RetryPolicy.max_attempts
+        )
+        self._rng = random.Random()
         kwargs: dict[str, str] = {}
         if access.profile:
             kwargs["profile_name"] = access.profile
@@ -243,15 +317,30 @@ class Ec2Gateway:
                 kwargs["aws_session_token"] = access.token
         with _translated("session"):
             self._session = boto3.session.Session(region_name=access.region or None, **kwargs)
-        retries: dict[str, Any] = {"mode": "standard"}
-        if access.max_retries > 0:
-            retries["max_attempts"] = access.max_retries
         self._botocfg = botocore.config.Config(
-            retries=retries,  # type: ignore[arg-type]
+            retries={"mode": "standard", "total_max_attempts": 1},
             max_pool_connections=max(10, access.max_pool_connections),
+            connect_timeout=10,
+            read_timeout=60,
         )
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
+
+    def cleanup_hint(self) -> str:
+        run = self.journal.run_id if self.journal else ""
+        return f"amibake cleanup --run {run}" if run else "amibake cleanup"
+
+    def _intent(self, kind: str, region: str | None, **detail: Any) -> None:
+        if self.journal is not None:
+            self.journal.intent(kind, region or self.region, **detail)
+
+    def _created(self, kind: str, region: str | None, rid: str, **detail: Any) -> None:
+        if self.journal is not None:
+            self.journal.created(kind, region or self.region, rid, **detail)
+
+    def _removed(self, kind: str, region: str | None, rid: str) -> None:
+        if self.journal is not None:
+            self.journal.removed(kind, region or self.region, rid)
 
     # -- clients --------------------------------------------------------------------------
 
@@ -272,10 +361,45 @@ class Ec2Gateway:
                 self._clients[key] = client
             return client
 
-    def _call(self, op: str, region: str | None = None, service: str = "ec2", **params: Any) -> Any:
+    def _call(
+        self,
+        op: str,
+        region: str | None = None,
+        service: str = "ec2",
+        *,
+        retry_codes: Sequence[str] = (),
+        **params: Any,
+    ) -> Any:
+        """One API call, retried on throttling, 5xx and connection errors (and ``retry_codes``:
+        the eventual-consistency errors that follow a create) with bounded jittered backoff."""
         client = self._client(service, region)
-        with _translated(op):
-            return getattr(client, op)(**params)
+        fn = getattr(client, op)
+        attempt = 0
+        while True:
+            try:
+                with _translated(op):
+                    try:
+                        return fn(**params)
+                    except botocore.exceptions.ClientError as exc:
+                        code = str(exc.response.get("Error", {}).get("Code", ""))
+                        if not (RetryPolicy.transient(exc) or code in retry_codes):
+                            raise
+                        failure: BaseException = exc
+                    except (botocore.exceptions.EndpointConnectionError,
+                            botocore.parsers.ResponseParserError,
+                            botocore.exceptions.ConnectionClosedError,
+                            botocore.exceptions.ReadTimeoutError,
+                            botocore.exceptions.ConnectTimeoutError) as exc:
+                        failure = exc
+                    attempt += 1
+                    if attempt >= self.retry.max_attempts:
+                        raise failure
+            except AwsError:
+                raise
+            pause = self.retry.backoff(attempt, self._rng)
+            log.debug("%s (%s): %s; retry %d of %d in %.2fs", op, region or self.region, failure,
+                      attempt, self.retry.max_attempts - 1, pause)
+            time.sleep(pause)
 
     # -- images ---------------------------------------------------------------------------
 
@@ -318,8 +442,13 @@ class Ec2Gateway:
         if block_devices:
             params["BlockDeviceMappings"] = list(block_devices)
         if tags:
+            # the snapshots are tagged once the image is available (not every EC2 takes "snapshot" here)
             params["TagSpecifications"] = tag_specs(tags, "image")
-        return str(self._call("create_image", **params)["ImageId"])
+        self._intent("image", None, name=name, instance=instance_id)
+        image_id = str(self._call("create_image", **params)["ImageId"])
+        self._created("image", None, image_id, name=name)
+        self._pause("after-create-image")
+        return image_id
 
     def copy_image(
         self,
@@ -331,6 +460,7 @@ class Ec2Gateway:
         description: str = "",
         encrypted: bool | None = None,
         kms_key_id: str = "",
+        tags: Tags | None = None,
     ) -> str:
         params: dict[str, Any] = {
             "SourceRegion": source_region,
@@ -344,13 +474,27 @@ class Ec2Gateway:
             params["Encrypted"] = encrypted
         if kms_key_id:
             params["KmsKeyId"] = kms_key_id
-        return str(self._call("copy_image", region, **params)["ImageId"])
+        if tags:
+            # tagged in the call itself; CopyImageTags would also bring the source's user tags
+            params["TagSpecifications"] = tag_specs(tags, "image")
+        self._intent("image", region, name=name, source=source_image_id)
+        image_id = str(self._call("copy_image", region, **params)["ImageId"])
+        self._created("image", region, image_id, name=name, source=source_image_id)
+        self._pause("after-copy-image")
+        return image_id
 
     def deregister_image(self, image_id: str, region: str | None = None) -> None:
         self._call("deregister_image", region, ImageId=image_id)
+        self._removed("image", region, image_id)
 
     def delete_snapshot(self, snapshot_id: str, region: str | None = None) -> None:
         self._call("delete_snapshot", region, SnapshotId=snapshot_id)
+        self._removed("snapshot", region, snapshot_id)
+
+    def note_snapshots(self, image_id: str, snapshot_ids: Sequence[str], region: str | None = None) -> None:
+        """Journal the snapshots an AMI turned out to have (they exist from its creation on)."""
+        for snap in snapshot_ids:
+            self._created("snapshot", region, snap, image=image_id)
 
     def destroy_image(self, image: Image, region: str | None = None) -> None:
         """Deregister an image and delete its snapshots."""
@@ -369,7 +513,8 @@ class Ec2Gateway:
 
     def create_tags(self, resource_ids: Sequence[str], tags: Tags, region: str | None = None) -> None:
         if resource_ids and tags:
-            self._call("create_tags", region, Resources=list(resource_ids), Tags=tag_list(tags))
+            self._call("create_tags", region, Resources=list(resource_ids), Tags=tag_list(tags),
+                       retry_codes=_NOT_YET_VISIBLE)
 
     # -- key pairs and security groups ----------------------------------------------------
 
@@ -379,10 +524,15 @@ class Ec2Gateway:
             params["KeyType"] = key_type
         if tags:
             params["TagSpecifications"] = tag_specs(tags, "key-pair")
-        return str(self._call("create_key_pair", **params)["KeyMaterial"])
+        self._intent("key-pair", None, name=name)
+        material = str(self._call("create_key_pair", **params)["KeyMaterial"])
+        self._created("key-pair", None, name, name=name)
+        self._pause("after-create-key-pair")
+        return material
 
-    def delete_key_pair(self, name: str) -> None:
-        self._call("delete_key_pair", KeyName=name)
+    def delete_key_pair(self, name: str, region: str | None = None) -> None:
+        self._call("delete_key_pair", region, KeyName=name)
+        self._removed("key-pair", region, name)
 
     def security_groups(
         self, *, ids: Sequence[str] = (), filters: Mapping[str, Sequence[str]] | None = None
@@ -401,7 +551,11 @@ class Ec2Gateway:
             params["VpcId"] = vpc_id
         if tags:
             params["TagSpecifications"] = tag_specs(tags, "security-group")
-        return str(self._call("create_security_group", **params)["GroupId"])
+        self._intent("security-group", None, name=name)
+        group_id = str(self._call("create_security_group", **params)["GroupId"])
+        self._created("security-group", None, group_id, name=name)
+        self._pause("after-create-security-group")
+        return group_id
 
     def authorize_ingress(self, group_id: str, port: int, cidrs: Sequence[str]) -> None:
         v4 = [{"CidrIp": c} for c in cidrs if ":" not in c]
@@ -413,8 +567,9 @@ class Ec2Gateway:
             perm["Ipv6Ranges"] = v6
         self._call("authorize_security_group_ingress", GroupId=group_id, IpPermissions=[perm])
 
-    def delete_security_group(self, group_id: str) -> None:
-        self._call("delete_security_group", GroupId=group_id)
+    def delete_security_group(self, group_id: str, region: str | None = None) -> None:
+        self._call("delete_security_group", region, GroupId=group_id)
+        self._removed("security-group", region, group_id)
 
     # -- network --------------------------------------------------------------------------
 
@@ -441,24 +596,41 @@ class Ec2Gateway:
     # -- instances ------------------------------------------------------------------------
 
     def run_instance(self, params: Mapping[str, Any]) -> Instance:
-        resp = self._call("run_instances", **dict(params))
-        return Instance.from_api(resp["Instances"][0])
+        token = str(params.get("ClientToken", ""))
+        self._intent("instance", None, token=token)
+        attempt = 0
+        while True:
+            try:
+                resp = self._call("run_instances", retry_codes=_NOT_YET_VISIBLE, **dict(params))
+                break
+            except AwsError as exc:
+                # a new temporary instance profile is not visible to EC2 for a few seconds
+                attempt += 1
+                if not _profile_not_visible(exc) or attempt >= self.retry.max_attempts:
+                    raise
+                time.sleep(min(2.0, 0.2 * attempt))
+        inst = Instance.from_api(resp["Instances"][0])
+        self._created("instance", None, inst.id, token=token)
+        self._pause("after-run-instances")
+        return inst
 
-    def describe_instance(self, instance_id: str) -> Instance | None:
-        resp = self._call("describe_instances", InstanceIds=[instance_id])
+    def describe_instance(self, instance_id: str, region: str | None = None) -> Instance | None:
+        resp = self._call("describe_instances", region, InstanceIds=[instance_id])
         for res in resp.get("Reservations", []):
             for inst in res.get("Instances", []):
                 return Instance.from_api(inst)
         return None
 
     def stop_instance(self, instance_id: str) -> str:
-        resp = self._call("stop_instances", InstanceIds=[instance_id])
+        resp = self._call("stop_instances", InstanceIds=[instance_id], retry_codes=_NOT_YET_VISIBLE)
+        self._pause("after-stop-instances")
         for s in resp.get("StoppingInstances", []):
             return str(s.get("CurrentState", {}).get("Name", ""))
         return ""
 
-    def terminate_instance(self, instance_id: str) -> str:
-        resp = self._call("terminate_instances", InstanceIds=[instance_id])
+    def terminate_instance(self, instance_id: str, region: str | None = None) -> str:
+        resp = self._call("terminate_instances", region, InstanceIds=[instance_id])
+        self._removed("instance", region, instance_id)
         for s in resp.get("TerminatingInstances", []):
             return str(s.get("CurrentState", {}).get("Name", ""))
         return ""
@@ -468,8 +640,9 @@ class Ec2Gateway:
         resp = self._call("describe_volumes", Filters=[{"Name": "volume-id", "Values": list(volume_ids)}])
         return [(str(v["VolumeId"]), str(v.get("State", ""))) for v in resp.get("Volumes", [])]
 
-    def delete_volume(self, volume_id: str) -> None:
-        self._call("delete_volume", VolumeId=volume_id)
+    def delete_volume(self, volume_id: str, region: str | None = None) -> None:
+        self._call("delete_volume", region, VolumeId=volume_id)
+        self._removed("volume", region, volume_id)
 
     # -- spot (launch template + instant fleet) -------------------------------------------
 
@@ -477,15 +650,30 @@ class Ec2Gateway:
         params: dict[str, Any] = {"LaunchTemplateName": name, "LaunchTemplateData": dict(data)}
         if tags:
             params["TagSpecifications"] = tag_specs(tags, "launch-template")
+        self._intent("launch-template", None, name=name)
         resp = self._call("create_launch_template", **params)
-        return str(resp["LaunchTemplate"]["LaunchTemplateId"])
+        lt_id = str(resp["LaunchTemplate"]["LaunchTemplateId"])
+        self._created("launch-template", None, lt_id, name=name)
+        self._pause("after-create-launch-template")
+        return lt_id
 
-    def delete_launch_template(self, template_id: str) -> None:
-        self._call("delete_launch_template", LaunchTemplateId=template_id)
+    def delete_launch_template(self, template_id: str, region: str | None = None) -> None:
+        self._call("delete_launch_template", region, LaunchTemplateId=template_id)
+        self._removed("launch-template", region, template_id)
+
+    def delete_fleet(self, fleet_id: str, region: str | None = None) -> None:
+        self._call("delete_fleets", region, FleetIds=[fleet_id], TerminateInstances=True)
+        self._removed("fleet", region, fleet_id)
 
     def create_fleet(self, params: Mapping[str, Any]) -> list[str]:
-        resp = self._call("create_fleet", **dict(params))
+        self._intent("fleet", None)
+        resp = self._call("create_fleet", retry_codes=_NOT_YET_VISIBLE, **dict(params))
+        if resp.get("FleetId"):
+            self._created("fleet", None, str(resp["FleetId"]))
         ids = [str(i) for inst in resp.get("Instances", []) for i in inst.get("InstanceIds", [])]
+        for iid in ids:
+            self._created("instance", None, iid, fleet=str(resp.get("FleetId", "")))
+        self._pause("after-create-fleet")
         if not ids:
             errors = "; ".join(
                 f"{e.get('ErrorCode', '')}: {e.get('ErrorMessage', '')}" for e in resp.get("Errors", [])
@@ -505,35 +693,51 @@ class Ec2Gateway:
         return True
 
     def create_instance_profile(self, name: str, tags: Tags) -> None:
+        self._intent("iam-instance-profile", "", name=name)
         self._call("create_instance_profile", service="iam", InstanceProfileName=name, Tags=tag_list(tags))
+        self._created("iam-instance-profile", "", name, name=name)
+        self._pause("after-create-instance-profile")
 
     def delete_instance_profile(self, name: str) -> None:
         self._call("delete_instance_profile", service="iam", InstanceProfileName=name)
+        self._removed("iam-instance-profile", "", name)
 
     def create_role(self, name: str, trust_policy: str, tags: Tags) -> None:
+        self._intent("iam-role", "", name=name)
         self._call(
             "create_role", service="iam", RoleName=name, AssumeRolePolicyDocument=trust_policy,
             Tags=tag_list(tags),
         )
+        self._created("iam-role", "", name, name=name)
+        self._pause("after-create-role")
 
     def delete_role(self, name: str) -> None:
         self._call("delete_role", service="iam", RoleName=name)
+        self._removed("iam-role", "", name)
 
     def put_role_policy(self, role: str, policy_name: str, document: str) -> None:
+        self._intent("iam-role-policy", "", name=role, policy=policy_name)
         self._call(
-            "put_role_policy", service="iam", RoleName=role, PolicyName=policy_name, PolicyDocument=document
+            "put_role_policy", service="iam", RoleName=role, PolicyName=policy_name, PolicyDocument=document,
+            retry_codes=("NoSuchEntity",),
         )
+        self._created("iam-role-policy", "", role, name=role, policy=policy_name)
 
     def delete_role_policy(self, role: str, policy_name: str) -> None:
         self._call("delete_role_policy", service="iam", RoleName=role, PolicyName=policy_name)
+        self._removed("iam-role-policy", "", role)
 
     def add_role_to_instance_profile(self, profile: str, role: str) -> None:
-        self._call("add_role_to_instance_profile", service="iam", InstanceProfileName=profile, RoleName=role)
+        self._intent("iam-role-in-profile", "", name=profile, role=role)
+        self._call("add_role_to_instance_profile", service="iam", InstanceProfileName=profile, RoleName=role,
+                   retry_codes=("NoSuchEntity",))
+        self._created("iam-role-in-profile", "", profile, name=profile, role=role)
 
     def remove_role_from_instance_profile(self, profile: str, role: str) -> None:
         self._call(
             "remove_role_from_instance_profile", service="iam", InstanceProfileName=profile, RoleName=role
         )
+        self._removed("iam-role-in-profile", "", profile)
 
     # -- waits ----------------------------------------------------------------------------
 
@@ -545,6 +749,7 @@ class Ec2Gateway:
         cancel: threading.Event | None = None,
         retry_codes: Sequence[str] = (),
         failed_states: Sequence[str] = (),
+        point: str = "",
     ) -> str:
         """Poll ``probe`` (-> (done, state)) until done; return the last state.
 
@@ -554,7 +759,11 @@ class Ec2Gateway:
         deadline = time.monotonic() + self.polling.budget
         delays = self.polling.delays()
         last = "(no answer yet)"
+        polls = 0
         while True:
+            if polls == 0 and point:
+                self._pause(f"wait-{point}")
+            polls += 1
             if cancel is not None and cancel.is_set():
                 raise BuildCancelled()
             try:
@@ -571,7 +780,11 @@ class Ec2Gateway:
             pause = next(delays)
             if time.monotonic() + pause > deadline:
                 raise WaitTimeout(
-                    f"gave up waiting for {what} after {self.polling.budget:g}s; last state seen: {last}"
+                    f"gave up waiting for {what} after {self.polling.budget:g}s "
+                    f"({self.polling.max_attempts} attempts, {self.polling.delay:g}s apart; raise "
+                    "aws_polling or AWS_MAX_ATTEMPTS / AWS_POLL_DELAY_SECONDS to wait longer); "
+                    f"last state seen: {last}. If this build is killed now, remove what it left with: "
+                    f"{self.cleanup_hint()}"
                 )
             if cancel is not None:
                 if cancel.wait(pause):
@@ -581,12 +794,12 @@ class Ec2Gateway:
 
     def wait_instance(
         self, instance_id: str, states: Sequence[str], *, cancel: threading.Event | None = None,
-        failed_states: Sequence[str] = (),
+        failed_states: Sequence[str] = (), region: str | None = None,
     ) -> Instance:
         seen: list[Instance] = []
 
         def probe() -> tuple[bool, str]:
-            inst = self.describe_instance(instance_id)
+            inst = self.describe_instance(instance_id, region)
             if inst is None:
                 return False, "(not found)"
             seen.append(inst)
@@ -595,6 +808,7 @@ class Ec2Gateway:
         self.wait(
             f"instance {instance_id} to be {' or '.join(states)}", probe, cancel=cancel,
             retry_codes=("InvalidInstanceID.NotFound",), failed_states=failed_states,
+            point="instance-" + "-or-".join(states),
         )
         return seen[-1]
 
@@ -617,5 +831,6 @@ class Ec2Gateway:
         self.wait(
             f"AMI {image_id} to become available" + (f" in {region}" if region else ""), probe,
             cancel=cancel, retry_codes=("InvalidAMIID.NotFound",),
+            point="image-available" if region in (None, self.region) else "copy-available",
         )
         return seen[-1]

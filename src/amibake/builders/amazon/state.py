@@ -42,6 +42,8 @@ class BuildState:
     snapshots: dict[str, list[str]] = field(default_factory=dict)
     #: the AMI created in the build region under a temporary name (encrypt_boot), deleted at the end
     intermediary_ami: str = ""
+    #: the Ui the steps write to (the build's, with its own secrets redacted); env.ui when unset
+    ui_: Any = None
 
     @property
     def region(self) -> str:
@@ -49,7 +51,7 @@ class BuildState:
 
     @property
     def ui(self) -> Any:
-        return self.env.ui
+        return self.ui_ if self.ui_ is not None else self.env.ui
 
     # -- build data ---------------------------------------------------------------------------
 

@@ -191,6 +191,7 @@ def create_ami(st: BuildState, ctx: StepContext) -> None:
     except BuildError as exc:
         raise BuildError(f"Error waiting for AMI: {exc}") from exc
     st.snapshots[region] = list(image.snapshot_ids)
+    st.ec2.note_snapshots(image_id, image.snapshot_ids, region)
     if not intermediary:
         ui.say(f"Adding tags to AMI ({image_id})...")
         # snapshots cannot be tagged in CreateImage on every EC2 implementation: tag them now, once
@@ -253,18 +254,20 @@ def region_copy(st: BuildState, ctx: StepContext) -> None:
 def _copy_one(st: BuildState, ctx: StepContext, source_region: str, source_ami: str, region: str,
               kms_key: str) -> None:
     s = st.settings
+    tags = st.tags_for(s.tags)
     image_id = st.ec2.copy_image(
         region, source_region=source_region, source_image_id=source_ami, name=s.ami_name,
         description=st.render(s.ami_description), encrypted=s.encrypt_boot, kms_key_id=kms_key,
+        tags=tags,
     )
     ctx.on_failure(f"AMI {image_id} and its snapshots (region {region})",
                    lambda: _rollback_image(st, region, image_id))
     with ctx._lock:
         st.amis[region] = image_id
     image = st.ec2.wait_image_available(image_id, region, cancel=ctx.cancel)
+    st.ec2.note_snapshots(image_id, image.snapshot_ids, region)
     with ctx._lock:
         st.snapshots[region] = list(image.snapshot_ids)
-    tags = st.tags_for(s.tags)
     st.ui.say(f"Adding tags to AMI ({image_id})...")
     st.ec2.create_tags([image_id], tags, region=region)
     _tag_snapshots(st, region, image, tags)

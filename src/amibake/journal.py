@@ -1,0 +1,245 @@
+"""The run journal: a durable, append-only record of every cloud resource a run creates.
+
+One JSON-lines file per run, ``<state dir>/runs/<run id>.jsonl``. The state directory is
+``$AMIBAKE_STATE_DIR``, else ``$XDG_STATE_HOME/amibake``, else ``~/.local/state/amibake``.
+
+Around each create call the gateway writes two entries, each flushed and fsync'ed before it goes on:
+
+* ``intent`` *before* the call: what is about to be created (kind, region, name or client token),
+  so that a crash while the call is in flight still leaves a record to search by;
+* ``created`` *after* it: the resource id.
+
+Removals append ``removed``; the end of a successful build appends ``finished`` with its artifacts
+(the AMIs of a finished build are the user's and are never cleaned up). A torn last line (a crash
+mid-write) is ignored when reading. ``amibake cleanup`` reads these files (:func:`load_run`) and
+appends its own ``removed`` entries, so running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+#: resource kinds, in the order they must be removed (dependents first)
+KINDS = (
+    "instance",
+    "fleet",
+    "spot-request",
+    "launch-template",
+    "iam-role-in-profile",
+    "iam-role-policy",
+    "iam-instance-profile",
+    "iam-role",
+    "security-group",
+    "key-pair",
+    "volume",
+    "image",
+    "snapshot",
+)
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """Where amibake keeps its journals (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    if env.get("AMIBAKE_STATE_DIR"):
+        return Path(env["AMIBAKE_STATE_DIR"]).expanduser()
+    if env.get("XDG_STATE_HOME"):
+        return Path(env["XDG_STATE_HOME"]).expanduser() / "amibake"
+    return Path(env.get("HOME") or Path.home()) / ".local" / "state" / "amibake"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def valid_run_id(run_id: str) -> bool:
+    return bool(_RUN_ID.match(run_id))
+
+
+class Journal:
+    """The journal file of one run; safe to share between the run's build threads."""
+
+    def __init__(self, run_id: str, directory: Path | None = None) -> None:
+        if not valid_run_id(run_id):
+            raise ValueError(f"not a valid run id: {run_id!r}")
+        self.run_id = run_id
+        self.directory = (directory or state_dir()) / "runs"
+        self.path = self.directory / f"{run_id}.jsonl"
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        return self._fd
+
+    def write(self, event: str, **data: Any) -> None:
+        """Append one entry and make it durable (fsync) before returning."""
+        entry = {"ev": event, "at": now_iso(), "run": self.run_id, **data}
+        line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode()
+        with self._lock:
+            fd = self._open()
+            os.write(fd, line)
+            os.fsync(fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    def for_build(self, build: str) -> BuildJournal:
+        return BuildJournal(self, build)
+
+
+@dataclass
+class BuildJournal:
+    """A run's journal as seen by one build: every entry carries the build name.
+
+    It also keeps, in memory, what this build created and removed, for the closing summary.
+    """
+
+    journal: Journal
+    build: str
+    #: "kind id (region)" of each resource removed, in order
+    removed_log: list[str] = field(default_factory=list)
+    _live: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    _mem_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def live(self) -> list[str]:
+        """What this build created and has not removed (yet)."""
+        with self._mem_lock:
+            return list(self._live.values())
+
+    @property
+    def run_id(self) -> str:
+        return self.journal.run_id
+
+    def intent(self, kind: str, region: str, **detail: Any) -> None:
+        self.journal.write("intent", build=self.build, kind=kind, region=region, **detail)
+
+    def created(self, kind: str, region: str, rid: str, **detail: Any) -> None:
+        self.journal.write("created", build=self.build, kind=kind, region=region, id=rid, **detail)
+        with self._mem_lock:
+            self._live[(kind, region, rid)] = Resource(kind, region, rid).describe()
+
+    def removed(self, kind: str, region: str, rid: str) -> None:
+        self.journal.write("removed", build=self.build, kind=kind, region=region, id=rid)
+        with self._mem_lock:
+            desc = self._live.pop((kind, region, rid), None)
+            self.removed_log.append(desc or Resource(kind, region, rid).describe())
+
+    def started(self, **detail: Any) -> None:
+        self.journal.write("build-started", build=self.build, **detail)
+
+    def finished(self, artifacts: Mapping[str, str]) -> None:
+        self.journal.write("finished", build=self.build, artifacts=dict(artifacts))
+
+
+# ---------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    region: str
+    id: str
+    build: str = ""
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.id} ({self.region})" if self.region else f"{self.kind} {self.id}"
+
+
+@dataclass
+class RunRecord:
+    """What one run's journal says."""
+
+    run_id: str
+    path: Path
+    started: str = ""
+    #: created and not yet removed, in creation order
+    live: list[Resource] = field(default_factory=list)
+    #: intents with no matching ``created`` entry (a crash while the call was in flight)
+    dangling: list[Resource] = field(default_factory=list)
+    #: build name -> {region: AMI id} of the builds that finished
+    finished: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: every region the run touched
+    regions: set[str] = field(default_factory=set)
+    builds: set[str] = field(default_factory=set)
+
+    def keeps(self, res: Resource) -> bool:
+        """True for an artifact of a finished build (its AMIs and their snapshots)."""
+        if res.kind not in ("image", "snapshot"):
+            return False
+        if res.build in self.finished:
+            return True
+        amis = {a for arts in self.finished.values() for a in arts.values()}
+        return res.id in amis or str(res.detail.get("image", "")) in amis
+
+
+def _entries(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    for line in raw.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # a torn line from a crash mid-write
+        if isinstance(entry, dict):
+            yield entry
+
+
+def load_run(path: Path) -> RunRecord:
+    rec = RunRecord(run_id=path.name.removesuffix(".jsonl"), path=path)
+    live: dict[tuple[str, str, str], Resource] = {}
+    intents: dict[tuple[str, str, str], Resource] = {}
+    for e in _entries(path):
+        ev = str(e.get("ev", ""))
+        at = str(e.get("at", ""))
+        rec.started = rec.started or at
+        build = str(e.get("build", ""))
+        if build:
+            rec.builds.add(build)
+        region = str(e.get("region", ""))
+        if region:
+            rec.regions.add(region)
+        kind = str(e.get("kind", ""))
+        detail = {k: v for k, v in e.items() if k not in ("ev", "run", "build", "kind", "region", "id")}
+        if ev == "intent":
+            token = str(e.get("token") or e.get("name") or "")
+            intents[(kind, region, token)] = Resource(kind, region, token, build, detail)
+        elif ev == "created":
+            rid = str(e.get("id", ""))
+            live[(kind, region, rid)] = Resource(kind, region, rid, build, detail)
+            token = str(e.get("token") or e.get("name") or "")
+            intents.pop((kind, region, token), None)
+        elif ev == "removed":
+            live.pop((kind, region, str(e.get("id", ""))), None)
+        elif ev == "finished":
+            arts = e.get("artifacts") or {}
+            rec.finished[build] = {str(k): str(v) for k, v in arts.items()} if isinstance(arts, dict) else {}
+    rec.live = list(live.values())
+    rec.dangling = list(intents.values())
+    return rec
+
+
+def run_files(directory: Path | None = None) -> list[Path]:
+    runs = (directory or state_dir()) / "runs"
+    try:
+        return sorted(runs.glob("*.jsonl"), key=lambda p: p.stat().st_mtime)
+    except FileNotFoundError:
+        return []
