@@ -13,6 +13,7 @@ import pytest
 from amibake.errors import InterpolationError
 from amibake.template.interpolate import (
     BUILD_DATA_FIELDS_AMAZON,
+    ERR_VARIABLE_NOT_SET,
     LATE_FIELDS_AMAZON,
     LATE_FIELDS_BY_BUILDER,
     DeepInterpolationError,
@@ -27,6 +28,7 @@ from amibake.template.interpolate import (
     references,
     render,
     render_deep,
+    render_repeat,
     user_references,
     validate,
 )
@@ -736,3 +738,18 @@ def test_build_data_fields() -> None:
         )
         == BUILD_DATA_FIELDS_AMAZON
     )
+
+
+def test_render_repeat_renders_nested_templates() -> None:
+    ctx = make_ctx(user_vars={"inner": "{{ user `leaf` }}", "leaf": "value"})
+    assert render("{{ user `inner` }}", ctx) == "{{ user `leaf` }}"
+    assert render_repeat("{{ user `inner` }}", ctx) == "value"
+    grows = make_ctx(user_vars={"g": "x{{ user `g` }}"})
+    with pytest.raises(InterpolationError, match="still changing after 5 renderings"):
+        render_repeat("{{ user `g` }}", grows, limit=5)
+
+
+def test_variable_not_set_marker() -> None:
+    with pytest.raises(TemplateExecError) as ei:
+        render("{{ user `later` }}", make_ctx(allow_env=True))
+    assert f"{ERR_VARIABLE_NOT_SET} later" in ei.value.message

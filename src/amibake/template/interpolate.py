@@ -36,6 +36,7 @@ from amibake.errors import InterpolationError
 __all__ = [
     "AMAZON_BUILDER_FUNCS",
     "BUILD_DATA_FIELDS_AMAZON",
+    "ERR_VARIABLE_NOT_SET",
     "LATE_FIELDS_AMAZON",
     "LATE_FIELDS_BY_BUILDER",
     "PLACEHOLDER_MSG",
@@ -52,6 +53,7 @@ __all__ = [
     "references",
     "render",
     "render_deep",
+    "render_repeat",
     "user_references",
     "validate",
 ]
@@ -109,6 +111,10 @@ BUILD_DATA_FIELDS_AMAZON: frozenset[str] = frozenset({
 #: rejected by Packer 1.6.6 and by current Packer alike (``function "clean_ami_name" not
 #: defined``), and so it is here.
 AMAZON_BUILDER_FUNCS: frozenset[str] = frozenset({"clean_resource_name"})
+
+#: packer-plugin-sdk ``interpolate.ErrVariableNotSetString``: ``{{user `x`}}`` of a variable not
+#: (yet) set, in the variables section. Packer's variable resolution retries on this message.
+ERR_VARIABLE_NOT_SET = "Error: variable not set:"
 
 #: packer-plugin-sdk ``packerbuilderdata.PlaceholderMsg``: a build-data value containing it is a
 #: placeholder, and ``{{ build `X` }}`` then renders as ``{{.X}}`` for a later pass.
@@ -1348,7 +1354,7 @@ def _f_user(ctx: InterpContext, k: str) -> str:
     if k in ctx.user_vars:
         return ctx.user_vars[k]
     if ctx.allow_env:
-        raise _FuncError(f"Error: variable not set: {k}")
+        raise _FuncError(f"{ERR_VARIABLE_NOT_SET} {k}")
     return ""
 
 
@@ -1972,6 +1978,18 @@ def render(text: str, ctx: InterpContext) -> str:
         if not node.pipe.decl:
             out.append(_go_format(value))
     return "".join(out)
+
+
+def render_repeat(text: str, ctx: InterpContext, limit: int = 100) -> str:
+    """Packer's ``interpolate.Render``: render again while the output changes (a value can
+    contain another template). Packer uses it for build names, ``max_retries`` and shell-local
+    commands. ``limit`` guards against a template that keeps growing."""
+    for _ in range(limit):
+        rendered = render(text, ctx)
+        if rendered == text:
+            return rendered
+        text = rendered
+    raise InterpolationError(f"template still changing after {limit} renderings: {text[:200]}")
 
 
 # ---------------------------------------------------------------------------------------------
