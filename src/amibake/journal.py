@@ -17,6 +17,7 @@ appends its own ``removed`` entries, so running it twice is harmless.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -81,6 +82,8 @@ class Journal:
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # held while the run writes: `amibake cleanup` leaves a run alone while it is locked
+            fcntl.flock(self._fd, fcntl.LOCK_SH)
         return self._fd
 
     def write(self, event: str, **data: Any) -> None:
@@ -235,6 +238,21 @@ def load_run(path: Path) -> RunRecord:
     rec.live = list(live.values())
     rec.dangling = list(intents.values())
     return rec
+
+
+def is_active(path: Path) -> bool:
+    """True while a live amibake process holds the run's journal open (the run is in progress)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def run_files(directory: Path | None = None) -> list[Path]:

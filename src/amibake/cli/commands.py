@@ -157,4 +157,5 @@ def build(
         sys.exit(1)
 
 
+from amibake.cli import cleanup_command  # noqa: E402, F401, I001
 from amibake.cli import hcl_commands  # noqa: E402, F401

@@ -834,3 +834,98 @@ class Ec2Gateway:
             point="image-available" if region in (None, self.region) else "copy-available",
         )
         return seen[-1]
+
+    # -- discovery (amibake cleanup) ------------------------------------------------------
+
+    def find_tagged(self, region: str, tag: str, value: str = "") -> list[Tagged]:
+        """Every resource of this account in ``region`` carrying tag ``tag`` (``= value`` if given)."""
+        flt = [{"Name": f"tag:{tag}", "Values": [value]}] if value else [{"Name": "tag-key", "Values": [tag]}]
+        out: list[Tagged] = []
+        resp = self._call("describe_instances", region, Filters=flt)
+        for res in resp.get("Reservations", []):
+            for inst in res.get("Instances", []):
+                state = str((inst.get("State") or {}).get("Name", ""))
+                if state != "terminated":
+                    out.append(Tagged("instance", region, str(inst["InstanceId"]), tag_dict(inst.get("Tags")),
+                                      state))
+        for kind, op, key, id_key, extra in _TAGGED_LISTS:
+            resp = self._call(op, region, Filters=flt, **extra)
+            for item in resp.get(key, []):
+                out.append(Tagged(kind, region, str(item.get(id_key, "")), tag_dict(item.get("Tags")),
+                                  str(item.get("State", "") or "")))
+        return out
+
+    def find_tagged_iam(self, tag: str, value: str = "", name_prefix: str = "packer-") -> list[Tagged]:
+        """Temporary IAM roles and instance profiles (named ``packer-...``) carrying ``tag``."""
+        out: list[Tagged] = []
+        roles = self._call("list_roles", service="iam").get("Roles", [])
+        for role in roles:
+            name = str(role.get("RoleName", ""))
+            if not name.startswith(name_prefix):
+                continue
+            tags = tag_dict(self._call("list_role_tags", service="iam", RoleName=name).get("Tags"))
+            if tag in tags and (not value or tags[tag] == value):
+                out.append(Tagged("iam-role", "", name, tags))
+        profiles = self._call("list_instance_profiles", service="iam").get("InstanceProfiles", [])
+        for prof in profiles:
+            name = str(prof.get("InstanceProfileName", ""))
+            if not name.startswith(name_prefix):
+                continue
+            tags = tag_dict(prof.get("Tags")) or tag_dict(self._call(
+                "list_instance_profile_tags", service="iam", InstanceProfileName=name).get("Tags"))
+            if tag in tags and (not value or tags[tag] == value):
+                out.append(Tagged("iam-instance-profile", "", name, tags))
+        return out
+
+    def iam_profile_roles(self, profile: str) -> list[str]:
+        resp = self._call("get_instance_profile", service="iam", InstanceProfileName=profile)
+        return [str(r["RoleName"]) for r in resp.get("InstanceProfile", {}).get("Roles", [])]
+
+    def iam_role_policies(self, role: str) -> list[str]:
+        resp = self._call("list_role_policies", service="iam", RoleName=role)
+        return [str(p) for p in resp.get("PolicyNames", [])]
+
+    def iam_role_profiles(self, role: str) -> list[str]:
+        resp = self._call("list_instance_profiles_for_role", service="iam", RoleName=role)
+        return [str(p["InstanceProfileName"]) for p in resp.get("InstanceProfiles", [])]
+
+    def security_group_by_name(self, name: str, region: str) -> list[str]:
+        flt = [{"Name": "group-name", "Values": [name]}]
+        resp = self._call("describe_security_groups", region, Filters=flt)
+        return [str(g["GroupId"]) for g in resp.get("SecurityGroups", [])]
+
+    def instances_by_token(self, token: str, region: str) -> list[str]:
+        resp = self._call("describe_instances", region, Filters=[{"Name": "client-token", "Values": [token]}])
+        return [str(i["InstanceId"]) for r in resp.get("Reservations", []) for i in r.get("Instances", [])
+                if (i.get("State") or {}).get("Name") != "terminated"]
+
+    def launch_templates_named(self, name: str, region: str) -> list[str]:
+        try:
+            resp = self._call("describe_launch_templates", region, LaunchTemplateNames=[name])
+        except AwsError as exc:
+            if "NotFound" in exc.code:
+                return []
+            raise
+        return [str(t["LaunchTemplateId"]) for t in resp.get("LaunchTemplates", [])]
+
+
+@dataclass(frozen=True)
+class Tagged:
+    """A resource found by tag: kind (a journal kind), region ("" for IAM), id, tags, state."""
+
+    kind: str
+    region: str
+    id: str
+    tags: dict[str, str]
+    state: str = ""
+
+
+#: (kind, Describe call, list key, id key, extra params) of the EC2 resources found by tag
+_TAGGED_LISTS: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
+    ("security-group", "describe_security_groups", "SecurityGroups", "GroupId", {}),
+    ("key-pair", "describe_key_pairs", "KeyPairs", "KeyName", {}),
+    ("volume", "describe_volumes", "Volumes", "VolumeId", {}),
+    ("launch-template", "describe_launch_templates", "LaunchTemplates", "LaunchTemplateId", {}),
+    ("image", "describe_images", "Images", "ImageId", {"Owners": ["self"]}),
+    ("snapshot", "describe_snapshots", "Snapshots", "SnapshotId", {"OwnerIds": ["self"]}),
+)
