@@ -195,7 +195,8 @@ class _Loader:
                 # Packer ignores such a name; say so rather than fail
                 pos = self.item_pos(raw.get("sensitive-variables"), i)
                 self.warnings.append(
-                    f'{pos or self.file}: sensitive-variables[{i}]: "{name}" is not declared in "variables"; ignored'
+                    f'{pos or self.file}: sensitive-variables[{i}]: "{name}" is not declared in "variables"; '
+                    "ignored"
                 )
         return out
 

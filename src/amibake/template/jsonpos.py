@@ -133,15 +133,31 @@ class _Scanner:
             return out, i + 1  # ']'
 
 
+class _NotJson(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _reject_constant(token: str) -> Any:
+    raise _NotJson(token)
+
+
 def loads(filename: str, text: str) -> tuple[Any, list[Problem]]:
     """Parse ``text``; returns the value (objects as :class:`PosDict`) and the problems found.
 
     A syntax error returns ``(None, [problem])``.
     """
     try:
-        json.loads(text)
+        json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         return None, [syntax_error(filename, text, e)]
+    except _NotJson as e:
+        # NaN and Infinity: Python's json accepts them, JSON (and Packer) does not
+        at = max(0, text.find(e.token))
+        msg = f"invalid character {e.token[0]!r} looking for beginning of value"
+        err = json.JSONDecodeError(msg, text, at)
+        return None, [syntax_error(filename, text, err)]
     except RecursionError:
         return None, [Problem("Error parsing JSON: nested too deeply", pos=Pos(filename))]
     scanner = _Scanner(filename, text)
