@@ -213,6 +213,32 @@ def test_explicit_cipher(settings: SSHSettings) -> None:
         c.close()
 
 
+def test_through_a_bastion(settings: SSHSettings) -> None:
+    # the stack's sshd is its own jump host (it allows TCP forwarding to itself)
+    c = connect(replace(settings, bastion=replace(settings, private_key_pem=_random_key())))
+    try:
+        assert _lines(c, "echo via-bastion") == ["via-bastion"]
+    finally:
+        c.close()
+
+
+def test_timeout_kills_the_remote_command(comm: SSHCommunicator, remote_dir: str) -> None:
+    with pytest.raises(CommandTimeoutError):
+        comm.run(f"sleep 3; touch {remote_dir}/late", timeout=0.3)
+    time.sleep(3.5)
+    assert comm.run(f"test -e {remote_dir}/late") == 1
+
+
+def test_paths_with_spaces(tcomm: SSHCommunicator, remote_dir: str, tmp_path: Path) -> None:
+    tcomm.run(f"mkdir '{remote_dir}/a b'")
+    tcomm.upload(f"{remote_dir}/a b/c d.txt", b"spaced\n")
+    src = tmp_path / "s p"
+    src.mkdir()
+    (src / "x y").write_text("xy\n")
+    tcomm.upload_dir(f"{remote_dir}/a b", str(src))
+    assert _lines(tcomm, f"cat '{remote_dir}/a b/c d.txt' '{remote_dir}/a b/s p/x y'") == ["spaced", "xy"]
+
+
 def test_bad_cipher_is_a_clear_error(settings: SSHSettings) -> None:
     with pytest.raises(CommunicatorError, match="invalid SSH settings"):
         connect(replace(settings, ciphers=("rot13",)))

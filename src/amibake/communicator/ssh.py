@@ -306,6 +306,10 @@ class SSHCommunicator(Communicator):
                     try:
                         await asyncio.wait_for(task, timeout)
                     except TimeoutError:
+                        try:
+                            proc.send_signal("KILL")  # honoured by OpenSSH >= 7.9; the close follows anyway
+                        except (asyncssh.Error, OSError):
+                            pass
                         raise CommandTimeoutError(
                             f"remote command did not finish within {timeout:g} seconds") from None
                 else:
