@@ -56,6 +56,10 @@ def fail(err: AmibakeError) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # amibake's config models use no pydantic plugins; without this, pydantic imports
+    # importlib.metadata and scans every installed distribution's entry points on first use
+    # (tens of ms of every validate and build).
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from amibake.cli import commands  # noqa: F401  (registers the verbs)
 
     try:

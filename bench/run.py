@@ -1,0 +1,653 @@
+#!/usr/bin/env python3
+"""amibake next to Packer 1.6.6 on the same local stack: one command, one table.
+
+    bench/run [--runs N] [--only build,parallel,upload,cli,polling] [--out bench/RESULTS.md]
+
+Starts the local stack once (moto server with its request recorder + a real sshd, see
+``tests/stackkit.py``) and measures, in the same run, Packer (Debian's ``packer`` 1.6.6) and
+amibake on the Packer baseline's templates (``/work/shared/bench/packer-baseline/templates``):
+
+1. one build (``basic.json``): wall, CPU (user+sys of the whole tree, from the reaped children's
+   rusage), peak PSS of the whole process tree (separate runs, sampled every 10 ms from
+   ``/proc/PID/smaps_rollup``), EC2 API calls counted at the server (moto's recorder), and the
+   end state (AMI, tags, leftovers) compared between the two tools;
+2. ``parallel.json`` (4 builders) and ``parallel16.json`` (16);
+3. ``upload-big.json`` (one 256 MiB file) and ``upload-tree.json`` (2,000 files): the upload step
+   (from the "Uploading" UI line to the next ``==>`` line, stamped on arrival), against OpenSSH
+   ``scp -O`` and ``tar c | ssh tar x`` through an open ControlMaster connection;
+4. ``validate`` and ``version`` wall time (interpreter / process start included);
+5. polling lag with the emulator slowed to real-AWS-shaped state transitions (``tests/awsproxy.py``).
+
+Before every build moto is reset and warmed (one DescribeImages) and ``/tmp/packer-baseline-*``
+is removed. Runs alternate between the tools, so load from elsewhere on the machine hits both.
+Prints the table (medians, min-max, ratio amibake/Packer, target) and writes ``bench/RESULTS.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from inputs import Inputs, ensure, warm_cache  # noqa: E402
+from openssh import OpenSsh  # noqa: E402
+from pss import TreeSampler  # noqa: E402
+from tests.stackkit import Stack  # noqa: E402
+
+BASELINE = Path(os.environ.get("PACKER_BASELINE", "/work/shared/bench/packer-baseline"))
+TEMPLATES = BASELINE / "templates"
+AMIBAKE = str(ROOT / ".venv" / "bin" / "amibake")
+PACKER = shutil.which("packer") or "packer"
+TOOLS = ("packer", "amibake")
+SOURCE_AMI = "ami-785db401"
+PYCACHE = Path("/var/tmp/amibake-bench-pycache")
+
+
+# ---- one measured command ------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    tool: str
+    what: str
+    rc: int
+    wall: float
+    cpu: float
+    lines: list[tuple[float, str]]
+    pss_mib: float | None = None
+    processes: int | None = None
+    actions: list[str] = field(default_factory=list)
+    end_state: dict[str, object] | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n".join(t for _, t in self.lines)
+
+    def step(self, marker: str) -> float | None:
+        """Seconds from the first UI line containing ``marker`` to the next ``==>`` line."""
+        for i, (t, line) in enumerate(self.lines):
+            if line.startswith("==>") and marker in line:
+                for t2, nxt in self.lines[i + 1 :]:
+                    if nxt.startswith("==>"):
+                        return t2 - t
+        return None
+
+
+def run_cmd(
+    tool: str, what: str, argv: Sequence[str], env: dict[str, str], cwd: Path, sample_pss: bool = False
+) -> Run:
+    """Run ``argv``; stamp each output line on arrival; CPU of the whole reaped tree."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    sampler = TreeSampler(proc.pid).start() if sample_pss else None
+    lines: list[tuple[float, str]] = []
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        lines.append((time.perf_counter() - t0, raw.decode("utf-8", "replace").rstrip("\n")))
+    rc = proc.wait()
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    run = Run(tool=tool, what=what, rc=rc, wall=wall, cpu=cpu, lines=lines)
+    if sampler is not None:
+        peak = sampler.stop()
+        run.pss_mib, run.processes = peak.pss_mib, peak.processes
+    return run
+
+
+# ---- the stack -----------------------------------------------------------------------------------
+
+
+def post(url: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
+    req = urllib.request.Request(url, data=body, method="POST", headers=headers or {})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return bytes(r.read())
+
+
+def warm(endpoint: str) -> None:
+    """One DescribeImages, so moto's lazy backend creation is not charged to the build."""
+    auth = (
+        "AWS4-HMAC-SHA256 Credential=testing/20200101/us-east-1/ec2/aws4_request, "
+        "SignedHeaders=host, Signature=0"
+    )
+    body = post(
+        endpoint + "/",
+        f"Action=DescribeImages&ImageId.1={SOURCE_AMI}&Version=2016-11-15".encode(),
+        {"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert SOURCE_AMI.encode() in body, body[:300]
+
+
+def clean_tmp() -> None:
+    for p in glob.glob("/tmp/packer-baseline-*"):
+        subprocess.run(["rm", "-rf", p], check=False)
+
+
+def end_state(endpoint: str) -> dict[str, object]:
+    """What a build left in EC2, with names and ids left out (they differ by run and tool)."""
+    import boto3
+
+    ec2 = boto3.client(
+        "ec2",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    images = ec2.describe_images(Owners=["self"])["Images"]
+    instances = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
+    snaps = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    groups = [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] != "default"]
+    return {
+        "images": len(images),
+        "image_states": sorted({i["State"] for i in images}),
+        "image_tag_keys": sorted({t["Key"] for i in images for t in i.get("Tags", [])}),
+        "image_description": sorted({i.get("Description", "") for i in images}),
+        "tagged_snapshots": sum(1 for s in snaps if s.get("Tags")),
+        "instances_not_terminated": sum(1 for i in instances if i["State"]["Name"] != "terminated"),
+        "key_pairs": len(ec2.describe_key_pairs()["KeyPairs"]),
+        "security_groups": len(groups),
+        "volumes": len(ec2.describe_volumes()["Volumes"]),
+    }
+
+
+class Bench:
+    def __init__(self, stack: Stack, workdir: Path, inputs: Inputs | None) -> None:
+        self.stack = stack
+        self.work = workdir
+        self.inputs = inputs
+        self.endpoint = stack.moto.url
+
+    def env(self, tool: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PACKER_", "AMIBAKE_"))}
+        env.update(self.stack.env())
+        env.pop("AWS_ENDPOINT_URL", None)  # the templates say where EC2 is (custom_endpoint_ec2)
+        # bytecode caching as an installed package has it (this machine sets PYTHONDONTWRITEBYTECODE,
+        # which would charge every amibake run for compiling its sources), in a bench-private cache
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.update(
+            PYTHONPYCACHEPREFIX=str(PYCACHE),
+            CHECKPOINT_DISABLE="1",
+            PACKER_CACHE_DIR=str(self.work / "packer_cache"),
+            PACKER_NO_COLOR="1",
+            TMPDIR="/tmp",
+        )
+        env.update(extra or {})
+        return env
+
+    def vars(self, template: str, endpoint: str | None = None) -> list[str]:
+        v = {
+            "ec2_endpoint": endpoint or self.endpoint,
+            "ssh_port": str(self.stack.sshd.port),
+            "ssh_username": self.stack.sshd.user,
+            "out_dir": str(self.work / "out"),
+        }
+        if template == "upload-big.json" and self.inputs:
+            v["big_file"] = str(self.inputs.big)
+        if template == "upload-tree.json" and self.inputs:
+            v["tree_dir"] = str(self.inputs.tree)
+        return [a for k, val in v.items() for a in ("-var", f"{k}={val}")]
+
+    def argv(self, tool: str, verb: str, template: str, endpoint: str | None = None) -> list[str]:
+        exe = PACKER if tool == "packer" else AMIBAKE
+        color = ["-color=false"] if verb == "build" else []
+        return [exe, verb, *color, *self.vars(template, endpoint), str(TEMPLATES / template)]
+
+    def build(
+        self,
+        tool: str,
+        template: str,
+        sample_pss: bool = False,
+        check_end: bool = False,
+        endpoint: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Run:
+        clean_tmp()
+        self.stack.moto.reset()
+        warm(self.endpoint)
+        mark = self.stack.moto.mark()
+        run = run_cmd(
+            tool,
+            template,
+            self.argv(tool, "build", template, endpoint),
+            self.env(tool, env),
+            BASELINE,
+            sample_pss,
+        )
+        run.actions = self.stack.moto.ec2_actions(mark)
+        if check_end:
+            run.end_state = end_state(self.endpoint)
+        if run.rc != 0 or "AMIs were created" not in run.text:
+            (self.work / f"failed-{tool}-{template}.out").write_text(run.text)
+            raise SystemExit(f"{tool} build {template} failed (exit {run.rc}); see {self.work}")
+        return run
+
+
+# ---- statistics and the table ----------------------------------------------------------------------
+
+
+def med(xs: Sequence[float]) -> float:
+    return statistics.median(xs)
+
+
+def cell(xs: Sequence[float] | None, fmt: str = "{:.3f}") -> str:
+    if not xs:
+        return "-"
+    if len(xs) == 1:
+        return fmt.format(xs[0])
+    return f"{fmt.format(med(xs))} ({fmt.format(min(xs))}-{fmt.format(max(xs))})"
+
+
+@dataclass
+class Row:
+    what: str
+    unit: str
+    packer: list[float]
+    amibake: list[float]
+    target: str = ""
+    #: the measured ratio the target is about, and its limit (met when ratio <= limit, or >= for "min")
+    check: tuple[float, float, str] | None = None
+    openssh: list[float] | None = None
+    fmt: str = "{:.3f}"
+
+    @property
+    def ratio(self) -> str:
+        if not self.packer or not self.amibake or med(self.packer) == 0:
+            return "-"
+        return f"{med(self.amibake) / med(self.packer):.2f}"
+
+    @property
+    def verdict(self) -> str:
+        if self.check is None:
+            return ""
+        value, limit, kind = self.check
+        ok = value >= limit if kind == "min" else value <= limit
+        return f"{value:.2f} {'met' if ok else 'MISSED'}"
+
+
+def table(rows: list[Row]) -> str:
+    out = [
+        "| what | unit | Packer 1.6.6 | amibake | amibake/Packer | OpenSSH | target | measured vs target |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(
+            f"| {r.what} | {r.unit} | {cell(r.packer, r.fmt)} | {cell(r.amibake, r.fmt)} | {r.ratio} | "
+            f"{cell(r.openssh, r.fmt)} | {r.target.replace('|', chr(92) + '|')} | {r.verdict} |"
+        )
+    return "\n".join(out)
+
+
+def ratio_of(a: Sequence[float], b: Sequence[float]) -> float:
+    return med(a) / med(b) if a and b and med(b) else float("nan")
+
+
+# ---- the sections ------------------------------------------------------------------------------
+
+
+def interleaved(runs: int, one: Callable[[str, int], Run]) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {t: [] for t in TOOLS}
+    for i in range(runs):
+        for tool in TOOLS if i % 2 == 0 else tuple(reversed(TOOLS)):
+            r = one(tool, i)
+            out[tool].append(r)
+            print(
+                f"  {r.what:<18} {tool:<8} run {i + 1}: {r.wall:.3f} s wall, {r.cpu:.2f} s CPU"
+                + (f", {r.pss_mib:.0f} MiB PSS" if r.pss_mib else "")
+                + (f", {len(r.actions)} EC2 calls" if r.actions else ""),
+                flush=True,
+            )
+    return out
+
+
+def _timed_build(b: Bench, template: str, tool: str, i: int) -> Run:
+    return b.build(tool, template, check_end=(i == 0))
+
+
+def _pss_build(b: Bench, template: str, tool: str, i: int) -> Run:
+    return b.build(tool, template, sample_pss=True)
+
+
+def section_builds(b: Bench, runs: int, templates: Sequence[tuple[str, str]], notes: list[str]) -> list[Row]:
+    rows: list[Row] = []
+    for template, label in templates:
+        timed = interleaved(runs, partial(_timed_build, b, template))
+        mem = interleaved(runs, partial(_pss_build, b, template))
+        wall = {t: [r.wall for r in timed[t]] for t in TOOLS}
+        cpu = {t: [r.cpu for r in timed[t]] for t in TOOLS}
+        pss = {t: [r.pss_mib or 0.0 for r in mem[t]] for t in TOOLS}
+        calls = {t: [float(len(r.actions)) for r in timed[t]] for t in TOOLS}
+        procs = {t: max(r.processes or 0 for r in mem[t]) for t in TOOLS}
+        n = 1 if label == "1 build" else int(label.split()[0])
+        wall_target = (0.7, "wall <= 0.7x Packer") if n == 1 else (0.5, "wall <= 0.5x Packer")
+        rows.append(
+            Row(
+                f"{label}: wall",
+                "s",
+                wall["packer"],
+                wall["amibake"],
+                wall_target[1],
+                (ratio_of(wall["amibake"], wall["packer"]), wall_target[0], "max"),
+            )
+        )
+        rows.append(Row(f"{label}: CPU (user+sys, tree)", "s", cpu["packer"], cpu["amibake"], fmt="{:.2f}"))
+        pss_check = (ratio_of(pss["amibake"], pss["packer"]), 0.2, "max") if n == 16 else None
+        rows.append(
+            Row(
+                f"{label}: peak PSS, whole tree",
+                "MiB",
+                pss["packer"],
+                pss["amibake"],
+                "PSS <= 0.2x Packer" if n == 16 else "",
+                pss_check,
+                fmt="{:.0f}",
+            )
+        )
+        limit = 18 * n
+        rows.append(
+            Row(
+                f"{label}: EC2 API calls (at the server)",
+                "calls",
+                calls["packer"],
+                calls["amibake"],
+                f"<= {limit}",
+                (med(calls["amibake"]), limit, "max"),
+                fmt="{:.0f}",
+            )
+        )
+        ends = {t: timed[t][0].end_state for t in TOOLS}
+        same = ends["packer"] == ends["amibake"]
+        notes.append(
+            f"{label}: processes at peak: Packer {procs['packer']}, amibake {procs['amibake']}. "
+            f"End state {'identical' if same else 'DIFFERS'}: Packer {ends['packer']}"
+            + ("" if same else f"; amibake {ends['amibake']}")
+        )
+        seq = {t: timed[t][0].actions for t in TOOLS}
+        notes.append(f"{label}: EC2 calls, Packer: {_hist(seq['packer'])}; amibake: {_hist(seq['amibake'])}")
+    return rows
+
+
+def _hist(actions: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for a in actions:
+        counts[a] = counts.get(a, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def section_uploads(b: Bench, runs: int, notes: list[str], work: Path) -> list[Row]:
+    assert b.inputs is not None
+    inp = b.inputs
+    warm_cache(inp)
+    mib = inp.big.stat().st_size / (1 << 20)
+    big = interleaved(runs, lambda tool, i: b.build(tool, "upload-big.json"))
+    tree = interleaved(runs, lambda tool, i: b.build(tool, "upload-tree.json"))
+    for tool in TOOLS:
+        for r in big[tool]:
+            if inp.big_sha256 not in r.text:
+                raise SystemExit(f"{tool} upload-big: the remote sha256 is not the input's")
+        for r in tree[tool]:
+            if inp.tree_sha256 not in r.text:
+                raise SystemExit(f"{tool} upload-tree: the remote tree checksum is not the input's")
+    step_big = {t: [r.step(": Uploading ") or float("nan") for r in big[t]] for t in TOOLS}
+    step_tree = {t: [r.step(": Uploading ") or float("nan") for r in tree[t]] for t in TOOLS}
+    # OpenSSH on an open ControlMaster connection, default cipher and AES-GCM
+    ossh: dict[str, list[float]] = {"scp": [], "scp-gcm": [], "tar": []}
+    default = OpenSsh(work / "ssh", b.stack.sshd.port, b.stack.sshd.user)
+    gcm = OpenSsh(work / "ssh", b.stack.sshd.port, b.stack.sshd.user, "aes128-gcm@openssh.com")
+    default.start()
+    gcm.start()
+    try:
+        from inputs import file_sha, tree_sha
+
+        big_dst, tree_dst = "/tmp/packer-baseline-ossh-big.bin", "/tmp/packer-baseline-ossh-tree"
+        for _ in range(runs):
+            for key, ssh in (("scp", default), ("scp-gcm", gcm)):
+                clean_tmp()
+                ossh[key].append(ssh.scp_file(inp.big, big_dst))
+                if file_sha(Path(big_dst)) != inp.big_sha256:
+                    raise SystemExit(f"OpenSSH {key}: the copy differs")
+            clean_tmp()
+            ossh["tar"].append(default.tar_tree(inp.tree, tree_dst))
+            if tree_sha(Path(tree_dst)) != inp.tree_sha256:
+                raise SystemExit("OpenSSH tar: the copy differs")
+            print(
+                f"  OpenSSH: scp -O {ossh['scp'][-1]:.3f} s, scp -O aes128-gcm {ossh['scp-gcm'][-1]:.3f} s, "
+                f"tar|ssh {ossh['tar'][-1]:.3f} s",
+                flush=True,
+            )
+        clean_tmp()
+    finally:
+        default.stop()
+        gcm.stop()
+    rate = {t: [mib / s for s in step_big[t]] for t in TOOLS}
+    files = {t: [2000 / s for s in step_tree[t]] for t in TOOLS}
+    rows = [
+        Row(
+            "upload 256 MiB file: upload step",
+            "s",
+            step_big["packer"],
+            step_big["amibake"],
+            openssh=ossh["scp"],
+        ),
+        Row(
+            "upload 256 MiB file: throughput",
+            "MiB/s",
+            rate["packer"],
+            rate["amibake"],
+            ">= 0.8x OpenSSH scp -O (open conn.)",
+            (med(rate["amibake"]) / (mib / med(ossh["scp"])), 0.8, "min"),
+            openssh=[mib / s for s in ossh["scp"]],
+            fmt="{:.1f}",
+        ),
+        Row(
+            "upload 2,000 files: upload step",
+            "s",
+            step_tree["packer"],
+            step_tree["amibake"],
+            openssh=ossh["tar"],
+        ),
+        Row(
+            "upload 2,000 files: rate",
+            "files/s",
+            files["packer"],
+            files["amibake"],
+            ">= 1.0x tar c | ssh tar x (open conn.)",
+            (med(files["amibake"]) / (2000 / med(ossh["tar"])), 1.0, "min"),
+            openssh=[2000 / s for s in ossh["tar"]],
+            fmt="{:.0f}",
+        ),
+        Row(
+            "upload 256 MiB file: whole build wall",
+            "s",
+            [r.wall for r in big["packer"]],
+            [r.wall for r in big["amibake"]],
+        ),
+    ]
+    notes.append(
+        f"OpenSSH scp -O with aes128-gcm@openssh.com (open conn.): {cell(ossh['scp-gcm'])} s, "
+        f"{mib / med(ossh['scp-gcm']):.0f} MiB/s; default cipher {mib / med(ossh['scp']):.0f} MiB/s."
+    )
+    return rows
+
+
+def _cmd_run(cmd: Callable[[str, str], Run], what: str, tool: str, i: int) -> Run:
+    return cmd(tool, what)
+
+
+def section_cli(b: Bench, runs: int, notes: list[str]) -> list[Row]:
+    from tests.corpus.corpus import entries
+
+    env = b.env("amibake")
+    corpus = {e.dir[:3]: e for e in entries()}.get("012")
+
+    def cmd(tool: str, what: str) -> Run:
+        exe = PACKER if tool == "packer" else AMIBAKE
+        if what == "version":
+            return run_cmd(tool, what, [exe, "version"], env, BASELINE)
+        if what == "validate basic.json":
+            return run_cmd(
+                tool,
+                what,
+                [exe, "validate", *b.vars("basic.json"), str(TEMPLATES / "basic.json")],
+                env,
+                BASELINE,
+            )
+        assert corpus is not None
+        return run_cmd(tool, what, [exe, "validate", *corpus.args(), corpus.file], env, corpus.path)
+
+    whats = ["validate basic.json", "version"]
+    if corpus is not None:
+        whats.insert(1, f"validate corpus {corpus.dir[:30]}")
+    rows = []
+    for what in whats:
+        res = interleaved(runs, partial(_cmd_run, cmd, what))
+        codes = {t: sorted({r.rc for r in res[t]}) for t in TOOLS}
+        w = {t: [r.wall for r in res[t]] for t in TOOLS}
+        is_validate = what.startswith("validate")
+        rows.append(
+            Row(
+                f"{what}: wall",
+                "s",
+                w["packer"],
+                w["amibake"],
+                "<= Packer" if is_validate else "",
+                (ratio_of(w["amibake"], w["packer"]), 1.0, "max") if is_validate else None,
+            )
+        )
+        notes.append(f"{what}: exit codes Packer {codes['packer']}, amibake {codes['amibake']}")
+    return rows
+
+
+def section_polling(b: Bench, runs: int, notes: list[str], scale: float) -> list[Row]:
+    from bench_polling import polling_rows
+
+    return polling_rows(b, runs, notes, scale)
+
+
+# ---- main ------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / (1 << 30)
+    return f"{platform.node()}: {os.cpu_count()} CPUs ({cpu}), {mem:.0f} GiB, {platform.platform()}"
+
+
+def versions() -> str:
+    def first(argv: list[str]) -> str:
+        p = subprocess.run(argv, capture_output=True, text=True)
+        return (p.stdout or p.stderr).strip().splitlines()[0] if (p.stdout or p.stderr).strip() else "?"
+
+    import moto
+
+    return "; ".join(
+        [
+            first([PACKER, "version"]),
+            first([AMIBAKE, "version"]),
+            f"Python {platform.python_version()}",
+            f"moto {moto.__version__}",
+            first(["ssh", "-V"]),
+        ]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--only", default="build,parallel,upload,cli,polling")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    ap.add_argument("--no-write", action="store_true", help="print the table only")
+    ap.add_argument("--polling-scale", type=float, default=1 / 20)
+    ap.add_argument("--inputs", type=Path, default=Path("/var/tmp/amibake-bench-inputs"))
+    args = ap.parse_args(argv)
+    parts = set(args.only.split(","))
+    work = Path(tempfile.mkdtemp(prefix="amibake-bench-"))
+    (work / "out").mkdir()
+    started = datetime.now(UTC)
+    load0 = os.getloadavg()
+    inputs = ensure(args.inputs) if "upload" in parts else None
+    rows: list[Row] = []
+    notes: list[str] = []
+    print(f"workdir {work}; {args.runs} runs each", flush=True)
+    with Stack(work / "stack") as stack:
+        b = Bench(stack, work, inputs)
+        warm(stack.moto.url)
+        # one untimed build per tool: bytecode cache, page cache, moto's lazy imports
+        for tool in TOOLS:
+            b.build(tool, "basic.json")
+        if "build" in parts:
+            rows += section_builds(b, args.runs, [("basic.json", "1 build")], notes)
+        if "parallel" in parts:
+            rows += section_builds(
+                b, args.runs, [("parallel.json", "4 builds"), ("parallel16.json", "16 builds")], notes
+            )
+        if "upload" in parts:
+            rows += section_uploads(b, args.runs, notes, work)
+        if "cli" in parts:
+            rows += section_cli(b, args.runs, notes)
+        if "polling" in parts:
+            rows += section_polling(b, args.runs, notes, args.polling_scale)
+    load1 = os.getloadavg()
+    text = table(rows)
+    print()
+    print(text)
+    for n in notes:
+        print(f"- {n}")
+    if not args.no_write:
+        head = [
+            "# amibake vs Packer 1.6.6 on the local stack",
+            "",
+            f"- date: {started:%Y-%m-%d %H:%M} UTC; command: `bench/run --runs {args.runs}`"
+            + (f" --only {args.only}" if args.only != ap.get_default("only") else ""),
+            f"- machine: {machine()}",
+            f"- load average before/after: {load0[0]:.2f} / {load1[0]:.2f} (the machine is shared)",
+            f"- versions: {versions()}",
+            "- cells: median (min-max) of the runs; ratio = amibake median / Packer median;",
+            '  "measured vs target" is the ratio (or count) the target is stated in.',
+            "",
+            text,
+            "",
+            "## Notes",
+            "",
+            *[f"- {n}" for n in notes],
+            "",
+        ]
+        args.out.write_text("\n".join(head))
+        print(f"wrote {args.out}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
