@@ -8,6 +8,9 @@ artifacts of the successful builds. Exit status 1 if any build failed.
 
 from __future__ import annotations
 
+import logging
+import os
+import re
 import signal
 import sys
 import threading
@@ -294,8 +297,10 @@ class BuildRunner:
 
 
 def install_signal_handlers(runner: BuildRunner) -> dict[str, int]:
-    """First SIGINT/SIGTERM cancels the builds (they clean up); the second is refused with a message;
-    the third exits at once."""
+    """First SIGINT/SIGTERM cancels the builds (they clean up, then the command exits 130/143); the
+    second is refused with a message; the third exits at once, naming what is left and the command
+    that removes it. Also starts the debug log when AMIBAKE_LOG / PACKER_LOG asks for one."""
+    install_debug_log(runner)
     state = {"count": 0, "signum": 0}
 
     def handler(signum: int, frame: Any) -> None:
@@ -310,16 +315,86 @@ def install_signal_handlers(runner: BuildRunner) -> dict[str, int]:
                 "Interrupt once more to exit immediately anyway."
             )
         else:
-            runner.console.error(
-                "Exiting without finishing cleanup. Remove what is left with: "
-                f"amibake cleanup --run {runner.run.run_id}"
-            )
+            left = _left_behind(runner.run.run_id)
+            runner.console.error("Exiting without finishing cleanup.")
+            if left:
+                runner.console.error("Left behind: " + ", ".join(left))
+            runner.console.error(f"Remove what is left with: amibake cleanup --run {runner.run.run_id}")
             sys.stderr.flush()
-            import os
-
-            os._exit(128 + signum)
+            sys.stdout.flush()
+            os._exit(128 + state["signum"])
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
         signal.signal(signal.SIGTERM, handler)
     return state
+
+
+def _left_behind(run_id: str) -> list[str]:
+    """What the run's journal says exists and was not removed."""
+    from amibake.journal import Journal, load_run
+
+    try:
+        rec = load_run(Journal(run_id).path)
+    except (OSError, ValueError):
+        return []
+    return [r.describe() for r in rec.live if not rec.keeps(r)]
+
+
+class RedactingFilter(logging.Filter):
+    """Blanks secrets in log records: registered values, PEM private keys, AWS secret keys."""
+
+    _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S)
+    _FIELDS = re.compile(
+        r"(?i)((?:<keyMaterial>|\"KeyMaterial\"\s*:\s*\"|aws_secret_access_key\W+|SecretAccessKey\W+))"
+        r"[^<\"\s,}]+"
+    )
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def redact(self, text: str) -> str:
+        text = self._PEM.sub("<sensitive>", text)
+        text = self._FIELDS.sub(r"\1<sensitive>", text)
+        for secret in sorted((x for x in self.secrets if x and len(x) >= 3), key=len, reverse=True):
+            text = text.replace(secret, "<sensitive>")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def install_debug_log(
+    runner: BuildRunner, environ: Mapping[str, str] | None = None
+) -> logging.Handler | None:
+    """AMIBAKE_LOG=1 (or PACKER_LOG=1): debug log of amibake and botocore to AMIBAKE_LOG_PATH
+    (PACKER_LOG_PATH), else stderr, with every known secret redacted."""
+    env = os.environ if environ is None else environ
+    flag = env.get("AMIBAKE_LOG") or env.get("PACKER_LOG") or ""
+    if flag.strip() in ("", "0"):
+        return None
+    path = env.get("AMIBAKE_LOG_PATH") or env.get("PACKER_LOG_PATH") or ""
+    handler: logging.Handler
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    secrets = list(runner.run.secrets())
+    secrets += [env[k] for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if env.get(k)]
+    for build in runner.builds:
+        password = getattr(build.builder.config, "ssh_password", "")
+        if isinstance(password, str) and password:
+            secrets.append(password)
+    handler.addFilter(RedactingFilter(secrets))
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.DEBUG)
+    for name in ("amibake", "botocore", "asyncssh"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+    logging.getLogger("amibake").debug("debug log started for run %s", runner.run.run_id)
+    return handler

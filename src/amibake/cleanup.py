@@ -171,12 +171,12 @@ class Cleaner:
         for res in rec.dangling:
             if res.region and res.region not in regions:
                 continue
-            for rid in self._resolve_intent(res.kind, res.region, res.id):
+            for rid in self._resolve_intent(res.kind, res.region, res.id, rec.run_id):
                 if res.kind == "image" and res.build in rec.finished:
                     continue
                 plan.add(Leftover(res.kind, res.region, rid, rec.run_id, res.build, {"journal"}))
 
-    def _resolve_intent(self, kind: str, region: str, name: str) -> list[str]:
+    def _resolve_intent(self, kind: str, region: str, name: str, run_id: str) -> list[str]:
         if not name and kind != "fleet":
             return []
         try:
@@ -190,7 +190,7 @@ class Cleaner:
                 return self.gw.launch_templates_named(name, region)
             if kind == "image":
                 return [img.id for img in self.gw.images_named(name, region=region)
-                        if img.tags.get(RUN_TAG) in (None, "")]
+                        if img.tags.get(RUN_TAG) in (None, "", run_id)]
         except AwsError as exc:
             self.say(f"Could not look up the {kind} {name} ({region}): {exc}")
         return []

@@ -86,14 +86,15 @@ class StepContext:
         if self.cancel.is_set():
             raise BuildCancelled()
 
-    def pause(self, point: str) -> None:
+    def pause(self, point: str, *, interruptible: bool = True) -> None:
         """A debugging aid: stop at a named point of the build while someone looks (or kills it).
 
         With ``AMIBAKE_PAUSE_AT=<point>[,<point>...]`` (``*`` for every point), reaching ``point``
         prints ``amibake: paused at <point> (pid N)`` to stderr and sleeps
         ``AMIBAKE_PAUSE_SECONDS`` (default 3600) or until the build is cancelled (Ctrl-C).
-        Points: ``after-<create call>`` (``after-run-instances``, ``after-create-image``...) and
-        ``wait-<what>`` inside each wait (``wait-instance-running``, ``wait-image-available``...).
+        Points: ``after-<create call>`` (``after-run-instances``, ``after-create-image``...),
+        ``wait-<what>`` inside each wait (``wait-instance-running``, ``wait-image-available``...) and
+        ``cleanup`` as the cleanup of a failed or cancelled build starts (not cut short by Ctrl-C).
         """
         wanted = os.environ.get("AMIBAKE_PAUSE_AT", "")
         if not wanted:
@@ -107,7 +108,10 @@ class StepContext:
             seconds = 3600.0
         sys.stderr.write(f"amibake: paused at {point} (pid {os.getpid()})\n")
         sys.stderr.flush()
-        self.cancel.wait(max(0.0, seconds))
+        if interruptible:
+            self.cancel.wait(max(0.0, seconds))
+        else:
+            time.sleep(max(0.0, seconds))
 
     def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
         """Sleep, waking early (and raising :class:`BuildCancelled`) when ``cancel`` is set."""

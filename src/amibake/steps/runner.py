@@ -100,6 +100,8 @@ class StepRunner:
                 for description in left:
                     ctx.ui.error(f"  - {description}")
             return
+        if ctx.pending():
+            ctx.pause("cleanup", interruptible=False)
         self.unwind(include_rollback=True)
 
     def unwind(self, *, include_rollback: bool) -> None:
