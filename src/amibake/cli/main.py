@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> None:
     from amibake.cli import commands  # noqa: F401  (registers the verbs)
 
     try:
-        cli.main(args=argv, prog_name="amibake", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="amibake", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)  # ctx.exit(code) comes back as the return value without standalone mode
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
