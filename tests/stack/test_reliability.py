@@ -165,7 +165,8 @@ def inventory(moto: MotoServer) -> set[str]:
         found |= {f"{region}:{k['KeyName']}" for k in ec2.describe_key_pairs()["KeyPairs"]}
         found |= {f"{region}:{v['VolumeId']}" for v in ec2.describe_volumes()["Volumes"]}
         found |= {f"{region}:{i['ImageId']}" for i in ec2.describe_images(Owners=["self"])["Images"]}
-        found |= {f"{region}:{s['SnapshotId']}" for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+        snaps = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        found |= {f"{region}:{s['SnapshotId']}" for s in snaps}
         found |= {f"{region}:{t['LaunchTemplateId']}"
                   for t in ec2.describe_launch_templates()["LaunchTemplates"]}
     _, iam = clients(moto, REGIONS[0])

@@ -332,15 +332,15 @@ class Ec2Gateway:
 
     def _intent(self, kind: str, region: str | None, **detail: Any) -> None:
         if self.journal is not None:
-            self.journal.intent(kind, region or self.region, **detail)
+            self.journal.intent(kind, self.region if region is None else region, **detail)
 
     def _created(self, kind: str, region: str | None, rid: str, **detail: Any) -> None:
         if self.journal is not None:
-            self.journal.created(kind, region or self.region, rid, **detail)
+            self.journal.created(kind, self.region if region is None else region, rid, **detail)
 
     def _removed(self, kind: str, region: str | None, rid: str) -> None:
         if self.journal is not None:
-            self.journal.removed(kind, region or self.region, rid)
+            self.journal.removed(kind, self.region if region is None else region, rid)
 
     # -- clients --------------------------------------------------------------------------
 

@@ -248,7 +248,9 @@ def _policy_document(doc: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, v in doc.items():
             key = k[:1].upper() + k[1:]
-            out[key] = [_policy_document(x) if isinstance(x, dict) else x for x in v] if isinstance(v, list) else v
+            if isinstance(v, list):
+                v = [_policy_document(x) if isinstance(x, dict) else x for x in v]
+            out[key] = v
         return out
     return {}
 
