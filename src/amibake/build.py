@@ -220,6 +220,9 @@ class BuildRunner:
         return result
 
     def post_process(self, build: PreparedBuild, artifact: Artifact, env: BuildEnv) -> list[Artifact]:
+        """Packer's rules: each sequence's last artifact is a result; the builder's artifact is kept when
+        there are no post-processors or when the first post-processor of any sequence keeps its input;
+        an intermediate artifact is destroyed unless the next post-processor keeps it."""
         artifacts: list[Artifact] = []
         keep_original = not build.post_processors
         for chain in build.post_processors:
@@ -228,22 +231,26 @@ class BuildRunner:
                 spec = registry.lookup("post-processor", inst.type)
                 impl = spec.impl_class() if spec else None
                 if impl is None:
-                    raise BuildError(
-                        f"the {inst.type} post-processor is validated by amibake but cannot run yet"
-                    )
+                    raise BuildError(f"amibake validates {inst.type} post-processors but cannot run them yet")
                 env.ui.say(f"Running post-processor: {inst.block.name or inst.type}")
                 pp = impl(inst.config, replace(env))
                 new, keep, force = pp.post_process(prior)
-                if inst.block.keep_input_artifact is not None and not force:
-                    keep = inst.block.keep_input_artifact
+                user_keep = inst.block.keep_input_artifact
+                if user_keep is not None:
+                    if keep and force and not user_keep:
+                        env.ui.message(
+                            f"The {inst.type} post-processor forces keep_input_artifact=true to preserve the "
+                            "build chain; keep_input_artifact=false is ignored"
+                        )
+                    else:
+                        keep = user_keep
                 if i == 0:
                     keep_original = keep_original or keep
                 elif not keep:
                     env.ui.message(f"Deleting prior artifact from post-processor '{chain[i - 1].type}'")
                     prior.destroy()
-                if new is not None and new is not prior:
-                    artifacts.append(new)
-                prior = new if new is not None else prior
+                prior = new
+            artifacts.append(prior)
         if keep_original:
             artifacts.insert(0, artifact)
         else:
