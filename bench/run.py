@@ -29,6 +29,7 @@ import argparse
 import glob
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -58,6 +59,8 @@ AMIBAKE = str(ROOT / ".venv" / "bin" / "amibake")
 PACKER = shutil.which("packer") or "packer"
 TOOLS = ("packer", "amibake")
 SOURCE_AMI = "ami-785db401"
+#: per-step tables (label -> markdown), filled by section_builds
+STEP_TABLES: dict[str, str] = {}
 PYCACHE = Path("/var/tmp/amibake-bench-pycache")
 
 
@@ -334,6 +337,40 @@ def _pss_build(b: Bench, template: str, tool: str, i: int) -> Run:
     return b.build(tool, template, sample_pss=True)
 
 
+_IDS = re.compile(
+    r"(ami|i|sg|snap|vol)-[0-9a-f]+|packer_[0-9a-f-]+|baseline-[0-9]+|/tmp/packer-shell\S*|[0-9]+"
+)
+
+
+def steps(run: Run) -> list[tuple[str, float]]:
+    """(step line with ids blanked, seconds to the next ``==>`` line); the first row is start-up."""
+    marks = [(t, _IDS.sub("#", line.split(": ", 1)[-1])) for t, line in run.lines if line.startswith("==>")]
+    out = [("(process start to first step)", marks[0][0] if marks else run.wall)]
+    for (t, text), nxt in zip(marks, [*marks[1:], (run.wall, "")], strict=True):
+        out.append((text, nxt[0] - t))
+    return out
+
+
+def step_table(runs: dict[str, list[Run]]) -> str:
+    """Median seconds per step, both tools, in each tool's order (a step may exist in one tool only)."""
+    per: dict[str, dict[str, list[float]]] = {t: {} for t in TOOLS}
+    order: list[str] = []
+    for tool in TOOLS:
+        for r in runs[tool]:
+            seen: dict[str, int] = {}
+            for text, sec in steps(r):
+                seen[text] = seen.get(text, 0) + 1
+                key = text if seen[text] == 1 else f"{text} ({seen[text]})"
+                per[tool].setdefault(key, []).append(sec)
+                if key not in order:
+                    order.append(key)
+    lines = ["| step (UI line) | Packer 1.6.6 (s) | amibake (s) |", "|---|---|---|"]
+    for key in order:
+        p, a = per["packer"].get(key), per["amibake"].get(key)
+        lines.append(f"| {key[:90]} | {f'{med(p):.3f}' if p else '-'} | {f'{med(a):.3f}' if a else '-'} |")
+    return "\n".join(lines)
+
+
 def section_builds(b: Bench, runs: int, templates: Sequence[tuple[str, str]], notes: list[str]) -> list[Row]:
     rows: list[Row] = []
     for template, label in templates:
@@ -388,6 +425,8 @@ def section_builds(b: Bench, runs: int, templates: Sequence[tuple[str, str]], no
             f"End state {'identical' if same else 'DIFFERS'}: Packer {ends['packer']}"
             + ("" if same else f"; amibake {ends['amibake']}")
         )
+        if n == 1:
+            STEP_TABLES[label] = step_table(timed)
         seq = {t: timed[t][0].actions for t in TOOLS}
         notes.append(f"{label}: EC2 calls, Packer: {_hist(seq['packer'])}; amibake: {_hist(seq['amibake'])}")
     return rows
@@ -624,6 +663,8 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     for n in notes:
         print(f"- {n}")
+    for label, t in STEP_TABLES.items():
+        print(f"\nTime per step, {label}:\n{t}")
     if not args.no_write:
         head = [
             "# amibake vs Packer 1.6.6 on the local stack",
@@ -642,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             *[f"- {n}" for n in notes],
             "",
+            *[f"## Time per step, {label} (median seconds from one `==>` UI line to the next)\n\n{t}\n"
+              for label, t in STEP_TABLES.items()],
         ]
         args.out.write_text("\n".join(head))
         print(f"wrote {args.out}")

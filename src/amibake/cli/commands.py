@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import click
@@ -138,6 +139,9 @@ def build(
     builds, warnings = prepare_builds(run, split_csv(only), split_csv(except_))
     if any(getattr(b.builder.config, "communicator", "ssh") == "ssh" for b in builds):
         _prefetch_ssh()
+    # Everything alive now (modules, config models, the template) lives until exit: take it out
+    # of the collector's generations, so that no collection during the build walks it again.
+    gc.freeze()
     console = Console(
         color=color, machine_readable=machine, timestamps=timestamps, redactor=Redactor(run.secrets())
     )

@@ -8,6 +8,8 @@ its exit code; anything else is a bug, reported as such (with the traceback only
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 import sys
 from collections.abc import Callable
@@ -60,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     # importlib.metadata and scans every installed distribution's entry points on first use
     # (tens of ms of every validate and build).
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    # Runs after every other exit handler: the interpreter's final collections then skip the
+    # objects alive at exit (0.1-0.5 s of CPU with boto3, asyncssh and pydantic loaded).
+    atexit.register(gc.freeze)
     from amibake.cli import commands  # noqa: F401  (registers the verbs)
 
     try:
