@@ -74,7 +74,8 @@ class RunContext:
     template: Template
     user_vars: dict[str, str]
     timestamp: int = field(default_factory=lambda: int(time.time()))
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    #: Packer's PACKER_RUN_UUID: a UUID per run, in the manifest and on every resource amibake creates
+    run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     check_files: bool = True
     force: bool = False
 
