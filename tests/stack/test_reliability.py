@@ -224,6 +224,9 @@ def test_sigkill_anywhere_then_cleanup_leaves_nothing(
         run = b.run_id()
         res = run_cleanup(stack, b, "--run", run)
         assert res.returncode == 0, f"{point}: cleanup failed:\n{res.stdout}\n{res.stderr}"
+        if KILL_POINTS.index(point) % 4:
+            return f"{point}: {res.stdout.strip().splitlines()[-1]}"
+        # safe to run twice (checked at a few points, to keep the module fast)
         again = run_cleanup(stack, b, "--run", run)
         assert again.returncode == 0 and "Nothing to clean up" in again.stdout, (
             f"{point}: first:\n{res.stdout}\nagain:\n{again.stdout}")
