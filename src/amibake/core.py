@@ -78,6 +78,8 @@ class RunContext:
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     check_files: bool = True
     force: bool = False
+    #: sensitive data source outputs (Secrets Manager values, decrypted SecureStrings)
+    datasource_secrets: list[str] = field(default_factory=list)
 
     @property
     def init_time(self) -> datetime:
@@ -88,7 +90,7 @@ class RunContext:
             self.user_vars[v.name]
             for v in self.template.variables.values()
             if v.sensitive and self.user_vars.get(v.name)
-        ]
+        ] + self.datasource_secrets
 
     def interp(self, build_name: str | None, build_type: str | None, **kw: Any) -> Any:
         from amibake.template.interpolate import InterpContext
@@ -318,17 +320,34 @@ def load_template(
     cli_vars: Mapping[str, str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    execute_datasources: bool = True,
 ) -> RunContext:
-    """Load a JSON or HCL2 template (file or directory) and resolve its variables."""
+    """Load a JSON or HCL2 template (file or directory) and resolve its variables.
+
+    HCL2 data sources are always configured (strictly checked); they are executed only with
+    ``execute_datasources`` (``build``, ``validate -evaluate-datasources``), else their outputs
+    stay unknown, as in Packer's ``validate``.
+    """
     from amibake.template.model import Template  # noqa: F401
 
     run_ts = int(time.time())
     if path.is_dir() or path.name.endswith((".pkr.hcl", ".pkr.json")):
+        from amibake.datasources import DatasourceRunner
         from amibake.template.hcl import load_hcl
 
-        template = load_hcl(path, var_files=var_files, vars=dict(cli_vars or {}), env=env)
+        runner = DatasourceRunner(
+            execute=execute_datasources, template_dir=path if path.is_dir() else path.parent
+        )
+        try:
+            template = load_hcl(
+                path, var_files=var_files, vars=dict(cli_vars or {}), env=env, datasource_resolver=runner
+            )
+        except TemplateError as err:
+            raise _redacted(err, runner.secrets) from None
         values = {n: v.default for n, v in template.variables.items() if isinstance(v.default, str)}
-        return RunContext(template=template, user_vars=values, timestamp=run_ts)
+        return RunContext(
+            template=template, user_vars=values, timestamp=run_ts, datasource_secrets=list(runner.secrets)
+        )
     if not path.exists():
         raise TemplateError([Problem(f"template file not found: {path}")])
     from amibake.template.json_loader import load_json
@@ -337,3 +356,13 @@ def load_template(
     template = load_json(path)
     values = resolve_json_variables(template, var_files, cli_vars, env=env, timestamp=run_ts)
     return RunContext(template=template, user_vars=values, timestamp=run_ts)
+
+
+def _redacted(err: TemplateError, secrets: Sequence[str]) -> TemplateError:
+    """``err`` with every sensitive data source output masked in its messages."""
+    if not secrets:
+        return err
+    from amibake.ui.console import Redactor
+
+    redact = Redactor(secrets)
+    return TemplateError([Problem(redact(p.message), p.key, p.pos) for p in err.problems])

@@ -21,6 +21,12 @@ from amibake.errors import TemplateError
 )
 @click.option("-machine-readable", "machine", is_flag=True, help="Produce machine-readable output.")
 @click.option("-no-warn-undeclared-var", "no_warn", is_flag=True, hidden=True)
+@click.option(
+    "-evaluate-datasources",
+    "evaluate_datasources",
+    is_flag=True,
+    help="Evaluate data sources during validation (HCL2 only, may incur costs); defaults to false.",
+)
 @var_options
 @only_except_options
 @click.argument("template", type=click.Path(path_type=Path))
@@ -29,6 +35,7 @@ def validate(
     syntax_only: bool,
     machine: bool,
     no_warn: bool,
+    evaluate_datasources: bool,
     vars_: tuple[str, ...],
     var_files: tuple[Path, ...],
     only: tuple[str, ...],
@@ -52,7 +59,7 @@ def validate(
             load_json(template)
         click.echo("Syntax-only check passed. Everything looks okay.")
         return
-    run = load_template(template, var_files, parse_vars(vars_))
+    run = load_template(template, var_files, parse_vars(vars_), execute_datasources=evaluate_datasources)
     builds, warnings = prepare_builds(run, split_csv(only), split_csv(except_))
     for w in warnings:
         click.echo(f"Warning: {w}", err=True)

@@ -46,22 +46,12 @@ IMPLEMENTED_PLUGINS = frozenset({"amazon"})
 
 #: data source types and their output attributes (unknown in validate mode)
 DATASOURCE_OUTPUTS: dict[str, list[str]] = {
-    "amazon-ami": [
-        "id",
-        "name",
-        "creation_date",
-        "owner",
-        "owner_name",
-        "tags",
-        "architecture",
-        "platform_details",
-        "virtualization_type",
-        "root_device_type",
-        "usage_operation",
-    ],
+    # packer-plugin-amazon datasource/*/data.go DatasourceOutput
+    "amazon-ami": ["id", "name", "creation_date", "owner", "owner_name", "tags"],
     "amazon-parameterstore": ["value", "version", "arn"],
     "amazon-secretsmanager": ["value", "secret_string", "secret_binary", "version_id"],
-    "http": ["url", "request_headers", "body", "response_headers", "status_code"],
+    # Packer's datasource/http: ``request_headers`` holds the response headers (Packer's naming)
+    "http": ["url", "body", "request_headers"],
     "null": ["output"],
 }
 

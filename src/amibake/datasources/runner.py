@@ -1,0 +1,124 @@
+"""The ``datasource_resolver`` given to the HCL2 loader: decodes, checks and (when asked) executes.
+
+Packer configures every data source whenever it loads a template (strict config: unknown keys
+with a did-you-mean, required options) and executes them for ``build`` (and for ``validate
+-evaluate-datasources``); ``validate`` otherwise leaves their outputs unknown. ``null`` is run by
+the loader itself. Sensitive outputs (a Secrets Manager secret, a decrypted SecureString) are
+collected in :attr:`DatasourceRunner.secrets` for the run's redactor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amibake.config.base import CheckContext, PluginConfig, decode
+from amibake.datasources import configs
+from amibake.datasources.errors import DatasourceError
+from amibake.errors import Problem, UserInputError
+
+#: what an unknown value becomes in a config (the HCL loader's placeholder)
+UNKNOWN = "<unknown>"
+
+
+@dataclass(frozen=True)
+class Spec:
+    config: type[PluginConfig]
+    execute: Callable[[Any], tuple[dict[str, Any], list[str]]]
+
+
+def _ami(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    from amibake.datasources.amazon import amazon_ami
+
+    out = amazon_ami(cfg)
+    return out.values, out.secrets
+
+
+def _parameterstore(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    from amibake.datasources.amazon import amazon_parameterstore
+
+    out = amazon_parameterstore(cfg)
+    return out.values, out.secrets
+
+
+def _secretsmanager(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    from amibake.datasources.amazon import amazon_secretsmanager
+
+    out = amazon_secretsmanager(cfg)
+    return out.values, out.secrets
+
+
+def _http(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    from amibake.datasources.http import http
+
+    return http(cfg), []
+
+
+SPECS: dict[str, Spec] = {
+    "amazon-ami": Spec(configs.AmiDatasourceConfig, _ami),
+    "amazon-parameterstore": Spec(configs.ParameterStoreConfig, _parameterstore),
+    "amazon-secretsmanager": Spec(configs.SecretsManagerConfig, _secretsmanager),
+    "http": Spec(configs.HttpConfig, _http),
+}
+
+
+class DatasourceConfigError(UserInputError):
+    """A data source's configuration is invalid (every problem)."""
+
+
+class DatasourceRunner:
+    """Call as ``runner(type, name, config) -> outputs``. ``execute=False``: check only."""
+
+    def __init__(self, *, execute: bool, template_dir: Path | None = None) -> None:
+        self.execute = execute
+        self.template_dir = template_dir or Path(".")
+        #: sensitive output values seen so far (to register with the run's redactor)
+        self.secrets: list[str] = []
+        #: ``type.name`` of every data source executed, in order
+        self.executed: list[str] = []
+
+    def __call__(self, typ: str, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        spec = SPECS.get(typ)
+        if spec is None:
+            return {}
+        raw = config if self.execute else _without_unknown(spec.config, config)
+        ctx = CheckContext(template_dir=self.template_dir, key_path="", check_files=False)
+        cfg, problems, _warnings = decode(spec.config, raw, ctx)
+        if problems or cfg is None:
+            raise DatasourceConfigError(problems or [Problem("invalid configuration")])
+        if not self.execute:
+            return {}
+        values, secrets = spec.execute(cfg)
+        self.executed.append(f"{typ}.{name}")
+        for s in secrets:
+            if s and s not in self.secrets:
+                self.secrets.append(s)
+        return values
+
+
+def _without_unknown(cls: type[PluginConfig], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Packer configures a data source with unknown inputs replaced by a placeholder *of the
+    option's type* (``"<unknown>"``, ``false``, ``0``, empty collections): an unknown non-string
+    option keeps its default here instead of failing the type check."""
+    out: dict[str, Any] = {}
+    for k, v in config.items():
+        field = cls.model_fields.get(k)
+        if field is not None and field.annotation is not str and _has_unknown(v):
+            continue
+        out[k] = v
+    return out
+
+
+def _has_unknown(v: Any) -> bool:
+    if isinstance(v, str):
+        return v == UNKNOWN
+    if isinstance(v, Mapping):
+        return any(_has_unknown(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_unknown(x) for x in v)
+    return False
+
+
+__all__ = ["SPECS", "DatasourceConfigError", "DatasourceError", "DatasourceRunner"]
