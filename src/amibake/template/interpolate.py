@@ -255,11 +255,15 @@ class _T(IntEnum):
     RANGE = 38
     TEMPLATE = 39
     WITH = 40
+    BREAK = 41
+    CONTINUE = 42
 
 
 _KEYWORDS = {
     ".": _T.DOT,
     "block": _T.BLOCK,
+    "break": _T.BREAK,
+    "continue": _T.CONTINUE,
     "define": _T.DEFINE,
     "else": _T.ELSE,
     "end": _T.END,
@@ -269,7 +273,8 @@ _KEYWORDS = {
     "template": _T.TEMPLATE,
     "with": _T.WITH,
 }
-_UNSUPPORTED_KEYWORDS = {_T.BLOCK, _T.DEFINE, _T.IF, _T.RANGE, _T.TEMPLATE, _T.WITH}
+#: named templates: rejected with a clear message (no Packer template uses them; see the module doc)
+_UNSUPPORTED_KEYWORDS = {_T.BLOCK, _T.DEFINE, _T.TEMPLATE}
 
 _SPACE = " \t\r\n"
 
@@ -924,6 +929,87 @@ class ListNode(Node):
         return "".join(n.go_string() for n in self.nodes)
 
 
+class BranchNode(Node):
+    """``{{if}}``, ``{{range}}`` or ``{{with}}`` (Go's ``BranchNode``): ``pipe``, the ``list`` run
+    when it holds, and the optional ``else_list``. ``source`` is the whole block as written, from
+    the ``{{`` of its opening action to the ``}}`` of its ``{{end}}``. ``else_if`` marks an
+    ``{{else if}}``/``{{else with}}`` link, which Go parses as an ``if``/``with`` alone inside the
+    ``else_list`` of the previous one (so it has no source of its own)."""
+
+    __slots__ = ("else_if", "else_list", "list", "pipe", "source")
+    _fields = ("pos", "pipe", "list", "else_list", "else_if", "source")
+    keyword = ""
+
+    def __init__(
+        self,
+        pos: int,
+        pipe: PipeNode,
+        list: ListNode,  # Go's name
+        else_list: ListNode | None,
+        source: str,
+        else_if: bool = False,
+    ) -> None:
+        self.pos, self.pipe, self.list, self.else_list = pos, pipe, list, else_list
+        self.source, self.else_if = source, else_if
+
+    def go_string(self) -> str:
+        s = "{{" + self.keyword + " " + self.pipe.go_string() + "}}" + self.list.go_string()
+        if self.else_list is not None:
+            s += "{{else}}" + self.else_list.go_string()
+        return s + "{{end}}"
+
+
+class IfNode(BranchNode):
+    __slots__ = ()
+    keyword = "if"
+
+
+class RangeNode(BranchNode):
+    __slots__ = ()
+    keyword = "range"
+
+
+class WithNode(BranchNode):
+    __slots__ = ()
+    keyword = "with"
+
+
+class BreakNode(Node):
+    """``{{break}}`` (inside a ``{{range}}``)."""
+
+    __slots__ = ()
+
+    def go_string(self) -> str:
+        return "{{break}}"
+
+
+class ContinueNode(Node):
+    """``{{continue}}`` (inside a ``{{range}}``)."""
+
+    __slots__ = ()
+
+    def go_string(self) -> str:
+        return "{{continue}}"
+
+
+class _ElseNode(Node):
+    """``{{else}}`` while parsing; never in a finished tree."""
+
+    __slots__ = ()
+
+    def go_string(self) -> str:
+        return "{{else}}"
+
+
+class _EndNode(Node):
+    """``{{end}}`` while parsing; never in a finished tree."""
+
+    __slots__ = ()
+
+    def go_string(self) -> str:
+        return "{{end}}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Parser (Go's text/template/parse/parse.go)
 # ---------------------------------------------------------------------------------------------
@@ -949,6 +1035,8 @@ class _Parser:
         self.depth = 0
         self.last = self.items[0]
         self.action_line = 0
+        self.range_depth = 0
+        self.control_depth = 0
 
     # token stream
     def next(self) -> _Item:
@@ -993,41 +1081,105 @@ class _Parser:
     def parse(self) -> ListNode:
         nodes: list[Node] = []
         while self.peek().typ != _T.EOF:
-            token = self.next_non_space()
-            if token.typ == _T.TEXT:
-                nodes.append(TextNode(token.pos, token.val))
-            elif token.typ == _T.LEFT_DELIM:
-                self.action_line = _line_col(self.text, token.pos)[0]
-                nodes.append(self.action(token))
-                self.action_line = 0
-            else:
-                raise self.unexpected(token, "input")
+            node = self.text_or_action()
+            if isinstance(node, _ElseNode | _EndNode):
+                raise self.error(f"unexpected {node.go_string()}", node.pos)
+            nodes.append(node)
         return ListNode(0, tuple(nodes))
 
-    def action(self, delim: _Item) -> ActionNode:
+    def text_or_action(self) -> Node:
         token = self.next_non_space()
-        if token.typ in (_T.ELSE, _T.END):
-            closing = self.next_non_space()
-            if closing.typ != _T.RIGHT_DELIM:
-                raise self.unexpected(closing, token.val)
-            raise self.error(f"unexpected {{{{{token.val}}}}}", token.pos)
-        if token.typ in _UNSUPPORTED_KEYWORDS:
+        if token.typ == _T.TEXT:
+            return TextNode(token.pos, token.val)
+        if token.typ == _T.LEFT_DELIM:
+            self.action_line = _line_col(self.text, token.pos)[0]
+            try:
+                return self.action(token)
+            finally:
+                self.action_line = 0
+        raise self.unexpected(token, "input")
+
+    def item_list(self) -> tuple[ListNode, Node]:
+        """Nodes up to the ``{{else}}`` or ``{{end}}`` that closes them (Go's ``itemList``)."""
+        pos = self.peek_non_space().pos
+        nodes: list[Node] = []
+        while (peek := self.peek_non_space()).typ != _T.EOF:
+            node = self.text_or_action()
+            if isinstance(node, _ElseNode | _EndNode):
+                return ListNode(pos, tuple(nodes)), node
+            nodes.append(node)
+        raise self.error("unexpected EOF", peek.pos)
+
+    def action(self, delim: _Item) -> Node:
+        token = self.next_non_space()
+        typ = token.typ
+        if typ in _UNSUPPORTED_KEYWORDS:
             raise self.error(
-                f'unsupported action "{token.val}": amibake evaluates plain {{{{ }}}} expressions only, '
-                "not if/range/with/define/template/block",
+                f'unsupported action "{token.val}": amibake does not implement named templates '
+                "(define/template/block)",
                 token.pos,
             )
+        if typ == _T.END:
+            self.expect_close(token.val)
+            return _EndNode(token.pos)
+        if typ == _T.ELSE:
+            # "{{else if ...}}" / "{{else with ...}}": leave the if/with for parse_control
+            if self.peek_non_space().typ not in (_T.IF, _T.WITH):
+                self.expect_close(token.val)
+            return _ElseNode(token.pos)
+        if typ in (_T.BREAK, _T.CONTINUE):
+            self.expect_close("{{" + token.val + "}}")
+            if self.range_depth == 0:
+                raise self.error(f"{{{{{token.val}}}}} outside {{{{range}}}}")
+            return BreakNode(token.pos) if typ == _T.BREAK else ContinueNode(token.pos)
+        if typ in (_T.IF, _T.RANGE, _T.WITH):
+            return self.control(delim, token)
         self.backup()
         pipe = self.pipeline("command", _T.RIGHT_DELIM)
         end = self.last.pos + 2  # self.last is the closing "}}"
         return ActionNode(delim.pos, pipe, self.text[delim.pos : end])
 
+    def expect_close(self, context: str) -> None:
+        closing = self.next_non_space()
+        if closing.typ != _T.RIGHT_DELIM:
+            raise self.unexpected(closing, context)
+
+    def control(self, delim: _Item, keyword: _Item, else_if: bool = False) -> BranchNode:
+        """``{{if}}``/``{{range}}``/``{{with}}`` up to its ``{{end}}`` (Go's ``parseControl``)."""
+        context = keyword.val
+        if self.control_depth >= _MAX_DEPTH:
+            raise self.error(f"max control nesting depth exceeded ({_MAX_DEPTH})", keyword.pos)
+        self.control_depth += 1
+        n_vars = len(self.vars)
+        pipe = self.pipeline(context, _T.RIGHT_DELIM)
+        if context == "range":
+            self.range_depth += 1
+        body, nxt = self.item_list()
+        if context == "range":
+            self.range_depth -= 1
+        else_list: ListNode | None = None
+        if isinstance(nxt, _ElseNode):
+            peek = self.peek()
+            if (context, peek.typ) in (("if", _T.IF), ("with", _T.WITH)):
+                # {{if a}}x{{else if b}}y{{end}} is {{if a}}x{{else}}{{if b}}y{{end}}{{end}}
+                self.next()
+                inner = self.control(delim, peek, else_if=True)
+                else_list = ListNode(nxt.pos, (inner,))
+            else:
+                else_list, nxt = self.item_list()
+                if not isinstance(nxt, _EndNode):
+                    raise self.error(f"expected end; found {nxt.go_string()}")
+        del self.vars[n_vars:]
+        self.control_depth -= 1
+        source = "" if else_if else self.text[delim.pos : self.last.pos + 2]
+        cls = {"if": IfNode, "range": RangeNode, "with": WithNode}[context]
+        return cls(keyword.pos, pipe, body, else_list, source, else_if)
+
     def pipeline(self, context: str, end: _T) -> PipeNode:
         start = self.peek_non_space()
         decl: list[VariableNode] = []
         is_assign = False
-        v = self.peek_non_space()
-        if v.typ == _T.VARIABLE:
+        while (v := self.peek_non_space()).typ == _T.VARIABLE:
             mark = self.i
             v = self.next_non_space()
             nxt = self.peek_non_space()
@@ -1038,10 +1190,19 @@ class _Parser:
                     raise self.error(f"undefined variable {_go_quote(v.val)}", v.pos)
                 decl.append(VariableNode(v.pos, (v.val,)))
                 self.vars.append(v.val)
-            elif nxt.typ == _T.CHAR and nxt.val == ",":
+                break
+            if nxt.typ == _T.CHAR and nxt.val == ",":
+                self.next_non_space()
+                decl.append(VariableNode(v.pos, (v.val,)))
+                self.vars.append(v.val)
+                if context == "range" and len(decl) < 2:
+                    after = self.peek_non_space()
+                    if after.typ in (_T.VARIABLE, _T.RIGHT_DELIM, _T.RIGHT_PAREN):
+                        continue  # $i, $v := ...
+                    raise self.error("range can only initialize variables", after.pos)
                 raise self.error(f"too many declarations in {context}", nxt.pos)
-            else:
-                self.i = mark
+            self.i = mark
+            break
         cmds: list[CommandNode] = []
         while True:
             token = self.next_non_space()
@@ -1701,16 +1862,242 @@ class _ExecErr(Exception):
         self.node = node
 
 
+class _Break(Exception):
+    """``{{break}}`` unwinding to its ``{{range}}`` (Go's ``walkBreak`` panic)."""
+
+
+class _Continue(Exception):
+    """``{{continue}}`` unwinding to its ``{{range}}`` (Go's ``walkContinue`` panic)."""
+
+
+class _RenderLater(Exception):
+    """Late rendering: part of the string needs data that is missing now *and* values that exist
+    only now (a variable, the dot of a ``range``); the whole string is left for the later pass."""
+
+
+class _Late:
+    """The value of a variable whose declaration was left verbatim for the later pass."""
+
+
+_LATE: Any = _Late()
+
+#: a ``{{range}}`` stops after this many iterations in one rendering (Go has no limit, but a
+#: runaway ``{{range 99999999}}`` must not hang a build)
+_MAX_RANGE_STEPS = 100_000
+
+
+@dataclass
+class _Refs:
+    """What a node needs from outside itself (for late rendering)."""
+
+    dot_fields: set[str] = field(default_factory=set)  # top names of .Fields of the current dot
+    root_fields: set[str] = field(default_factory=set)  # top names of $.Fields
+    variables: set[str] = field(default_factory=set)  # $x used or assigned with =
+    declared: set[str] = field(default_factory=set)  # $x declared with :=
+    uses_dot: bool = False  # . alone, on the current dot
+    uses_build: bool = False
+    uses_loop: bool = False  # {{break}}/{{continue}} of an enclosing range
+
+    def collect(self, node: Node, on_dot: bool, in_range: bool) -> None:
+        if isinstance(node, FieldNode):
+            if on_dot:
+                self.dot_fields.add(node.idents[0])
+        elif isinstance(node, DotNode):
+            self.uses_dot |= on_dot
+        elif isinstance(node, VariableNode):
+            name = node.idents[0]
+            if name != "$":
+                self.variables.add(name)
+            elif len(node.idents) > 1:
+                self.root_fields.add(node.idents[1])
+        elif isinstance(node, IdentifierNode):
+            self.uses_build |= node.name == "build"
+        elif isinstance(node, BreakNode | ContinueNode):
+            self.uses_loop |= not in_range
+        elif isinstance(node, PipeNode):
+            for v in node.decl:
+                (self.variables if node.is_assign else self.declared).add(v.idents[0])
+            for c in node.cmds:
+                self.collect(c, on_dot, in_range)
+        elif isinstance(node, CommandNode):
+            for a in node.args:
+                self.collect(a, on_dot, in_range)
+        elif isinstance(node, ChainNode):
+            self.collect(node.node, on_dot, in_range)
+        elif isinstance(node, ActionNode):
+            self.collect(node.pipe, on_dot, in_range)
+        elif isinstance(node, ListNode):
+            for n in node.nodes:
+                self.collect(n, on_dot, in_range)
+        elif isinstance(node, BranchNode):
+            self.collect(node.pipe, on_dot, in_range)
+            # the body of with/range runs on a new dot; "if" and every else_list on this one
+            is_if, is_range = isinstance(node, IfNode), isinstance(node, RangeNode)
+            self.collect(node.list, on_dot and is_if, in_range or is_range)
+            if node.else_list is not None:
+                self.collect(node.else_list, on_dot, in_range)
+
+
+def _refs_of(node: ActionNode | BranchNode) -> _Refs:
+    refs = _Refs()
+    refs.collect(node, on_dot=True, in_range=False)
+    if isinstance(node, BranchNode):
+        refs.variables -= refs.declared  # variables scoped inside the block
+    return refs
+
+
+def _last_at(node: Node) -> Node:
+    """The node Go's ``state.at`` recorded last while evaluating ``node``: where Go reports an
+    error about the value of a whole pipeline (``range can't iterate over``)."""
+    if isinstance(node, PipeNode):
+        return _last_at(node.cmds[-1])
+    if isinstance(node, CommandNode):
+        first = node.args[0]
+        if isinstance(first, IdentifierNode) and len(node.args) > 1:
+            return _last_at(node.args[-1])
+        if isinstance(first, PipeNode):
+            return _last_at(first)
+        return first
+    return node
+
+
+def _map_keys(m: Mapping[Any, Any]) -> list[Any]:
+    """Keys in Go's ``fmtsort`` order: numbers by value, strings by bytes."""
+    try:
+        return sorted(m, key=lambda k: (not isinstance(k, int | float), k))
+    except TypeError:
+        return sorted(m, key=lambda k: (_go_type(k), _go_format(k)))
+
+
 class _State:
     def __init__(self, text: str, ctx: InterpContext) -> None:
         self.text = text
         self.ctx = ctx
         self.funcs = ctx.functions()
         self.vars: list[tuple[str, Any]] = [("$", ctx.data if ctx.data is not None else INVALID)]
+        self.range_steps = 0
+        self.refs: dict[int, _Refs] = {}
 
     def error(self, err: _ExecErr) -> TemplateExecError:
         line, col = _line_col(self.text, err.node.pos)
         return TemplateExecError(err.detail, err.node.pos, line, col, err.node.go_string())
+
+    # statements (Go's state.walk)
+    def walk(self, dot: Any, nodes: ListNode, out: list[str], on_root: bool) -> None:
+        """Render ``nodes`` into ``out``. ``on_root``: dot is still the data (not the dot of a
+        ``with``/``range``), so a ``.Field`` missing from the data is one to render later."""
+        for node in nodes.nodes:
+            if isinstance(node, TextNode):
+                out.append(node.text)
+            elif isinstance(node, ActionNode | BranchNode) and self.render_later(node, on_root):
+                if isinstance(node, BranchNode) and node.else_if:
+                    raise _RenderLater
+                out.append(node.source)
+                if isinstance(node, ActionNode):
+                    for v in node.pipe.decl:
+                        self.set_var(v.idents[0], _LATE, declare=not node.pipe.is_assign)
+            elif isinstance(node, ActionNode):
+                value = self.pipeline(dot, node.pipe)
+                if not node.pipe.decl:
+                    out.append(_go_format(value))
+            elif isinstance(node, RangeNode):
+                self.walk_range(dot, node, out, on_root)
+            elif isinstance(node, BranchNode):
+                self.walk_if_or_with(dot, node, out, on_root)
+            elif isinstance(node, BreakNode):
+                raise _Break
+            elif isinstance(node, ContinueNode):
+                raise _Continue
+
+    def render_later(self, node: ActionNode | BranchNode, on_root: bool) -> bool:
+        """With ``keep_unknown_fields``: True if ``node`` needs data missing now (a ``.Field``,
+        ``build`` without build data, a variable declared by an action left for later)."""
+        if not self.ctx.keep_unknown_fields:
+            return False
+        refs = self.refs.get(id(node))
+        if refs is None:
+            refs = self.refs[id(node)] = _refs_of(node)
+        data = self.ctx.data
+        later = any(not _has_field(data, f) for f in refs.root_fields) or (
+            refs.uses_build and self.ctx.build_fn_data is None
+        )
+        if on_root:
+            later = later or any(not _has_field(data, f) for f in refs.dot_fields)
+        local = refs.uses_loop or (not on_root and (refs.uses_dot or bool(refs.dot_fields)))
+        for name in refs.variables:
+            value = next((v for n, v in reversed(self.vars) if n == name), INVALID)
+            if value is _LATE:
+                later = True
+            else:
+                local = True
+        if later and local:
+            raise _RenderLater
+        return later
+
+    def walk_if_or_with(self, dot: Any, node: BranchNode, out: list[str], on_root: bool) -> None:
+        mark = len(self.vars)
+        try:
+            value = self.pipeline(dot, node.pipe)
+            if _truth(value):
+                if isinstance(node, WithNode):
+                    self.walk(value, node.list, out, on_root=False)
+                else:
+                    self.walk(dot, node.list, out, on_root)
+            elif node.else_list is not None:
+                self.walk(dot, node.else_list, out, on_root)
+        finally:
+            del self.vars[mark:]
+
+    def walk_range(self, dot: Any, node: RangeNode, out: list[str], on_root: bool) -> None:
+        start = len(self.vars)
+        try:
+            value = self.pipeline(dot, node.pipe)
+            decl = node.pipe.decl
+            items: Iterator[tuple[Any, Any]]
+            if isinstance(value, list | tuple):
+                items = enumerate(value)
+            elif isinstance(value, Mapping):
+                items = ((k, value[k]) for k in _map_keys(value))
+            elif isinstance(value, int) and not isinstance(value, bool):  # Go 1.24: range over int
+                if len(decl) > 1:
+                    raise _ExecErr(
+                        f"can't use {value} to iterate over more than one variable", _last_at(node.pipe)
+                    )
+                items = ((INVALID, i) for i in range(value))
+            elif value is INVALID:  # a missing key or nil: no iteration
+                items = iter(())
+            else:
+                raise _ExecErr(f"range can't iterate over {_go_format(value)}", _last_at(node.pipe))
+            mark = len(self.vars)
+            ran = False
+            for index, elem in items:
+                ran = True
+                self.range_steps += 1
+                if self.range_steps > _MAX_RANGE_STEPS:
+                    raise _ExecErr(
+                        f"amibake stops a template after {_MAX_RANGE_STEPS} range iterations",
+                        _last_at(node.pipe),
+                    )
+                if decl and node.pipe.is_assign:
+                    self.set_var(decl[0].idents[0], index if len(decl) > 1 else elem, declare=False)
+                    if len(decl) > 1:
+                        self.set_var(decl[1].idents[0], elem, declare=False)
+                elif decl:  # := pushed the variables: $v on top, $i under it
+                    self.vars[mark - 1] = (self.vars[mark - 1][0], elem)
+                    if len(decl) > 1:
+                        self.vars[mark - 2] = (self.vars[mark - 2][0], index)
+                try:
+                    self.walk(elem, node.list, out, on_root=False)
+                except _Continue:
+                    pass
+                except _Break:
+                    break
+                finally:
+                    del self.vars[mark:]
+            if not ran and node.else_list is not None:
+                self.walk(dot, node.else_list, out, on_root)
+        finally:
+            del self.vars[start:]
 
     # variables
     def var_value(self, name: str, node: Node) -> Any:
@@ -1906,23 +2293,6 @@ class _State:
         raise _ExecErr(f"can't handle {n.go_string()} for arg of type {typ}", n)
 
 
-def _top_fields(node: Node) -> Iterator[str]:
-    """Top-level names of the ``.Field``s (and ``$.Field``s) an action uses."""
-    if isinstance(node, FieldNode):
-        yield node.idents[0]
-    elif isinstance(node, VariableNode):
-        if node.idents[0] == "$" and len(node.idents) > 1:
-            yield node.idents[1]
-    elif isinstance(node, PipeNode):
-        for c in node.cmds:
-            yield from _top_fields(c)
-    elif isinstance(node, CommandNode):
-        for a in node.args:
-            yield from _top_fields(a)
-    elif isinstance(node, ChainNode):
-        yield from _top_fields(node.node)
-
-
 def _walk(node: Node) -> Iterator[Node]:
     yield node
     children: Sequence[Node] = ()
@@ -1936,6 +2306,10 @@ def _walk(node: Node) -> Iterator[Node]:
         children = node.args
     elif isinstance(node, ChainNode):
         children = (node.node,)
+    elif isinstance(node, BranchNode):
+        children = (node.pipe, node.list)
+        if node.else_list is not None:
+            children = (*children, node.else_list)
     for c in children:
         yield from _walk(c)
 
@@ -1948,35 +2322,24 @@ def _has_field(data: Any, name: str) -> bool:
     return not name.startswith("_") and hasattr(data, name)
 
 
-def _keep_verbatim(action: ActionNode, ctx: InterpContext) -> bool:
-    if any(not _has_field(ctx.data, f) for f in _top_fields(action.pipe)):
-        return True
-    if ctx.build_fn_data is None:
-        return any(isinstance(n, IdentifierNode) and n.name == "build" for n in _walk(action.pipe))
-    return False
-
-
 def render(text: str, ctx: InterpContext) -> str:
-    """Render one template string (Packer's ``interpolate.RenderOnce``)."""
+    """Render one template string (Packer's ``interpolate.RenderOnce``).
+
+    With ``ctx.keep_unknown_fields``, an action or a whole ``{{if}}``/``{{range}}``/``{{with}}``
+    block that needs a ``.Field`` missing from ``ctx.data`` (or ``build`` without build data) is
+    left verbatim for a later pass; if such a part also needs values that exist only in this pass
+    (a variable set here, the dot of a ``range``), the whole string is left verbatim."""
     if "{{" not in text:
         return text
     tree = parse(text, ctx.functions())
     state = _State(text, ctx)
     out: list[str] = []
-    for node in tree.nodes:
-        if isinstance(node, TextNode):
-            out.append(node.text)
-            continue
-        assert isinstance(node, ActionNode)
-        if ctx.keep_unknown_fields and _keep_verbatim(node, ctx):
-            out.append(node.source)
-            continue
-        try:
-            value = state.pipeline(state.vars[0][1], node.pipe)
-        except _ExecErr as e:
-            raise state.error(e) from None
-        if not node.pipe.decl:
-            out.append(_go_format(value))
+    try:
+        state.walk(state.vars[0][1], tree, out, on_root=True)
+    except _ExecErr as e:
+        raise state.error(e) from None
+    except _RenderLater:
+        return text
     return "".join(out)
 
 
