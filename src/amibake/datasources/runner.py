@@ -9,6 +9,7 @@ collected in :attr:`DatasourceRunner.secrets` for the run's redactor.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,25 +101,17 @@ class DatasourceRunner:
 
 def _without_unknown(cls: type[PluginConfig], config: Mapping[str, Any]) -> dict[str, Any]:
     """Packer configures a data source with unknown inputs replaced by a placeholder *of the
-    option's type* (``"<unknown>"``, ``false``, ``0``, empty collections): an unknown non-string
-    option keeps its default here instead of failing the type check."""
+    option's type* (``"<unknown>"`` for a string, ``false``, ``0``...): an unknown non-string
+    option keeps its default here instead of failing the type check (a list gets one placeholder)."""
     out: dict[str, Any] = {}
     for k, v in config.items():
         field = cls.model_fields.get(k)
-        if field is not None and field.annotation is not str and _has_unknown(v):
+        if field is not None and field.annotation is not str and v == UNKNOWN:
+            if typing.get_origin(field.annotation) is list:
+                out[k] = [UNKNOWN]
             continue
         out[k] = v
     return out
-
-
-def _has_unknown(v: Any) -> bool:
-    if isinstance(v, str):
-        return v == UNKNOWN
-    if isinstance(v, Mapping):
-        return any(_has_unknown(x) for x in v.values())
-    if isinstance(v, list):
-        return any(_has_unknown(x) for x in v)
-    return False
 
 
 __all__ = ["SPECS", "DatasourceConfigError", "DatasourceError", "DatasourceRunner"]
