@@ -1,0 +1,220 @@
+"""The AWS data sources against the local moto server: EC2 DescribeImages on moto's bundled AMIs,
+SSM parameters and Secrets Manager secrets created here, through the runner, ``load_template``
+and ``amibake validate -evaluate-datasources``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from amibake.core import load_template
+from amibake.datasources import DatasourceError, DatasourceRunner
+from amibake.errors import TemplateError
+from tests.stackkit import MotoServer
+
+pytestmark = pytest.mark.stack
+
+UBUNTU_OWNER = "099720109477"
+XENIAL = "ami-785db401"
+
+
+@pytest.fixture
+def env(aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The process environment pointed at moto (boto3 reads AWS_ENDPOINT_URL from it)."""
+    for k, v in aws_env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return aws_env
+
+
+def boto(env: dict[str, str], service: str) -> Any:
+    return boto3.client(service, region_name="us-east-1", endpoint_url=env["AWS_ENDPOINT_URL"])
+
+
+def run(typ: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    r = DatasourceRunner(execute=True)
+    return r(typ, "x", config), r.secrets
+
+
+# --- amazon-ami ---------------------------------------------------------------------------------
+
+
+def test_ami_by_filter(env: dict[str, str]) -> None:
+    out, secrets = run(
+        "amazon-ami",
+        {"owners": [UBUNTU_OWNER], "filters": {"name": "ubuntu/images/hvm-ssd/ubuntu-xenial-*"}},
+    )
+    assert out["id"] == XENIAL
+    assert out["name"].startswith("ubuntu/images/hvm-ssd/ubuntu-xenial-16.04")
+    assert out["owner"] == UBUNTU_OWNER
+    assert out["creation_date"] and isinstance(out["tags"], dict)
+    assert secrets == []
+
+
+def test_ami_several_or_none(env: dict[str, str]) -> None:
+    several = {"owners": [UBUNTU_OWNER], "filters": {"name": "ubuntu/images/hvm-ssd/*"}}
+    with pytest.raises(DatasourceError, match="more than one result"):
+        run("amazon-ami", several)
+    out, _ = run("amazon-ami", {**several, "most_recent": True})
+    assert out["id"] in {XENIAL, "ami-1e749f67"}
+    with pytest.raises(DatasourceError, match="No AMI was found matching filters"):
+        run("amazon-ami", {"owners": ["self"], "filters": {"name": "nothing-*"}})
+
+
+def test_ami_most_recent_of_own_images(env: dict[str, str], moto: MotoServer) -> None:
+    ec2 = boto(env, "ec2")
+    ec2.create_tags(Resources=[XENIAL], Tags=[{"Key": "Role", "Value": "base"}])
+    out, _ = run("amazon-ami", {"owners": [UBUNTU_OWNER], "filters": {"tag:Role": "base"}})
+    assert out["id"] == XENIAL and out["tags"] == {"Role": "base"}
+
+
+def test_ami_custom_endpoint_ec2(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:9")  # not used by EC2
+    out, _ = run(
+        "amazon-ami",
+        {
+            "owners": [UBUNTU_OWNER],
+            "filters": {"image-id": XENIAL},
+            "custom_endpoint_ec2": env["AWS_ENDPOINT_URL"],
+            "region": "us-east-1",
+            "access_key": "testing",
+            "secret_key": "testing",
+        },
+    )
+    assert out["id"] == XENIAL
+
+
+# --- amazon-parameterstore ----------------------------------------------------------------------
+
+
+def test_parameterstore(env: dict[str, str], moto: MotoServer) -> None:
+    ssm = boto(env, "ssm")
+    ssm.put_parameter(Name="/base/ami", Value=XENIAL, Type="String")
+    ssm.put_parameter(Name="/base/ami", Value="ami-12345678", Type="String", Overwrite=True)
+    ssm.put_parameter(Name="/db/password", Value="s3cr3t-pw-value", Type="SecureString")
+    out, secrets = run("amazon-parameterstore", {"name": "/base/ami"})
+    assert out["value"] == "ami-12345678" and out["version"] == "2"
+    assert out["arn"].endswith("parameter/base/ami")
+    assert secrets == []
+    out, secrets = run("amazon-parameterstore", {"name": "/db/password", "with_decryption": True})
+    assert out["value"] == "s3cr3t-pw-value"
+    assert secrets == ["s3cr3t-pw-value"]
+    out, secrets = run("amazon-parameterstore", {"name": "/db/password"})
+    assert out["value"] != "s3cr3t-pw-value" and secrets == []
+    with pytest.raises(DatasourceError, match=r'^The parameter name "/nope" not found$'):
+        run("amazon-parameterstore", {"name": "/nope"})
+
+
+# --- amazon-secretsmanager ----------------------------------------------------------------------
+
+
+def test_secretsmanager(env: dict[str, str], moto: MotoServer) -> None:
+    sm = boto(env, "secretsmanager")
+    doc = {"user": "admin", "password": "hunter2-x"}
+    created = sm.create_secret(Name="app/db", SecretString=json.dumps(doc))
+    sm.create_secret(Name="plain", SecretString="just-a-token-123")
+    out, secrets = run("amazon-secretsmanager", {"name": "app/db", "key": "password"})
+    assert out["value"] == "hunter2-x"
+    assert json.loads(out["secret_string"]) == {"user": "admin", "password": "hunter2-x"}
+    assert out["version_id"] == created["VersionId"]
+    assert "hunter2-x" in secrets and out["secret_string"] in secrets and "admin" in secrets
+    out, _ = run("amazon-secretsmanager", {"name": "app/db"})
+    assert out["value"] == "admin"
+    out, _ = run("amazon-secretsmanager", {"name": "plain"})
+    assert out["value"] == "just-a-token-123"
+    out, _ = run("amazon-secretsmanager", {"name": created["ARN"], "version_stage": "AWSCURRENT"})
+    assert out["value"] == "admin"
+    missing = r'^Secrets Manager Secret "missing" Version "AWSCURRENT" not found$'
+    with pytest.raises(DatasourceError, match=missing):
+        run("amazon-secretsmanager", {"name": "missing"})
+    with pytest.raises(DatasourceError, match=r'Version "v-nope" not found|error reading Secrets Manager'):
+        run("amazon-secretsmanager", {"name": "app/db", "version_id": "v-nope"})
+
+
+# --- whole templates ------------------------------------------------------------------------------
+
+TEMPLATE = """
+data "amazon-ami" "ubuntu" {
+  owners  = ["UBUNTU_OWNER"]
+  filters = { name = "ubuntu/images/hvm-ssd/ubuntu-xenial-*" }
+}
+data "amazon-parameterstore" "itype" {
+  name = "/build/instance_type"
+}
+data "amazon-secretsmanager" "pw" {
+  name = "build/pw"
+  key  = "password"
+}
+source "amazon-ebs" "a" {
+  region        = "us-east-1"
+  source_ami    = data.amazon-ami.ubuntu.id
+  instance_type = data.amazon-parameterstore.itype.value
+  ssh_username  = "u"
+  ssh_password  = data.amazon-secretsmanager.pw.value
+  ami_name      = "from-data-sources"
+  # not ami_name: Packer's validate checks the "<unknown>" placeholder against the AMI name rules
+  ami_description = "from ${data.amazon-ami.ubuntu.id}"
+}
+build {
+  sources = ["source.amazon-ebs.a"]
+}
+""".replace("UBUNTU_OWNER", UBUNTU_OWNER)
+
+
+def seed(env: dict[str, str]) -> None:
+    boto(env, "ssm").put_parameter(Name="/build/instance_type", Value="t3.small", Type="String")
+    boto(env, "secretsmanager").create_secret(Name="build/pw", SecretString='{"password": "pw-0123456789"}')
+
+
+def test_load_template_executes_and_registers_secrets(env: dict[str, str], tmp_path: Path) -> None:
+    seed(env)
+    p = tmp_path / "t.pkr.hcl"
+    p.write_text(TEMPLATE)
+    run_ctx = load_template(p)
+    cfg = run_ctx.template.builds[0].sources[0].config
+    assert cfg["source_ami"] == XENIAL and cfg["instance_type"] == "t3.small"
+    assert cfg["ami_description"] == f"from {XENIAL}" and cfg["ssh_password"] == "pw-0123456789"
+    assert "pw-0123456789" in run_ctx.secrets()
+
+
+def test_failure_names_the_data_source(env: dict[str, str], tmp_path: Path) -> None:
+    p = tmp_path / "t.pkr.hcl"
+    p.write_text(TEMPLATE)  # nothing seeded: the parameter and the secret are missing
+    with pytest.raises(TemplateError) as ei:
+        load_template(p)
+    text = ei.value.render()
+    assert 'The parameter name "/build/instance_type" not found' in text
+    assert 'Secrets Manager Secret "build/pw" Version "AWSCURRENT" not found' in text
+    assert "data.amazon-parameterstore.itype" in text and "t.pkr.hcl:6" in text
+
+
+def amibake(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "amibake", *args],
+        cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_validate_cli(env: dict[str, str], tmp_path: Path) -> None:
+    p = tmp_path / "t.pkr.hcl"
+    p.write_text(TEMPLATE)
+    # not executed: nothing seeded, still valid
+    r = amibake(["validate", str(p)], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "The configuration is valid." in r.stdout
+    # executed: the missing parameter is an error naming the data source
+    r = amibake(["validate", "-evaluate-datasources", str(p)], env, tmp_path)
+    assert r.returncode == 1
+    assert 'The parameter name "/build/instance_type" not found' in r.stderr
+    seed(env)
+    r = amibake(["validate", "-evaluate-datasources", str(p)], env, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "pw-0123456789" not in r.stdout + r.stderr
