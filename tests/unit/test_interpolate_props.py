@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 from hypothesis import assume, given, settings
@@ -16,6 +17,7 @@ from amibake.template.interpolate import (
     references,
     render,
     render_deep,
+    user_references,
 )
 
 CTX = InterpContext(
@@ -24,7 +26,7 @@ CTX = InterpContext(
     build_type="amazon-ebs",
     template_dir="/t",
     env={"HOME": "/h"},
-    data={"SourceAMI": "ami-1", "SourceAMITags": {"Name": "n"}},
+    data={"SourceAMI": "ami-1", "SourceAMITags": {"Name": "n"}, "A": 1, "L": ["x", "y"], "M": {"k": "v"}},
 ).with_time(datetime(2021, 2, 3, 4, 5, 6, tzinfo=UTC))
 
 # fragments that make the lexer and parser work hard
@@ -35,6 +37,9 @@ FRAGMENTS = [
     "else", "range", "user", "upper", "lower", "split", "replace", "replace_all", "isotime", "strftime",
     "timestamp", "build_name", "env", "clean_resource_name", "print", "printf", "len", "index", "eq",
     "`a`", '"b"', "%Y", "2006", "é", "✓", "~", "#", "!",
+    "with", "break", "continue", "{{if .A}}", "{{if .Missing}}", "{{range .L}}", "{{with .M}}",
+    "{{else}}", "{{else if true}}", "{{else with .M}}", "{{end}}", "{{- end -}}", "{{break}}",
+    "{{continue}}", "$i, $v :=", "{{range $i, $v := .L}}", "{{range 2}}", "{{$i}}", "{{$v}}",
 ]  # fmt: skip
 
 template_text = st.one_of(
@@ -182,3 +187,118 @@ def _keys(value: object) -> list[str]:
     if isinstance(value, list):
         return [k for v in value for k in _keys(v)]
     return []
+
+
+# ------------------------------------------------------------------------------------------
+# control actions: random nesting of if/else if/else/range/with/break/continue
+# ------------------------------------------------------------------------------------------
+
+# data the generated templates see; "Late*" fields are missing from the early pass
+FULL_DATA = {
+    "A": 1, "Z": 0, "S": "s", "E": "", "L": ["x", "y"], "N": [], "M": {"k": "v", "j": "w"},
+    "Late": True, "LateL": ["p", "q"], "LateS": "late", "LateE": "",
+}  # fmt: skip
+EARLY_DATA = {k: v for k, v in FULL_DATA.items() if not k.startswith("Late")}
+
+# operands valid anywhere, on any dot (wrong ones must give an InterpolationError, never a crash)
+OPERANDS = [
+    ".A", ".Z", ".S", ".E", ".L", ".N", ".M", ".M.k", ".Missing", ".", "$", "$.A", "$.L", "$.Late",
+    "$.LateL", "$.LateS", "$.LateE", ".Late", ".LateL", "user `a`", "user `none`", "1", "0", "2",
+    "-1", '""', '"t"', "true", "false", "nil", "1.5", "(len $.L)", "(eq $.A 1)", "(not .)",
+    "(index $.M `k`)", "(and $.A $.S)", "(or $.Z $.E)", "build `ID`",
+]  # fmt: skip
+
+operand = st.sampled_from(OPERANDS)
+text_piece = st.sampled_from(["", "x", " ", "\n", "-", "{", "}", "é"])
+
+
+def _action(op: str) -> str:
+    return "{{" + op + "}}"
+
+
+plain_piece = st.one_of(text_piece, operand.map(_action), st.just("{{$x := .A}}"), st.just("{{$x}}"))
+
+
+@st.composite
+def _block(draw: st.DrawFn, body: st.SearchStrategy[str]) -> str:
+    kind = draw(st.sampled_from(["if", "range", "with"]))
+    trim_l = draw(st.sampled_from(["", "- "]))
+    trim_r = draw(st.sampled_from(["", " -"]))
+    decl = ""
+    if kind == "range":
+        decl = draw(st.sampled_from(["", "$v := ", "$i, $v := "]))
+    elif draw(st.booleans()):
+        decl = "$w := "
+    out = "{{" + trim_l + kind + " " + decl + draw(operand) + trim_r + "}}" + draw(body)
+    if kind == "range" and draw(st.booleans()):
+        out += draw(st.sampled_from(["{{break}}", "{{continue}}", "{{if .}}{{break}}{{end}}"]))
+    links = draw(st.integers(min_value=0, max_value=2)) if kind in ("if", "with") else 0
+    for _ in range(links):
+        out += "{{else " + kind + " " + draw(operand) + "}}" + draw(body)
+    if draw(st.booleans()):
+        out += "{{else}}" + draw(body)
+    return out + "{{" + trim_l + "end" + trim_r + "}}"
+
+
+control_template = st.recursive(
+    st.lists(plain_piece, max_size=3).map("".join),
+    lambda inner: st.lists(st.one_of(plain_piece, _block(inner)), min_size=1, max_size=3).map("".join),
+    max_leaves=12,
+)
+
+
+def _ctx(data: object, keep: bool = False, build: bool = True) -> InterpContext:
+    return InterpContext(
+        user_vars={"a": "A"},
+        data=data,
+        keep_unknown_fields=keep,
+        build_fn_data={"ID": "i-1"} if build else None,
+    ).with_time(datetime(2021, 2, 3, 4, 5, 6, tzinfo=UTC))
+
+
+def _outcome(text: str, ctx: InterpContext) -> tuple[str, str]:
+    """("ok", output) or ("error", message without its line:column, which moves with the text)."""
+    try:
+        return "ok", render(text, ctx)
+    except InterpolationError as e:
+        assert e.message.startswith("template: ")
+        return "error", re.sub(r"^template: root:\d+(:\d+)?: ", "", e.message)
+
+
+@given(control_template)
+@settings(max_examples=250)
+def test_random_control_nesting_raises_only_interpolation_errors(text: str) -> None:
+    for ctx in (_ctx(FULL_DATA), _ctx(None), _ctx(EARLY_DATA, keep=True, build=False), _ctx(None, keep=True)):
+        _outcome(text, ctx)
+    try:
+        parse(text)
+        references(text)
+        user_references(text)
+    except InterpolationError as e:
+        assert e.message.startswith("template: root:")
+    assert all(isinstance(p, str) and p for p in check(text, _ctx(FULL_DATA)))
+
+
+@given(control_template)
+@settings(max_examples=200)
+def test_late_rendering_of_control_blocks(text: str) -> None:
+    early = _ctx(EARLY_DATA, keep=True, build=False)
+    full = _ctx(FULL_DATA)
+    kind, once = _outcome(text, early)
+    if kind == "error":
+        # what fails now fails with all the data too
+        assert _outcome(text, full)[0] == "error"
+        return
+    # the early pass is a fixpoint, and finishing it later gives what one full pass gives
+    assert render(once, early) == once
+    assert _outcome(once, full) == _outcome(text, full)
+
+
+@given(control_template)
+@settings(max_examples=150)
+def test_late_rendering_without_any_data(text: str) -> None:
+    early = _ctx(None, keep=True, build=False)
+    kind, once = _outcome(text, early)
+    if kind == "ok":
+        assert render(once, early) == once
+        assert _outcome(once, _ctx(FULL_DATA)) == _outcome(text, _ctx(FULL_DATA))

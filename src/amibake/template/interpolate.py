@@ -9,12 +9,21 @@ builders add). This module reimplements the part of that language templates use:
 * pipelines ``a | b c`` (the piped value becomes the *last* argument), parenthesised
   sub-pipelines, ``$x := ...`` variables, and the operands ``.``, ``.Field.Sub``, ``$``,
   raw ``\\`strings\\``` and ``"Go strings"``, numbers, character constants, ``true``/``false``/``nil``;
-* Packer's functions and Go's builtins (``print``, ``printf``, ``len``, ``index``, ``eq``...).
+* Packer's functions and Go's builtins (``print``, ``printf``, ``len``, ``index``, ``eq``...);
+* the control actions ``{{if}}``/``{{else if}}``/``{{else}}``/``{{end}}``, ``{{range}}`` (lists,
+  maps in key order, integers as in Go 1.24, ``$i, $v :=``, ``{{else}}`` when empty,
+  ``{{break}}``/``{{continue}}``) and ``{{with}}``/``{{else with}}``, with Go's truth (false, 0,
+  nil, a missing key and empty strings/lists/maps are false) and variable scoping (a variable
+  lives until the ``{{end}}`` of the block that declares it).
 
-``if``/``range``/``with``/``define``/``template``/``block`` are not evaluated: they are reported as
-an "unsupported action". Error messages follow Go's (``template: root:1: function "x" not
-defined``, ``template: root:1:3: executing "root" at <user>: wrong number of args for user: want 1
-got 0``) because Packer prints them unchanged.
+The named templates ``define``/``template``/``block`` are not evaluated: they are reported as an
+"unsupported action" (a Packer template is one string; none of the corpus uses them). The Go 1.18+
+``break``/``continue``, Go 1.23 ``else with`` and Go 1.24 range over an integer are accepted,
+as current Packer does; Packer 1.6.6 (Go 1.15) rejected them.
+
+Error messages follow Go's (``template: root:1: function "x" not defined``,
+``template: root:1:3: executing "root" at <user>: wrong number of args for user: want 1 got 0``)
+because Packer prints them unchanged.
 
 Lexer, parser and evaluator follow ``src/text/template/parse/{lex,parse}.go`` and
 ``src/text/template/exec.go`` of Go; each Packer function follows its Go original.
@@ -1892,13 +1901,15 @@ class _Refs:
 
     dot_fields: set[str] = field(default_factory=set)  # top names of .Fields of the current dot
     root_fields: set[str] = field(default_factory=set)  # top names of $.Fields
-    variables: set[str] = field(default_factory=set)  # $x used or assigned with =
-    declared: set[str] = field(default_factory=set)  # $x declared with :=
+    variables: set[str] = field(default_factory=set)  # $x used or assigned, declared outside
     uses_dot: bool = False  # . alone, on the current dot
+    uses_root: bool = False  # $ alone
     uses_build: bool = False
     uses_loop: bool = False  # {{break}}/{{continue}} of an enclosing range
 
-    def collect(self, node: Node, on_dot: bool, in_range: bool) -> None:
+    def collect(self, node: Node, on_dot: bool, in_range: bool, scope: set[str]) -> None:
+        """``scope``: the variables declared so far inside the node being examined (in the
+        order they are run, so a use before a declaration is of an outside variable)."""
         if isinstance(node, FieldNode):
             if on_dot:
                 self.dot_fields.add(node.idents[0])
@@ -1907,42 +1918,50 @@ class _Refs:
         elif isinstance(node, VariableNode):
             name = node.idents[0]
             if name != "$":
-                self.variables.add(name)
+                if name not in scope:
+                    self.variables.add(name)
             elif len(node.idents) > 1:
                 self.root_fields.add(node.idents[1])
+            else:
+                self.uses_root = True
         elif isinstance(node, IdentifierNode):
             self.uses_build |= node.name == "build"
         elif isinstance(node, BreakNode | ContinueNode):
             self.uses_loop |= not in_range
         elif isinstance(node, PipeNode):
-            for v in node.decl:
-                (self.variables if node.is_assign else self.declared).add(v.idents[0])
             for c in node.cmds:
-                self.collect(c, on_dot, in_range)
+                self.collect(c, on_dot, in_range, scope)
+            for v in node.decl:
+                name = v.idents[0]
+                if not node.is_assign:
+                    scope.add(name)
+                elif name not in scope:
+                    self.variables.add(name)  # "=" sets a variable of the outside
         elif isinstance(node, CommandNode):
             for a in node.args:
-                self.collect(a, on_dot, in_range)
+                self.collect(a, on_dot, in_range, scope)
         elif isinstance(node, ChainNode):
-            self.collect(node.node, on_dot, in_range)
+            self.collect(node.node, on_dot, in_range, scope)
         elif isinstance(node, ActionNode):
-            self.collect(node.pipe, on_dot, in_range)
+            self.collect(node.pipe, on_dot, in_range, scope)
         elif isinstance(node, ListNode):
             for n in node.nodes:
-                self.collect(n, on_dot, in_range)
+                self.collect(n, on_dot, in_range, scope)
         elif isinstance(node, BranchNode):
-            self.collect(node.pipe, on_dot, in_range)
+            # variables declared in the block end with it; the else list does not see those of
+            # the list (it runs instead of it)
+            inner = set(scope)
+            self.collect(node.pipe, on_dot, in_range, inner)
             # the body of with/range runs on a new dot; "if" and every else_list on this one
             is_if, is_range = isinstance(node, IfNode), isinstance(node, RangeNode)
-            self.collect(node.list, on_dot and is_if, in_range or is_range)
+            self.collect(node.list, on_dot and is_if, in_range or is_range, set(inner))
             if node.else_list is not None:
-                self.collect(node.else_list, on_dot, in_range)
+                self.collect(node.else_list, on_dot, in_range, inner)
 
 
 def _refs_of(node: ActionNode | BranchNode) -> _Refs:
     refs = _Refs()
-    refs.collect(node, on_dot=True, in_range=False)
-    if isinstance(node, BranchNode):
-        refs.variables -= refs.declared  # variables scoped inside the block
+    refs.collect(node, on_dot=True, in_range=False, scope=set())
     return refs
 
 
@@ -2023,6 +2042,8 @@ class _State:
         )
         if on_root:
             later = later or any(not _has_field(data, f) for f in refs.dot_fields)
+        # the data as a whole ("{{.}}", "$") is incomplete in this pass
+        later = later or refs.uses_root or (on_root and refs.uses_dot)
         local = refs.uses_loop or (not on_root and (refs.uses_dot or bool(refs.dot_fields)))
         for name in refs.variables:
             value = next((v for n, v in reversed(self.vars) if n == name), INVALID)
