@@ -458,6 +458,36 @@ def test_late_then_full_equals_full(template: str, early: str) -> None:
     assert render(render(template, EARLY), full) == render(template, full)
 
 
+# corpus 034 (puppet-masterless execute_command), shortened
+PUPPET = (
+    "export http_proxy={{user `http_proxy`}} && cd {{.WorkingDir}} && {{.FacterVars}}{{if .Sudo}} sudo -E "
+    "{{end}} {{.PuppetBinDir}}/puppet apply --verbose --modulepath='{{.ModulePath}}' "
+    "{{if ne .HieraConfigPath \"\"}}--hiera_config='{{.HieraConfigPath}}' {{end}} "
+    '{{if ne .ExtraArguments ""}}{{.ExtraArguments}} {{end}} --detailed-exitcodes {{.ManifestFile}}'
+)
+
+
+def test_corpus_034_puppet_execute_command() -> None:
+    early = InterpContext(keep_unknown_fields=True, user_vars={"http_proxy": "http://p:3128"})
+    once = render(PUPPET, early)
+    assert once == PUPPET.replace("{{user `http_proxy`}}", "http://p:3128")
+    assert check(PUPPET, early) == []
+    data = {
+        "WorkingDir": "/tmp/pp",
+        "FacterVars": "FACTER_a='1' ",
+        "Sudo": True,
+        "PuppetBinDir": "/opt/puppetlabs/bin",
+        "ModulePath": "/tmp/pp/modules",
+        "HieraConfigPath": "",
+        "ExtraArguments": "--debug",
+        "ManifestFile": "/tmp/pp/site.pp",
+    }
+    assert render(once, InterpContext(data=data)) == (
+        "export http_proxy=http://p:3128 && cd /tmp/pp && FACTER_a='1'  sudo -E  /opt/puppetlabs/bin/puppet "
+        "apply --verbose --modulepath='/tmp/pp/modules'  --debug  --detailed-exitcodes /tmp/pp/site.pp"
+    )
+
+
 def test_late_with_partial_data() -> None:
     ctx = InterpContext(keep_unknown_fields=True, data={"L": ["a", "b"], "Sudo": False})
     # known list, late root field inside: the whole block waits
