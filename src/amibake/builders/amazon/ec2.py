@@ -863,7 +863,12 @@ class Ec2Gateway:
             name = str(role.get("RoleName", ""))
             if not name.startswith(name_prefix):
                 continue
-            tags = tag_dict(self._call("list_role_tags", service="iam", RoleName=name).get("Tags"))
+            try:
+                tags = tag_dict(self._call("list_role_tags", service="iam", RoleName=name).get("Tags"))
+            except AwsError as exc:
+                if exc.code == "NoSuchEntity":  # deleted between the listing and now
+                    continue
+                raise
             if tag in tags and (not value or tags[tag] == value):
                 out.append(Tagged("iam-role", "", name, tags))
         profiles = self._call("list_instance_profiles", service="iam").get("InstanceProfiles", [])
@@ -871,8 +876,13 @@ class Ec2Gateway:
             name = str(prof.get("InstanceProfileName", ""))
             if not name.startswith(name_prefix):
                 continue
-            tags = tag_dict(prof.get("Tags")) or tag_dict(self._call(
-                "list_instance_profile_tags", service="iam", InstanceProfileName=name).get("Tags"))
+            try:
+                tags = tag_dict(prof.get("Tags")) or tag_dict(self._call(
+                    "list_instance_profile_tags", service="iam", InstanceProfileName=name).get("Tags"))
+            except AwsError as exc:
+                if exc.code == "NoSuchEntity":
+                    continue
+                raise
             if tag in tags and (not value or tags[tag] == value):
                 out.append(Tagged("iam-instance-profile", "", name, tags))
         return out
