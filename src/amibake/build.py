@@ -55,7 +55,7 @@ class BuildHooks:
 
     def _config_for(self, inst: PluginInstance, build_data: Mapping[str, Any]) -> Any:
         """Render what was left for build time (``{{ .ID }}``, ``{{ build `Host` }}``) and decode again."""
-        if self.run.template.format != "json" or not _has_action(inst.raw):
+        if not _has_action(inst.raw):
             return inst.config
         from amibake.config.base import CheckContext, decode
         from amibake.template.interpolate import render_deep

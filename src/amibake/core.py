@@ -96,7 +96,8 @@ class RunContext:
         from amibake.template.interpolate import InterpContext
 
         return InterpContext(
-            user_vars=self.user_vars,
+            # HCL2 has no {{user}} variables: a plugin renders legacy templates with none
+            user_vars=self.user_vars if self.template.format == "json" else {},
             build_name=build_name,
             build_type=build_type,
             template_dir=str(self.template.template_dir),
@@ -210,9 +211,9 @@ class Preparer:
         raw = dict(block.config)
         if override:
             raw.update(override)
-        if self.run.template.format == "json":
-            ctx = self.run.interp(build, builder_type, keep_unknown_fields=True)
-            raw = self._render(block, raw, ctx, late_keys(kind, block.type))
+        # Packer's plugins render legacy {{ }} templates in their option values, from JSON and HCL2 alike
+        ctx = self.run.interp(build, builder_type, keep_unknown_fields=True)
+        raw = self._render(block, raw, ctx, late_keys(kind, block.type))
         check_ctx = CheckContext(
             template_dir=self.run.template.template_dir,
             key_path=block.key_path,
