@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from amibake.cli.main import CONTEXT, cli
 from amibake.cli.options import only_except_options, parse_vars, split_csv, var_options
 from amibake.errors import TemplateError
+from amibake.ui.console import Redactor
+
+if TYPE_CHECKING:
+    from amibake.core import PreparedBuild, RunContext
+
+
+def _prepare(
+    run: RunContext, only: tuple[str, ...], except_: tuple[str, ...]
+) -> tuple[list[PreparedBuild], list[str]]:
+    """Prepare the selected builds; a problem never shows a sensitive value."""
+    from dataclasses import replace
+
+    from amibake.core import prepare_builds
+    from amibake.errors import UserInputError
+
+    try:
+        return prepare_builds(run, split_csv(only), split_csv(except_))
+    except UserInputError as err:
+        redact = Redactor(run.secrets())
+        raise TemplateError([replace(p, message=redact(p.message)) for p in err.problems]) from None
 
 
 @cli.command(context_settings=CONTEXT)
@@ -46,7 +67,7 @@ def validate(
     Exit status 0 when valid, 1 otherwise; every problem is reported at once, each with its file,
     line and key.
     """
-    from amibake.core import load_template, prepare_builds
+    from amibake.core import load_template
 
     if syntax_only:
         if template.is_dir() or template.name.endswith((".pkr.hcl", ".pkr.json")):
@@ -60,9 +81,10 @@ def validate(
         click.echo("Syntax-only check passed. Everything looks okay.")
         return
     run = load_template(template, var_files, parse_vars(vars_), execute_datasources=evaluate_datasources)
-    builds, warnings = prepare_builds(run, split_csv(only), split_csv(except_))
+    builds, warnings = _prepare(run, only, except_)
+    redact = Redactor(run.secrets())
     for w in warnings:
-        click.echo(f"Warning: {w}", err=True)
+        click.echo(redact(f"Warning: {w}"), err=True)
     if not builds and (only or except_):
         raise TemplateError(["no build matches -only/-except"])
     click.echo("The configuration is valid.")
@@ -137,13 +159,13 @@ def build(
     import sys
 
     from amibake.build import BuildOptions, BuildRunner, install_signal_handlers
-    from amibake.core import load_template, prepare_builds
+    from amibake.core import load_template
     from amibake.errors import Interrupted
     from amibake.ui.console import Console, Redactor
 
     run = load_template(template, var_files, parse_vars(vars_))
     run.force = force
-    builds, warnings = prepare_builds(run, split_csv(only), split_csv(except_))
+    builds, warnings = _prepare(run, only, except_)
     if any(getattr(b.builder.config, "communicator", "ssh") == "ssh" for b in builds):
         _prefetch_ssh()
     # Everything alive now (modules, config models, the template) lives until exit: take it out
