@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -59,6 +60,8 @@ AMIBAKE = str(ROOT / ".venv" / "bin" / "amibake")
 PACKER = shutil.which("packer") or "packer"
 TOOLS = ("packer", "amibake")
 SOURCE_AMI = "ami-785db401"
+#: --amibake-src: run amibake from this directory instead of the installed src/
+AMIBAKE_SRC = ""
 #: per-step tables (label -> markdown), filled by section_builds
 STEP_TABLES: dict[str, str] = {}
 PYCACHE = Path("/var/tmp/amibake-bench-pycache")
@@ -180,6 +183,45 @@ def end_state(endpoint: str) -> dict[str, object]:
     }
 
 
+class BuildFailed(Exception):
+    pass
+
+
+#: builds repeated, and why (shown in the notes)
+RETRIES: list[str] = []
+
+
+def foreign_builds() -> list[str]:
+    """Other runs of Packer, or of these templates, on this machine (not started by this process)."""
+    mine = {os.getpid()}
+    found = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid in mine or int(d) in mine:
+            continue
+        if cmd.startswith(("packer ", "/usr/bin/packer ")) or "packer-baseline/templates" in cmd:
+            found.append(f"{d}: {cmd[:80]}")
+    return found
+
+
+def wait_quiet(limit: float = 300.0) -> None:
+    """Wait (at most ``limit`` seconds) until no foreign build runs; note how long it took."""
+    t0 = time.monotonic()
+    while (others := foreign_builds()) and time.monotonic() - t0 < limit:
+        time.sleep(0.5)
+    waited = time.monotonic() - t0
+    if waited > 0.1:
+        RETRIES.append(f"waited {waited:.1f} s for another run's build ({others[:1] or 'gone'})")
+
+
 class Bench:
     def __init__(self, stack: Stack, workdir: Path, inputs: Inputs | None) -> None:
         self.stack = stack
@@ -201,6 +243,8 @@ class Bench:
             PACKER_NO_COLOR="1",
             TMPDIR="/tmp",
         )
+        if tool == "amibake" and AMIBAKE_SRC:
+            env["PYTHONPATH"] = AMIBAKE_SRC  # a modified copy of src/ (prototypes), ahead of the install
         env.update(extra or {})
         return env
 
@@ -222,7 +266,21 @@ class Bench:
         color = ["-color=false"] if verb == "build" else []
         return [exe, verb, *color, *self.vars(template, endpoint), str(TEMPLATES / template)]
 
-    def build(
+    def build(self, tool: str, template: str, **kw: Any) -> Run:
+        """One build; repeated (at most twice) when it failed because another run on this shared
+        machine touched the same /tmp/packer-baseline-* files."""
+        for attempt in range(3):
+            wait_quiet()
+            try:
+                return self._build(tool, template, **kw)
+            except BuildFailed as exc:
+                if attempt == 2:
+                    raise SystemExit(str(exc)) from None
+                RETRIES.append(f"{tool} {template}: {exc}; repeated")
+                print(f"  retry: {exc}", flush=True)
+        raise AssertionError("unreachable")
+
+    def _build(
         self,
         tool: str,
         template: str,
@@ -247,8 +305,9 @@ class Bench:
         if check_end:
             run.end_state = end_state(self.endpoint)
         if run.rc != 0 or "AMIs were created" not in run.text:
-            (self.work / f"failed-{tool}-{template}.out").write_text(run.text)
-            raise SystemExit(f"{tool} build {template} failed (exit {run.rc}); see {self.work}")
+            out = self.work / f"failed-{tool}-{template}-{len(RETRIES)}.out"
+            out.write_text(run.text)
+            raise BuildFailed(f"{tool} build {template} failed (exit {run.rc}); output in {out}")
         return run
 
 
@@ -629,7 +688,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     ap.add_argument("--polling-scale", type=float, default=1 / 20)
     ap.add_argument("--inputs", type=Path, default=Path("/var/tmp/amibake-bench-inputs"))
+    ap.add_argument("--amibake-src", default="", help="run amibake from a modified copy of src/ (prototypes)")
     args = ap.parse_args(argv)
+    global AMIBAKE_SRC
+    AMIBAKE_SRC = str(Path(args.amibake_src).resolve()) if args.amibake_src else ""
     parts = set(args.only.split(","))
     work = Path(tempfile.mkdtemp(prefix="amibake-bench-"))
     (work / "out").mkdir()
@@ -682,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
             "## Notes",
             "",
             *[f"- {n}" for n in notes],
+            *[f"- shared machine: {r}" for r in RETRIES],
             "",
             *[f"## Time per step, {label} (median seconds from one `==>` UI line to the next)\n\n{t}\n"
               for label, t in STEP_TABLES.items()],
