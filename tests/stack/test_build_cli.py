@@ -258,3 +258,20 @@ def test_bad_template_gives_error_not_traceback(aws_env: dict[str, str], tmp_pat
     assert r.returncode == 1
     assert "Traceback" not in r.stderr
     assert "ami_nmae" in r.stderr and "ami_name" in r.stderr
+
+
+def test_long_ami_wait_shows_progress(stack: Stack, aws_env: dict[str, str], tmp_path: Path) -> None:
+    from tests.awsproxy import AwsProxy
+
+    proxy = AwsProxy(aws_env["AWS_ENDPOINT_URL"], delays={"image_pending": 7.0})
+    url = proxy.start()
+    try:
+        (tmp_path / "t.json").write_text(json.dumps({"builders": [builder(stack, "slow")]}))
+        r = amibake(["build", "-color=false", "t.json"], {**aws_env, "AWS_ENDPOINT_URL": url}, tmp_path)
+    finally:
+        proxy.stop()
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    progress = [line for line in out.splitlines() if "snapshot progress" in line]
+    assert progress, out
+    assert progress[0].startswith("    slow: AMI ami-")

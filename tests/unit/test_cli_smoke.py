@@ -48,7 +48,9 @@ def test_sensitive_value_never_in_validate_errors(tmp_path) -> None:  # type: ig
     }
     t = tmp_path / "t.json"
     t.write_text(json.dumps(doc))
-    out = subprocess.run([sys.executable, "-m", "amibake", "validate", str(t)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "amibake", "validate", str(t)], capture_output=True, text=True
+    )
     assert out.returncode == 1
     assert "ssh_port" in out.stderr
     assert "hunter2-canary" not in out.stderr + out.stdout

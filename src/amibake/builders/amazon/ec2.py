@@ -37,6 +37,11 @@ T = TypeVar("T")
 Tags = Mapping[str, str]
 
 
+#: a wait longer than this shows progress, refreshed at most this often (seconds)
+PROGRESS_AFTER = 5.0
+PROGRESS_EVERY = 10.0
+
+
 class AwsError(BuildError):
     """An AWS API call failed. ``code`` is AWS's error code (``InvalidAMIID.NotFound``...)."""
 
@@ -812,10 +817,43 @@ class Ec2Gateway:
         )
         return seen[-1]
 
+    def snapshot_progress(self, snapshot_ids: Sequence[str], region: str | None = None) -> float | None:
+        """The least progress (0..1) of ``snapshot_ids``, None when EC2 does not say."""
+        if not snapshot_ids:
+            return None
+        resp = self._call("describe_snapshots", region, SnapshotIds=list(snapshot_ids))
+        values = []
+        for snap in resp.get("Snapshots", []):
+            text = str(snap.get("Progress") or "").rstrip("%")
+            if text.replace(".", "", 1).isdigit():
+                values.append(float(text) / 100)
+        return min(values) if values else None
+
     def wait_image_available(
-        self, image_id: str, region: str | None = None, *, cancel: threading.Event | None = None
+        self,
+        image_id: str,
+        region: str | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        progress: Callable[[str, float | None], None] | None = None,
     ) -> Image:
+        """Wait for an AMI; on a long wait (over ``PROGRESS_AFTER`` seconds) report its snapshots'
+        progress at most every ``PROGRESS_EVERY`` seconds, so a fast endpoint pays no extra call."""
         seen: list[Image] = []
+        started = time.monotonic()
+        last_report = [started - PROGRESS_EVERY]  # the first eligible poll reports
+        label = f"AMI {image_id}" + (f" ({region})" if region else "") + ": snapshot progress"
+
+        def report(image: Image) -> None:
+            now = time.monotonic()
+            if progress is None or now - started < PROGRESS_AFTER or now - last_report[0] < PROGRESS_EVERY:
+                return
+            last_report[0] = now
+            try:
+                fraction = self.snapshot_progress(image.snapshot_ids, region)
+            except AwsError:
+                fraction = None
+            progress(label, fraction)
 
         def probe() -> tuple[bool, str]:
             images = self.describe_images(image_ids=[image_id], region=region)
@@ -826,6 +864,8 @@ class Ec2Gateway:
             if state == "failed":
                 reason = images[0].state_reason
                 raise WaitTimeout(f"AMI {image_id} failed" + (f": {reason}" if reason else ""))
+            if state != "available":
+                report(images[0])
             return state == "available", state
 
         self.wait(

@@ -187,7 +187,7 @@ def create_ami(st: BuildState, ctx: StepContext) -> None:
     ui.message(f"AMI: {image_id}")
     ui.say("Waiting for AMI to become ready...")
     try:
-        image = st.ec2.wait_image_available(image_id, cancel=ctx.cancel)
+        image = st.ec2.wait_image_available(image_id, cancel=ctx.cancel, progress=ui.progress)
     except BuildError as exc:
         raise BuildError(f"Error waiting for AMI: {exc}") from exc
     st.snapshots[region] = list(image.snapshot_ids)
@@ -264,7 +264,7 @@ def _copy_one(st: BuildState, ctx: StepContext, source_region: str, source_ami: 
                    lambda: _rollback_image(st, region, image_id))
     with ctx._lock:
         st.amis[region] = image_id
-    image = st.ec2.wait_image_available(image_id, region, cancel=ctx.cancel)
+    image = st.ec2.wait_image_available(image_id, region, cancel=ctx.cancel, progress=st.ui.progress)
     st.ec2.note_snapshots(image_id, image.snapshot_ids, region)
     with ctx._lock:
         st.snapshots[region] = list(image.snapshot_ids)
