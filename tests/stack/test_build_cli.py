@@ -275,3 +275,22 @@ def test_long_ami_wait_shows_progress(stack: Stack, aws_env: dict[str, str], tmp
     progress = [line for line in out.splitlines() if "snapshot progress" in line]
     assert progress, out
     assert progress[0].startswith("    slow: AMI ami-")
+
+
+def test_spot_build_through_launch_template_and_fleet(
+    stack: Stack, aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.endstate import client
+
+    spot = builder(stack, "spot", spot_price="auto", spot_instance_types=["t2.micro", "t3.micro"])
+    del spot["instance_type"]
+    (tmp_path / "t.json").write_text(json.dumps({"builders": [spot]}))
+    ec2 = client(aws_env, "us-east-1")
+    r = amibake(["build", "-color=false", "t.json"], aws_env, tmp_path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    state = end_state(aws_env, ("us-east-1",))
+    assert leftovers(state) == {}
+    assert len(state["us-east-1"]["images"]) == 1
+    assert ec2.describe_launch_templates()["LaunchTemplates"] == []
+    assert all(i["state"] == "terminated" for i in state["us-east-1"]["instances"])
