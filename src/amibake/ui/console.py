@@ -15,12 +15,17 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TextIO
 
+import click
+
 from amibake.ui import machine
 
-# Packer's per-build colours, in order
-_COLORS = ["\033[1;32m", "\033[1;36m", "\033[1;35m", "\033[1;33m", "\033[1;34m"]
-_RED = "\033[1;31m"
-_RESET = "\033[0m"
+# Packer's per-build colours, in order; headlines bold, details plain
+_COLORS = ["green", "cyan", "magenta", "yellow", "blue"]
+_RED = "red"
+
+
+def _style(text: str, color: str, bold: bool = True) -> str:
+    return click.style(text, fg=color, bold=bold) if color else text
 
 SENSITIVE = "<sensitive>"
 
@@ -93,7 +98,7 @@ class Console:
         if self.machine:
             self._write(machine.line("", "ui", "error", self.redact(text)))
         else:
-            self._write(self._stamp(f"{_RED}{text}{_RESET}" if self.color else text), stream=self.err)
+            self._write(self._stamp(_style(text, _RED) if self.color else text), stream=self.err)
 
     def machine_line(self, target: str, type_: str, *data: str) -> None:
         if self.machine:
@@ -114,12 +119,11 @@ class BuildUi:
         self.color = color
         self._last_progress: dict[str, float] = {}
 
-    def _line(self, marker: str, text: str, color: str) -> None:
+    def _line(self, marker: str, text: str, color: str, bold: bool = True) -> None:
         c = self.console
         for part in text.splitlines() or [""]:
             body = f"{marker} {self.name}: {part}" if marker else f"    {self.name}: {part}"
-            if color:
-                body = f"{color}{body}{_RESET}"
+            body = _style(body, color, bold)
             c._write(c._stamp(body))
 
     def say(self, message: str) -> None:
@@ -136,7 +140,7 @@ class BuildUi:
                 machine.line(self.name, "ui", "message", self.console.redact(f"    {self.name}: {message}"))
             )
             return
-        self._line("", message, self.color.replace("1;", "") if self.color else "")
+        self._line("", message, self.color, bold=False)
 
     def error(self, message: str) -> None:
         if self.console.machine:
