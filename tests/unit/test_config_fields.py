@@ -72,7 +72,9 @@ def describe_model(cls: type[BaseModel], found: dict[str, type[BaseModel]]) -> d
                 "type": render_type(_annotated(info), found),
                 "required": info.is_required(),
                 "factory": info.default_factory is not None,
-                "default": None if info.is_required() else _plain(info.get_default(call_default_factory=True)),
+                "default": None
+                if info.is_required()
+                else _plain(info.get_default(call_default_factory=True)),
                 "description": info.description,
             }
         )
@@ -85,7 +87,8 @@ def describe_model(cls: type[BaseModel], found: dict[str, type[BaseModel]]) -> d
             f"{name}:{d.info.mode}" for name, d in decorators.model_validators.items()
         ),
         "field_validators": sorted(
-            f"{name}:{d.info.mode}:{','.join(d.info.fields)}" for name, d in decorators.field_validators.items()
+            f"{name}:{d.info.mode}:{','.join(d.info.fields)}"
+            for name, d in decorators.field_validators.items()
         ),
         "config": {k: config.get(k) for k in ("frozen", "extra", "populate_by_name", "validate_default")},
         "deprecated_keys": dict(getattr(cls, "deprecated_keys", {}) or {}),
@@ -178,5 +181,7 @@ if __name__ == "__main__":
     if sys.argv[1:] != ["--write"]:
         raise SystemExit("usage: python tests/unit/test_config_fields.py --write")
     DATA.parent.mkdir(parents=True, exist_ok=True)
-    DATA.write_text(json.dumps(snapshot(), indent=1, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    DATA.write_text(
+        json.dumps(snapshot(), indent=1, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8"
+    )
     print(f"wrote {DATA}")
