@@ -4,6 +4,10 @@
 problem at once: unknown keys (with a did-you-mean), values of the wrong type (after Packer's weak
 conversions, see :mod:`amibake.config.weak`), then the plugin's own cross-field rules
 (:meth:`PluginConfig.check`, the equivalent of a Packer plugin's ``Prepare``).
+
+The modules that declare config fields do not use ``from __future__ import annotations``: with it,
+pydantic would compile and evaluate every field's annotation string when the class is created
+(about a tenth of the time ``validate`` spends importing the amazon configs).
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@ connects to a machine. Packer's SDK ``communicator.Config``; defaults are the on
 fills in, so ``ssh_port`` reads 22 and ``ssh_timeout`` 300 seconds when unset.
 """
 
-from __future__ import annotations
-
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator

@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
@@ -224,3 +224,7 @@ StrList = Annotated[list[Str], AsList]
 IntList = Annotated[list[Int], AsList]
 StrListList = Annotated[list[StrList], AsList]
 StrMap = Annotated[dict[str, Str], AsMap]
+
+M = TypeVar("M")
+#: a repeatable block (``launch_block_device_mappings``, ``statement`` ...): ``StructList[BlockDevice]``
+StructList = Annotated[list[Annotated[M, AsStruct]], AsList]

@@ -1,8 +1,6 @@
 """Typed configuration of the post-processors: manifest, checksum, compress, shell-local and
 amazon-import. ``keep_input_artifact`` and ``only``/``except`` are handled by the core."""
 
-from __future__ import annotations
-
 from pydantic import Field
 
 from amibake.builders.amazon.config_access import AccessConfig

@@ -5,9 +5,8 @@ windows-restart, windows-shell, ansible and ansible-local.
 and are not part of these configs.
 """
 
-from __future__ import annotations
-
 import sys
+from typing import Any
 
 from pydantic import Field
 
@@ -35,6 +34,42 @@ def script_problems(ctx: CheckContext, scripts: list[str]) -> list[Problem]:
         if missing:
             out.append(ctx.problem(f"Bad script '{path}': {missing}", f"scripts[{i}]"))
     return out
+
+
+def execute_command_field(**default: Any) -> Any:
+    """``execute_command`` of the remote shells (a string) and of shell-local (a list)."""
+    return Field(
+        **default,
+        description=(
+            "The command used to execute the script. The '{{ .Path }}' variable should be used to "
+            "specify where the script goes, {{ .Vars }} can be used to inject the environment_vars into "
+            "the environment."
+        ),
+    )
+
+
+def inline_shebang_field() -> Any:
+    """``inline_shebang`` of shell and shell-local."""
+    return Field(
+        "/bin/sh -e",
+        description=("The shebang value used when running inline scripts."),
+    )
+
+
+def pause_after_field() -> Any:
+    """``pause_after`` of shell and powershell."""
+    return Field(0.0, description="A duration of how long to pause after the provisioner")
+
+
+def start_retry_timeout_field() -> Any:
+    """``start_retry_timeout`` of shell, powershell and windows-shell."""
+    return Field(
+        300.0,
+        description=(
+            "The timeout for retrying to start the process. Until this timeout is reached, if the "
+            "provisioner can't start a process, it retries. This can be set high to allow for reboots."
+        ),
+    )
 
 
 class ShellCommon(PluginConfig):
@@ -118,24 +153,14 @@ class RemoteShellCommon(ShellCommon):
             "remote_folder/remote_file"
         ),
     )
-    execute_command: Str = Field(
-        "",
-        description=(
-            "The command used to execute the script. The '{{ .Path }}' variable should be used to "
-            "specify where the script goes, {{ .Vars }} can be used to inject the environment_vars into "
-            "the environment."
-        ),
-    )
+    execute_command: Str = execute_command_field(default="")
 
 
 class ShellConfig(RemoteShellCommon):
     """shell: run shell scripts on the machine."""
 
-    inline_shebang: Str = Field(
-        "/bin/sh -e",
-        description=("The shebang value used when running inline scripts."),
-    )
-    pause_after: Duration = Field(0.0, description="A duration of how long to pause after the provisioner")
+    inline_shebang: Str = inline_shebang_field()
+    pause_after: Duration = pause_after_field()
     use_env_var_file: Bool = Field(
         False,
         description=("Write the Vars to a file and source them from there rather than declaring inline"),
@@ -151,13 +176,7 @@ class ShellConfig(RemoteShellCommon):
         "",
         description=("The remote file name of the local shell script. This defaults to script_nnn.sh"),
     )
-    start_retry_timeout: Duration = Field(
-        300.0,
-        description=(
-            "The timeout for retrying to start the process. Until this timeout is reached, if the "
-            "provisioner can't start a process, it retries. This can be set high to allow for reboots."
-        ),
-    )
+    start_retry_timeout: Duration = start_retry_timeout_field()
     skip_clean: Bool = Field(False, description="Whether to clean scripts up")
     expect_disconnect: Bool = Field(
         False, description="Defaults to false. Whether to error if the server disconnects us."
@@ -191,18 +210,8 @@ class ShellLocalConfig(ShellCommon):
             "Command is the command to execute"
         ),
     )
-    execute_command: StrList = Field(
-        default_factory=list,
-        description=(
-            "The command used to execute the script. The '{{ .Path }}' variable should be used to "
-            "specify where the script goes, {{ .Vars }} can be used to inject the environment_vars into "
-            "the environment."
-        ),
-    )
-    inline_shebang: Str = Field(
-        "/bin/sh -e",
-        description=("The shebang value used when running inline scripts."),
-    )
+    execute_command: StrList = execute_command_field(default_factory=list)
+    inline_shebang: Str = inline_shebang_field()
     only_on: StrList = Field(default_factory=list, description="An array of multiple Runtime OSs to run on.")
     tempfile_extension: Str = Field(
         "",
@@ -380,13 +389,7 @@ class PowershellConfig(RemoteShellCommon):
             "regardless of the value set for `skip_clean`."
         ),
     )
-    start_retry_timeout: Duration = Field(
-        300.0,
-        description=(
-            "The timeout for retrying to start the process. Until this timeout is reached, if the "
-            "provisioner can't start a process, it retries. This can be set high to allow for reboots."
-        ),
-    )
+    start_retry_timeout: Duration = start_retry_timeout_field()
     elevated_env_var_format: Str = Field(
         "",
         description=(
@@ -414,7 +417,7 @@ class PowershellConfig(RemoteShellCommon):
             "instance, setting the value to 1 results in adding this to the execute command:"
         ),
     )
-    pause_after: Duration = Field(0.0, description="A duration of how long to pause after the provisioner")
+    pause_after: Duration = pause_after_field()
     use_pwsh: Bool = Field(
         False,
         description=("Run pwsh.exe instead of powershell.exe - latest version of powershell."),
@@ -481,13 +484,7 @@ class WindowsRestartConfig(PluginConfig):
 class WindowsShellConfig(RemoteShellCommon):
     """windows-shell: run cmd scripts on a Windows machine."""
 
-    start_retry_timeout: Duration = Field(
-        300.0,
-        description=(
-            "The timeout for retrying to start the process. Until this timeout is reached, if the "
-            "provisioner can't start a process, it retries. This can be set high to allow for reboots."
-        ),
-    )
+    start_retry_timeout: Duration = start_retry_timeout_field()
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         return self.check_remote_script(ctx)
@@ -505,10 +502,9 @@ def _file_problem(ctx: CheckContext, key: str, path: str, *, directory: bool = F
     return None
 
 
-class AnsibleConfig(PluginConfig):
-    """ansible: run an Ansible playbook from this machine against the machine being built."""
-
-    command: Str = Field(
+def ansible_command_field() -> Any:
+    """``command`` of ansible and ansible-local."""
+    return Field(
         "",
         description=(
             "The command to invoke ansible. Defaults to `ansible-playbook`. If you would like to "
@@ -518,13 +514,55 @@ class AnsibleConfig(PluginConfig):
             "scripting will not work and needs to go inside an executable script."
         ),
     )
-    extra_arguments: StrList = Field(
+
+
+def extra_arguments_field() -> Any:
+    """``extra_arguments`` of ansible and ansible-local."""
+    return Field(
         default_factory=list,
         description=(
             "Extra arguments to pass to Ansible. These arguments _will not_ be passed through a shell "
             "and arguments should not be quoted. Usage example:"
         ),
     )
+
+
+def galaxy_file_field() -> Any:
+    """``galaxy_file`` of ansible and ansible-local."""
+    return Field(
+        "",
+        description=(
+            "A requirements file which provides a way to install roles or collections with the "
+            "ansible-galaxy cli on the local machine before executing `ansible-playbook`. By default, "
+            "this is empty."
+        ),
+    )
+
+
+def galaxy_command_field() -> Any:
+    """``galaxy_command`` of ansible and ansible-local."""
+    return Field(
+        "",
+        description=("The command to invoke ansible-galaxy. By default, this is `ansible-galaxy`."),
+    )
+
+
+def galaxy_force_install_field() -> Any:
+    """``galaxy_force_install`` of ansible and ansible-local."""
+    return Field(
+        False,
+        description=(
+            "Force overwriting an existing role. Adds `--force` option to `ansible-galaxy` command. By "
+            "default, this is `false`."
+        ),
+    )
+
+
+class AnsibleConfig(PluginConfig):
+    """ansible: run an Ansible playbook from this machine against the machine being built."""
+
+    command: Str = ansible_command_field()
+    extra_arguments: StrList = extra_arguments_field()
     ansible_env_vars: StrList = Field(
         default_factory=list,
         description=("Environment variables to set before running Ansible. Usage example:"),
@@ -649,25 +687,9 @@ class AnsibleConfig(PluginConfig):
             "test your playbook. this option is not used if you set an `inventory_file`."
         ),
     )
-    galaxy_file: Str = Field(
-        "",
-        description=(
-            "A requirements file which provides a way to install roles or collections with the "
-            "ansible-galaxy cli on the local machine before executing `ansible-playbook`. By default, "
-            "this is empty."
-        ),
-    )
-    galaxy_command: Str = Field(
-        "",
-        description=("The command to invoke ansible-galaxy. By default, this is `ansible-galaxy`."),
-    )
-    galaxy_force_install: Bool = Field(
-        False,
-        description=(
-            "Force overwriting an existing role. Adds `--force` option to `ansible-galaxy` command. By "
-            "default, this is `false`."
-        ),
-    )
+    galaxy_file: Str = galaxy_file_field()
+    galaxy_command: Str = galaxy_command_field()
+    galaxy_force_install: Bool = galaxy_force_install_field()
     galaxy_force_with_deps: Bool = Field(
         False,
         description=(
@@ -732,23 +754,8 @@ class AnsibleConfig(PluginConfig):
 class AnsibleLocalConfig(PluginConfig):
     """ansible-local: run Ansible on the machine being built."""
 
-    command: Str = Field(
-        "",
-        description=(
-            "The command to invoke ansible. Defaults to `ansible-playbook`. If you would like to "
-            "provide a more complex command, for example, something that sets up a virtual environment "
-            "before calling ansible, take a look at the ansible wrapper guide here for inspiration. "
-            "Please note that Packer expects Command to be a path to an executable. Arbitrary bash "
-            "scripting will not work and needs to go inside an executable script."
-        ),
-    )
-    extra_arguments: StrList = Field(
-        default_factory=list,
-        description=(
-            "Extra arguments to pass to Ansible. These arguments _will not_ be passed through a shell "
-            "and arguments should not be quoted. Usage example:"
-        ),
-    )
+    command: Str = ansible_command_field()
+    extra_arguments: StrList = extra_arguments_field()
     group_vars: Str = Field(
         "",
         description=(
@@ -833,25 +840,9 @@ class AnsibleLocalConfig(PluginConfig):
             "inventory like:"
         ),
     )
-    galaxy_file: Str = Field(
-        "",
-        description=(
-            "A requirements file which provides a way to install roles or collections with the "
-            "ansible-galaxy cli on the local machine before executing `ansible-playbook`. By default, "
-            "this is empty."
-        ),
-    )
-    galaxy_command: Str = Field(
-        "",
-        description=("The command to invoke ansible-galaxy. By default, this is `ansible-galaxy`."),
-    )
-    galaxy_force_install: Bool = Field(
-        False,
-        description=(
-            "Force overwriting an existing role. Adds `--force` option to `ansible-galaxy` command. By "
-            "default, this is `false`."
-        ),
-    )
+    galaxy_file: Str = galaxy_file_field()
+    galaxy_command: Str = galaxy_command_field()
+    galaxy_force_install: Bool = galaxy_force_install_field()
     galaxy_roles_path: Str = Field(
         "",
         description=(

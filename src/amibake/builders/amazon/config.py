@@ -4,23 +4,29 @@ the other amazon builders have a module each (``config_surrogate``, ``config_ebs
 ``config_chroot``, ``config_instance``) so ``validate`` only builds the models a template uses.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field
 
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.builders.amazon.config_ami import AMIConfig
-from amibake.builders.amazon.config_blockdev import BlockDevice, check_devices
+from amibake.builders.amazon.config_blockdev import (
+    BlockDevices,
+    ami_devices_field,
+    check_devices,
+    launch_devices_field,
+)
 from amibake.builders.amazon.config_common import (
     builder_warnings,
+    run_volume_tag_field,
+    run_volume_tags_field,
+    skip_ami_run_tags_field,
     spot_modification,
 )
 from amibake.builders.amazon.config_run import RunConfig
 from amibake.config.base import CheckContext, ConfigModel
 from amibake.config.custom_types import NameValues, merged_tags
-from amibake.config.weak import AsList, AsStruct, Bool, Int, Str, StrMap, Trilean
+from amibake.config.weak import AsStruct, Bool, Int, Str, StrMap, StructList, Trilean
 from amibake.errors import Problem
 
 
@@ -97,7 +103,7 @@ class FastLaunchConfig(ConfigModel):
             "be used, use instead the `fast_launch_template_config` option."
         ),
     )
-    region_launch_templates: Annotated[list[Annotated[FastLaunchTemplateConfig, AsStruct]], AsList] = Field(
+    region_launch_templates: StructList[FastLaunchTemplateConfig] = Field(
         default_factory=list,
         description=(
             "RegionLaunchTemplates is the list of launch templates per region. This should be specified "
@@ -214,49 +220,11 @@ class EbsConfig(AccessConfig, AMIConfig, RunConfig):
             "stage. Default `false`."
         ),
     )
-    skip_ami_run_tags: Bool = Field(
-        False,
-        description=(
-            "If true will not propagate the run tags set on Packer created instance to the AMI created."
-        ),
-    )
-    ami_block_device_mappings: Annotated[list[Annotated[BlockDevice, AsStruct]], AsList] = Field(
-        default_factory=list,
-        description=(
-            "Add one or more block device mappings to the AMI. These will be attached when booting a "
-            "new instance from your AMI. To add a block device during the Packer build see "
-            "`launch_block_device_mappings` below. Your options here may vary depending on the type of "
-            "VM you use. See the BlockDevices documentation for fields."
-        ),
-    )
-    launch_block_device_mappings: Annotated[list[Annotated[BlockDevice, AsStruct]], AsList] = Field(
-        default_factory=list,
-        description=(
-            "Add one or more block devices before the Packer build starts. If you add instance store "
-            "volumes or EBS volumes in addition to the root device volume, the created AMI will contain "
-            "block device mapping information for those volumes. Amazon creates snapshots of the source "
-            "instance's root volume and any other EBS volumes described here. When you launch an "
-            "instance from this new AMI, the instance automatically launches with these additional "
-            "volumes, and will restore them from snapshots taken from the source instance. See the "
-            "BlockDevices documentation for fields."
-        ),
-    )
-    run_volume_tags: StrMap = Field(
-        default_factory=dict,
-        description=(
-            "Tags to apply to the volumes that are *launched* to create the AMI. These tags are *not* "
-            "applied to the resulting AMI unless they're duplicated in `tags`. This is a template "
-            "engine, see Build template data for more information."
-        ),
-    )
-    run_volume_tag: NameValues = Field(
-        default_factory=list,
-        description=(
-            "Same as `run_volume_tags` but defined as a singular block containing a `name` and a "
-            "`value` field. In HCL2 mode the `dynamic_block` will allow you to create those "
-            "programatically."
-        ),
-    )
+    skip_ami_run_tags: Bool = skip_ami_run_tags_field()
+    ami_block_device_mappings: BlockDevices = ami_devices_field()
+    launch_block_device_mappings: BlockDevices = launch_devices_field()
+    run_volume_tags: StrMap = run_volume_tags_field()
+    run_volume_tag: NameValues = run_volume_tag_field()
     no_ephemeral: Bool = Field(
         False,
         description=(

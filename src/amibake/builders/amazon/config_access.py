@@ -1,8 +1,6 @@
 """AWS access options shared by every amazon builder and the amazon-import post-processor
 (the amazon plugin's ``AccessConfig``)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field

@@ -1,13 +1,12 @@
 """Options of the AMI a builder makes (the amazon plugin's ``AMIConfig`` and ``SnapshotConfig``)."""
 
-from __future__ import annotations
-
 import re
 from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field
 
+from amibake.builders.amazon.config_common import ena_support_field, sriov_support_field
 from amibake.config.base import CheckContext, ConfigModel, PluginConfig
 from amibake.config.custom_types import KeyValues, merged_tags
 from amibake.config.weak import AsStruct, Bool, Int, Str, StrList, StrMap, Trilean
@@ -219,24 +218,8 @@ class AMIConfig(SnapshotConfig):
             "field. In HCL2 mode the `dynamic_block` will allow you to create those programatically."
         ),
     )
-    ena_support: Trilean = Field(
-        None,
-        description=(
-            "Enable enhanced networking (ENA but not SriovNetSupport) on HVM-compatible AMIs. If set, "
-            "add `ec2:ModifyInstanceAttribute` to your AWS IAM policy. Note: you must make sure "
-            "enhanced networking is enabled on your instance. See Amazon's documentation on enabling "
-            "enhanced networking."
-        ),
-    )
-    sriov_support: Bool = Field(
-        False,
-        description=(
-            "Enable enhanced networking (SriovNetSupport but not ENA) on HVM-compatible AMIs. If true, "
-            "add `ec2:ModifyInstanceAttribute` to your AWS IAM policy. Note: you must make sure "
-            "enhanced networking is enabled on your instance. See Amazon's documentation on enabling "
-            "enhanced networking. Default `false`."
-        ),
-    )
+    ena_support: Trilean = ena_support_field()
+    sriov_support: Bool = sriov_support_field()
     force_deregister: Bool = Field(
         False,
         description=(

@@ -1,11 +1,11 @@
 """Block device mappings (``launch_block_device_mappings``, ``ami_block_device_mappings`` ...)."""
 
-from __future__ import annotations
+from typing import Any
 
 from pydantic import Field
 
 from amibake.config.base import CheckContext, ConfigModel
-from amibake.config.weak import Bool, Int, Str, Trilean
+from amibake.config.weak import Bool, Int, Str, StructList, Trilean
 from amibake.errors import Problem
 
 MIN_IOPS, MAX_IOPS = 100, 64000
@@ -14,10 +14,9 @@ MIN_THROUGHPUT, MAX_THROUGHPUT = 125, 1000
 IOPS_RATIOS = {"io1": 50, "io2": 500}
 
 
-class BlockDevice(ConfigModel):
-    """One block device mapping."""
-
-    delete_on_termination: Bool = Field(
+def delete_on_termination_field() -> Any:
+    """``delete_on_termination`` of a block device mapping (and of ``ami_root_device``)."""
+    return Field(
         False,
         description=(
             "Indicates whether the EBS volume is deleted on instance termination. Default false. NOTE: "
@@ -25,13 +24,43 @@ class BlockDevice(ConfigModel):
             "alternative method, additional volumes will accumulate after every build."
         ),
     )
-    device_name: Str = Field(
+
+
+def device_name_field() -> Any:
+    """``device_name`` of a block device mapping (and of ``ami_root_device``)."""
+    return Field(
         "",
         description=(
             "The device name exposed to the instance (for example, /dev/sdh or xvdh). Required for "
             "every device in the block device mapping."
         ),
     )
+
+
+def iops_field(default: int | None) -> Any:
+    """``iops`` of a block device mapping (unset: None) and of ``ami_root_device`` (unset: 0)."""
+    return Field(
+        default,
+        description=(
+            "The number of I/O operations per second (IOPS) that the volume supports. See the "
+            "documentation on IOPs for more information"
+        ),
+    )
+
+
+def volume_size_field() -> Any:
+    """``volume_size`` of a block device mapping (and of ``ami_root_device``)."""
+    return Field(
+        0,
+        description=("The size of the volume, in GiB. Required if not specifying a snapshot_id."),
+    )
+
+
+class BlockDevice(ConfigModel):
+    """One block device mapping."""
+
+    delete_on_termination: Bool = delete_on_termination_field()
+    device_name: Str = device_name_field()
     encrypted: Trilean = Field(
         None,
         description=(
@@ -40,13 +69,7 @@ class BlockDevice(ConfigModel):
             "unencrypted device, and true will result in an encrypted one."
         ),
     )
-    iops: Int | None = Field(
-        None,
-        description=(
-            "The number of I/O operations per second (IOPS) that the volume supports. See the "
-            "documentation on IOPs for more information"
-        ),
-    )
+    iops: Int | None = iops_field(None)
     no_device: Bool = Field(
         False,
         description=("Suppresses the specified device included in the block device mapping of the AMI."),
@@ -76,10 +99,7 @@ class BlockDevice(ConfigModel):
             "Magnetic volumes."
         ),
     )
-    volume_size: Int = Field(
-        0,
-        description=("The size of the volume, in GiB. Required if not specifying a snapshot_id."),
-    )
+    volume_size: Int = volume_size_field()
     kms_key_id: Str = Field(
         "",
         description=(
@@ -132,6 +152,40 @@ class BlockDevice(ConfigModel):
                 key,
             )
         return None
+
+
+#: ``ami_block_device_mappings``, ``launch_block_device_mappings``
+BlockDevices = StructList[BlockDevice]
+
+
+def ami_devices_field() -> Any:
+    """``ami_block_device_mappings`` of amazon-ebs, -ebssurrogate and -instance."""
+    return Field(
+        default_factory=list,
+        description=(
+            "Add one or more block device mappings to the AMI. These will be attached when booting a "
+            "new instance from your AMI. To add a block device during the Packer build see "
+            "`launch_block_device_mappings` below. Your options here may vary depending on the type of "
+            "VM you use. See the BlockDevices documentation for fields."
+        ),
+    )
+
+
+def launch_devices_field() -> Any:
+    """``launch_block_device_mappings`` of amazon-ebs, -ebssurrogate and -instance (a list of
+    :class:`BlockDevice`, or of a subclass that adds options)."""
+    return Field(
+        default_factory=list,
+        description=(
+            "Add one or more block devices before the Packer build starts. If you add instance store "
+            "volumes or EBS volumes in addition to the root device volume, the created AMI will contain "
+            "block device mapping information for those volumes. Amazon creates snapshots of the source "
+            "instance's root volume and any other EBS volumes described here. When you launch an "
+            "instance from this new AMI, the instance automatically launches with these additional "
+            "volumes, and will restore them from snapshots taken from the source instance. See the "
+            "BlockDevices documentation for fields."
+        ),
+    )
 
 
 def check_devices(devices: list[BlockDevice], ctx: CheckContext, key: str) -> list[Problem]:

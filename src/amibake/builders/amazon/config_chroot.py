@@ -1,28 +1,30 @@
 """amazon-chroot configuration."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field
 
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.builders.amazon.config_ami import AMIConfig, valid_kms_key
-from amibake.builders.amazon.config_blockdev import BlockDevice, check_devices
+from amibake.builders.amazon.config_blockdev import BlockDevices, check_devices
 from amibake.builders.amazon.config_common import (
+    ami_architecture_field,
+    boot_mode_field,
     check_arch_boot,
+    tpm_support_field,
+    uefi_data_field,
 )
 from amibake.builders.amazon.config_run import AmiFilterOptions
 from amibake.config.base import CheckContext
 from amibake.config.custom_types import KeyValues
-from amibake.config.weak import AsList, AsStruct, Bool, Int, Str, StrList, StrListList, StrMap, Trilean
+from amibake.config.weak import AsStruct, Bool, Int, Str, StrList, StrListList, StrMap, Trilean
 from amibake.errors import Problem
 
 
 class ChrootConfig(AccessConfig, AMIConfig):
     """amazon-chroot: build an AMI from a volume attached to the instance Packer runs on."""
 
-    ami_block_device_mappings: Annotated[list[Annotated[BlockDevice, AsStruct]], AsList] = Field(
+    ami_block_device_mappings: BlockDevices = Field(
         default_factory=list,
         description=(
             "Add one or more block device mappings to the AMI. If this field is populated, and you are "
@@ -192,35 +194,10 @@ class ChrootConfig(AccessConfig, AMIConfig):
             "the end of the build."
         ),
     )
-    ami_architecture: Str = Field(
-        "x86_64",
-        description=(
-            'what architecture to use when registering the final AMI; valid options are "arm64", '
-            '"arm64_mac", "i386", "x86_64", or "x86_64_mac". Defaults to "x86_64".'
-        ),
-    )
-    boot_mode: Str = Field(
-        "",
-        description=(
-            "The boot mode. Valid options are `legacy-bios` and `uefi`. See the documentation on boot "
-            "modes for more information. Defaults to `legacy-bios` when `ami_architecture` is `x86_64` "
-            "and `uefi` when `ami_architecture` is `arm64`."
-        ),
-    )
-    uefi_data: Str = Field(
-        "",
-        description=(
-            "Base64 representation of the non-volatile UEFI variable store. For more information see "
-            "AWS documentation."
-        ),
-    )
-    tpm_support: Str = Field(
-        "",
-        description=(
-            "NitroTPM Support. Valid options are `v2.0`. See the documentation on NitroTPM Support for "
-            "more information. Only enabled if a valid option is provided, otherwise ignored."
-        ),
-    )
+    ami_architecture: Str = ami_architecture_field()
+    boot_mode: Str = boot_mode_field()
+    uefi_data: Str = uefi_data_field()
+    tpm_support: Str = tpm_support_field()
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         p = ctx.problem

@@ -1,14 +1,20 @@
-"""Rules shared by several amazon builders."""
+"""Options and rules shared by several amazon builders.
+
+An option that several builders (or an AMI and a volume) accept with the same meaning is declared
+once here, as a function returning its ``Field`` (default and description); each config class names
+it with its type, e.g. ``tpm_support: Str = tpm_support_field()``. Functions rather than shared
+mixin classes keep every config's options in Packer's order (pydantic orders inherited fields first).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Any
+
+from pydantic import Field
 
 from amibake.builders.amazon.config_access import AccessConfig
-from amibake.builders.amazon.config_blockdev import BlockDevice
 from amibake.builders.amazon.config_run import RunConfig
 from amibake.config.base import CheckContext
-from amibake.config.weak import AsList, AsStruct
 from amibake.errors import Problem
 
 ARCHITECTURES = ("arm64", "arm64_mac", "i386", "x86_64", "x86_64_mac")
@@ -18,7 +24,116 @@ SPOT_NO_MODIFY = (
     "`sriov_support` are set. Please ensure you use an AMI that already has either SR-IOV or ENA enabled."
 )
 
-BlockDevices = Annotated[list[Annotated[BlockDevice, AsStruct]], AsList]
+
+def ena_support_field() -> Any:
+    """``ena_support`` of the AMI builders and amazon-ebsvolume."""
+    return Field(
+        None,
+        description=(
+            "Enable enhanced networking (ENA but not SriovNetSupport) on HVM-compatible AMIs. If set, "
+            "add `ec2:ModifyInstanceAttribute` to your AWS IAM policy. Note: you must make sure "
+            "enhanced networking is enabled on your instance. See Amazon's documentation on enabling "
+            "enhanced networking."
+        ),
+    )
+
+
+def sriov_support_field() -> Any:
+    """``sriov_support`` of the AMI builders and amazon-ebsvolume."""
+    return Field(
+        False,
+        description=(
+            "Enable enhanced networking (SriovNetSupport but not ENA) on HVM-compatible AMIs. If true, "
+            "add `ec2:ModifyInstanceAttribute` to your AWS IAM policy. Note: you must make sure "
+            "enhanced networking is enabled on your instance. See Amazon's documentation on enabling "
+            "enhanced networking. Default `false`."
+        ),
+    )
+
+
+def skip_ami_run_tags_field() -> Any:
+    """``skip_ami_run_tags`` of amazon-ebs and amazon-ebssurrogate."""
+    return Field(
+        False,
+        description=(
+            "If true will not propagate the run tags set on Packer created instance to the AMI created."
+        ),
+    )
+
+
+def run_volume_tags_field() -> Any:
+    """``run_volume_tags`` of amazon-ebs and amazon-ebssurrogate (amazon-ebsvolume's differs)."""
+    return Field(
+        default_factory=dict,
+        description=(
+            "Tags to apply to the volumes that are *launched* to create the AMI. These tags are *not* "
+            "applied to the resulting AMI unless they're duplicated in `tags`. This is a template "
+            "engine, see Build template data for more information."
+        ),
+    )
+
+
+def run_volume_tag_field() -> Any:
+    """``run_volume_tag`` (name/value blocks) of amazon-ebs and amazon-ebssurrogate."""
+    return Field(
+        default_factory=list,
+        description=(
+            "Same as `run_volume_tags` but defined as a singular block containing a `name` and a "
+            "`value` field. In HCL2 mode the `dynamic_block` will allow you to create those "
+            "programatically."
+        ),
+    )
+
+
+def snapshot_description_field() -> Any:
+    """``snapshot_description`` of amazon-ebssurrogate and of amazon-ebsvolume's volumes."""
+    return Field("", description="The description for the snapshot.")
+
+
+def ami_architecture_field() -> Any:
+    """``ami_architecture`` of the builders that register an AMI from a volume (checked by
+    :func:`check_arch_boot`)."""
+    return Field(
+        "x86_64",
+        description=(
+            'what architecture to use when registering the final AMI; valid options are "arm64", '
+            '"arm64_mac", "i386", "x86_64", or "x86_64_mac". Defaults to "x86_64".'
+        ),
+    )
+
+
+def boot_mode_field() -> Any:
+    """``boot_mode`` of the builders that register an AMI from a volume."""
+    return Field(
+        "",
+        description=(
+            "The boot mode. Valid options are `legacy-bios` and `uefi`. See the documentation on boot "
+            "modes for more information. Defaults to `legacy-bios` when `ami_architecture` is `x86_64` "
+            "and `uefi` when `ami_architecture` is `arm64`."
+        ),
+    )
+
+
+def uefi_data_field() -> Any:
+    """``uefi_data`` of the builders that register an AMI from a volume."""
+    return Field(
+        "",
+        description=(
+            "Base64 representation of the non-volatile UEFI variable store. For more information see "
+            "AWS documentation."
+        ),
+    )
+
+
+def tpm_support_field() -> Any:
+    """``tpm_support`` of amazon-chroot, amazon-ebssurrogate and amazon-instance."""
+    return Field(
+        "",
+        description=(
+            "NitroTPM Support. Valid options are `v2.0`. See the documentation on NitroTPM Support for "
+            "more information. Only enabled if a valid option is provided, otherwise ignored."
+        ),
+    )
 
 
 def spot_modification(config: RunConfig, ctx: CheckContext, ena: bool | None, sriov: bool) -> list[Problem]:

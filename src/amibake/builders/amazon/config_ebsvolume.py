@@ -1,20 +1,19 @@
 """amazon-ebsvolume configuration."""
 
-from __future__ import annotations
-
-from typing import Annotated
-
 from pydantic import Field
 
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.builders.amazon.config_blockdev import BlockDevice, check_devices
 from amibake.builders.amazon.config_common import (
     SPOT_NO_MODIFY,
+    ena_support_field,
+    snapshot_description_field,
+    sriov_support_field,
 )
 from amibake.builders.amazon.config_run import RunConfig
 from amibake.config.base import CheckContext
 from amibake.config.custom_types import KeyValues, merged_tags
-from amibake.config.weak import AsList, AsStruct, Bool, Str, StrMap, Trilean
+from amibake.config.weak import Bool, Str, StrMap, StructList, Trilean
 from amibake.errors import Problem
 
 
@@ -36,7 +35,7 @@ class VolumeBlockDevice(BlockDevice):
         ),
     )
     snapshot_volume: Bool = Field(False, description="Create a Snapshot of this Volume.")
-    snapshot_description: Str = Field("", description="The description for the snapshot.")
+    snapshot_description: Str = snapshot_description_field()
 
     @property
     def all_tags(self) -> dict[str, str]:
@@ -46,25 +45,9 @@ class VolumeBlockDevice(BlockDevice):
 class EbsVolumeConfig(AccessConfig, RunConfig):
     """amazon-ebsvolume: launch an instance, provision its EBS volumes, keep the volumes."""
 
-    ena_support: Trilean = Field(
-        None,
-        description=(
-            "Enable enhanced networking (ENA but not SriovNetSupport) on HVM-compatible AMIs. If set, "
-            "add `ec2:ModifyInstanceAttribute` to your AWS IAM policy. Note: you must make sure "
-            "enhanced networking is enabled on your instance. See Amazon's documentation on enabling "
-            "enhanced networking."
-        ),
-    )
-    sriov_support: Bool = Field(
-        False,
-        description=(
-            "Enable enhanced networking (SriovNetSupport but not ENA) on HVM-compatible AMIs. If true, "
-            "add `ec2:ModifyInstanceAttribute` to your AWS IAM policy. Note: you must make sure "
-            "enhanced networking is enabled on your instance. See Amazon's documentation on enabling "
-            "enhanced networking. Default `false`."
-        ),
-    )
-    ebs_volumes: Annotated[list[Annotated[VolumeBlockDevice, AsStruct]], AsList] = Field(
+    ena_support: Trilean = ena_support_field()
+    sriov_support: Bool = sriov_support_field()
+    ebs_volumes: StructList[VolumeBlockDevice] = Field(
         default_factory=list,
         description=(
             "Add the block device mappings to the AMI. If you add instance store volumes or EBS volumes "

@@ -1,48 +1,31 @@
 """amazon-instance configuration."""
 
-from __future__ import annotations
-
-from typing import Annotated
-
 from pydantic import Field
 
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.builders.amazon.config_ami import AMIConfig
-from amibake.builders.amazon.config_blockdev import BlockDevice, check_devices
+from amibake.builders.amazon.config_blockdev import (
+    BlockDevices,
+    ami_devices_field,
+    check_devices,
+    launch_devices_field,
+)
 from amibake.builders.amazon.config_common import (
     SPOT_NO_MODIFY,
     builder_warnings,
+    tpm_support_field,
 )
 from amibake.builders.amazon.config_run import RunConfig
 from amibake.config.base import CheckContext
-from amibake.config.weak import AsList, AsStruct, Str
+from amibake.config.weak import Str
 from amibake.errors import Problem
 
 
 class InstanceConfig(AccessConfig, AMIConfig, RunConfig):
     """amazon-instance: an instance-store AMI, bundled and uploaded to S3."""
 
-    ami_block_device_mappings: Annotated[list[Annotated[BlockDevice, AsStruct]], AsList] = Field(
-        default_factory=list,
-        description=(
-            "Add one or more block device mappings to the AMI. These will be attached when booting a "
-            "new instance from your AMI. To add a block device during the Packer build see "
-            "`launch_block_device_mappings` below. Your options here may vary depending on the type of "
-            "VM you use. See the BlockDevices documentation for fields."
-        ),
-    )
-    launch_block_device_mappings: Annotated[list[Annotated[BlockDevice, AsStruct]], AsList] = Field(
-        default_factory=list,
-        description=(
-            "Add one or more block devices before the Packer build starts. If you add instance store "
-            "volumes or EBS volumes in addition to the root device volume, the created AMI will contain "
-            "block device mapping information for those volumes. Amazon creates snapshots of the source "
-            "instance's root volume and any other EBS volumes described here. When you launch an "
-            "instance from this new AMI, the instance automatically launches with these additional "
-            "volumes, and will restore them from snapshots taken from the source instance. See the "
-            "BlockDevices documentation for fields."
-        ),
-    )
+    ami_block_device_mappings: BlockDevices = ami_devices_field()
+    launch_block_device_mappings: BlockDevices = launch_devices_field()
     account_id: Str = Field(
         "",
         description=(
@@ -110,13 +93,7 @@ class InstanceConfig(AccessConfig, AMIConfig, RunConfig):
             "Defaults to /tmp."
         ),
     )
-    tpm_support: Str = Field(
-        "",
-        description=(
-            "NitroTPM Support. Valid options are `v2.0`. See the documentation on NitroTPM Support for "
-            "more information. Only enabled if a valid option is provided, otherwise ignored."
-        ),
-    )
+    tpm_support: Str = tpm_support_field()
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         p = ctx.problem

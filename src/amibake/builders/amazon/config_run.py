@@ -1,8 +1,6 @@
 """How the source instance is launched and reached (the amazon plugin's ``RunConfig``), with the
 communicator options it embeds."""
 
-from __future__ import annotations
-
 import ipaddress
 import re
 from typing import Annotated

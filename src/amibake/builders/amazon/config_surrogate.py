@@ -1,23 +1,39 @@
 """amazon-ebssurrogate configuration."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import Field
 
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.builders.amazon.config_ami import AMIConfig
-from amibake.builders.amazon.config_blockdev import BlockDevice, check_devices
+from amibake.builders.amazon.config_blockdev import (
+    BlockDevice,
+    BlockDevices,
+    ami_devices_field,
+    check_devices,
+    delete_on_termination_field,
+    device_name_field,
+    iops_field,
+    launch_devices_field,
+    volume_size_field,
+)
 from amibake.builders.amazon.config_common import (
+    ami_architecture_field,
+    boot_mode_field,
     builder_warnings,
     check_arch_boot,
+    run_volume_tag_field,
+    run_volume_tags_field,
+    skip_ami_run_tags_field,
+    snapshot_description_field,
     spot_modification,
+    tpm_support_field,
+    uefi_data_field,
 )
 from amibake.builders.amazon.config_run import RunConfig
 from amibake.config.base import CheckContext, ConfigModel
 from amibake.config.custom_types import NameValues, merged_tags
-from amibake.config.weak import AsList, AsStruct, Bool, Int, Str, StrMap
+from amibake.config.weak import AsStruct, Bool, Int, Str, StrMap, StructList
 from amibake.errors import Problem
 
 
@@ -43,28 +59,9 @@ class RootBlockDevice(ConfigModel):
         description="The device name of the block device on the source instance to be used as the root "
         "device for the AMI.",
     )
-    device_name: Str = Field(
-        "",
-        description=(
-            "The device name exposed to the instance (for example, /dev/sdh or xvdh). Required for "
-            "every device in the block device mapping."
-        ),
-    )
-    delete_on_termination: Bool = Field(
-        False,
-        description=(
-            "Indicates whether the EBS volume is deleted on instance termination. Default false. NOTE: "
-            "If this value is not explicitly set to true and volumes are not cleaned up by an "
-            "alternative method, additional volumes will accumulate after every build."
-        ),
-    )
-    iops: Int = Field(
-        0,
-        description=(
-            "The number of I/O operations per second (IOPS) that the volume supports. See the "
-            "documentation on IOPs for more information"
-        ),
-    )
+    device_name: Str = device_name_field()
+    delete_on_termination: Bool = delete_on_termination_field()
+    iops: Int = iops_field(0)
     volume_type: Str = Field(
         "",
         description=(
@@ -73,10 +70,7 @@ class RootBlockDevice(ConfigModel):
             "volumes."
         ),
     )
-    volume_size: Int = Field(
-        0,
-        description=("The size of the volume, in GiB. Required if not specifying a snapshot_id."),
-    )
+    volume_size: Int = volume_size_field()
 
     def check_root(self, ctx: CheckContext) -> list[Problem]:
         key = "ami_root_device"
@@ -97,34 +91,10 @@ class RootBlockDevice(ConfigModel):
 class EbsSurrogateConfig(AccessConfig, AMIConfig, RunConfig):
     """amazon-ebssurrogate: build a volume on a surrogate instance and register it as an AMI."""
 
-    snapshot_description: Str = Field("", description="The description for the snapshot.")
-    ami_block_device_mappings: Annotated[list[Annotated[BlockDevice, AsStruct]], AsList] = Field(
-        default_factory=list,
-        description=(
-            "Add one or more block device mappings to the AMI. These will be attached when booting a "
-            "new instance from your AMI. To add a block device during the Packer build see "
-            "`launch_block_device_mappings` below. Your options here may vary depending on the type of "
-            "VM you use. See the BlockDevices documentation for fields."
-        ),
-    )
-    skip_ami_run_tags: Bool = Field(
-        False,
-        description=(
-            "If true will not propagate the run tags set on Packer created instance to the AMI created."
-        ),
-    )
-    launch_block_device_mappings: Annotated[list[Annotated[SurrogateBlockDevice, AsStruct]], AsList] = Field(
-        default_factory=list,
-        description=(
-            "Add one or more block devices before the Packer build starts. If you add instance store "
-            "volumes or EBS volumes in addition to the root device volume, the created AMI will contain "
-            "block device mapping information for those volumes. Amazon creates snapshots of the source "
-            "instance's root volume and any other EBS volumes described here. When you launch an "
-            "instance from this new AMI, the instance automatically launches with these additional "
-            "volumes, and will restore them from snapshots taken from the source instance. See the "
-            "BlockDevices documentation for fields."
-        ),
-    )
+    snapshot_description: Str = snapshot_description_field()
+    ami_block_device_mappings: BlockDevices = ami_devices_field()
+    skip_ami_run_tags: Bool = skip_ami_run_tags_field()
+    launch_block_device_mappings: StructList[SurrogateBlockDevice] = launch_devices_field()
     ami_root_device: Annotated[RootBlockDevice | None, AsStruct] = Field(
         None,
         description=(
@@ -135,51 +105,12 @@ class EbsSurrogateConfig(AccessConfig, AMIConfig, RunConfig):
             "`launch_block_device_mapping`."
         ),
     )
-    run_volume_tags: StrMap = Field(
-        default_factory=dict,
-        description=(
-            "Tags to apply to the volumes that are *launched* to create the AMI. These tags are *not* "
-            "applied to the resulting AMI unless they're duplicated in `tags`. This is a template "
-            "engine, see Build template data for more information."
-        ),
-    )
-    run_volume_tag: NameValues = Field(
-        default_factory=list,
-        description=(
-            "Same as `run_volume_tags` but defined as a singular block containing a `name` and a "
-            "`value` field. In HCL2 mode the `dynamic_block` will allow you to create those "
-            "programatically."
-        ),
-    )
-    ami_architecture: Str = Field(
-        "x86_64",
-        description=(
-            'what architecture to use when registering the final AMI; valid options are "arm64", '
-            '"arm64_mac", "i386", "x86_64", or "x86_64_mac". Defaults to "x86_64".'
-        ),
-    )
-    boot_mode: Str = Field(
-        "",
-        description=(
-            "The boot mode. Valid options are `legacy-bios` and `uefi`. See the documentation on boot "
-            "modes for more information. Defaults to `legacy-bios` when `ami_architecture` is `x86_64` "
-            "and `uefi` when `ami_architecture` is `arm64`."
-        ),
-    )
-    uefi_data: Str = Field(
-        "",
-        description=(
-            "Base64 representation of the non-volatile UEFI variable store. For more information see "
-            "AWS documentation."
-        ),
-    )
-    tpm_support: Str = Field(
-        "",
-        description=(
-            "NitroTPM Support. Valid options are `v2.0`. See the documentation on NitroTPM Support for "
-            "more information. Only enabled if a valid option is provided, otherwise ignored."
-        ),
-    )
+    run_volume_tags: StrMap = run_volume_tags_field()
+    run_volume_tag: NameValues = run_volume_tag_field()
+    ami_architecture: Str = ami_architecture_field()
+    boot_mode: Str = boot_mode_field()
+    uefi_data: Str = uefi_data_field()
+    tpm_support: Str = tpm_support_field()
     use_create_image: Bool = Field(
         False,
         description=(
