@@ -103,6 +103,9 @@ class Template:
     #: the raw file contents by path, for error excerpts
     sources: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: HCL2 ``locals`` as evaluated (``inspect``); the names of the sensitive ones
+    locals: dict[str, Any] = field(default_factory=dict)
+    sensitive_locals: set[str] = field(default_factory=set)
 
     def all_sources(self) -> list[tuple[BuildBlock, PluginBlock]]:
         return [(b, s) for b in self.builds for s in b.sources]

@@ -17,19 +17,22 @@ def load_hcl(
     env: Mapping[str, str] | None = None,
     datasource_resolver: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None,
     plugins: Collection[str] | None = None,
+    lenient: bool = False,
 ) -> Template:
     """Load a ``.pkr.hcl``/``.pkr.json`` file or a directory of them into a :class:`Template`.
 
     ``datasource_resolver(type, name, config) -> outputs`` executes data sources (amazon-ami,
     amazon-parameterstore, amazon-secretsmanager, http); without one their outputs are unknown
     and end up as ``"<unknown>"`` in plugin configs, as in ``packer validate``. ``plugins``:
-    plugin names satisfying ``required_plugins`` (default: the ones amibake implements).
+    plugin names satisfying ``required_plugins`` (default: the ones amibake implements). ``lenient``
+    (``inspect``): unset variables are unknown and sources a build names but nobody defines are listed.
     Raises :class:`amibake.errors.TemplateError` with every problem found.
     """
     from amibake import PACKER_COMPAT_VERSION
     from amibake.template.hcl.loader import load
 
-    return load(Path(path), var_files, vars, env, datasource_resolver, plugins, PACKER_COMPAT_VERSION)
+    version = PACKER_COMPAT_VERSION
+    return load(Path(path), var_files, vars, env, datasource_resolver, plugins, version, lenient)
 
 
 def evaluate_expression(

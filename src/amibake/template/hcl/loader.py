@@ -213,6 +213,8 @@ class _Loader:
     sources: dict[tuple[str, str], _Source] = field(default_factory=dict)
     builds: list[tuple[A.Block, _File]] = field(default_factory=list)
     min_version: str | None = None
+    #: ``inspect``: like Packer's, unset variables are unknown and undefined sources are still listed
+    lenient: bool = False
     functions: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
 
@@ -246,6 +248,8 @@ class _Loader:
         try:
             return evaluate(node, ctx)
         except HclError as e:
+            if self.lenient:  # inspect shows what it can, as Packer's does
+                return UNKNOWN
             expr = source_of(ctx, node)
             msg = e.message + (f" (in `{expr}`)" if expr and len(expr) < 80 and "\n" not in expr else "")
             self.problems.append(Problem(msg, key, e.pos))
@@ -646,6 +650,9 @@ class _Loader:
                 continue
             self.assign(k, v, "-var", None, raw_string=True)
         for name, d in self.decls.items():
+            if d.value is MISSING and self.lenient:
+                d.value = UNKNOWN
+                continue
             if d.value is MISSING:
                 self.problems.append(
                     Problem(
@@ -1007,6 +1014,8 @@ class _Loader:
         out: list[BuildBlock] = []
         for u in usages:
             src = self.sources.get(u.ref)
+            if src is None and self.lenient:
+                src = _Source(u.ref[0], u.ref[1], A.Block(u.ref[0], list(u.ref), A.Body(), b.line, b.col), f)
             if src is None:
                 known = ", ".join(f"{t}.{n}" for t, n in sorted(self.sources)) or "none"
                 self.problem(
@@ -1120,7 +1129,7 @@ class _Loader:
         if only and except_:
             self.problem("only one of only or except may be set", f, blk.line, blk.col, key)
         target = str(u)
-        if (only and target not in only) or (except_ and target in except_):
+        if not self.lenient and ((only and target not in only) or (except_ and target in except_)):
             return None
         config, kpos = self.decode_body(blk.body, f, variables, key, skip=meta_names)
         pb = PluginBlock(
@@ -1231,6 +1240,8 @@ class _Loader:
             min_packer_version=self.min_version,
             sources=self.sources_text,
             warnings=self.warnings,
+            locals={n: to_plain(loc.value) for n, loc in self.locals.items()},
+            sensitive_locals={n for n, loc in self.locals.items() if loc.sensitive},
         )
         return tpl
 
@@ -1330,8 +1341,10 @@ def load(
     datasource_resolver: DatasourceResolver | None,
     plugins: Collection[str] | None,
     packer_version: str,
+    lenient: bool = False,
 ) -> Template:
     loader = _Loader(
+        lenient=lenient,
         path=path,
         var_files=list(var_files),
         cli_vars=dict(vars),
