@@ -4,9 +4,11 @@ Everything else in the amazon builders calls :class:`Ec2Gateway`. botocore error
 here into :class:`AwsError` (a :class:`~amibake.errors.BuildError` carrying the AWS error code), and
 the API's dictionaries are turned into the few small typed records the steps need.
 
-Waits poll with a backoff that starts tight (50 ms: a fake or fast API answers on the first polls)
-and widens to ``delay`` seconds, until ``delay * max_attempts`` seconds have passed (the same budget as
-AWS SDK waiters). A wait that gives up names what it waited for and the last state it saw.
+Waits poll at once, then with a backoff that starts tight (0.5 s) and doubles up to ``delay``
+seconds (Packer's fixed 15 s by default): a state reached within seconds is seen within a second,
+in no more calls than Packer's fixed delay makes, and long waits settle to Packer's rhythm. A wait
+lasts until ``delay * max_attempts`` seconds have passed (the same budget as AWS SDK waiters); one
+that gives up names what it waited for and the last state it saw.
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ class Polling:
 
     delay: float = 15.0
     max_attempts: int = 40
-    first_delay: float = 0.05
+    first_delay: float = 0.5
 
     @classmethod
     def resolve(
@@ -143,7 +145,7 @@ class Polling:
         )
 
     def delays(self) -> Iterator[float]:
-        """The sleeps between polls: 50 ms doubling to ``delay``."""
+        """The sleeps between polls: 0.5 s doubling to ``delay`` (the first poll is immediate)."""
         d = min(self.first_delay, self.delay)
         while True:
             yield d
