@@ -744,6 +744,8 @@ def main(argv: list[str] | None = None) -> int:
             "",
             text,
             "",
+            "What bounds each missed target, with profiles: `bench/FINDINGS.md`.",
+            "",
             "## Notes",
             "",
             *[f"- {n}" for n in notes],
