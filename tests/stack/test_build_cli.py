@@ -266,7 +266,8 @@ def test_long_ami_wait_shows_progress(stack: Stack, aws_env: dict[str, str], tmp
     proxy = AwsProxy(aws_env["AWS_ENDPOINT_URL"], delays={"image_pending": 7.0})
     url = proxy.start()
     try:
-        (tmp_path / "t.json").write_text(json.dumps({"builders": [builder(stack, "slow")]}))
+        slow = builder(stack, "slow", aws_polling={"delay_seconds": 1, "max_attempts": 60})
+        (tmp_path / "t.json").write_text(json.dumps({"builders": [slow]}))
         r = amibake(["build", "-color=false", "t.json"], {**aws_env, "AWS_ENDPOINT_URL": url}, tmp_path)
     finally:
         proxy.stop()

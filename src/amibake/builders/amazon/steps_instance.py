@@ -126,7 +126,9 @@ def _public_key(pem: str) -> str:
     try:
         import asyncssh
 
-        key = asyncssh.import_private_key(pem)
+        # the key comes from EC2's CreateKeyPair (or the user's file, already used for SSH):
+        # skip asyncssh's slow full RSA validation
+        key = asyncssh.import_private_key(pem, unsafe_skip_rsa_key_validation=True)
         return str(key.export_public_key("openssh").decode().strip())
     except Exception:
         return ""
