@@ -735,7 +735,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- date: {started:%Y-%m-%d %H:%M} UTC; command: `bench/run --runs {args.runs}`"
             + (f" --only {args.only}" if args.only != ap.get_default("only") else "")
             + (f" --amibake-src {args.amibake_src}" if args.amibake_src else ""),
-            *([f"- amibake ran from {AMIBAKE_SRC}, a modified copy of src/ (see bench/prototypes/)"]
+            *([f"- amibake ran from {AMIBAKE_SRC}, a modified copy of src/"]
               if AMIBAKE_SRC else []),
             f"- machine: {machine()}",
             f"- load average before/after: {load0[0]:.2f} / {load1[0]:.2f} (the machine is shared)",
