@@ -295,3 +295,45 @@ def test_spot_build_through_launch_template_and_fleet(
     assert len(state["us-east-1"]["images"]) == 1
     assert ec2.describe_launch_templates()["LaunchTemplates"] == []
     assert all(i["state"] == "terminated" for i in state["us-east-1"]["instances"])
+
+
+def test_vpc_subnet_and_security_group_filters(stack: Stack, aws_env: dict[str, str], tmp_path: Path) -> None:
+    from tests.endstate import client
+
+    ec2 = client(aws_env, "us-east-1")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    ec2.create_tags(Resources=[vpc], Tags=[{"Key": "Name", "Value": "build-vpc"}])
+    small = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/28")["Subnet"]["SubnetId"]
+    big = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.2.0/24")["Subnet"]["SubnetId"]
+    ec2.create_tags(Resources=[small, big], Tags=[{"Key": "Role", "Value": "build"}])
+    group = ec2.create_security_group(GroupName="build-ssh", Description="ssh", VpcId=vpc)["GroupId"]
+    ec2.create_tags(Resources=[group], Tags=[{"Key": "Role", "Value": "build"}])
+
+    def run(subnet_filter: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        b = builder(
+            stack,
+            "net",
+            vpc_filter={"filters": {"tag:Name": "build-vpc"}},
+            subnet_filter=subnet_filter,
+            security_group_filter={"filters": {"tag:Role": "build"}},
+        )
+        (tmp_path / "t.json").write_text(json.dumps({"builders": [b]}))
+        return amibake(["build", "-color=false", "t.json"], aws_env, tmp_path)
+
+    r = run({"filters": {"tag:Role": "build"}})
+    assert r.returncode == 1
+    assert "Your filter matched 2 Subnets" in r.stdout + r.stderr
+
+    r = run({"filters": {"tag:Role": "build"}, "most_free": True})
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert f"Found VPC ID: {vpc}" in out
+    assert f"Found Subnet ID: {big}" in out
+    assert f"Found Security Group(s): {group}" in out
+    (instance,) = [i for res in ec2.describe_instances()["Reservations"] for i in res["Instances"]]
+    assert instance["SubnetId"] == big
+    assert [g["GroupId"] for g in instance["SecurityGroups"]] == [group]
+    # the given group is the user's: it stays; no temporary one is left
+    groups = {g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]}
+    assert "build-ssh" in groups
+    assert not any(name.startswith("packer_") for name in groups)

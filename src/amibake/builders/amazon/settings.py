@@ -172,6 +172,25 @@ class SourceAmiFilter:
 
 
 @dataclass(frozen=True)
+class NetworkFilter:
+    """``vpc_filter`` / ``subnet_filter`` / ``security_group_filter``: EC2 filters (plus subnet choice)."""
+
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    most_free: bool = False
+    random: bool = False
+
+    @classmethod
+    def from_any(cls, raw: Any) -> NetworkFilter | None:
+        d = _plain(raw)
+        if not d or not d.get("filters"):
+            return None
+        filters = {
+            str(k): [str(x) for x in (v if isinstance(v, list) else [v])] for k, v in d["filters"].items()
+        }
+        return cls(filters, bool(d.get("most_free") or False), bool(d.get("random") or False))
+
+
+@dataclass(frozen=True)
 class EbsSettings:
     access: AwsAccess
     polling: Polling
@@ -211,6 +230,9 @@ class EbsSettings:
     vpc_id: str = ""
     availability_zone: str = ""
     security_group_ids: tuple[str, ...] = ()
+    vpc_filter: NetworkFilter | None = None
+    subnet_filter: NetworkFilter | None = None
+    security_group_filter: NetworkFilter | None = None
     temporary_security_group_source_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
     user_data: str = ""
     user_data_file: str = ""
@@ -318,6 +340,9 @@ class EbsSettings:
             vpc_id=str(_get(c, "vpc_id", "")),
             availability_zone=str(_get(c, "availability_zone", "")),
             security_group_ids=tuple(sg_ids),
+            vpc_filter=NetworkFilter.from_any(_get(c, "vpc_filter")),
+            subnet_filter=NetworkFilter.from_any(_get(c, "subnet_filter")),
+            security_group_filter=NetworkFilter.from_any(_get(c, "security_group_filter")),
             temporary_security_group_source_cidrs=cidrs,
             user_data=str(_get(c, "user_data", "")),
             user_data_file=str(_get(c, "user_data_file", "")),

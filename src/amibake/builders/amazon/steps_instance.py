@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import random
 import uuid
 from pathlib import Path
 from typing import Any
@@ -76,14 +77,50 @@ def source_ami_info(st: BuildState, ctx: StepContext) -> None:
 
 
 def network_info(st: BuildState, ctx: StepContext) -> None:
-    """StepNetworkInfo (ids only): vpc / subnet / availability zone for the launch."""
+    """StepNetworkInfo: vpc / subnet / availability zone, by id or by vpc_filter / subnet_filter."""
     s = st.settings
+    ui = st.ui
     st.vpc_id, st.subnet_id, st.availability_zone = s.vpc_id, s.subnet_id, s.availability_zone
-    if s.subnet_id and not s.vpc_id and not s.security_group_ids:
-        # the temporary security group must live in the subnet's VPC
-        subnets = st.ec2.subnets(ids=[s.subnet_id])
+    if not st.vpc_id and s.vpc_filter is not None:
+        filters = {**s.vpc_filter.filters, "state": ["available"]}
+        vpcs = st.ec2.vpcs(filters=filters)
+        if len(vpcs) != 1:
+            raise BuildError(
+                f"Exactly one VPC should match the filter, but {len(vpcs)} VPC's was found matching "
+                f"filters: {json.dumps(filters, sort_keys=True)}"
+            )
+        st.vpc_id = str(vpcs[0]["VpcId"])
+        ui.message(f"Found VPC ID: {st.vpc_id}")
+    if not st.subnet_id and s.subnet_filter is not None:
+        flt = s.subnet_filter
+        filters = {**flt.filters, "state": ["available"]}
+        if st.vpc_id:
+            filters["vpc-id"] = [st.vpc_id]
+        if st.availability_zone:
+            filters["availabilityZone"] = [st.availability_zone]
+        subnets = st.ec2.subnets(filters=filters)
+        if not subnets:
+            raise BuildError(f"No Subnets was found matching filters: {json.dumps(filters, sort_keys=True)}")
+        if len(subnets) > 1 and not (flt.most_free or flt.random):
+            raise BuildError(
+                f"Your filter matched {len(subnets)} Subnets. Please try a more specific search, "
+                "or set random or most_free to true."
+            )
+        if flt.most_free:
+            subnet = max(subnets, key=lambda sn: int(sn.get("AvailableIpAddressCount", 0)))
+        elif flt.random:
+            subnet = random.choice(subnets)
+        else:
+            subnet = subnets[0]
+        st.subnet_id = str(subnet["SubnetId"])
+        ui.message(f"Found Subnet ID: {st.subnet_id}")
+        st.vpc_id = st.vpc_id or str(subnet.get("VpcId", ""))
+        st.availability_zone = st.availability_zone or str(subnet.get("AvailabilityZone", ""))
+    if st.subnet_id and not st.vpc_id and not s.security_group_ids:
+        # a temporary security group (or a security_group_filter) lives in the subnet's VPC
+        subnets = st.ec2.subnets(ids=[st.subnet_id])
         if subnets:
-            st.vpc_id = str(subnets[0].get("VpcId", ""))
+            st.vpc_id = st.vpc_id or str(subnets[0].get("VpcId", ""))
             st.availability_zone = st.availability_zone or str(subnets[0].get("AvailabilityZone", ""))
 
 
@@ -153,6 +190,18 @@ def security_group(st: BuildState, ctx: StepContext) -> None:
         except AwsError as exc:
             raise BuildError(f"Couldn't find specified security group: {exc}") from exc
         st.security_group_ids = list(s.security_group_ids)
+        return
+    if s.security_group_filter is not None:
+        filters = dict(s.security_group_filter.filters)
+        if st.vpc_id:
+            filters["vpc-id"] = [st.vpc_id]
+        found = st.ec2.security_groups(filters=filters)
+        if not found:
+            raise BuildError(
+                f"No security groups matching the filter: {json.dumps(filters, sort_keys=True)}"
+            )
+        ui.message(f"Found Security Group(s): {', '.join(found)}")
+        st.security_group_ids = found
         return
     name = temp_name()
     ui.say(f"Creating temporary security group for this instance: {name}")
