@@ -290,7 +290,7 @@ class _Loader:
             if name.endswith(".json"):
                 from amibake.template.hcl.jsonsyntax import parse_json_body
 
-                body = parse_json_body(text, name)
+                body = parse_json_body(text, name, varfile=name.endswith(".pkrvars.json"))
             else:
                 from amibake.template.hcl.parser import parse
 
