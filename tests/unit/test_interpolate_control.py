@@ -556,3 +556,19 @@ def test_render_deep_with_blocks() -> None:
     }
     with pytest.raises(InterpolationError, match=r"invalid 'execute_command'.*unexpected EOF"):
         render_deep({"execute_command": "{{if .Sudo}}x"}, EARLY, skip_keys=["execute_command"])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{if .Missing -}}{{end -}}{{$x := .A}} ",  # found by hypothesis: "-}}" must not trim later text
+        '{{" "}}   {{- if .Missing}}x{{end}}',
+        "a  {{- .Missing -}}  b",
+        "{{.A}} {{- .Missing}}",
+        "{{.Missing -}}{{.A}} tail",
+    ],
+)
+def test_trim_markers_of_late_parts_do_not_reach_text_rendered_early(text: str) -> None:
+    early = render(text, InterpContext(data={"A": 1}, keep_unknown_fields=True))
+    full = InterpContext(data={"A": 1, "Missing": True})
+    assert render(early, full) == render(text, full)

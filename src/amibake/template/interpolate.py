@@ -2005,20 +2005,44 @@ class _State:
     def walk(self, dot: Any, nodes: ListNode, out: list[str], on_root: bool) -> None:
         """Render ``nodes`` into ``out``. ``on_root``: dot is still the data (not the dot of a
         ``with``/``range``), so a ``.Field`` missing from the data is one to render later."""
+        # A part left verbatim keeps its trim markers ("{{-", "-}}"), which the later pass applies to
+        # the text then next to it. Text that is next to it only because an action between them was
+        # rendered now would be trimmed then, and not in a single pass: such white space is written
+        # as a string-literal action, which no trim marker touches.
+        trims_next = False  # the last piece written is a verbatim part ending in "-}}"
+        adjacent = False  # ... and nothing was rendered after it yet
         for node in nodes.nodes:
             if isinstance(node, TextNode):
-                out.append(node.text)
+                text = node.text
+                if trims_next and not adjacent and text[:1].isspace():
+                    text = _protect_leading_space(text)
+                out.append(text)
+                trims_next = False
             elif isinstance(node, ActionNode | BranchNode) and self.render_later(node, on_root):
                 if isinstance(node, BranchNode) and node.else_if:
                     raise _RenderLater
-                out.append(node.source)
+                source = node.source
+                if source.startswith("{{-"):
+                    # an adjacent text was trimmed by the parser already: white space left at the end
+                    # of the output now came from elsewhere, and a single pass would keep it
+                    done = "".join(out)
+                    if done[-1:].isspace():
+                        out[:] = [_protect_trailing_space(done)]
+                out.append(source)
+                trims_next, adjacent = source.endswith("-}}"), True
                 if isinstance(node, ActionNode):
                     for v in node.pipe.decl:
                         self.set_var(v.idents[0], _LATE, declare=not node.pipe.is_assign)
             elif isinstance(node, ActionNode):
                 value = self.pipeline(dot, node.pipe)
+                adjacent = False
                 if not node.pipe.decl:
-                    out.append(_go_format(value))
+                    text = _go_format(value)
+                    if trims_next and text[:1].isspace():
+                        text = _protect_leading_space(text)
+                    if text:
+                        trims_next = False
+                    out.append(text)
             elif isinstance(node, RangeNode):
                 self.walk_range(dot, node, out, on_root)
             elif isinstance(node, BranchNode):
@@ -2341,6 +2365,16 @@ def _has_field(data: Any, name: str) -> bool:
     if isinstance(data, Mapping):
         return name in data
     return not name.startswith("_") and hasattr(data, name)
+
+
+def _protect_leading_space(text: str) -> str:
+    body = text.lstrip()
+    return "{{" + _go_quote(text[: len(text) - len(body)]) + "}}" + body
+
+
+def _protect_trailing_space(text: str) -> str:
+    body = text.rstrip()
+    return body + "{{" + _go_quote(text[len(body) :]) + "}}"
 
 
 def render(text: str, ctx: InterpContext) -> str:
