@@ -13,8 +13,15 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from tests.stackkit import MotoServer, Stack, StackError, unavailable_reason
+
+# Property tests: no deadline (the 2 cores are shared with moto and sshd); in CI the examples are
+# derived from each test's name, so a run is reproducible and a failure shows again on a rerun.
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "default")
 
 
 def _in_ci() -> bool:
