@@ -24,7 +24,7 @@ from typing import Any
 from amibake import registry
 from amibake.api import Artifact, BuildEnv, OnError
 from amibake.communicator.base import Communicator
-from amibake.core import PluginInstance, PreparedBuild, RunContext, late_keys
+from amibake.core import PluginInstance, PreparedBuild, RunContext, late_keys, strings_in
 from amibake.errors import AmibakeError, BuildError, InterpolationError, TemplateError
 from amibake.ui.console import BuildUi, Console, human_duration
 
@@ -150,13 +150,7 @@ def _with_timeout(fn: Any, seconds: float, what: str) -> None:
 
 
 def _has_action(value: Any) -> bool:
-    if isinstance(value, str):
-        return "{{" in value
-    if isinstance(value, dict):
-        return any(_has_action(k) or _has_action(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_action(v) for v in value)
-    return False
+    return any("{{" in s for s in strings_in(value))
 
 
 class BuildRunner:

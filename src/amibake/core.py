@@ -108,8 +108,9 @@ class RunContext:
         )
 
 
-def build_name(build: BuildBlock, source: PluginBlock) -> str:
-    return source.name
+def is_hcl2(path: Path) -> bool:
+    """A directory, a ``.pkr.hcl`` or a ``.pkr.json`` file is HCL2; anything else a legacy JSON template."""
+    return path.is_dir() or path.name.endswith((".pkr.hcl", ".pkr.json"))
 
 
 def select_builds(
@@ -118,7 +119,7 @@ def select_builds(
     """Packer's ``-only``/``-except``: names or glob patterns of build names."""
     out = []
     for build, source in template.all_sources():
-        name = build_name(build, source)
+        name = source.name
         candidates = (
             {name, f"{source.type}.{name.rsplit('.', 1)[-1]}"} if template.format == "hcl2" else {name}
         )
@@ -171,7 +172,7 @@ class Preparer:
         for key, value in raw.items():
             try:
                 if key in late:
-                    for text in _strings(value):
+                    for text in strings_in(value):
                         for msg in check(text, ctx):
                             self._problem(block, key, msg)
                     out[key] = value
@@ -236,7 +237,7 @@ class Preparer:
         return inst if config is not None else None
 
     def prepare(self, build: BuildBlock, source: PluginBlock) -> PreparedBuild | None:
-        name = build_name(build, source)
+        name = source.name
         n_before = len(self.problems)
         builder = self.instance(source, name, source.type)
         prepared_provs: list[PluginInstance] = []
@@ -300,13 +301,14 @@ def prepare_builds(
     return out, run.template.warnings + prep.warnings
 
 
-def _strings(value: Any) -> list[str]:
+def strings_in(value: Any) -> list[str]:
+    """Every string in a config value, dict keys included."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, dict):
-        return [s for k, v in value.items() for s in (_strings(k) + _strings(v))]
+        return [s for k, v in value.items() for s in (strings_in(k) + strings_in(v))]
     if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
+        return [s for v in value for s in strings_in(v)]
     return []
 
 
@@ -329,10 +331,8 @@ def load_template(
     ``execute_datasources`` (``build``, ``validate -evaluate-datasources``), else their outputs
     stay unknown, as in Packer's ``validate``.
     """
-    from amibake.template.model import Template  # noqa: F401
-
     run_ts = int(time.time())
-    if path.is_dir() or path.name.endswith((".pkr.hcl", ".pkr.json")):
+    if is_hcl2(path):
         from amibake.datasources import DatasourceRunner
         from amibake.template.hcl import load_hcl
 

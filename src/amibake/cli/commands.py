@@ -67,10 +67,10 @@ def validate(
     Exit status 0 when valid, 1 otherwise; every problem is reported at once, each with its file,
     line and key.
     """
-    from amibake.core import load_template
+    from amibake.core import is_hcl2, load_template
 
     if syntax_only:
-        if template.is_dir() or template.name.endswith((".pkr.hcl", ".pkr.json")):
+        if is_hcl2(template):
             from amibake.template.hcl import load_hcl
 
             load_hcl(template, var_files=var_files, vars=parse_vars(vars_))

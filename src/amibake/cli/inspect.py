@@ -29,7 +29,9 @@ class _Out:
 
 
 def _load(path: Path, var_files: tuple[Path, ...], cli_vars: Mapping[str, str]) -> Template:
-    if path.is_dir() or path.name.endswith((".pkr.hcl", ".pkr.json")):
+    from amibake.core import is_hcl2
+
+    if is_hcl2(path):
         from amibake.template.hcl import load_hcl
 
         return load_hcl(path, var_files=var_files, vars=dict(cli_vars), lenient=True)
