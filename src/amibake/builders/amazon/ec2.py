@@ -320,8 +320,72 @@ def shared_loader() -> Any:
         return _LOADER[0]
 
 
+class ClientPool:
+    """The process's botocore sessions and clients, shared by every build of the run.
+
+    botocore clients are thread-safe and each costs 20-60 ms of CPU to make (an SSL context with the
+    CA bundle, a credential resolver chain, one Python method per API operation), which 16 parallel
+    builds used to pay 16 times over. Builds with the same access settings (profile, keys, endpoint,
+    region) share one client; sessions (not thread-safe) are only touched under the lock.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[str, Any] = {}
+        self._clients: dict[tuple[object, ...], Any] = {}
+
+    def client(self, service: str, region: str, access: AwsAccess) -> Any:
+        key = (service, region, access.profile, access.access_key, access.secret_key, access.token,
+               access.endpoint_ec2 if service == "ec2" else access.endpoint_iam,
+               access.insecure_skip_tls_verify, access.max_pool_connections)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._clients[key] = self._create(service, region, access)
+            return client
+
+    def _create(self, service: str, region: str, access: AwsAccess) -> Any:
+        with _translated("session"):
+            session = self._sessions.get(access.profile)
+            if session is None:
+                session = botocore.session.Session(profile=access.profile or None)
+                session.register_component("data_loader", shared_loader())
+                self._sessions[access.profile] = session
+        endpoint = access.endpoint_ec2 if service == "ec2" else access.endpoint_iam
+        kw: dict[str, Any] = {
+            "region_name": region,
+            "config": botocore.config.Config(
+                retries={"mode": "standard", "total_max_attempts": 1},  # amibake retries (RetryPolicy)
+                # one pool for every build sharing the client: room for each build's calls
+                max_pool_connections=max(32, access.max_pool_connections),
+                connect_timeout=10,
+                read_timeout=60,
+            ),
+        }
+        if endpoint:
+            kw["endpoint_url"] = endpoint
+        if access.insecure_skip_tls_verify:
+            kw["verify"] = False
+        if access.access_key:  # explicit keys; otherwise the standard chain (env, profile, role)
+            kw["aws_access_key_id"] = access.access_key
+            kw["aws_secret_access_key"] = access.secret_key
+            if access.token:
+                kw["aws_session_token"] = access.token
+        with _translated("client"):
+            return session.create_client(service, **kw)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._clients.clear()
+            self._sessions.clear()
+
+
+#: the clients of this process (builds, data sources and ``amibake cleanup`` share them)
+CLIENTS = ClientPool()
+
+
 class Ec2Gateway:
-    """EC2 and IAM calls for one build. One botocore session per build; one client per region."""
+    """EC2 and IAM calls for one build, through the process's shared clients (``CLIENTS``)."""
 
     def __init__(
         self,
@@ -343,28 +407,6 @@ class Ec2Gateway:
             max_attempts=access.max_retries if access.max_retries > 0 else RetryPolicy.max_attempts
         )
         self._rng = random.Random()
-        #: explicit keys from the template; otherwise the standard credential chain (env, profile, role)
-        self._credentials: dict[str, str] = {}
-        if access.access_key:
-            self._credentials["aws_access_key_id"] = access.access_key
-            self._credentials["aws_secret_access_key"] = access.secret_key
-            if access.token:
-                self._credentials["aws_session_token"] = access.token
-        # botocore's session and clients, as boto3's are made of (boto3 itself would add 0.2 s of
-        # imports for resource and S3 machinery amibake never uses)
-        with _translated("session"):
-            self._session = botocore.session.Session(profile=access.profile or None)
-            self._session.register_component("data_loader", shared_loader())
-            if access.region:
-                self._session.set_config_variable("region", access.region)
-        self._botocfg = botocore.config.Config(
-            retries={"mode": "standard", "total_max_attempts": 1},
-            max_pool_connections=max(10, access.max_pool_connections),
-            connect_timeout=10,
-            read_timeout=60,
-        )
-        self._clients: dict[tuple[str, str], Any] = {}
-        self._lock = threading.Lock()
 
     def cleanup_hint(self) -> str:
         run = self.journal.run_id if self.journal else ""
@@ -385,21 +427,7 @@ class Ec2Gateway:
     # -- clients --------------------------------------------------------------------------
 
     def _client(self, service: str, region: str | None = None) -> Any:
-        region = region or self.region
-        key = (service, region)
-        with self._lock:  # botocore sessions are not thread-safe; clients are
-            client = self._clients.get(key)
-            if client is None:
-                endpoint = self.access.endpoint_ec2 if service == "ec2" else self.access.endpoint_iam
-                kw: dict[str, Any] = {"region_name": region, "config": self._botocfg}
-                if endpoint:
-                    kw["endpoint_url"] = endpoint
-                if self.access.insecure_skip_tls_verify:
-                    kw["verify"] = False
-                with _translated("client"):
-                    client = self._session.create_client(service, **kw, **self._credentials)
-                self._clients[key] = client
-            return client
+        return CLIENTS.client(service, region or self.region, self.access)
 
     def _call(
         self,
