@@ -24,6 +24,11 @@ settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True
 settings.load_profile("ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "default")
 
 
+# Commands the tests run are in-process: a developer's `amibake server` (default socket) must not
+# take them over. tests/stack/test_server.py starts its own server on its own socket.
+os.environ["AMIBAKE_NO_SERVER"] = "1"
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

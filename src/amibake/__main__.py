@@ -1,4 +1,4 @@
-from amibake.cli.main import main
+from amibake.launcher import main
 
 if __name__ == "__main__":
     main()

@@ -80,8 +80,13 @@ class Console:
         text = self.redact(text)
         with self._lock:
             s = stream or self.out
-            s.write(text + "\n")
-            s.flush()
+            try:
+                s.write(text + "\n")
+                s.flush()
+            except (BrokenPipeError, ValueError):
+                # the reader is gone (`amibake build | head`, a killed launcher): the build and its
+                # cleanup go on; their output has nowhere to go
+                pass
 
     def _stamp(self, text: str) -> str:
         if self.timestamps and not self.machine:

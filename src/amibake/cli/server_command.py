@@ -1,0 +1,170 @@
+"""``amibake server start|stop|status|run``: the resident process that takes start-up off every command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from amibake.cli.main import CONTEXT, cli
+from amibake.errors import UserInputError
+
+_socket_option = click.option(
+    "--socket", "-socket", "sock", default="", metavar="PATH",
+    help="Unix socket (default: $AMIBAKE_SERVER_SOCKET, else $XDG_RUNTIME_DIR/amibake/server.sock, "
+         "else /tmp/amibake-UID/server.sock). Commands use the server on the same path.",
+)
+_serve_options = [
+    click.option("--idle-timeout", "-idle-timeout", "idle", default="1h", metavar="1h",
+                 help="Exit after this long without a command (Go duration; 0: never)."),
+    click.option("--watch", "-watch", "watch", multiple=True, metavar="PATH",
+                 help="Also exit when this file or directory changes (amibake's sources always count)."),
+]
+
+
+def _path(sock: str) -> Path:
+    from amibake.server.protocol import default_socket
+
+    return Path(sock).absolute() if sock else Path(default_socket())
+
+
+def _idle_seconds(idle: str) -> float:
+    from amibake.config.durations import parse_duration
+
+    try:
+        return float(parse_duration(idle))
+    except (ValueError, TypeError) as exc:
+        raise UserInputError(
+            [f"--idle-timeout: expected a duration such as 1h or 30m, got {idle!r} ({exc})"]
+        ) from None
+
+
+def _ask(path: Path, op: str) -> dict[str, object] | None:
+    from amibake.server import protocol
+    from amibake.server.client import connect
+
+    sock = connect(path)
+    if sock is None:
+        return None
+    try:
+        sock.settimeout(10)
+        protocol.send(sock, {"op": op})
+        return protocol.recv(sock)
+    except (OSError, EOFError, ValueError, protocol.ProtocolError):
+        return None
+    finally:
+        sock.close()
+
+
+@cli.group(context_settings=CONTEXT)
+def server() -> None:
+    """A resident amibake that takes interpreter start-up off every command.
+
+    `amibake server start` imports and warms amibake once; while it runs, every `amibake` command of
+    this user (same socket) is forked from it and starts in milliseconds, with the caller's working
+    directory, environment, umask and terminal. Killing a command still cleans up its build. The
+    server exits when amibake is upgraded or edited, after --idle-timeout, or on `amibake server stop`.
+    AMIBAKE_NO_SERVER=1 runs a command in-process anyway.
+    """
+
+
+@server.command("start", context_settings=CONTEXT)
+@_socket_option
+@_serve_options[0]
+@_serve_options[1]
+def start(sock: str, idle: str, watch: tuple[str, ...]) -> None:
+    """Start the server in the background and wait until it is ready."""
+    path = _path(sock)
+    _idle_seconds(idle)
+    running = _ask(path, "ping")
+    if running is not None:
+        click.echo(f"amibake server already running (pid {_pong(running).get('pid')}) on {path}")
+        return
+    from amibake.server.protocol import ProtocolError, private_dir
+
+    try:
+        private_dir(str(path.parent), create=True)
+    except ProtocolError as exc:
+        raise UserInputError([str(exc)]) from None
+    log = path.parent / "server.log"
+    argv = [sys.executable, "-m", "amibake", "server", "run", "--socket", str(path), "--idle-timeout", idle,
+            "--log", str(log)]
+    for w in watch:
+        argv += ["--watch", str(Path(w).absolute())]
+    null = subprocess.DEVNULL
+    proc = subprocess.Popen(argv, stdin=null, stdout=null, stderr=null, start_new_session=True, cwd="/")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        pong = _ask(path, "ping")
+        if pong is not None:
+            info = _pong(pong)
+            warmed = info.get("warm_seconds")
+            click.echo(f"amibake server {info.get('pid')} ready on {path} (warmed in {warmed} s)")
+            return
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+            raise UserInputError([f"the server exited with status {proc.returncode}", *tail])
+        time.sleep(0.05)
+    proc.terminate()
+    raise UserInputError([f"the server did not answer on {path} within 60 s; see {log}"])
+
+
+@server.command("run", context_settings=CONTEXT)
+@_socket_option
+@_serve_options[0]
+@_serve_options[1]
+@click.option("--log", "-log", "log_file", default="", metavar="FILE", help="Append the server's log here "
+              "(default: stderr).")
+def run(sock: str, idle: str, watch: tuple[str, ...], log_file: str) -> None:
+    """Run the server in the foreground (for a service manager)."""
+    from amibake.server.forkserver import Server, ServerError, server_log
+
+    srv = Server(_path(sock), idle_timeout=_idle_seconds(idle), watch=[Path(w) for w in watch])
+    with server_log(Path(log_file) if log_file else None):
+        try:
+            conn = srv.serve()
+        except ServerError as exc:
+            raise UserInputError([str(exc)]) from None
+        if conn is not None:
+            srv.handle(conn)  # a forked worker: runs the command and exits with its code
+
+
+@server.command("stop", context_settings=CONTEXT)
+@_socket_option
+def stop(sock: str) -> None:
+    """Stop the server (commands it is running finish first)."""
+    path = _path(sock)
+    reply = _ask(path, "stop")
+    if reply is None:
+        click.echo(f"No amibake server on {path}.")
+        return
+    pid = reply.get("stopping")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and path.exists():
+        time.sleep(0.02)
+    click.echo(f"Stopped amibake server {pid} on {path}.")
+
+
+@server.command("status", context_settings=CONTEXT)
+@_socket_option
+def status(sock: str) -> None:
+    """Say whether a server is running and what it has done; exit 1 when none is."""
+    path = _path(sock)
+    reply = _ask(path, "ping")
+    if reply is None:
+        click.echo(f"No amibake server on {path}.")
+        sys.exit(1)
+    info = _pong(reply)
+    since = datetime.fromtimestamp(float(str(info.get("started_at", 0)))).isoformat(timespec="seconds")
+    click.echo(f"amibake server {info.get('pid')} (amibake {info.get('version')}) on {path}")
+    click.echo(f"  running since {since}, {info.get('served')} command(s) served, "
+               f"warmed in {info.get('warm_seconds')} s, idle timeout {info.get('idle_timeout')} s")
+
+
+def _pong(reply: dict[str, object]) -> dict[str, object]:
+    info = reply.get("pong")
+    return info if isinstance(info, dict) else {}

@@ -1,0 +1,386 @@
+"""The server: warm once, then fork one worker per command (see :mod:`amibake.server`).
+
+The server process stays single-threaded (forking a process with threads would copy held locks),
+reaps its workers automatically (SIGCHLD ignored), and holds ``server.lock`` for its lifetime so
+that two servers never share a socket. Each worker is a fork of the warm server that becomes an
+ordinary ``amibake`` process: its own session, the launcher's stdio, cwd, environment and umask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gc
+import importlib
+import logging
+import os
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+from amibake import __version__
+from amibake.server import protocol
+
+log = logging.getLogger("amibake.server")
+
+#: imported by the server so that no worker pays for them; what a build, validate, inspect or fmt
+#: imports lazily (plugin implementations come from the registry)
+WARM_MODULES = (
+    "amibake.cli.commands",
+    "amibake.cli.inspect",
+    "amibake.cli.hcl_commands",
+    "amibake.cli.cleanup_command",
+    "amibake.core",
+    "amibake.build",
+    "amibake.cleanup",
+    "amibake.journal",
+    "amibake.localexec",
+    "amibake.template.json_loader",
+    "amibake.template.interpolate",
+    "amibake.template.variables",
+    "amibake.communicator.ssh",  # asyncssh, cryptography, asyncio: ~0.4 s
+    "amibake.communicator.scp",
+    "amibake.communicator.tree",
+    "encodings.idna",
+    "amibake.template.hcl",
+    "amibake.template.hclfmt",
+    "amibake.template.hcl2_upgrade",
+    "amibake.builders.amazon.ec2",
+    "botocore.client",
+    "botocore.httpsession",
+    "botocore.loaders",
+    "botocore.credentials",
+    "botocore.parsers",
+    "botocore.serialize",
+    "botocore.regions",
+    "botocore.retries.standard",
+)
+
+
+class ServerError(Exception):
+    pass
+
+
+class _Stop(Exception):
+    pass
+
+
+def fingerprint(roots: Iterable[Path]) -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file under the roots: a changed, added or removed source file (an
+    upgrade, an edit of an editable install) changes it."""
+    out: dict[str, tuple[int, int]] = {}
+    for root in roots:
+        if root.is_file():
+            st = root.stat()
+            out[str(root)] = (st.st_mtime_ns, st.st_size)
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for name in filenames:
+                if name.endswith((".py", ".json", ".so")):
+                    p = os.path.join(dirpath, name)
+                    with contextlib.suppress(OSError):
+                        st = os.stat(p)
+                        out[p] = (st.st_mtime_ns, st.st_size)
+    return out
+
+
+def _code_roots(watch: Iterable[Path]) -> list[Path]:
+    """amibake's own package and the entry files of the libraries the server keeps loaded."""
+    import amibake
+
+    roots = [Path(amibake.__file__).parent]
+    for name in ("botocore", "asyncssh", "pydantic", "pydantic_core", "click", "cryptography"):
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "__file__", None):
+            roots.append(Path(str(mod.__file__)))
+    roots.append(Path(sys.executable))
+    return roots + [Path(p) for p in watch]
+
+
+def warm() -> float:
+    """Import and build everything a command would, once. Returns the seconds it took."""
+    t0 = time.monotonic()
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+    from amibake import registry
+    from amibake.builders.amazon.ec2 import shared_loader
+
+    registry._ensure_loaded()
+    for spec in list(registry._REGISTRY.values()):
+        cls = spec.config_class()
+        with contextlib.suppress(Exception):  # a model that cannot build now builds on first use, as before
+            cls.model_rebuild(force=True)
+        if spec.impl:
+            spec.impl_class()
+    _warm_botocore(shared_loader())
+    tempfile.tempdir = None  # computed from TMPDIR on first use: each worker computes its own
+    gc.collect()
+    gc.freeze()  # workers share these pages and never scan them
+    return time.monotonic() - t0
+
+
+def _warm_botocore(loader: Any) -> None:
+    """Make (and drop) an EC2 and an IAM client: the first client of a process loads botocore's
+    endpoint and retry data and fills its name caches (~0.1 s). Explicit dummy keys and region, so
+    nothing is read from the environment or the network."""
+    import botocore.session
+
+    session = botocore.session.Session()
+    session.register_component("data_loader", loader)
+    for service in ("ec2", "iam"):
+        with contextlib.suppress(Exception):
+            session.create_client(service, region_name="us-east-1", aws_access_key_id="warm",
+                                  aws_secret_access_key="warm")
+
+
+class Server:
+    def __init__(self, path: Path, *, idle_timeout: float = 3600.0, watch: Iterable[Path] = ()) -> None:
+        self.path = Path(path)
+        self.idle_timeout = idle_timeout
+        self.watch = [Path(p) for p in watch]
+        self.pid = os.getpid()
+        self.started_at = time.time()
+        self.served = 0
+        self.warm_seconds = 0.0
+        self._print: dict[str, tuple[int, int]] = {}
+        self._lock_fd: int | None = None
+
+    # -- the server's side ------------------------------------------------------------------
+
+    def serve(self) -> socket.socket | None:
+        """Listen until stopped, idle or stale. Returns None in the server when it is done, and the
+        connection in each forked worker (which must then call :meth:`handle`)."""
+        listener = self._listen()
+        self.warm_seconds = warm()
+        self._print = fingerprint(_code_roots(self.watch))
+        log.info("amibake %s server %d ready on %s (warmed in %.2f s)", __version__, self.pid, self.path,
+                 self.warm_seconds)
+
+        def stop(signum: int, frame: Any) -> None:
+            raise _Stop(signal.Signals(signum).name)
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
+        listener.settimeout(self.idle_timeout if self.idle_timeout > 0 else None)
+        try:
+            while True:
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    log.info("idle for %.0f s: exiting", self.idle_timeout)
+                    return None
+                except InterruptedError:
+                    continue
+                if not self._same_user(conn):
+                    conn.close()
+                    continue
+                pid = os.fork()
+                if pid == 0:  # the worker
+                    listener.close()
+                    self._close_lock()
+                    return conn
+                conn.close()
+                self.served += 1
+        except _Stop as exc:
+            log.info("%s: exiting", exc)
+            return None
+        finally:
+            if os.getpid() == self.pid:
+                self._unlisten(listener)
+
+    def _listen(self) -> socket.socket:
+        directory = self.path.parent
+        try:
+            protocol.private_dir(str(directory), create=True)
+        except protocol.ProtocolError as exc:
+            raise ServerError(str(exc)) from None
+        fd = os.open(directory / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        deadline = time.monotonic() + 5  # a stale server found by `start` may still be exiting
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise ServerError(f"another amibake server is running on {self.path}") from None
+                time.sleep(0.02)
+        self._lock_fd = fd
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()  # a socket left by a server that was killed
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(self.path))
+        os.chmod(self.path, 0o600)
+        listener.listen(128)
+        (directory / "server.pid").write_text(f"{self.pid}\n")
+        return listener
+
+    def _unlisten(self, listener: socket.socket) -> None:
+        listener.close()
+        for p in (self.path, self.path.parent / "server.pid"):
+            with contextlib.suppress(OSError):
+                p.unlink()
+        self._close_lock()
+
+    def _close_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @staticmethod
+    def _same_user(conn: socket.socket) -> bool:
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        return uid == os.getuid()
+
+    # -- a worker's side --------------------------------------------------------------------
+
+    def handle(self, conn: socket.socket) -> NoReturn:
+        """In a forked worker: take the launcher's command over and run it; never returns."""
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            conn.settimeout(10)
+            msg, fds = protocol.recv_with_fds(conn)
+            conn.settimeout(None)
+        except (OSError, EOFError, ValueError, protocol.ProtocolError):
+            os._exit(2)
+        op = msg.get("op")
+        if op != "run":
+            for fd in fds:
+                os.close(fd)
+            self._control(conn, str(op))
+        stale = self._stale()
+        if stale or len(fds) != 3:
+            with contextlib.suppress(OSError):
+                protocol.send(conn, {"stale": stale or "no stdio"})
+            if stale:
+                log.info("%s: exiting", stale)
+                os.kill(self.pid, signal.SIGTERM)
+            os._exit(0)
+        os.setsid()  # not in the server's process group: signals to it do not reach the build
+        self._take_over(msg, fds)
+        protocol.send(conn, {"started": os.getpid()})
+        done = threading.Event()
+        threading.Thread(target=self._watch, args=(conn, done), name="launcher", daemon=True).start()
+        rc = _run_cli([str(a) for a in msg.get("argv", [])])
+        done.set()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        with contextlib.suppress(OSError):
+            protocol.send(conn, {"exit": rc})
+        raise SystemExit(rc)  # the interpreter's normal exit: atexit handlers, threads joined
+
+    def _control(self, conn: socket.socket, op: str) -> NoReturn:
+        stale = self._stale() if op == "ping" else ""
+        with contextlib.suppress(OSError):
+            if stale:  # `status` and `start` must not report a server that would refuse every command
+                protocol.send(conn, {"stale": stale})
+                log.info("%s: exiting", stale)
+                os.kill(self.pid, signal.SIGTERM)
+            elif op == "ping":
+                protocol.send(conn, {"pong": {
+                    "pid": self.pid, "version": __version__, "socket": str(self.path),
+                    "started_at": self.started_at, "served": self.served,
+                    "warm_seconds": round(self.warm_seconds, 3), "idle_timeout": self.idle_timeout,
+                }})
+            elif op == "stop":
+                protocol.send(conn, {"stopping": self.pid})
+                os.kill(self.pid, signal.SIGTERM)
+        os._exit(0)
+
+    def _stale(self) -> str:
+        now = fingerprint(_code_roots(self.watch))
+        if now == self._print:
+            return ""
+        changed = sorted(set(now.items()) ^ set(self._print.items()))
+        return f"{changed[0][0]} changed since the server started" if changed else "sources changed"
+
+    @staticmethod
+    def _take_over(msg: dict[str, Any], fds: list[int]) -> None:
+        for target, fd in enumerate(fds):
+            if fd != target:
+                os.dup2(fd, target)
+                os.close(fd)
+        env = msg.get("env") or {}
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in env.items()})
+        time.tzset()
+        tempfile.tempdir = None
+        os.chdir(str(msg.get("cwd") or "/"))
+        os.umask(int(msg.get("umask", 0o022)))
+        encoding, errors = (msg.get("encoding") or ["utf-8", "strict"])[:2]
+        sys.stdin = open(0, encoding=encoding, closefd=False)  # noqa: SIM115
+        # line-buffered on a terminal (buffering=1), as the interpreter sets its own stdio up
+        sys.stdout = open(1, "w", buffering=1 if os.isatty(1) else -1, encoding=encoding,  # noqa: SIM115
+                          errors=errors, closefd=False)
+        sys.stderr = open(2, "w", buffering=1, encoding=encoding, errors="backslashreplace",  # noqa: SIM115
+                          closefd=False)
+        sys.argv = ["amibake", *[str(a) for a in msg.get("argv", [])]]
+
+    @staticmethod
+    def _watch(conn: socket.socket, done: threading.Event) -> None:
+        """Signals forwarded by the launcher; its connection closing (the launcher died) is SIGTERM,
+        with the output sent nowhere: the command's cleanup must not fail on a closed pipe."""
+        me = os.getpid()
+        while True:
+            try:
+                msg = protocol.recv(conn)
+            except (OSError, EOFError, ValueError, protocol.ProtocolError):
+                if not done.is_set():
+                    null = os.open(os.devnull, os.O_RDWR)
+                    for fd in (0, 1, 2):
+                        os.dup2(null, fd)
+                    os.close(null)
+                    os.kill(me, signal.SIGTERM)
+                return
+            sig = msg.get("signal")
+            if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT) and not done.is_set():
+                os.kill(me, int(sig))
+
+
+def _run_cli(argv: list[str]) -> int:
+    from amibake.cli.main import main
+
+    try:
+        main(argv)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    return 0
+
+
+@contextlib.contextmanager
+def server_log(path: Path | None) -> Iterator[None]:
+    """The server's own log (start, stop, stale): a file next to the socket, or stderr."""
+    handler: logging.Handler
+    if path is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)

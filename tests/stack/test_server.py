@@ -1,0 +1,214 @@
+"""``amibake server``: commands forked from a warm process behave as in-process ones.
+
+Real server processes on a private socket, real launchers (the installed ``amibake``), real builds
+against the local stack: the caller's cwd, environment, stdio and exit code reach the worker; a
+killed or interrupted launcher still gets its build cleaned up; a changed source stops the server
+and the command runs in-process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.stack.test_reliability import (
+    AMIBAKE,
+    TEMPLATE,
+    assert_nothing_left,
+    baseline,  # noqa: F401  (fixture)
+)
+from tests.stackkit import MotoServer, Stack
+
+pytestmark = pytest.mark.stack
+
+
+class Server:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(mode=0o700)
+        self.dir = directory
+        self.socket = directory / "server.sock"
+        self.watch = directory / "watched.txt"
+        self.watch.write_text("1\n")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "AMIBAKE_NO_SERVER"}
+        env["AMIBAKE_SERVER_SOCKET"] = str(self.socket)
+        env.update(extra)
+        return env
+
+    def cmd(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([AMIBAKE, *args], cwd=cwd or self.dir, env=env or self.env(),
+                              capture_output=True, text=True, timeout=timeout)
+
+    def status(self) -> dict[str, str]:
+        res = self.cmd("server", "status", "--socket", str(self.socket))
+        if res.returncode:
+            return {}
+        m = re.search(r"amibake server (\d+) .*?(\d+) command\(s\) served", res.stdout, re.S)
+        assert m, res.stdout
+        return {"pid": m.group(1), "served": m.group(2)}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(tmp_path / "srv")
+    res = srv.cmd("server", "start", "--socket", str(srv.socket), "--watch", str(srv.watch),
+                  "--idle-timeout", "10m")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "ready on" in res.stdout
+    try:
+        yield srv
+    finally:
+        srv.cmd("server", "stop", "--socket", str(srv.socket))
+        log = srv.dir / "server.log"
+        assert not srv.socket.exists(), log.read_text() if log.exists() else "no log"
+
+
+def build_template(stack: Stack, work: Path) -> Path:
+    tpl: dict[str, Any] = json.loads(json.dumps(TEMPLATE))
+    b = tpl["builders"][0]
+    for key in ("temporary_iam_instance_profile_policy_document", "ssh_password"):
+        b.pop(key)
+    b["ami_regions"] = []
+    tpl["provisioners"] = [
+        {"type": "shell-local", "inline": ['echo "value=$SERVER_TEST_VALUE pwd=$(pwd)" > local.txt']},
+        {"type": "shell", "inline": ["echo provisioned on the stack"]},
+    ]
+    path = work / "template.json"
+    path.write_text(json.dumps(tpl, indent=1))
+    return path
+
+
+def build_args(stack: Stack, name: str) -> list[str]:
+    return ["build", "-var", "ssh_host=127.0.0.1", "-var", f"ssh_port={stack.sshd.port}",
+            "-var", f"ssh_username={stack.sshd.user}", "-var", f"ami_name={name}", "template.json"]
+
+
+def test_commands_run_in_a_worker_with_the_callers_cwd_env_and_exit_code(
+    server: Server, stack: Stack, moto: MotoServer, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    build_template(stack, work)
+    before = int(server.status()["served"])
+    env = server.env(**stack.env(), SERVER_TEST_VALUE="from-the-caller",
+                     AMIBAKE_STATE_DIR=str(tmp_path / "state"))
+    name = f"srv-{uuid.uuid4().hex[:8]}"
+    res = server.cmd(*build_args(stack, name), cwd=work, env=env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert re.search(r"us-east-1: ami-[0-9a-f]+", res.stdout), res.stdout
+    assert "provisioned on the stack" in res.stdout
+    # the worker ran in the caller's directory with the caller's environment
+    assert (work / "local.txt").read_text().strip() == f"value=from-the-caller pwd={work}"
+    # a failing command: its message on the caller's stderr, its exit code from the launcher
+    bad = server.cmd("validate", "template.json", cwd=work, env=env)  # variables missing: ssh_username...
+    assert bad.returncode == 1 and "Error" in bad.stderr, bad.stdout + bad.stderr
+    version = server.cmd("version", env=env)
+    assert version.returncode == 0 and version.stdout.startswith("amibake ")
+    assert int(server.status()["served"]) >= before + 3  # all three went through the server
+
+
+def test_killed_launcher_still_gets_its_build_cleaned_up(
+    server: Server, stack: Stack, moto: MotoServer, baseline: set[str], tmp_path: Path  # noqa: F811
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    build_template(stack, work)
+    env = server.env(**stack.env(), AMIBAKE_PAUSE_AT="after-run-instances",
+                     AMIBAKE_STATE_DIR=str(tmp_path / "state"))
+    err = work / "stderr"
+    with open(err, "wb") as e:
+        launcher = subprocess.Popen([AMIBAKE, *build_args(stack, f"srv-{uuid.uuid4().hex[:8]}")], cwd=work,
+                                    env=env, stdout=subprocess.DEVNULL, stderr=e, stdin=subprocess.DEVNULL)
+    worker = _paused_worker(launcher, err)
+    assert worker != launcher.pid  # the build runs in the server's worker, not in the launcher
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait(10)
+    _wait_gone(worker, 90)
+    assert_nothing_left(moto, baseline)
+
+
+def test_interrupting_the_launcher_interrupts_the_build(
+    server: Server, stack: Stack, moto: MotoServer, baseline: set[str], tmp_path: Path  # noqa: F811
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    build_template(stack, work)
+    env = server.env(**stack.env(), AMIBAKE_PAUSE_AT="after-create-image",
+                     AMIBAKE_STATE_DIR=str(tmp_path / "state"))
+    out, err = work / "stdout", work / "stderr"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        launcher = subprocess.Popen([AMIBAKE, *build_args(stack, f"srv-{uuid.uuid4().hex[:8]}")], cwd=work,
+                                    env=env, stdout=o, stderr=e, stdin=subprocess.DEVNULL)
+    worker = _paused_worker(launcher, err)
+    launcher.send_signal(signal.SIGINT)
+    rc = launcher.wait(90)
+    text = out.read_text() + err.read_text()
+    assert rc == 130, text[-3000:]
+    assert "Interrupt received" in text and "Cleanup after the interruption removed" in text, text[-3000:]
+    _wait_gone(worker, 10)
+    assert_nothing_left(moto, baseline)
+
+
+def test_a_changed_source_stops_the_server_and_the_command_runs_in_process(server: Server) -> None:
+    assert server.status()
+    server.watch.write_text("2, longer\n")
+    res = server.cmd("version")
+    assert res.returncode == 0 and res.stdout.startswith("amibake ")  # ran in-process
+    deadline = time.monotonic() + 10
+    while server.socket.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not server.socket.exists()
+    assert "watched.txt changed since the server started" in (server.dir / "server.log").read_text()
+    assert server.cmd("server", "status", "--socket", str(server.socket)).returncode == 1
+
+
+def test_no_server_or_a_dead_socket_means_in_process(tmp_path: Path) -> None:
+    d = tmp_path / "dead"
+    d.mkdir(mode=0o700)
+    import socket as socketmod
+
+    s = socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_STREAM)
+    s.bind(str(d / "server.sock"))
+    s.close()  # a socket file nobody listens on: what a SIGKILLed server leaves
+    env = {k: v for k, v in os.environ.items() if k != "AMIBAKE_NO_SERVER"}
+    for sock in (d / "server.sock", d / "missing.sock"):
+        env["AMIBAKE_SERVER_SOCKET"] = str(sock)
+        res = subprocess.run([AMIBAKE, "version"], env=env, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and res.stdout.startswith("amibake "), res.stderr
+
+
+def _paused_worker(launcher: subprocess.Popen[bytes], err: Path, timeout: float = 90) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        m = re.search(r"amibake: paused at \S+ \(pid (\d+)\)", err.read_text(errors="replace"))
+        if m:
+            return int(m.group(1))
+        if launcher.poll() is not None:
+            break
+        time.sleep(0.05)
+    launcher.kill()
+    raise AssertionError(f"the build never paused:\n{err.read_text(errors='replace')[-3000:]}")
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        # a worker is the server's child, reaped by the kernel (SIGCHLD ignored): no zombie to wait for
+        time.sleep(0.1)
+    raise AssertionError(f"worker {pid} still running after {timeout} s")
