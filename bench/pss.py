@@ -69,11 +69,25 @@ class TreePeak:
         return self.pss_kib / 1024
 
 
-class TreeSampler:
-    """Samples the tree under ``pid`` every ``interval`` seconds in a thread; keeps the peaks."""
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process and of its reaped children, in seconds; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # fields after "(comm)": state is [0]; utime, stime, cutime, cstime are stat fields 14-17
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
-    def __init__(self, pid: int, interval: float = 0.01) -> None:
+
+class TreeSampler:
+    """Samples the tree under ``pid`` (and under each of ``also``) every ``interval`` seconds in a
+    thread; keeps the peaks. ``also``: an ``amibake server``, whose forked worker runs the command
+    outside the launcher's tree; the server's own memory counts too."""
+
+    def __init__(self, pid: int, interval: float = 0.01, also: tuple[int, ...] = ()) -> None:
         self.pid = pid
+        self.also = also
         self.interval = interval
         self.peak = TreePeak()
         self._stop = threading.Event()
@@ -84,7 +98,7 @@ class TreeSampler:
         return self
 
     def sample(self) -> None:
-        pids = tree(self.pid)
+        pids = tree(self.pid) + [p for root in self.also for p in tree(root)]
         pss = rss = n = 0
         for p in pids:
             a, b = rollup(p)
@@ -107,6 +121,37 @@ class TreeSampler:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+
+class WorkerCpu:
+    """CPU time of the workers an ``amibake server`` forks during a command. They are not the
+    launcher's children (no rusage reaches the bench) and the kernel reaps them, so their
+    /proc/PID/stat is read every ``interval`` while they live; the last reading counts (it misses
+    at most one interval of CPU per worker)."""
+
+    def __init__(self, server_pid: int, interval: float = 0.005) -> None:
+        self.server = server_pid
+        self.interval = interval
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="worker-cpu", daemon=True)
+
+    def start(self) -> WorkerCpu:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for pid in children(self.server):
+                cpu = cpu_seconds(pid)
+                if cpu:
+                    self.seen[pid] = max(self.seen.get(pid, 0.0), cpu)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return sum(self.seen.values())
 
 
 def main(argv: list[str]) -> int:

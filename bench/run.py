@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from inputs import Inputs, ensure, warm_cache  # noqa: E402
 from openssh import OpenSsh  # noqa: E402
-from pss import TreeSampler  # noqa: E402
+from pss import TreeSampler, WorkerCpu  # noqa: E402
 from tests.stackkit import Stack  # noqa: E402
 
 BASELINE = Path(os.environ.get("PACKER_BASELINE", "/work/shared/bench/packer-baseline"))
@@ -59,12 +59,27 @@ TEMPLATES = BASELINE / "templates"
 AMIBAKE = str(ROOT / ".venv" / "bin" / "amibake")
 PACKER = shutil.which("packer") or "packer"
 TOOLS = ("packer", "amibake")
+#: builds and CLI commands also run through a resident `amibake server` (see src/amibake/server)
+TOOLS3 = ("packer", "amibake", "amibake-server")
+LABEL = {"packer": "Packer", "amibake": "amibake", "amibake-server": "amibake server"}
 SOURCE_AMI = "ami-785db401"
 #: --amibake-src: run amibake from this directory instead of the installed src/
 AMIBAKE_SRC = ""
 #: per-step tables (label -> markdown), filled by section_builds
 STEP_TABLES: dict[str, str] = {}
 PYCACHE = Path("/var/tmp/amibake-bench-pycache")
+
+
+@dataclass
+class ServerInfo:
+    socket: Path
+    pid: int = 0
+    start_wall: float = 0.0
+    idle_pss_mib: float = 0.0
+
+
+#: the resident server the "amibake-server" runs go through (started in main)
+SERVER: ServerInfo | None = None
 
 
 # ---- one measured command ------------------------------------------------------------------------
@@ -111,7 +126,10 @@ def run_cmd(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
-    sampler = TreeSampler(proc.pid).start() if sample_pss else None
+    server = SERVER.pid if SERVER is not None and tool == "amibake-server" else 0
+    also = (server,) if server else ()
+    sampler = TreeSampler(proc.pid, also=also).start() if sample_pss else None
+    workers = WorkerCpu(server).start() if server else None
     lines: list[tuple[float, str]] = []
     assert proc.stdout is not None
     for raw in proc.stdout:
@@ -120,6 +138,8 @@ def run_cmd(
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if workers is not None:
+        cpu += workers.stop()
     run = Run(tool=tool, what=what, rc=rc, wall=wall, cpu=cpu, lines=lines)
     if sampler is not None:
         peak = sampler.stop()
@@ -245,6 +265,10 @@ class Bench:
         )
         if tool == "amibake" and AMIBAKE_SRC:
             env["PYTHONPATH"] = AMIBAKE_SRC  # a modified copy of src/ (prototypes), ahead of the install
+        if tool == "amibake-server" and SERVER is not None:
+            env["AMIBAKE_SERVER_SOCKET"] = str(SERVER.socket)
+        elif tool == "amibake":
+            env["AMIBAKE_NO_SERVER"] = "1"  # in-process, even if someone's server is running
         env.update(extra or {})
         return env
 
@@ -373,14 +397,16 @@ def ratio_of(a: Sequence[float], b: Sequence[float]) -> float:
 # ---- the sections ------------------------------------------------------------------------------
 
 
-def interleaved(runs: int, one: Callable[[str, int], Run]) -> dict[str, list[Run]]:
-    out: dict[str, list[Run]] = {t: [] for t in TOOLS}
+def interleaved(
+    runs: int, one: Callable[[str, int], Run], tools: Sequence[str] = TOOLS
+) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {t: [] for t in tools}
     for i in range(runs):
-        for tool in TOOLS if i % 2 == 0 else tuple(reversed(TOOLS)):
+        for tool in tools if i % 2 == 0 else tuple(reversed(tools)):
             r = one(tool, i)
             out[tool].append(r)
             print(
-                f"  {r.what:<18} {tool:<8} run {i + 1}: {r.wall:.3f} s wall, {r.cpu:.2f} s CPU"
+                f"  {r.what:<18} {tool:<14} run {i + 1}: {r.wall:.3f} s wall, {r.cpu:.2f} s CPU"
                 + (f", {r.pss_mib:.0f} MiB PSS" if r.pss_mib else "")
                 + (f", {len(r.actions)} EC2 calls" if r.actions else ""),
                 flush=True,
@@ -412,9 +438,10 @@ def steps(run: Run) -> list[tuple[str, float]]:
 
 def step_table(runs: dict[str, list[Run]]) -> str:
     """Median seconds per step, both tools, in each tool's order (a step may exist in one tool only)."""
-    per: dict[str, dict[str, list[float]]] = {t: {} for t in TOOLS}
+    tools = [t for t in TOOLS3 if t in runs]
+    per: dict[str, dict[str, list[float]]] = {t: {} for t in tools}
     order: list[str] = []
-    for tool in TOOLS:
+    for tool in tools:
         for r in runs[tool]:
             seen: dict[str, int] = {}
             for text, sec in steps(r):
@@ -423,48 +450,39 @@ def step_table(runs: dict[str, list[Run]]) -> str:
                 per[tool].setdefault(key, []).append(sec)
                 if key not in order:
                     order.append(key)
-    lines = ["| step (UI line) | Packer 1.6.6 (s) | amibake (s) |", "|---|---|---|"]
+    heads = {"packer": "Packer 1.6.6 (s)", "amibake": "amibake (s)", "amibake-server": "amibake server (s)"}
+    lines = ["| step (UI line) | " + " | ".join(heads[t] for t in tools) + " |",
+             "|---" * (len(tools) + 1) + "|"]
     for key in order:
-        p, a = per["packer"].get(key), per["amibake"].get(key)
-        lines.append(f"| {key[:90]} | {f'{med(p):.3f}' if p else '-'} | {f'{med(a):.3f}' if a else '-'} |")
+        cells = [f"{med(v):.3f}" if (v := per[t].get(key)) else "-" for t in tools]
+        lines.append(f"| {key[:90]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def section_builds(b: Bench, runs: int, templates: Sequence[tuple[str, str]], notes: list[str]) -> list[Row]:
     rows: list[Row] = []
+    tools = TOOLS3 if SERVER is not None else TOOLS
+    ami = [t for t in tools if t != "packer"]
     for template, label in templates:
-        timed = interleaved(runs, partial(_timed_build, b, template))
-        mem = interleaved(runs, partial(_pss_build, b, template))
-        wall = {t: [r.wall for r in timed[t]] for t in TOOLS}
-        cpu = {t: [r.cpu for r in timed[t]] for t in TOOLS}
-        pss = {t: [r.pss_mib or 0.0 for r in mem[t]] for t in TOOLS}
-        calls = {t: [float(len(r.actions)) for r in timed[t]] for t in TOOLS}
-        procs = {t: max(r.processes or 0 for r in mem[t]) for t in TOOLS}
+        timed = interleaved(runs, partial(_timed_build, b, template), tools)
+        mem = interleaved(runs, partial(_pss_build, b, template), tools)
+        wall = {t: [r.wall for r in timed[t]] for t in tools}
+        cpu = {t: [r.cpu for r in timed[t]] for t in tools}
+        pss = {t: [r.pss_mib or 0.0 for r in mem[t]] for t in tools}
+        calls = {t: [float(len(r.actions)) for r in timed[t]] for t in tools}
+        procs = {t: max(r.processes or 0 for r in mem[t]) for t in tools}
         n = 1 if label == "1 build" else int(label.split()[0])
-        wall_target = (0.7, "wall <= 0.7x Packer") if n == 1 else (0.5, "wall <= 0.5x Packer")
-        rows.append(
-            Row(
-                f"{label}: wall",
-                "s",
-                wall["packer"],
-                wall["amibake"],
-                wall_target[1],
-                (ratio_of(wall["amibake"], wall["packer"]), wall_target[0], "max"),
-            )
-        )
-        rows.append(Row(f"{label}: CPU (user+sys, tree)", "s", cpu["packer"], cpu["amibake"], fmt="{:.2f}"))
-        pss_check = (ratio_of(pss["amibake"], pss["packer"]), 0.2, "max") if n == 16 else None
-        rows.append(
-            Row(
-                f"{label}: peak PSS, whole tree",
-                "MiB",
-                pss["packer"],
-                pss["amibake"],
-                "PSS <= 0.2x Packer" if n == 16 else "",
-                pss_check,
-                fmt="{:.0f}",
-            )
-        )
+        limit_wall, wall_target = (0.7, "wall <= 0.7x Packer") if n == 1 else (0.5, "wall <= 0.5x Packer")
+        for t in ami:
+            rows.append(Row(f"{label}: wall{_via(t)}", "s", wall["packer"], wall[t], wall_target,
+                            (ratio_of(wall[t], wall["packer"]), limit_wall, "max")))
+        for t in ami:
+            rows.append(Row(f"{label}: CPU (user+sys, tree){_via(t)}", "s", cpu["packer"], cpu[t],
+                            fmt="{:.2f}"))
+        for t in ami:
+            pss_check = (ratio_of(pss[t], pss["packer"]), 0.2, "max") if n == 16 else None
+            rows.append(Row(f"{label}: peak PSS, whole tree{_via(t)}", "MiB", pss["packer"], pss[t],
+                            "PSS <= 0.2x Packer" if n == 16 else "", pss_check, fmt="{:.0f}"))
         limit = 18 * n
         rows.append(
             Row(
@@ -477,18 +495,24 @@ def section_builds(b: Bench, runs: int, templates: Sequence[tuple[str, str]], no
                 fmt="{:.0f}",
             )
         )
-        ends = {t: timed[t][0].end_state for t in TOOLS}
-        same = ends["packer"] == ends["amibake"]
+        ends = {t: timed[t][0].end_state for t in tools}
+        same = all(ends[t] == ends["packer"] for t in ami)
         notes.append(
-            f"{label}: processes at peak: Packer {procs['packer']}, amibake {procs['amibake']}. "
-            f"End state {'identical' if same else 'DIFFERS'}: Packer {ends['packer']}"
-            + ("" if same else f"; amibake {ends['amibake']}")
+            f"{label}: processes at peak: " + ", ".join(f"{LABEL[t]} {procs[t]}" for t in tools)
+            + f". End state {'identical' if same else 'DIFFERS'}: Packer {ends['packer']}"
+            + "".join("" if ends[t] == ends["packer"] else f"; {LABEL[t]} {ends[t]}" for t in ami)
         )
         if n == 1:
             STEP_TABLES[label] = step_table(timed)
-        seq = {t: timed[t][0].actions for t in TOOLS}
-        notes.append(f"{label}: EC2 calls, Packer: {_hist(seq['packer'])}; amibake: {_hist(seq['amibake'])}")
+        seq = {t: timed[t][0].actions for t in tools}
+        notes.append(f"{label}: EC2 calls, Packer: {_hist(seq['packer'])}; amibake: {_hist(seq['amibake'])}"
+                     + ("" if all(seq[t] == seq["amibake"] for t in ami) else
+                        f"; amibake server: {_hist(seq.get('amibake-server', []))}"))
     return rows
+
+
+def _via(tool: str) -> str:
+    return ", resident server" if tool == "amibake-server" else ""
 
 
 def _hist(actions: list[str]) -> str:
@@ -601,7 +625,6 @@ def _cmd_run(cmd: Callable[[str, str], Run], what: str, tool: str, i: int) -> Ru
 def section_cli(b: Bench, runs: int, notes: list[str]) -> list[Row]:
     from tests.corpus.corpus import entries
 
-    env = b.env("amibake")
     # the corpus' largest JSON template (012, with its var file) and one both tools accept (010),
     # run from the entry's directory as the corpus verdicts were taken
     by_key = {e.dir[:3]: e for e in entries()}
@@ -609,6 +632,7 @@ def section_cli(b: Bench, runs: int, notes: list[str]) -> list[Row]:
 
     def cmd(tool: str, what: str) -> Run:
         exe = PACKER if tool == "packer" else AMIBAKE
+        env = b.env(tool)
         if what == "version":
             return run_cmd(tool, what, [exe, "version"], env, BASELINE)
         if what == "validate basic.json":
@@ -623,23 +647,25 @@ def section_cli(b: Bench, runs: int, notes: list[str]) -> list[Row]:
         return run_cmd(tool, what, [exe, "validate", *e.args(), e.file], env, e.path)
 
     whats = ["validate basic.json", *corpus, "version"]
+    tools = TOOLS3 if SERVER is not None else TOOLS
     rows = []
     for what in whats:
-        res = interleaved(runs, partial(_cmd_run, cmd, what))
-        codes = {t: sorted({r.rc for r in res[t]}) for t in TOOLS}
-        w = {t: [r.wall for r in res[t]] for t in TOOLS}
+        res = interleaved(runs, partial(_cmd_run, cmd, what), tools)
+        codes = {t: sorted({r.rc for r in res[t]}) for t in tools}
+        w = {t: [r.wall for r in res[t]] for t in tools}
         is_validate = what.startswith("validate")
-        rows.append(
-            Row(
-                f"{what}: wall",
-                "s",
-                w["packer"],
-                w["amibake"],
-                "<= Packer" if is_validate else "",
-                (ratio_of(w["amibake"], w["packer"]), 1.0, "max") if is_validate else None,
+        for t in tools[1:]:
+            rows.append(
+                Row(
+                    f"{what}: wall{_via(t)}",
+                    "s",
+                    w["packer"],
+                    w[t],
+                    "<= Packer" if is_validate else "",
+                    (ratio_of(w[t], w["packer"]), 1.0, "max") if is_validate else None,
+                )
             )
-        )
-        notes.append(f"{what}: exit codes Packer {codes['packer']}, amibake {codes['amibake']}")
+        notes.append(f"{what}: exit codes " + ", ".join(f"{LABEL[t]} {codes[t]}" for t in tools))
     return rows
 
 
@@ -647,6 +673,40 @@ def section_polling(b: Bench, runs: int, notes: list[str], scale: float) -> list
     from bench_polling import polling_rows
 
     return polling_rows(b, runs, notes, scale)
+
+
+# ---- the resident server --------------------------------------------------------------------------
+
+
+def start_server(b: Bench, directory: Path, notes: list[str]) -> None:
+    """`amibake server start` with the bench's environment; its start-up and idle memory go to the notes."""
+    from pss import rollup
+
+    global SERVER
+    directory.mkdir(mode=0o700)
+    info = ServerInfo(directory / "server.sock")
+    env = b.env("amibake")
+    env.pop("AMIBAKE_NO_SERVER", None)
+    t0 = time.perf_counter()
+    res = subprocess.run([AMIBAKE, "server", "start", "--socket", str(info.socket), "--idle-timeout", "0"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    info.start_wall = time.perf_counter() - t0
+    m = re.search(r"amibake server (\d+) ready", res.stdout)
+    if res.returncode or not m:
+        raise SystemExit(f"amibake server did not start: {res.stdout}{res.stderr}")
+    info.pid = int(m.group(1))
+    info.idle_pss_mib = rollup(info.pid)[0] / 1024
+    SERVER = info
+    notes.append(f"amibake server: `amibake server start` took {info.start_wall:.2f} s (once, before the "
+                 f"runs); the idle server's PSS is {info.idle_pss_mib:.0f} MiB (counted in its rows' PSS)")
+
+
+def stop_server(b: Bench) -> None:
+    global SERVER
+    if SERVER is not None:
+        subprocess.run([AMIBAKE, "server", "stop", "--socket", str(SERVER.socket)], env=b.env("amibake"),
+                       capture_output=True, timeout=60)
+        SERVER = None
 
 
 # ---- main ------------------------------------------------------------------------------------------
@@ -689,6 +749,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     ap.add_argument("--polling-scale", type=float, default=1 / 20)
     ap.add_argument("--inputs", type=Path, default=Path("/var/tmp/amibake-bench-inputs"))
+    ap.add_argument("--no-server", action="store_true", help="skip the `amibake server` rows")
     ap.add_argument("--amibake-src", default="", help="run amibake from a modified copy of src/ (prototypes)")
     args = ap.parse_args(argv)
     global AMIBAKE_SRC
@@ -705,8 +766,10 @@ def main(argv: list[str] | None = None) -> int:
     with Stack(work / "stack") as stack:
         b = Bench(stack, work, inputs)
         warm(stack.moto.url)
+        if not args.no_server and parts & {"build", "parallel", "cli"}:
+            start_server(b, work / "server", notes)
         # one untimed build per tool: bytecode cache, page cache, moto's lazy imports
-        for tool in TOOLS:
+        for tool in (TOOLS3 if SERVER is not None else TOOLS):
             b.build(tool, "basic.json")
         if "build" in parts:
             rows += section_builds(b, args.runs, [("basic.json", "1 build")], notes)
@@ -720,6 +783,7 @@ def main(argv: list[str] | None = None) -> int:
             rows += section_cli(b, args.runs, notes)
         if "polling" in parts:
             rows += section_polling(b, args.runs, notes, args.polling_scale)
+        stop_server(b)
     load1 = os.getloadavg()
     text = table(rows)
     print()
@@ -741,6 +805,8 @@ def main(argv: list[str] | None = None) -> int:
             f"- load average before/after: {load0[0]:.2f} / {load1[0]:.2f} (the machine is shared)",
             f"- versions: {versions()}",
             "- cells: median (min-max) of the runs; ratio = amibake median / Packer median;",
+            "  rows \"resident server\": amibake through a running `amibake server` (the launcher plus the",
+            "  worker the server forks; PSS counts the server too), the other amibake rows in-process;",
             '  "measured vs target" is the ratio (or count) the target is stated in.',
             "",
             text,

@@ -80,8 +80,8 @@ def start(sock: str, idle: str, watch: tuple[str, ...]) -> None:
     """Start the server in the background and wait until it is ready."""
     path = _path(sock)
     _idle_seconds(idle)
-    running = _ask(path, "ping")
-    if running is not None:
+    running = _ask(path, "ping")  # a stale server answers "stale" and exits: start a new one
+    if running is not None and "pong" in running:
         click.echo(f"amibake server already running (pid {_pong(running).get('pid')}) on {path}")
         return
     from amibake.server.protocol import ProtocolError, private_dir
@@ -155,6 +155,10 @@ def status(sock: str) -> None:
     """Say whether a server is running and what it has done; exit 1 when none is."""
     path = _path(sock)
     reply = _ask(path, "ping")
+    if reply is not None and "stale" in reply:
+        click.echo(f"The amibake server on {path} was older than the installed amibake "
+                   f"({reply['stale']}); it has exited.")
+        sys.exit(1)
     if reply is None:
         click.echo(f"No amibake server on {path}.")
         sys.exit(1)
