@@ -117,16 +117,33 @@ def warm() -> float:
 
     registry._ensure_loaded()
     for spec in list(registry._REGISTRY.values()):
-        cls = spec.config_class()
-        with contextlib.suppress(Exception):  # a model that cannot build now builds on first use, as before
-            cls.model_rebuild(force=True)
+        spec.config_class()
         if spec.impl:
             spec.impl_class()
+    _build_models()
     _warm_botocore(shared_loader())
     tempfile.tempdir = None  # computed from TMPDIR on first use: each worker computes its own
     gc.collect()
     gc.freeze()  # workers share these pages and never scan them
     return time.monotonic() - t0
+
+
+def _build_models() -> None:
+    """Build every config model's validator now (they are declared with ``defer_build``: built on
+    first use, which would be in each worker), nested ones and those made by factories included."""
+    from pydantic import BaseModel
+
+    todo: list[type[BaseModel]] = list(BaseModel.__subclasses__())
+    seen: set[type[BaseModel]] = set()
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        todo += cls.__subclasses__()
+        if cls.__module__.startswith("amibake.") and not cls.__pydantic_generic_metadata__["parameters"]:
+            with contextlib.suppress(Exception):  # one that cannot build now builds on first use, as before
+                cls.model_rebuild(force=True)
 
 
 def _warm_botocore(loader: Any) -> None:
