@@ -32,6 +32,9 @@ from tests.stackkit import MotoServer, Stack
 pytestmark = pytest.mark.stack
 
 
+SERVER_CANARY = "server-environment-canary-4d1c"
+
+
 class Server:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(mode=0o700)
@@ -64,7 +67,7 @@ class Server:
 def server(tmp_path: Path) -> Iterator[Server]:
     srv = Server(tmp_path / "srv")
     res = srv.cmd("server", "start", "--socket", str(srv.socket), "--watch", str(srv.watch),
-                  "--idle-timeout", "10m")
+                  "--idle-timeout", "10m", env=srv.env(AWS_SECRET_ACCESS_KEY=SERVER_CANARY))
     assert res.returncode == 0, res.stdout + res.stderr
     assert "ready on" in res.stdout
     try:
@@ -116,7 +119,10 @@ def test_commands_run_in_a_worker_with_the_callers_cwd_env_and_exit_code(
     assert bad.returncode == 1 and "Error" in bad.stderr, bad.stdout + bad.stderr
     version = server.cmd("version", env=env)
     assert version.returncode == 0 and version.stdout.startswith("amibake ")
-    assert int(server.status()["served"]) >= before + 3  # all three went through the server
+    status = server.status()
+    assert int(status["served"]) >= before + 3  # all three went through the server
+    # the server kept no credentials of the shell that started it (workers get their caller's)
+    assert SERVER_CANARY.encode() not in Path(f"/proc/{status['pid']}/environ").read_bytes()
 
 
 def test_killed_launcher_still_gets_its_build_cleaned_up(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -96,7 +97,8 @@ def start(sock: str, idle: str, watch: tuple[str, ...]) -> None:
     for w in watch:
         argv += ["--watch", str(Path(w).absolute())]
     null = subprocess.DEVNULL
-    proc = subprocess.Popen(argv, stdin=null, stdout=null, stderr=null, start_new_session=True, cwd="/")
+    proc = subprocess.Popen(argv, stdin=null, stdout=null, stderr=null, start_new_session=True, cwd="/",
+                            env=_server_env())
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         pong = _ask(path, "ping")
@@ -167,6 +169,14 @@ def status(sock: str) -> None:
     click.echo(f"amibake server {info.get('pid')} (amibake {info.get('version')}) on {path}")
     click.echo(f"  running since {since}, {info.get('served')} command(s) served, "
                f"warmed in {info.get('warm_seconds')} s, idle timeout {info.get('idle_timeout')} s")
+
+
+def _server_env() -> dict[str, str]:
+    """The server needs no credentials or template variables (each worker gets its caller's whole
+    environment): it starts with the interpreter's and locale's variables only."""
+    keep = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "XDG_RUNTIME_DIR", "VIRTUAL_ENV")
+    return {k: v for k, v in os.environ.items()
+            if k in keep or k.startswith(("LC_", "PYTHON", "PYDANTIC_"))}
 
 
 def _pong(reply: dict[str, object]) -> dict[str, object]:
