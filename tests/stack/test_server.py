@@ -167,6 +167,16 @@ def test_interrupting_the_launcher_interrupts_the_build(
     assert_nothing_left(moto, baseline)
 
 
+def test_a_caller_in_a_removed_directory_runs_in_process(server: Server, tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    proc = subprocess.Popen(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "{AMIBAKE}" version'],
+                            env=server.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and out.startswith("amibake "), err
+    assert server.status()  # the server is still there for the next command
+
+
 def test_a_changed_source_stops_the_server_and_the_command_runs_in_process(server: Server) -> None:
     assert server.status()
     server.watch.write_text("2, longer\n")

@@ -289,7 +289,12 @@ class Server:
                 os.kill(self.pid, signal.SIGTERM)
             os._exit(0)
         os.setsid()  # not in the server's process group: signals to it do not reach the build
-        self._take_over(msg, fds)
+        try:
+            self._take_over(msg, fds)
+        except Exception as exc:  # e.g. the caller's directory is gone: it runs (and reports) it itself
+            with contextlib.suppress(OSError):
+                protocol.send(conn, {"stale": f"cannot take the command over: {exc}"})
+            os._exit(0)
         protocol.send(conn, {"started": os.getpid()})
         done = threading.Event()
         threading.Thread(target=self._watch, args=(conn, done), name="launcher", daemon=True).start()
@@ -329,17 +334,19 @@ class Server:
 
     @staticmethod
     def _take_over(msg: dict[str, Any], fds: list[int]) -> None:
-        for target, fd in enumerate(fds):
-            if fd != target:
-                os.dup2(fd, target)
-                os.close(fd)
+        """The caller's directory, environment, umask, then its stdio (last: until then, a failure
+        leaves the caller's terminal alone)."""
+        os.chdir(str(msg.get("cwd") or "/"))
         env = msg.get("env") or {}
         os.environ.clear()
         os.environ.update({str(k): str(v) for k, v in env.items()})
         time.tzset()
         tempfile.tempdir = None
-        os.chdir(str(msg.get("cwd") or "/"))
         os.umask(int(msg.get("umask", 0o022)))
+        for target, fd in enumerate(fds):
+            if fd != target:
+                os.dup2(fd, target)
+                os.close(fd)
         encoding, errors = (msg.get("encoding") or ["utf-8", "strict"])[:2]
         sys.stdin = open(0, encoding=encoding, closefd=False)  # noqa: SIM115
         # line-buffered on a terminal (buffering=1), as the interpreter sets its own stdio up
