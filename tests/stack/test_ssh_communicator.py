@@ -354,3 +354,25 @@ def test_big_upload_roundtrip(tcomm: SSHCommunicator, remote_dir: str, tmp_path:
     import hashlib
 
     assert sums[0].split()[0] == hashlib.md5(src.read_bytes()).hexdigest()
+
+
+def test_direct_connections_acknowledge_every_read(settings: SSHSettings) -> None:
+    """The TCP connection to sshd goes through the quick-ACK protocol (sshd's Nagle would otherwise
+    hold a packet behind a delayed ACK: 40 ms on the first channel), and everything still flows."""
+    from amibake.communicator import ssh
+
+    c = connect(settings)
+    try:
+        transport = c._conn._transport
+        if not hasattr(socket, "TCP_QUICKACK"):
+            pytest.skip("no TCP_QUICKACK on this platform")
+        proto = transport.get_protocol()
+        assert isinstance(proto, ssh._QuickAckProtocol) and proto.inner is c._conn
+        out: list[str] = []
+        assert c.run("echo first; echo second", stdout=out.append) == 0
+        assert out == ["first", "second"]
+        c.upload("/tmp/amibake-quickack-test.txt", b"x" * 300_000)
+        check = "test $(wc -c < /tmp/amibake-quickack-test.txt) = 300000 && rm /tmp/amibake-quickack-test.txt"
+        assert c.run(check) == 0
+    finally:
+        c.close()

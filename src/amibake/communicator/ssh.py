@@ -21,6 +21,7 @@ Host keys are not checked (as Packer's ssh communicator).
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import codecs
 import io
@@ -135,8 +136,67 @@ def _options(s: SSHSettings) -> dict[str, Any]:
     return opts
 
 
+class _QuickAckProtocol(asyncio.Protocol):
+    """Stands between the TCP transport and asyncssh's connection; acknowledges what it reads."""
+
+    def __init__(self, inner: asyncio.Protocol) -> None:
+        self.inner = inner
+        self._sock: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._sock = transport.get_extra_info("socket")
+        self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_QUICKACK, 1)
+            except OSError:
+                self._sock = None
+        self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
+
+
+class _QuickAckTcp:
+    """A direct TCP connection for asyncssh (given as its ``tunnel``) that ACKs every read at once.
+
+    sshd keeps Nagle's algorithm on for sessions without a terminal: a small packet it writes while
+    an earlier one is unacknowledged waits for the client's ACK, and Linux delays that ACK up to
+    40 ms when the client has nothing to send. That happened on the first channel after login
+    (sshd's host-keys message, then the channel confirmation): 40 ms in most builds, on loopback as
+    on a real network. TCP_QUICKACK after each read sends the pending ACK immediately.
+    """
+
+    async def create_connection(self, session_factory: Callable[[], Any], host: str,
+                                port: int) -> tuple[asyncio.BaseTransport, Any]:
+        made: list[Any] = []
+
+        def factory() -> asyncio.Protocol:
+            made.append(session_factory())
+            return _QuickAckProtocol(made[0])
+
+        transport, _ = await asyncio.get_running_loop().create_connection(factory, host, port)
+        return transport, made[0]
+
+
+_DIRECT = _QuickAckTcp() if hasattr(_socket, "TCP_QUICKACK") else None
+
+
 async def _connect_once(s: SSHSettings, attempt_timeout: float, tunnel: Any = None) -> Any:
     opts = _options(s)
+    if tunnel is None:
+        tunnel = _DIRECT
     try:
         return await asyncssh.connect(s.host, tunnel=tunnel, connect_timeout=attempt_timeout,
                                       login_timeout=attempt_timeout, **opts)
