@@ -780,3 +780,12 @@ def test_real_config_classes_drive_the_provisioners(tmp_path: Path) -> None:
     assert ui.of("message") == ["1", "local"]
     assert (tmp_path / "dst.txt").read_text() == "x"
     assert ui.of("say")[-1] == "Breakpoint provisioner disabled; continuing..."
+
+
+def test_default_remote_script_numbers_never_repeat_within_a_run() -> None:
+    """Parallel builds reaching one host must not overwrite or delete each other's scripts."""
+    from amibake.provisioners.shell import unique_number
+
+    seen = [unique_number() for _ in range(3000)]
+    assert len(set(seen)) == len(seen)
+    assert all(0 <= n < 9999 for n in seen)

@@ -50,6 +50,25 @@ DEFAULT_START_RETRY_TIMEOUT = 300.0
 RETRY_DELAY_SECONDS = 2.0
 
 
+_USED_NUMBERS: set[int] = set()
+_NUMBERS_LOCK = threading.Lock()
+
+
+def unique_number() -> int:
+    """Packer's random 0-9998 for default remote file names (``script_NNNN.sh``), never the same
+    twice in one run: parallel builds that reach the same host (one sshd, or instances sharing a
+    filesystem) must not run or delete each other's scripts. Packer draws them independently; with
+    16 builds and 3 scripts each a clash is ~10% likely."""
+    with _NUMBERS_LOCK:
+        if len(_USED_NUMBERS) >= 9999:
+            _USED_NUMBERS.clear()
+        while True:
+            n = random.randrange(9999)
+            if n not in _USED_NUMBERS:
+                _USED_NUMBERS.add(n)
+                return n
+
+
 class ExitCodeError(BuildError):
     """A script exited with a status not in ``valid_exit_codes``."""
 
@@ -262,7 +281,7 @@ class ShellProvisioner:
         self.inline_shebang: str = c.inline_shebang or DEFAULT_INLINE_SHEBANG
         self.start_retry_timeout = seconds(c.start_retry_timeout) or DEFAULT_START_RETRY_TIMEOUT
         self.remote_folder: str = c.remote_folder or "/tmp"
-        remote_file = c.remote_file or f"script_{random.randrange(9999)}.sh"
+        remote_file = c.remote_file or f"script_{unique_number()}.sh"
         self.remote_path: str = c.remote_path or f"{self.remote_folder}/{remote_file}"
         self.pause_after = seconds(c.pause_after)
         self.retry_delay = RETRY_DELAY_SECONDS
@@ -360,7 +379,7 @@ class ShellProvisioner:
         data = content.encode("utf-8")
         if not self.config.binary:
             data = to_unix_newlines(data)
-        remote = f"{self.remote_folder}/varfile_{random.randrange(9999)}.sh"
+        remote = f"{self.remote_folder}/varfile_{unique_number()}.sh"
 
         def attempt() -> str:
             try:
