@@ -366,10 +366,7 @@ class Server:
                 msg = protocol.recv(conn)
             except (OSError, EOFError, ValueError, protocol.ProtocolError):
                 if not done.is_set():
-                    null = os.open(os.devnull, os.O_RDWR)
-                    for fd in (0, 1, 2):
-                        os.dup2(null, fd)
-                    os.close(null)
+                    _release_stdio()
                     os.kill(me, signal.SIGTERM)
                 return
             sig = msg.get("signal")
@@ -389,6 +386,11 @@ def _finish() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()
+    _release_stdio()
+
+
+def _release_stdio() -> None:
+    """Point fds 0-2 at /dev/null: the caller's pipes and terminal are let go of."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
