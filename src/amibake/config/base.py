@@ -114,6 +114,10 @@ class PluginConfig(ConfigModel):
 
     #: option names Packer still accepts but ignores, with the warning to give
     deprecated_keys: ClassVar[Mapping[str, str]] = {}
+    #: options (dotted paths for nested blocks: ``assume_role.policy``) that amibake declares, because
+    #: Packer does, but does not carry out yet, each with the reason; ``validate`` and ``build`` refuse
+    #: a template that sets one to anything but its default (what amibake accepts, it carries out)
+    unsupported: ClassVar[Mapping[str, str]] = {}
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         """Cross-field rules (Packer's ``Prepare``); every problem, not just the first."""
