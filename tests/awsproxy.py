@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import gzip
 import http.client
+import json
 import random
 import re
 import threading
@@ -30,6 +31,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -62,6 +64,46 @@ def _error_xml(code: str, message: str) -> bytes:
     ).encode()
 
 
+@dataclass(frozen=True)
+class Request:
+    """One request the proxy relayed: what a test asserts "the request sent" with."""
+
+    service: str
+    #: the query-protocol Action (``RunInstances``), or the JSON protocol's ``X-Amz-Target`` operation
+    action: str
+    #: flattened query parameters (``TagSpecification.1.Tag.1.Key``), first value of each
+    params: dict[str, str]
+    #: the access key id that signed the request (SigV4 ``Credential=``)
+    access_key: str
+    #: a JSON-protocol body, parsed (empty for query-protocol calls)
+    json_body: Any = None
+    #: the signing region
+    region: str = ""
+
+    def values(self, prefix: str) -> list[str]:
+        """Values of the flattened list parameter ``prefix`` (``SecurityGroupId`` -> .1, .2 ...)."""
+        out = []
+        i = 1
+        while f"{prefix}.{i}" in self.params:
+            out.append(self.params[f"{prefix}.{i}"])
+            i += 1
+        return out
+
+    def tags(self, resource_type: str) -> dict[str, str]:
+        """The tags of the TagSpecification for ``resource_type`` in this request."""
+        i = 1
+        while f"TagSpecification.{i}.ResourceType" in self.params:
+            if self.params[f"TagSpecification.{i}.ResourceType"] == resource_type:
+                out, j = {}, 1
+                while f"TagSpecification.{i}.Tag.{j}.Key" in self.params:
+                    out[self.params[f"TagSpecification.{i}.Tag.{j}.Key"]] = self.params.get(
+                        f"TagSpecification.{i}.Tag.{j}.Value", "")
+                    j += 1
+                return out
+            i += 1
+        return {}
+
+
 class AwsProxy:
     """A small threaded HTTP proxy in front of the moto server (loopback only)."""
 
@@ -92,6 +134,8 @@ class AwsProxy:
         self._lock = threading.Lock()
         #: EC2 Action counts seen (faulted ones included)
         self.calls: Counter[str] = Counter()
+        #: every request seen, in order (EC2, IAM, STS... query-protocol and JSON-protocol calls alike)
+        self.requests: list[Request] = []
         #: faults injected, by kind ("throttle", "error")
         self.faults: Counter[str] = Counter()
         #: resource id -> event ("created", "stopped", "terminated") -> monotonic time the proxy saw it
@@ -145,6 +189,11 @@ class AwsProxy:
         self.stop()
 
     # -- decisions ------------------------------------------------------------------------
+
+    def sent(self, action: str, service: str = "") -> list[Request]:
+        """The requests of one action (and service, when given) relayed so far."""
+        with self._lock:
+            return [r for r in self.requests if r.action == action and (not service or r.service == service)]
 
     def _fault_for(self) -> str:
         with self._lock:
@@ -310,11 +359,25 @@ class _Handler(BaseHTTPRequestHandler):
             query = urllib.parse.urlsplit(self.path).query
             ctype = self.headers.get("Content-Type", "")
             form = body.decode("utf-8", "replace") if "x-www-form-urlencoded" in ctype else ""
-            params = urllib.parse.parse_qs(f"{form}&{query}")
+            params = urllib.parse.parse_qs(f"{form}&{query}", keep_blank_values=True)
             action = params.get("Action", [""])[0]
             auth = self.headers.get("Authorization", "")
-            m = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", auth)
-            service = m.group(1) if m else ("ec2" if action else "")
+            m = re.search(r"Credential=([^/]+)/[^/]+/([^/]+)/([^/]+)/", auth)
+            service = m.group(3) if m else ("ec2" if action else "")
+            target = self.headers.get("X-Amz-Target", "")
+            json_body: Any = None
+            if target and "json" in ctype:
+                try:
+                    json_body = json.loads(body or b"{}")
+                except ValueError:
+                    json_body = None
+            with proxy._lock:
+                proxy.requests.append(Request(
+                    service=service, action=action or target.rsplit(".", 1)[-1],
+                    params={k: v[0] for k, v in params.items() if k},
+                    access_key=m.group(1) if m else "", json_body=json_body,
+                    region=m.group(2) if m else "",
+                ))
         ec2 = bool(action) and service == "ec2"
         if ec2:
             with proxy._lock:
