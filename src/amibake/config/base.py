@@ -152,12 +152,49 @@ def decode(
     except ValidationError as exc:
         problems = [_translate(cls, err, ctx) for err in exc.errors(include_url=False)]
         return None, _dedupe(problems), collected
-    problems = list(config.check(ctx))
+    problems = refused(config, ctx)
+    problems += config.check(ctx)
     warnings = collected + list(config.warnings(ctx))
     for key, message in cls.deprecated_keys.items():
         if key in data:
             warnings.append(message)
     return config, problems, warnings
+
+
+def unsupported_options(cls: type[PluginConfig]) -> dict[str, str]:
+    """Every option ``cls`` refuses, with its reason: the ``unsupported`` of each class of its MRO
+    (a mixin's list counts; a subclass's reason wins)."""
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        out.update(klass.__dict__.get("unsupported", {}))
+    return out
+
+
+def refused(config: PluginConfig, ctx: CheckContext) -> list[Problem]:
+    """A problem for each option of ``unsupported_options`` that ``config`` sets to anything but its
+    default. The message names the option, never its value (it may be a secret)."""
+    return [
+        ctx.problem(f'"{key}" is not supported by amibake yet: {reason}', key)
+        for key, reason in unsupported_options(type(config)).items()
+        if _set_off_default(config, key.split("."))
+    ]
+
+
+def _set_off_default(value: Any, path: list[str]) -> bool:
+    """Whether option ``path`` (a dotted key split) of model ``value`` differs from its default.
+    A nested block may be one model or a list of them (HCL2 blocks); any element counts."""
+    if isinstance(value, list | tuple):
+        return any(_set_off_default(v, path) for v in value)
+    if not isinstance(value, BaseModel):
+        return False
+    fields = {(f.alias or n): (n, f) for n, f in type(value).model_fields.items()}
+    if path[0] not in fields:
+        return False
+    name, info = fields[path[0]]
+    current = getattr(value, name)
+    if len(path) > 1:
+        return _set_off_default(current, path[1:])
+    return bool(current != info.get_default(call_default_factory=True))
 
 
 def _ignored_key(key: Any) -> bool:
