@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
+import stat
 import sys
 import threading
 import time
@@ -27,6 +27,7 @@ from amibake.communicator.base import Communicator
 from amibake.core import PluginInstance, PreparedBuild, RunContext, late_keys, strings_in
 from amibake.errors import AmibakeError, BuildError, InterpolationError, TemplateError
 from amibake.ui.console import BuildUi, Console, human_duration
+from amibake.ui.redact import RedactingFilter
 
 
 @dataclass
@@ -342,32 +343,6 @@ def _left_behind(run_id: str) -> list[str]:
     return [r.describe() for r in rec.live if not rec.keeps(r)]
 
 
-class RedactingFilter(logging.Filter):
-    """Blanks secrets in log records: registered values, PEM private keys, AWS secret keys."""
-
-    _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S)
-    _FIELDS = re.compile(
-        r"(?i)((?:<keyMaterial>|\"KeyMaterial\"\s*:\s*\"|aws_secret_access_key\W+|SecretAccessKey\W+))"
-        r"[^<\"\s,}]+"
-    )
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = secrets
-
-    def redact(self, text: str) -> str:
-        text = self._PEM.sub("<sensitive>", text)
-        text = self._FIELDS.sub(r"\1<sensitive>", text)
-        for secret in sorted((x for x in self.secrets if x and len(x) >= 3), key=len, reverse=True):
-            text = text.replace(secret, "<sensitive>")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redact(record.getMessage())
-        record.args = None
-        return True
-
-
 def install_debug_log(
     runner: BuildRunner, environ: Mapping[str, str] | None = None
 ) -> logging.Handler | None:
@@ -380,7 +355,12 @@ def install_debug_log(
     path = env.get("AMIBAKE_LOG_PATH") or env.get("PACKER_LOG_PATH") or ""
     handler: logging.Handler
     if path:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if stat.S_ISREG(os.fstat(fd).st_mode):  # a log left by an earlier run may be 0644
+                os.fchmod(fd, 0o600)
+        except OSError as exc:
+            raise AmibakeError(f"cannot open the debug log {path}: {exc.strerror or exc}") from None
         handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
     else:
         handler = logging.StreamHandler(sys.stderr)
@@ -390,7 +370,9 @@ def install_debug_log(
         password = getattr(build.builder.config, "ssh_password", "")
         if isinstance(password, str) and password:
             secrets.append(password)
-    handler.addFilter(RedactingFilter(secrets))
+    redactor = runner.console.redact
+    redactor.add(*secrets)
+    handler.addFilter(RedactingFilter(redactor))
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.DEBUG)
     for name in ("amibake", "botocore", "asyncssh"):

@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import IO
 
 from amibake.errors import AmibakeError
+from amibake.ui.redact import Redactor, redact
+
+__all__ = ["LocalCommandCancelled", "LocalCommandError", "LocalCommandTimeout", "describe", "redact", "run"]
 
 log = logging.getLogger("amibake.localexec")
 
@@ -64,15 +67,9 @@ class LocalCommandCancelled(LocalCommandError):
     """The build was cancelled while the command ran; it was killed."""
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """Replace every secret in ``text`` with ``<sensitive>``."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "<sensitive>")
-    return text
-
-
 def describe(argv: Sequence[str], secrets: Sequence[str] = ()) -> str:
-    """The command as a shell would read it, for logs and messages."""
+    """The command as a shell would read it, for logs and messages (secrets blanked in every form,
+    shell-quoted ones included)."""
     return redact(shlex.join(argv), secrets)
 
 
@@ -118,9 +115,10 @@ def run(
         raise LocalCommandError(f"cannot run {shown}: {reason}", argv=argv) from exc
 
     tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
+    redactor = Redactor(secrets)
 
     def on_stderr(line: str) -> None:
-        tail.append(redact(line, secrets))
+        tail.append(redactor(line))
         if stderr is not None:
             stderr(line)
 

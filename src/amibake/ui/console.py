@@ -1,8 +1,9 @@
 """Packer-shaped output: ``==> name: step`` and ``    name: detail`` lines per build.
 
 One :class:`Console` per run, shared by every build thread (a lock keeps lines whole); each build
-gets a :class:`BuildUi` that prefixes its name. Every line goes through the :class:`Redactor`, so
-a secret (sensitive variable, password, private key) never reaches the terminal or a log.
+gets a :class:`BuildUi` that prefixes its name. Every line goes through the run's
+:class:`~amibake.ui.redact.Redactor`, so a secret (sensitive variable, password, private key) never
+reaches the terminal, in any encoding.
 ``-machine-readable`` switches to Packer's ``timestamp,target,type,data`` lines.
 """
 
@@ -11,13 +12,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Iterable
 from datetime import datetime
 from typing import TextIO
 
 import click
 
 from amibake.ui import machine
+from amibake.ui.redact import SENSITIVE, Redactor
+
+__all__ = ["SENSITIVE", "BuildUi", "Console", "Redactor", "human_duration"]
 
 # Packer's per-build colours, in order; headlines bold, details plain
 _COLORS = ["green", "cyan", "magenta", "yellow", "blue"]
@@ -26,34 +29,6 @@ _RED = "red"
 
 def _style(text: str, color: str, bold: bool = True) -> str:
     return click.style(text, fg=color, bold=bold) if color else text
-
-SENSITIVE = "<sensitive>"
-
-
-class Redactor:
-    """Replaces every registered secret (and each line of a multi-line secret) in text."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: list[str] = []
-        self._lock = threading.Lock()
-        self.add(*secrets)
-
-    def add(self, *secrets: str) -> None:
-        with self._lock:
-            for s in secrets:
-                if not s or len(s) < 3:
-                    continue
-                parts = [s] + [ln.strip() for ln in s.splitlines() if len(ln.strip()) >= 8]
-                for p in parts:
-                    if p not in self._secrets:
-                        self._secrets.append(p)
-            self._secrets.sort(key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for s in self._secrets:
-            if s in text:
-                text = text.replace(s, SENSITIVE)
-        return text
 
 
 class Console:

@@ -21,6 +21,7 @@ from amibake.errors import BuildError
 from amibake.journal import BuildJournal, Journal
 from amibake.steps.context import BuildCancelled, StepContext
 from amibake.steps.runner import StepRunner
+from amibake.ui.redact import RedactingUi
 
 
 class EbsBuilder:
@@ -110,34 +111,3 @@ class EbsBuilder:
             ui.error("Left behind: " + ", ".join(left)
                      + f". Remove them with: amibake cleanup --run {journal.run_id}")
 
-
-class RedactingUi:
-    """The build's Ui with this build's own secrets (temporary key, ssh_password) blanked out."""
-
-    def __init__(self, inner: Ui, secrets: list[str]) -> None:
-        self.inner = inner
-        self.secrets = secrets
-
-    def _clean(self, text: str) -> str:
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret and len(secret) >= 3:
-                text = text.replace(secret, "<sensitive>")
-                for line in secret.splitlines():
-                    if len(line.strip()) >= 8:
-                        text = text.replace(line.strip(), "<sensitive>")
-        return text
-
-    def say(self, message: str) -> None:
-        self.inner.say(self._clean(message))
-
-    def message(self, message: str) -> None:
-        self.inner.message(self._clean(message))
-
-    def error(self, message: str) -> None:
-        self.inner.error(self._clean(message))
-
-    def progress(self, label: str, fraction: float | None) -> None:
-        self.inner.progress(self._clean(label), fraction)
-
-    def ask(self, question: str) -> str:
-        return self.inner.ask(self._clean(question))
