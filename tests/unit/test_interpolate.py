@@ -459,11 +459,14 @@ def test_uuid_shape_and_uniqueness() -> None:
     assert a != b
 
 
-def test_timestamp_default_is_one_value_per_run() -> None:
-    a, b = InterpContext(), InterpContext()
-    assert a.timestamp == b.timestamp
-    assert render("{{timestamp}}", a) == render("{{timestamp}}", b)
-    assert abs(a.timestamp - int(a.init_time.timestamp())) <= 1
+def test_timestamp_and_isotime_show_the_context_clock() -> None:
+    """The clock is the context's (the run hands its own to every context), never one read when
+    the module was imported."""
+    when = datetime(2030, 6, 7, 8, 9, 10, tzinfo=UTC)
+    ctx = InterpContext(init_time=when)
+    assert render("{{timestamp}}", ctx) == str(int(when.timestamp())) == str(ctx.timestamp)
+    assert render("{{isotime}}", ctx) == "2030-06-07T08:09:10Z"
+    assert abs(InterpContext().timestamp - datetime.now(UTC).timestamp()) < 5
 
 
 @pytest.mark.parametrize("name", ["consul_key", "vault", "aws_secretsmanager", "aws_secretsmanager_raw"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,18 +70,21 @@ def validate(
     """
     from amibake.core import is_hcl2, load_template
 
+    started = datetime.now(UTC)  # the run's one clock: {{timestamp}}, {{isotime}}, timestamp()
     if syntax_only:
         if is_hcl2(template):
             from amibake.template.hcl import load_hcl
 
-            load_hcl(template, var_files=var_files, vars=parse_vars(vars_))
+            load_hcl(template, var_files=var_files, vars=parse_vars(vars_), init_time=started)
         else:
             from amibake.template.json_loader import load_json
 
             load_json(template)
         click.echo("Syntax-only check passed. Everything looks okay.")
         return
-    run = load_template(template, var_files, parse_vars(vars_), execute_datasources=evaluate_datasources)
+    run = load_template(
+        template, var_files, parse_vars(vars_), execute_datasources=evaluate_datasources, started=started
+    )
     builds, warnings = _prepare(run, only, except_)
     redact = Redactor(run.secrets())
     for w in warnings:
@@ -158,12 +162,13 @@ def build(
     """
     import sys
 
+    started = datetime.now(UTC)  # the run's one clock: {{timestamp}}, {{isotime}}, timestamp()
     from amibake.build import BuildOptions, BuildRunner, install_signal_handlers
     from amibake.core import load_template
     from amibake.errors import Interrupted
     from amibake.ui.console import Console, Redactor
 
-    run = load_template(template, var_files, parse_vars(vars_))
+    run = load_template(template, var_files, parse_vars(vars_), started=started)
     run.force = force
     builds, warnings = _prepare(run, only, except_)
     if any(getattr(b.builder.config, "communicator", "ssh") == "ssh" for b in builds):

@@ -129,10 +129,8 @@ ERR_VARIABLE_NOT_SET = "Error: variable not set:"
 #: placeholder, and ``{{ build `X` }}`` then renders as ``{{.X}}`` for a later pass.
 PLACEHOLDER_MSG = "To set this dynamically in the Packer template, you must use the `build` function"
 
-# The start of this run: Packer's ``interpolate.InitTime`` (set once at start-up, used by every
-# {{timestamp}}, {{isotime}} and {{strftime}} of the run).
-_RUN_START = datetime.now(UTC)
-_RUN_START_UNIX = int(_RUN_START.timestamp())
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -150,10 +148,10 @@ class InterpContext:
     build_type: str | None = None
     #: absolute directory of the template (``{{template_dir}}``)
     template_dir: str | None = None
-    #: ``{{timestamp}}``: the run's start as unix time (the same everywhere in one run)
-    timestamp: int = _RUN_START_UNIX
-    #: what ``isotime`` and ``strftime`` format (Packer's ``InitTime``, UTC)
-    init_time: datetime = _RUN_START
+    #: the run's start (Packer's ``interpolate.InitTime``, UTC): what ``{{timestamp}}``, ``isotime``
+    #: and ``strftime`` show. The run owns this clock (``RunContext.init_time``, read once per
+    #: command) and hands it to every context it makes; the default is only for a lone context.
+    init_time: datetime = field(default_factory=_now)
     packer_version: str = amibake.PACKER_COMPAT_VERSION
     #: ``.Field`` values: a mapping (missing keys render ``<no value>`` as in Go) or an object
     #: whose attributes are the fields (a missing one is an error, as for a Go struct)
@@ -168,11 +166,16 @@ class InterpContext:
     #: ``frozenset()`` for provisioner and post-processor configs
     extra_funcs: frozenset[str] = AMAZON_BUILDER_FUNCS
 
+    @property
+    def timestamp(self) -> int:
+        """``{{timestamp}}``: the run's start as Unix seconds."""
+        return int(self.init_time.timestamp())
+
     def with_time(self, when: datetime) -> InterpContext:
         """A copy whose timestamp/isotime/strftime all use ``when``."""
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        return replace(self, init_time=when, timestamp=int(when.timestamp()))
+        return replace(self, init_time=when)
 
     def functions(self) -> frozenset[str]:
         return available_functions(self.extra_funcs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,10 @@ def resolve_json_variables(
     cli_vars: Mapping[str, str] | None = None,
     *,
     env: Mapping[str, str] | None = None,
-    timestamp: int | None = None,
+    init_time: datetime | None = None,
 ) -> dict[str, str]:
-    """The final value of every user variable of a JSON template."""
+    """The final value of every user variable of a JSON template. ``init_time``: the run's clock
+    (``{{timestamp}}``, ``{{isotime}}`` in defaults); by default, read now."""
     from amibake.template.interpolate import InterpContext, render
 
     values: dict[str, str] = {}
@@ -90,6 +92,7 @@ def resolve_json_variables(
         raise TemplateError(problems)
 
     # Render until a fixed point: variables may refer to each other through {{user}}.
+    started = init_time or datetime.now(UTC)
     rendered: dict[str, str] = {}
     pending = dict(values)
     for _ in range(len(pending) + 1):
@@ -100,13 +103,14 @@ def resolve_json_variables(
                 del pending[name]
                 progressed = True
                 continue
-            ctx_kwargs = dict(
-                user_vars=rendered | {}, allow_env=True, env=env, template_dir=str(template.template_dir)
-            )
-            if timestamp is not None:
-                ctx_kwargs["timestamp"] = timestamp
             try:
-                ctx = InterpContext(**ctx_kwargs)  # type: ignore[arg-type]
+                ctx = InterpContext(
+                    user_vars=dict(rendered),
+                    allow_env=True,
+                    env=env,
+                    template_dir=str(template.template_dir),
+                    init_time=started,
+                )
                 out = render(raw, _Strict(ctx, set(pending) - {name}))
             except _NotYet:
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ def load_hcl(
     datasource_resolver: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None,
     plugins: Collection[str] | None = None,
     lenient: bool = False,
+    init_time: datetime | None = None,
 ) -> Template:
     """Load a ``.pkr.hcl``/``.pkr.json`` file or a directory of them into a :class:`Template`.
 
@@ -26,13 +28,16 @@ def load_hcl(
     and end up as ``"<unknown>"`` in plugin configs, as in ``packer validate``. ``plugins``:
     plugin names satisfying ``required_plugins`` (default: the ones amibake implements). ``lenient``
     (``inspect``): unset variables are unknown and sources a build names but nobody defines are listed.
+    ``init_time``: the run's clock (``timestamp()``, ``legacy_isotime``), read once per command.
     Raises :class:`amibake.errors.TemplateError` with every problem found.
     """
     from amibake import PACKER_COMPAT_VERSION
     from amibake.template.hcl.loader import load
 
     version = PACKER_COMPAT_VERSION
-    return load(Path(path), var_files, vars, env, datasource_resolver, plugins, version, lenient)
+    return load(
+        Path(path), var_files, vars, env, datasource_resolver, plugins, version, lenient, init_time=init_time
+    )
 
 
 def evaluate_expression(

@@ -975,12 +975,15 @@ def make_functions(
 
     ``templatefile_render(text, filename, vars)`` renders a template file (the evaluator's job);
     ``secret(function_name, args)`` answers aws_secretsmanager / vault / consul_key (None: their
-    values are unknown, as in ``validate`` without network).
+    values are unknown, as in ``validate`` without network). ``init_time``: the run's clock, read
+    once per command; ``timestamp()``, ``legacy_isotime`` and ``legacy_strftime`` all show it
+    (without one, ``timestamp()`` reads ``now()`` at each call).
     """
     start = init_time or now()
 
     def timestamp() -> str:
-        return _rfc3339_str(now().replace(microsecond=0))
+        # the run's clock when it gives one: timestamp(), {{timestamp}} and isotime agree in a run
+        return _rfc3339_str((init_time or now()).replace(microsecond=0))
 
     def legacy_isotime(*fmt: Any) -> str:
         if not fmt:

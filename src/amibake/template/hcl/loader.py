@@ -22,6 +22,7 @@ import os
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -215,6 +216,8 @@ class _Loader:
     min_version: str | None = None
     #: ``inspect``: like Packer's, unset variables are unknown and undefined sources are still listed
     lenient: bool = False
+    #: the run's clock (``timestamp()``, ``legacy_isotime``); None: read when the functions are made
+    init_time: datetime | None = None
     functions: dict[str, Any] = field(default_factory=dict)
     vars: dict[str, Any] = field(default_factory=dict)
 
@@ -574,8 +577,10 @@ class _Loader:
         try:
             value = convert(value, decl.type)
         except ConversionError as e:
+            # a sensitive value is never quoted: only what was expected is said
+            detail = str(e).split(", but have")[0] if decl.var.sensitive else str(e)
             self.problems.append(
-                Problem(f'Invalid value for variable "{name}" from {origin}: {e}', f"var.{name}", pos)
+                Problem(f'Invalid value for variable "{name}" from {origin}: {detail}', f"var.{name}", pos)
             )
             return
         if value is None and not decl.nullable:
@@ -1202,7 +1207,9 @@ class _Loader:
         funcs: dict[str, Any] = {}
         funcs.update(
             make_functions(
-                base, templatefile_render=lambda text, name, v: render_template_file(text, name, v, funcs)
+                base,
+                init_time=self.init_time,
+                templatefile_render=lambda text, name, v: render_template_file(text, name, v, funcs),
             )
         )
         self.functions = funcs
@@ -1342,8 +1349,10 @@ def load(
     plugins: Collection[str] | None,
     packer_version: str,
     lenient: bool = False,
+    init_time: datetime | None = None,
 ) -> Template:
     loader = _Loader(
+        init_time=init_time,
         lenient=lenient,
         path=path,
         var_files=list(var_files),
@@ -1355,6 +1364,14 @@ def load(
     )
     try:
         return loader.run()
+    except TemplateError as err:  # no problem shows a sensitive variable's or local's value
+        from amibake.ui.redact import leaves, without_secrets
+
+        hidden = {k for k, d in loader.decls.items() if d.var.sensitive}
+        secret = [loader.decls[k].value for k in hidden if loader.decls[k].value is not MISSING]
+        secret += [loader.cli_vars.get(k) for k in hidden] + [loader.env.get(f"PKR_VAR_{k}") for k in hidden]
+        secret += [loc.value for loc in loader.locals.values() if loc.sensitive]
+        raise without_secrets(err, leaves(secret)) from None
     except RecursionError:
         raise TemplateError(
             [Problem("the template nests too deeply to evaluate", None, Pos(str(path)))]
