@@ -9,7 +9,6 @@ as written and only checked for syntax. Every problem of every selected build is
 from __future__ import annotations
 
 import fnmatch
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,8 +72,11 @@ class RunContext:
 
     template: Template
     user_vars: dict[str, str]
-    timestamp: int = field(default_factory=lambda: int(time.time()))
-    #: Packer's PACKER_RUN_UUID: a UUID per run, in the manifest and on every resource amibake creates
+    #: the run's clock, read once when the command starts (Packer's ``InitTime``): every
+    #: ``{{timestamp}}``, ``{{isotime}}``, ``{{strftime}}`` and HCL2 ``timestamp()`` of the run shows it
+    init_time: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: Packer's PACKER_RUN_UUID: one UUID per run, for every build: ``{{ build `PackerRunUUID` }}``, the
+    #: manifest's ``packer_run_uuid``, shell-local's environment and every resource amibake creates
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     check_files: bool = True
     force: bool = False
@@ -82,8 +84,9 @@ class RunContext:
     datasource_secrets: list[str] = field(default_factory=list)
 
     @property
-    def init_time(self) -> datetime:
-        return datetime.fromtimestamp(self.timestamp, UTC)
+    def timestamp(self) -> int:
+        """``{{timestamp}}``: the run's start in Unix seconds."""
+        return int(self.init_time.timestamp())
 
     def secrets(self) -> list[str]:
         return [
@@ -101,11 +104,60 @@ class RunContext:
             build_name=build_name,
             build_type=build_type,
             template_dir=str(self.template.template_dir),
-            timestamp=self.timestamp,
             init_time=self.init_time,
             packer_version=PACKER_COMPAT_VERSION,
             **kw,
         )
+
+
+def render_build_names(run: RunContext) -> None:
+    """Render the user variables in a JSON template's builder ``name`` values, as Packer's core does
+    once its variables are known (``Core.initialize``). The build is then known by the rendered name
+    everywhere (``-only``/``-except``, output prefix, ``{{build_name}}``, the manifest); provisioner
+    and post-processor ``only``/``except``/``override`` keep referring to the name as written.
+
+    The context is Packer's ``Core.Context()``: user variables, ``template_dir``, the run's clock;
+    no ``build_name``/``build_type``, no ``env``, no builder functions. Raises :class:`TemplateError`
+    for a name that does not render, renders empty, or renders to another build's name (Packer
+    1.6.6 silently keeps only the last of two builds with the same rendered name).
+    """
+    from amibake.template.interpolate import render
+
+    if run.template.format != "json":
+        return
+    ctx = run.interp(None, None, extra_funcs=frozenset())
+    problems: list[Problem] = []
+    seen: dict[str, PluginBlock] = {}
+    for _, source in run.template.all_sources():
+        raw = source.raw_name or source.name
+        pos = source.key_pos.get("name", source.pos)
+        key = f"{source.key_path}.name"
+        name = raw
+        if "{{" in raw:
+            try:
+                name = render(raw, ctx)
+            except InterpolationError as e:
+                problems.append(Problem(f"Error interpolating builder '{raw}': {e.message}", key, pos))
+                continue
+            if not name:
+                problems.append(Problem(f"builder name '{raw}' renders to an empty string", key, pos))
+                continue
+        other = seen.get(name)
+        if other is not None:
+            problems.append(
+                Problem(
+                    f"builder name '{raw}' renders to '{name}', the name of {other.key_path} too: "
+                    "each build needs its own name",
+                    key,
+                    pos,
+                )
+            )
+            continue
+        seen[name] = source
+        if name != raw:
+            source.raw_name, source.name = raw, name
+    if problems:
+        raise TemplateError(problems)
 
 
 def is_hcl2(path: Path) -> bool:
@@ -242,7 +294,9 @@ class Preparer:
         builder = self.instance(source, name, source.type)
         prepared_provs: list[PluginInstance] = []
         short = name.rsplit(".", 1)[-1]
-        ref_names = {name, f"{source.type}.{short}"}
+        # HCL2: "type.name" or the name; JSON: the builder's name as written (Packer's rawName)
+        hcl2 = self.run.template.format == "hcl2"
+        ref_names = {name, f"{source.type}.{short}"} if hcl2 else {source.ref_name}
 
         def applies(block: PluginBlock) -> bool:
             if block.only and not ref_names & set(block.only):
@@ -252,7 +306,7 @@ class Preparer:
         for p in build.provisioners:
             if not applies(p):
                 continue
-            override = p.override.get(name) or p.override.get(short)
+            override = p.override.get(source.ref_name) or p.override.get(short)
             inst = self.instance(p, name, source.type, override)
             if inst is not None:
                 prepared_provs.append(inst)
@@ -324,14 +378,16 @@ def load_template(
     *,
     env: Mapping[str, str] | None = None,
     execute_datasources: bool = True,
+    started: datetime | None = None,
 ) -> RunContext:
     """Load a JSON or HCL2 template (file or directory) and resolve its variables.
 
     HCL2 data sources are always configured (strictly checked); they are executed only with
     ``execute_datasources`` (``build``, ``validate -evaluate-datasources``), else their outputs
-    stay unknown, as in Packer's ``validate``.
+    stay unknown, as in Packer's ``validate``. ``started``: the run's clock, read once by the
+    command (default: now); variables, locals, plugin configs and build names all use it.
     """
-    run_ts = int(time.time())
+    init_time = started or datetime.now(UTC)
     if is_hcl2(path):
         from amibake.datasources import DatasourceRunner
         from amibake.template.hcl import load_hcl
@@ -341,13 +397,18 @@ def load_template(
         )
         try:
             template = load_hcl(
-                path, var_files=var_files, vars=dict(cli_vars or {}), env=env, datasource_resolver=runner
+                path,
+                var_files=var_files,
+                vars=dict(cli_vars or {}),
+                env=env,
+                datasource_resolver=runner,
+                init_time=init_time,
             )
         except TemplateError as err:
             raise _redacted(err, runner.secrets) from None
         values = {n: v.default for n, v in template.variables.items() if isinstance(v.default, str)}
         return RunContext(
-            template=template, user_vars=values, timestamp=run_ts, datasource_secrets=list(runner.secrets)
+            template=template, user_vars=values, init_time=init_time, datasource_secrets=list(runner.secrets)
         )
     if not path.exists():
         raise TemplateError([Problem(f"template file not found: {path}")])
@@ -355,8 +416,10 @@ def load_template(
     from amibake.template.variables import resolve_json_variables
 
     template = load_json(path)
-    values = resolve_json_variables(template, var_files, cli_vars, env=env, timestamp=run_ts)
-    return RunContext(template=template, user_vars=values, timestamp=run_ts)
+    values = resolve_json_variables(template, var_files, cli_vars, env=env, init_time=init_time)
+    run = RunContext(template=template, user_vars=values, init_time=init_time)
+    render_build_names(run)
+    return run
 
 
 def _redacted(err: TemplateError, secrets: Sequence[str]) -> TemplateError:

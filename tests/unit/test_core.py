@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,8 +119,7 @@ def test_prepare_interpolates_per_build(tmp_path: Path) -> None:
             }
         ],
     }
-    run = load_template(write(tmp_path, doc))
-    run.timestamp = 1700000000
+    run = load_template(write(tmp_path, doc), started=datetime.fromtimestamp(1700000000, UTC))
     (b,) = prepare_builds(run)[0]
     assert b.builder.config.region == "eu-west-1"
     assert b.builder.config.ami_name == "img-one-1700000000"
@@ -180,3 +180,109 @@ def test_parse_var_flag(flag: str, expected: tuple[str, str]) -> None:
 def test_parse_var_flag_rejects_missing_equals() -> None:
     with pytest.raises(TemplateError):
         parse_var_flag("novalue")
+
+
+# --- builder names rendered with user variables (Packer's Core.initialize) ---------------------
+
+
+def test_builder_name_renders_user_variables(tmp_path: Path) -> None:
+    doc = {
+        "variables": {"prefix": "web"},
+        "builders": [
+            builder("{{user `prefix`}}-a", ami_name="img-{{build_name}}"),
+            builder("{{user `prefix`}}-b", ami_name="img-{{build_name}}"),
+        ],
+        "provisioners": [
+            # provisioners name builders as written (Packer's rawName), not as rendered
+            {
+                "type": "shell",
+                "inline": ["echo {{build_name}}"],
+                "only": ["{{user `prefix`}}-a"],
+                "override": {"{{user `prefix`}}-a": {"inline": ["overridden {{build_name}}"]}},
+            }
+        ],
+    }
+    run = load_template(write(tmp_path, doc), cli_vars={"prefix": "api"})
+    builds = {b.name: b for b in prepare_builds(run)[0]}
+    assert sorted(builds) == ["api-a", "api-b"]
+    assert builds["api-a"].builder.config.ami_name == "img-api-a"
+    assert [p.config.inline for p in builds["api-a"].provisioners] == [["overridden api-a"]]
+    assert builds["api-b"].provisioners == []
+    # -only / -except match the rendered names
+    assert [b.name for b in prepare_builds(run, only=["api-b"])[0]] == ["api-b"]
+    assert [b.name for b in prepare_builds(run, except_=["api-a"])[0]] == ["api-b"]
+    assert [s.name for _, s in select_builds(run.template, ["{{user `prefix`}}-a"])] == []
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("{{build_name}}", "build_name not available"),
+        ("{{build_type}}", "build_type not available"),
+        ("{{env `HOME`}}", "env vars are not allowed here"),
+        ("{{clean_resource_name `a`}}", 'function "clean_resource_name" not defined'),
+        ("{{ build `ID` }}", "will not be passed into your plugin"),
+    ],
+)
+def test_builder_name_refused_functions(tmp_path: Path, name: str, message: str) -> None:
+    """What Packer's core context lacks when it renders names (checked against Packer 1.6.6)."""
+    run_fn = lambda: load_template(write(tmp_path, {"builders": [builder(name)]}))  # noqa: E731
+    with pytest.raises(TemplateError) as e:
+        run_fn()
+    (p,) = e.value.problems
+    assert p.key == "builders[0].name"
+    assert f"Error interpolating builder '{name}'" in p.message and message in p.message
+    assert p.pos is not None and p.pos.line == 5  # the "name" line
+
+
+def test_builder_name_rendered_clash_is_refused(tmp_path: Path) -> None:
+    doc = {"variables": {"p": "x"}, "builders": [builder("{{user `p`}}-a"), builder("x-a")]}
+    (msg,) = problems_of(lambda: load_template(write(tmp_path, doc)))
+    assert "builders[1].name" in msg and "'x-a'" in msg and "builders[0]" in msg
+
+
+def test_builder_name_functions_packer_allows(tmp_path: Path) -> None:
+    doc = {"builders": [builder("{{template_dir}}/{{timestamp}}")]}
+    started = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+    run = load_template(write(tmp_path, doc), started=started)
+    (b,) = prepare_builds(run)[0]
+    assert b.name == f"{tmp_path}/{int(started.timestamp())}"
+
+
+# --- one clock per run --------------------------------------------------------------------------
+
+
+def test_one_clock_for_variables_and_builders(tmp_path: Path) -> None:
+    """A variable's {{isotime}}/{{timestamp}} and a builder's are the run's clock, not import time."""
+    started = datetime(2031, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    doc = {
+        "variables": {"stamp": "{{timestamp}}", "iso": "{{isotime}}", "ns": "{{isotime `05.000`}}"},
+        "builders": [builder(ami_name="img-{{timestamp}}-{{user `stamp`}}", ami_description="{{isotime}}")],
+    }
+    run = load_template(write(tmp_path, doc), started=started)
+    assert run.user_vars == {"stamp": "1925089445", "iso": "2031-01-02T03:04:05Z", "ns": "05.678"}
+    (b,) = prepare_builds(run)[0]
+    assert b.builder.config.ami_name == "img-1925089445-1925089445"
+
+
+def test_each_run_reads_its_own_clock(tmp_path: Path) -> None:
+    """Two runs in one process (``amibake server`` forks workers from one warm process) do not
+    share a clock read at import."""
+    path = write(tmp_path, {"variables": {"t": "{{timestamp}}"}, "builders": [builder()]})
+    a = load_template(path, started=datetime(2030, 1, 1, tzinfo=UTC))
+    b = load_template(path, started=datetime(2030, 1, 1, 0, 0, 7, tzinfo=UTC))
+    assert int(b.user_vars["t"]) - int(a.user_vars["t"]) == 7
+    assert abs(load_template(path).timestamp - datetime.now(UTC).timestamp()) < 5
+
+
+def test_hcl2_timestamp_and_isotime_use_the_run_clock(tmp_path: Path) -> None:
+    (tmp_path / "t.pkr.hcl").write_text(
+        'locals {\n  a = timestamp()\n  b = legacy_isotime("2006-01-02T15:04:05Z07:00")\n}\n'
+        'source "amazon-ebs" "x" {\n  region = "us-east-1"\n  source_ami = "ami-12345678"\n'
+        '  instance_type = "t2.micro"\n  ssh_username = "u"\n  ami_name = "n-${local.a}"\n}\n'
+        'build {\n  sources = ["source.amazon-ebs.x"]\n}\n'
+    )
+    started = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+    run = load_template(tmp_path / "t.pkr.hcl", started=started)
+    assert run.template.locals == {"a": "2031-01-02T03:04:05Z", "b": "2031-01-02T03:04:05Z"}
+    assert run.init_time == started

@@ -73,6 +73,15 @@ class PluginBlock:
     max_retries: int = 0
     timeout: str | None = None
     keep_input_artifact: bool | None = None
+    #: builder of a JSON template: its ``name`` as written, before the core renders user variables
+    #: into it (Packer's ``rawName``: what provisioner ``only``/``except``/``override`` refer to);
+    #: "" when the name needs no rendering
+    raw_name: str = ""
+
+    @property
+    def ref_name(self) -> str:
+        """The name provisioners and post-processors use to refer to this builder."""
+        return self.raw_name or self.name
 
 
 @dataclass
