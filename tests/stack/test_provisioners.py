@@ -43,6 +43,7 @@ def remote_lines(comm: SSHCommunicator, command: str) -> list[str]:
     return out
 
 
+@pytest.mark.effect("provisioner/shell", "inline", "environment_vars", "env", "remote_folder")
 def test_shell_inline_over_ssh(comm: SSHCommunicator, remote_dir: str) -> None:
     ui = RecordingUi()
     config = ShellConfig(
@@ -60,6 +61,7 @@ def test_shell_inline_over_ssh(comm: SSHCommunicator, remote_dir: str) -> None:
     assert remote_lines(comm, f"ls -A {remote_dir}") == []  # the script was removed
 
 
+@pytest.mark.effect("provisioner/shell", "script", "remote_path", "skip_clean")
 def test_shell_script_file_with_crlf_over_ssh(comm: SSHCommunicator, remote_dir: str, tmp_path: Path) -> None:
     script = tmp_path / "s.sh"
     script.write_bytes(b"#!/bin/sh\r\nset -e\r\necho \"type=$PACKER_BUILDER_TYPE\"\r\n")
@@ -88,6 +90,25 @@ def test_shell_env_var_file_over_ssh(comm: SSHCommunicator, remote_dir: str) -> 
     assert remote_lines(comm, f"ls -A {remote_dir}") == []
 
 
+@pytest.mark.effect("provisioner/shell", "inline_shebang", "env_var_format", "remote_folder", "remote_file",
+                    "skip_clean")
+def test_shell_shebang_var_format_and_remote_file_over_ssh(comm: SSHCommunicator, remote_dir: str) -> None:
+    ui = RecordingUi()
+    config = ShellConfig(
+        inline=['echo "$FOO|${BASH_VERSION:+bash}"'],
+        inline_shebang="/bin/bash -e",
+        environment_vars=["FOO=bar"],
+        env_var_format="%s='%s-formatted' ",
+        remote_folder=remote_dir,
+        remote_file="named.sh",
+        skip_clean=True,
+    )
+    ShellProvisioner(config, make_env(ui)).provision(comm, {})
+    assert ui.of("message") == ["bar-formatted|bash"]
+    assert remote_lines(comm, f"head -1 {remote_dir}/named.sh") == ["#!/bin/bash -e"]
+
+
+@pytest.mark.effect("provisioner/file", "source", "destination", "content")
 def test_file_upload_file_and_trees_over_ssh(comm: SSHCommunicator, remote_dir: str, tmp_path: Path) -> None:
     hello = tmp_path / "hello.txt"
     hello.write_text("hello world\n")
@@ -123,6 +144,7 @@ def test_file_upload_file_and_trees_over_ssh(comm: SSHCommunicator, remote_dir: 
     assert remote_lines(comm, f"cat {remote_dir}/c.txt; echo") == ["made of content"]
 
 
+@pytest.mark.effect("provisioner/file", "direction", "source", "destination")
 def test_file_download_over_ssh(comm: SSHCommunicator, remote_dir: str, tmp_path: Path) -> None:
     comm.run(f"mkdir -p {remote_dir}/d/sub && echo one > {remote_dir}/d/sub/one && echo f > {remote_dir}/f")
     ui = RecordingUi()
@@ -165,6 +187,7 @@ def own_comm(stack: Stack) -> Iterator[SSHCommunicator]:
     c.close()
 
 
+@pytest.mark.effect("provisioner/shell", "expect_disconnect")
 @pytest.mark.parametrize("expect", [True, False])
 def test_shell_disconnect_over_ssh(own_comm: SSHCommunicator, remote_dir: str, expect: bool) -> None:
     ui = RecordingUi()

@@ -108,7 +108,7 @@ def collect_markers(root: Path = TESTS) -> list[Marker]:
     ``pytestmark`` assignments of modules and classes."""
     found: list[Marker] = []
     for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(ROOT)
+        rel = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
         for node in ast.walk(tree):
             calls: list[ast.Call] = []
@@ -268,9 +268,8 @@ def test_proven_options_are_read_by_the_implementation() -> None:
         for opt, where in sorted(options.items())
         if plugin in PLUGINS and opt.rsplit(".", 1)[-1] not in read
     ]
-    assert not dead, "proven options that src/amibake never reads (outside the config modules):\n" + "\n".join(
-        dead
-    )
+    header = "proven options that src/amibake never reads (outside the config modules):\n"
+    assert not dead, header + "\n".join(dead)
 
 
 @pytest.mark.parametrize("plugin", list(PLUGINS))

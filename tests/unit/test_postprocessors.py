@@ -79,6 +79,7 @@ def env_for(build_name: str = "amazon-ebs", builder_type: str = "amazon-ebs", **
 # -- manifest ------------------------------------------------------------------------------------
 
 
+@pytest.mark.effect("post-processor/manifest", "output", "strip_time")
 def test_manifest_of_an_ami_in_packers_format(tmp_path: Path) -> None:
     out = tmp_path / "manifest.json"
     pp = ManifestPostProcessor(manifest_config(output=str(out), strip_time=True), env_for())
@@ -102,6 +103,7 @@ def test_manifest_of_an_ami_in_packers_format(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.effect("post-processor/manifest", "output", "strip_path", "custom_data")
 def test_manifest_build_time_files_strip_path_and_custom_data(tmp_path: Path) -> None:
     f = tmp_path / "disk.img"
     f.write_bytes(b"12345")
@@ -263,6 +265,7 @@ def test_checksum_default_md5_and_output_name(tmp_path: Path, monkeypatch: pytes
     assert new.string() == f"Created artifact from files: {a}, {target}"
 
 
+@pytest.mark.effect("post-processor/checksum", "checksum_types", "output")
 def test_checksum_several_types_and_files(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_bytes(b"A")
@@ -345,6 +348,7 @@ def two_files(tmp_path: Path) -> list[str]:
     return [str(a), str(b)]
 
 
+@pytest.mark.effect("post-processor/compress", "output")
 def test_compress_tar_gz(tmp_path: Path) -> None:
     files = two_files(tmp_path)
     ui = RecordingUi()
@@ -394,6 +398,33 @@ def test_compress_single_file(tmp_path: Path, ext: str) -> None:
     got = lzma.decompress(data) if ext == "xz" else gzip.decompress(data)
     assert got == payload
     assert f"Archiving {src} with" in ui.of("say")[1]
+
+
+@pytest.mark.effect("post-processor/compress", "compression_level")
+@pytest.mark.parametrize("output", ["c.tar.gz", "c.zip", "c.gz"])
+def test_compression_level_changes_the_output(tmp_path: Path, output: str) -> None:
+    src = tmp_path / "text.txt"
+    src.write_bytes(b"".join(b"line %d of a compressible text %d\n" % (i, i * i % 97) for i in range(40_000)))
+    sizes = {}
+    for level in (1, 9):
+        target = tmp_path / str(level) / output
+        config = compress_config(output=str(target), compression_level=level)
+        CompressPostProcessor(config, env_for()).post_process(FileArtifact("x", files=[str(src)]))
+        sizes[level] = target.stat().st_size
+    assert sizes[9] < sizes[1] * 0.9
+
+
+@pytest.mark.effect("post-processor/compress", "format", "output")
+def test_compress_format_picks_the_archive(tmp_path: Path) -> None:
+    from amibake.postprocessors.config import CompressConfig
+
+    files = two_files(tmp_path)
+    target = tmp_path / "artifact"
+    CompressPostProcessor(CompressConfig(output=str(target), format="zip"), env_for()).post_process(
+        FileArtifact("x", files=files)
+    )
+    with zipfile.ZipFile(target) as zf:
+        assert zf.read(files[0].lstrip("/")) == b"hello"
 
 
 def test_bgzf_blocks_are_bgzf() -> None:
@@ -461,6 +492,138 @@ def test_shell_local_post_processor_single_string_command_runs_through_sh() -> N
 def test_shell_local_post_processor_failure() -> None:
     with pytest.raises(ExitCodeError):
         ShellLocalPostProcessor(shell_local_config(inline=["exit 5"]), env_for()).post_process(AmiArtifact())
+
+
+# -- shell-local, as a provisioner and as a post-processor ----------------------------------------
+
+SHELL_LOCAL = ("provisioner/shell-local", "post-processor/shell-local")
+
+
+def run_shell_local(kind: str, ui: RecordingUi, **raw: Any) -> None:
+    """Decode ``raw`` with the real config class of ``kind`` and run it on this machine."""
+    from amibake.config.base import CheckContext, decode
+    from amibake.postprocessors.config import ShellLocalPostProcessorConfig
+    from amibake.provisioners.config import ShellLocalConfig
+    from amibake.provisioners.shell_local import ShellLocalProvisioner
+    from tests.unit.test_provisioners_local import LocalComm
+
+    cls = ShellLocalConfig if kind.startswith("provisioner") else ShellLocalPostProcessorConfig
+    config, problems, _ = decode(cls, raw, CheckContext(template_dir=Path("."), key_path=""))
+    assert config is not None and not problems, problems
+    env = env_for("bn", ui=ui)
+    if kind.startswith("provisioner"):
+        ShellLocalProvisioner(config, env).provision(LocalComm(), {})
+    else:
+        ShellLocalPostProcessor(config, env).post_process(AmiArtifact())
+
+
+def shell_local_problems(kind: str, **raw: Any) -> list[str]:
+    from amibake.config.base import CheckContext, decode
+    from amibake.postprocessors.config import ShellLocalPostProcessorConfig
+    from amibake.provisioners.config import ShellLocalConfig
+
+    cls = ShellLocalConfig if kind.startswith("provisioner") else ShellLocalPostProcessorConfig
+    _, problems, _ = decode(cls, raw, CheckContext(template_dir=Path("."), key_path=""))
+    return [p.message for p in problems]
+
+
+@pytest.mark.effect("provisioner/shell-local", "inline", "inline_shebang", "environment_vars", "env")
+@pytest.mark.effect("post-processor/shell-local", "inline", "inline_shebang", "environment_vars", "env")
+@pytest.mark.parametrize("kind", SHELL_LOCAL)
+def test_shell_local_inline_shebang_and_variables(kind: str) -> None:
+    ui = RecordingUi()
+    line = 'echo "$A|$B|${BASH_VERSION:+bash}"'
+    run_shell_local(kind, ui, inline=[line], inline_shebang="/bin/bash -e", environment_vars=["A=a"],
+                    env={"B": "b"})
+    assert ui.of("message") == ["a|b|bash"]
+    ui = RecordingUi()
+    run_shell_local(kind, ui, inline=[line])  # the default shebang, /bin/sh -e, is not bash
+    assert ui.of("message") == ["||"]
+
+
+@pytest.mark.effect("provisioner/shell-local", "scripts", "valid_exit_codes")
+@pytest.mark.effect("post-processor/shell-local", "scripts", "valid_exit_codes")
+@pytest.mark.parametrize("kind", SHELL_LOCAL)
+def test_shell_local_scripts_in_order_and_valid_exit_codes(kind: str, tmp_path: Path) -> None:
+    one, two = tmp_path / "one.sh", tmp_path / "two.sh"
+    one.write_text("#!/bin/sh\necho one\n")
+    two.write_text("#!/bin/sh\necho two\nexit 3\n")
+    for s in (one, two):
+        s.chmod(0o755)
+    ui = RecordingUi()
+    run_shell_local(kind, ui, scripts=[str(one), str(two)], valid_exit_codes=[0, 3])
+    assert ui.of("message") == ["one", "two"]
+    with pytest.raises(ExitCodeError, match="exit status: 3"):
+        run_shell_local(kind, RecordingUi(), scripts=[str(one), str(two)])
+
+
+@pytest.mark.effect("provisioner/shell-local", "script", "env_var_format")
+@pytest.mark.effect("post-processor/shell-local", "script", "env_var_format")
+@pytest.mark.parametrize("kind", SHELL_LOCAL)
+def test_shell_local_script_and_env_var_format(kind: str, tmp_path: Path) -> None:
+    script = tmp_path / "s.sh"
+    script.write_text('#!/bin/sh\necho "[$FOO]"\n')
+    script.chmod(0o755)
+    ui = RecordingUi()
+    run_shell_local(kind, ui, script=str(script), environment_vars=["FOO=bar"], env_var_format="%s='%s-fmt' ")
+    assert ui.of("message") == ["[bar-fmt]"]
+
+
+@pytest.mark.effect("provisioner/shell-local", "command", "execute_command")
+@pytest.mark.effect("post-processor/shell-local", "command", "execute_command")
+@pytest.mark.parametrize("kind", SHELL_LOCAL)
+def test_shell_local_command_and_execute_command(kind: str) -> None:
+    ui = RecordingUi()
+    run_shell_local(kind, ui, command="echo from-command")
+    assert ui.of("message") == ["from-command"]
+    ui = RecordingUi()
+    run_shell_local(kind, ui, command="echo x", execute_command=["/bin/sh", "-c", "echo exec:{{.Script}}"])
+    (line,) = ui.of("message")
+    assert line.startswith("exec:/")
+
+
+@pytest.mark.effect("provisioner/shell-local", "only_on")
+@pytest.mark.effect("post-processor/shell-local", "only_on")
+@pytest.mark.parametrize("kind", SHELL_LOCAL)
+def test_shell_local_only_on_both_kinds(kind: str) -> None:
+    from amibake.provisioners.shell_local import current_os
+
+    ui = RecordingUi()
+    other = "windows" if current_os() != "windows" else "linux"
+    run_shell_local(kind, ui, inline=["exit 1"], only_on=[other])
+    assert ui.of("say") == ["Skipping shell-local due to runtime OS"]
+    ui = RecordingUi()
+    run_shell_local(kind, ui, inline=["echo here"], only_on=[current_os()])
+    assert ui.of("message") == ["here"]
+
+
+@pytest.mark.effect("provisioner/shell-local", "tempfile_extension")
+@pytest.mark.effect("post-processor/shell-local", "tempfile_extension")
+@pytest.mark.parametrize("kind", SHELL_LOCAL)
+def test_shell_local_tempfile_extension_both_kinds(kind: str) -> None:
+    ui = RecordingUi()
+    run_shell_local(kind, ui, inline=["true"], tempfile_extension=".cmd",
+                    execute_command=["/bin/sh", "-c", "echo {{.Script}}"])
+    (line,) = ui.of("message")
+    assert line.endswith(".cmd")
+
+
+@pytest.mark.effect("provisioner/shell-local", "use_linux_pathing")
+@pytest.mark.effect("post-processor/shell-local", "use_linux_pathing")
+@pytest.mark.parametrize("kind", SHELL_LOCAL)
+def test_shell_local_use_linux_pathing_is_packers_error_off_windows(kind: str, tmp_path: Path) -> None:
+    """Packer maps scripts' drive paths (C:/x) to WSL's /mnt/c/x; a path without a drive is an error."""
+    script = tmp_path / "s.sh"
+    script.write_text("true\n")
+    assert shell_local_problems(kind, script=str(script)) == []
+    assert shell_local_problems(kind, script=str(script), use_linux_pathing=True) == [
+        "There was an error splitting your absolute path; expected to find a drive following the format "
+        f"':/' but did not: absolute path: {script}"
+    ]
+    assert shell_local_problems(kind, inline=["true"], use_linux_pathing=True) == [
+        "Packer is unable to use the Command and Inline features with the Windows Linux Subsystem. "
+        "Please use the Script or Scripts options instead"
+    ]
 
 
 # -- FileArtifact --------------------------------------------------------------------------------

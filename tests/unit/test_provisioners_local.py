@@ -373,6 +373,7 @@ def test_shell_default_remote_path(tmp_path: Path) -> None:
     assert p.remote_path == "/var/x/a.sh"
 
 
+@pytest.mark.effect("provisioner/shell", "scripts", "skip_clean", "remote_path")
 def test_shell_scripts_in_order_with_crlf_converted_and_skip_clean(tmp_path: Path) -> None:
     one = tmp_path / "one.sh"
     one.write_bytes(b"#!/bin/sh\r\necho one\r\n")
@@ -388,6 +389,7 @@ def test_shell_scripts_in_order_with_crlf_converted_and_skip_clean(tmp_path: Pat
     assert remote.exists() and not any(c.startswith("rm ") for c in comm.commands)
 
 
+@pytest.mark.effect("provisioner/shell", "binary")
 def test_shell_binary_keeps_crlf(tmp_path: Path) -> None:
     script = tmp_path / "s.sh"
     script.write_bytes(b"echo a\r\n")
@@ -414,11 +416,13 @@ def test_shell_inline_shebang_default_stops_at_first_error(tmp_path: Path) -> No
     assert ui.of("message") == []
 
 
+@pytest.mark.effect("provisioner/shell", "valid_exit_codes")
 def test_shell_valid_exit_codes(tmp_path: Path) -> None:
     config = shell_config(inline=["exit 7"], valid_exit_codes=[0, 7], remote_path=str(tmp_path / "s.sh"))
     ShellProvisioner(config, make_env()).provision(LocalComm(), {})
 
 
+@pytest.mark.effect("provisioner/shell", "execute_command")
 def test_shell_custom_execute_command_sees_build_data(tmp_path: Path) -> None:
     remote = tmp_path / "s.sh"
     config = shell_config(
@@ -438,6 +442,7 @@ def test_shell_inline_commands_are_rendered_with_build_data(tmp_path: Path) -> N
     assert ui.of("message") == ["id=i-123"]
 
 
+@pytest.mark.effect("provisioner/shell", "use_env_var_file")
 def test_shell_env_var_file(tmp_path: Path) -> None:
     config = shell_config(
         inline=['echo "$FOO|$BAR"'],
@@ -486,6 +491,7 @@ def test_shell_retries_while_the_command_cannot_start(tmp_path: Path) -> None:
     assert ui.of("message") == ["up"]
 
 
+@pytest.mark.effect("provisioner/shell", "start_retry_timeout")
 def test_shell_start_retry_timeout_gives_up(tmp_path: Path) -> None:
     comm = ScriptedComm(lambda cmd, n: CommunicatorError("connection refused"))
     config = shell_config(inline=["true"], remote_path=str(tmp_path / "s.sh"), start_retry_timeout="50ms")
@@ -504,6 +510,7 @@ def test_shell_cleanup_failure_is_an_error(tmp_path: Path) -> None:
         p.provision(comm, {})
 
 
+@pytest.mark.effect("provisioner/shell", "pause_after")
 def test_shell_pause_after(tmp_path: Path) -> None:
     ui = RecordingUi()
     config = shell_config(inline=["true"], remote_path=str(tmp_path / "s.sh"), pause_after="10ms")
@@ -511,6 +518,7 @@ def test_shell_pause_after(tmp_path: Path) -> None:
     assert ui.of("say")[-1] == "Pausing 10ms after this provisioner..."
 
 
+@pytest.mark.effect("provisioner/shell", "pause_after")
 def test_shell_pause_after_is_cancellable(tmp_path: Path) -> None:
     env = make_env()
     env.cancel.set()
@@ -547,6 +555,7 @@ def test_file_upload_single_file_into_directory(tmp_path: Path) -> None:
     assert comm.uploads == [(f"{dest}/hello.txt", 0o640)]
 
 
+@pytest.mark.effect("provisioner/file", "sources", "source", "destination")
 def test_file_upload_sources_then_source_order_and_render(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_text("a")
@@ -557,6 +566,25 @@ def test_file_upload_sources_then_source_order_and_render(tmp_path: Path) -> Non
     (tmp_path / "out-i-1").mkdir()
     FileProvisioner(config, make_env(ui)).provision(LocalComm(), {"ID": "i-1"})
     assert ui.of("say") == [f"Uploading {b} => {tmp_path}/out-i-1/", f"Uploading {a} => {tmp_path}/out-i-1/"]
+    assert (tmp_path / "out-i-1" / "a").read_text() == "a"
+    assert (tmp_path / "out-i-1" / "b").read_text() == "b"
+
+
+@pytest.mark.effect("provisioner/file", "generated")
+def test_file_generated_is_checked_when_uploading_not_when_validating(tmp_path: Path) -> None:
+    from amibake.config.base import CheckContext, decode
+    from amibake.provisioners.config import FileConfig
+
+    src, dest = tmp_path / "made-later.txt", tmp_path / "dest.txt"
+    raw = {"source": str(src), "destination": str(dest)}
+    ctx = CheckContext(template_dir=tmp_path, key_path="provisioners[0]")
+    _, problems, _ = decode(FileConfig, raw, ctx)
+    assert [p.message for p in problems] == [f"Bad source '{src}': stat {src}: no such file or directory"]
+    config, problems, _ = decode(FileConfig, {**raw, "generated": True}, ctx)
+    assert problems == [] and config is not None
+    src.write_text("generated during the build")  # e.g. by a shell-local provisioner before this one
+    FileProvisioner(config, make_env()).provision(LocalComm(), {})
+    assert dest.read_text() == "generated during the build"
 
 
 def test_file_upload_directory_trailing_slash_rule(tmp_path: Path) -> None:
@@ -736,6 +764,7 @@ def test_current_os() -> None:
 # -- breakpoint ----------------------------------------------------------------------------------
 
 
+@pytest.mark.effect("provisioner/breakpoint", "note", "disable")
 @pytest.mark.parametrize(
     ("note", "disable", "says", "asks"),
     [

@@ -5,6 +5,7 @@ windows-restart, windows-shell, ansible and ansible-local.
 and are not part of these configs.
 """
 
+import os
 import sys
 from typing import Any
 
@@ -250,6 +251,19 @@ class ShellLocalConfig(ShellCommon):
                     )
                 )
                 break
+        if self.use_linux_pathing:
+            # Packer converts each script's absolute path to WSL's /mnt/<drive>/...: a path without a
+            # drive (any path on the machines amibake runs on) is an error
+            for i, path in enumerate(self.all_scripts):
+                absolute = os.path.abspath(path).replace("\\", "/")
+                if ":/" not in absolute:
+                    errs.append(
+                        p(
+                            "There was an error splitting your absolute path; expected to find a drive "
+                            f"following the format ':/' but did not: absolute path: {absolute}",
+                            f"scripts[{i}]" if self.scripts else "script",
+                        )
+                    )
         if self.use_linux_pathing and self.all_inline:
             errs.append(
                 p(
