@@ -70,6 +70,9 @@ class BuildEnv:
     force: bool = False
     #: one id per ``amibake build`` run; tagged on every resource amibake creates
     run_id: str = ""
+    #: Packer's ``PACKER_RUN_UUID``: one per run, the same for all its builds (set by the core):
+    #: ``{{ build `PackerRunUUID` }}``, the manifest's ``packer_run_uuid``, local processes' environment
+    run_uuid: str = ""
     #: renders a late-interpolated string (``{{ .BuildRegion }}``...) with build data
     render: Callable[[str, Mapping[str, Any]], str] = lambda text, data: text
     #: values that must never be printed (sensitive variables, passwords, keys)

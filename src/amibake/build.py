@@ -189,6 +189,7 @@ class BuildRunner:
             debug=self.options.debug,
             force=self.options.force,
             run_id=self.run.run_id,
+            run_uuid=self.run.run_id,
             render=self._render(build),
             secrets=self.run.secrets(),
         )

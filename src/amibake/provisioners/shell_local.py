@@ -107,6 +107,8 @@ def run_shell_local(
             try:
                 status = localexec.run(
                     argv,
+                    # Packer sets PACKER_RUN_UUID in its own environment: every local process sees it
+                    env={**os.environ, "PACKER_RUN_UUID": env.run_uuid} if env.run_uuid else None,
                     stdout=lambda line: ui.message(clean_output_line(line)),
                     stderr=lambda line: ui.error(clean_output_line(line)),
                     cancel=env.cancel,

@@ -69,7 +69,7 @@ class EbsBuilder:
 
     def run(self, hooks: Hooks) -> AmiArtifact | None:
         s = self.settings
-        run_uuid = str(uuid.uuid4())
+        run_uuid = self.env.run_uuid or str(uuid.uuid4())
         run_id = self.env.run_id or run_uuid
         for secret in (s.ssh_password,):
             if secret and secret not in self.env.secrets:
