@@ -28,6 +28,8 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from amibake.errors import Problem, TemplateError
+
 if TYPE_CHECKING:
     from amibake.api import Ui
 
@@ -217,3 +219,28 @@ class RedactingUi:
 
     def ask(self, question: str) -> str:
         return self.inner.ask(self._clean(question))
+
+
+def leaves(value: object) -> list[str]:
+    """The strings (and numbers, as text) inside a value: each is redacted on its own."""
+    out: list[str] = []
+    todo = [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, bool) or v is None:
+            continue
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, (int, float)):
+            out.append(str(v))
+        elif isinstance(v, dict):
+            todo += list(v.values())
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            todo += list(v)
+    return out
+
+
+def without_secrets(err: TemplateError, secrets: Iterable[str]) -> TemplateError:
+    """``err`` with every secret blanked in its messages (keys and positions kept)."""
+    r = Redactor(secrets)
+    return TemplateError([Problem(r(p.message), p.key, p.pos) for p in err.problems])

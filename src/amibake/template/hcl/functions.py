@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import stat
 import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
@@ -41,6 +42,24 @@ from amibake.template.hcl.values import (
 )
 
 Func = Callable[..., Any]
+
+#: the largest string or list a function may build: beyond it, a template asks for gigabytes
+#: (``indent(1e11, ...)``, ``format("%999999999999d", 1)``, a ``setproduct`` of many lists) and is
+#: refused with an error instead of exhausting memory
+MAX_RESULT = 16 << 20
+#: Go's fmt refuses widths and precisions above 1e6 (``%!(BADWIDTH)``)
+MAX_FMT_WIDTH = 1_000_000
+#: ``yamldecode``: input size, and how many values a document may expand to through its aliases
+MAX_YAML_BYTES = 8 << 20
+MAX_YAML_VALUES = 1_000_000
+#: ``file``/``filebase64``: what a template may read
+MAX_FILE_BYTES = 256 << 20
+
+
+def _bounded(n: int, what: str) -> int:
+    if n > MAX_RESULT:
+        raise FunctionError(f"{what} would be {n:,} long, more than the {MAX_RESULT:,} amibake allows")
+    return n
 
 
 def _s(v: Any, what: str = "argument") -> str:
@@ -108,6 +127,9 @@ def format_(fmt: Any, *args: Any) -> Any:
         a = args[argi]
         argi += 1
         verb, flags = spec[-1], spec[:-1]
+        for num in re.findall(r"\d+", flags):
+            if len(num) > 7 or int(num) > MAX_FMT_WIDTH:
+                raise FunctionError(f"%{spec[:20]}: width or precision too large (at most {MAX_FMT_WIDTH:,})")
         if verb in "vs":
             if isinstance(a, (list, dict)):
                 text = json.dumps(a, separators=(",", ":"))
@@ -144,8 +166,10 @@ def formatlist(fmt: Any, *args: Any) -> Any:
 
 
 def indent(spaces: Any, s: Any) -> str:
-    pad = " " * _int(spaces, "spaces")
-    return _s(s).replace("\n", "\n" + pad)
+    n, text = _int(spaces, "spaces"), _s(s)
+    _bounded(len(text) + max(n, 0) * text.count("\n"), "the indented string")
+    pad = " " * n
+    return text.replace("\n", "\n" + pad)
 
 
 def join(sep: Any, *lists: Any) -> Any:
@@ -174,20 +198,32 @@ def regexall(pattern: Any, s: Any) -> Any:
     if _unknown_in(pattern, s):
         return UNKNOWN
     rx = _compile(pattern)
-    return [_match_value(rx, m) for m in rx.finditer(_s(s))]
+    out, last_end = [], -1
+    for m in rx.finditer(_s(s)):
+        if m.start() == m.end() == last_end:
+            continue  # Go ignores an empty match abutting the previous match
+        out.append(_match_value(rx, m))
+        last_end = m.end()
+    return out
 
 
-def _compile(pattern: Any) -> re.Pattern[str]:
+def _compile(pattern: Any) -> Any:
+    """Go's regexp is RE2: linear time in the input, and its own syntax (no look-around or
+    back-references; ``\\z``, ``(?i)``, ``\\pL``). google-re2 is the same engine: a pattern Packer
+    accepts is accepted here and none backtracks (``(a+)+$`` on a long string is instant)."""
+    import re2
+
     p = _s(pattern, "pattern")
-    # RE2 syntax: named groups are (?P<name>...) in both; \z is Python's \Z
-    p = p.replace(r"\z", r"\Z")
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its own copy of the error on stderr
     try:
-        return re.compile(p)
-    except re.error as e:
-        raise FunctionError(f"invalid regular expression pattern: {e}") from None
+        return re2.compile(p, options=options)
+    except re2.error as e:
+        detail = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise FunctionError(f"invalid regular expression pattern: {detail}") from None
 
 
-def _match_value(rx: re.Pattern[str], m: re.Match[str]) -> Any:
+def _match_value(rx: Any, m: Any) -> Any:
     if rx.groupindex:
         return {k: m.group(k) for k in rx.groupindex}
     if rx.groups:
@@ -207,7 +243,7 @@ def regex_replace(s: Any, pattern: Any, repl: Any) -> Any:
     )
     try:
         return rx.sub(r, _s(s))
-    except (re.error, IndexError) as e:
+    except (re.error, IndexError, ValueError) as e:
         raise FunctionError(f"invalid replacement: {e}") from None
 
 
@@ -441,6 +477,11 @@ def setunion(*sets: Any) -> list[Any]:
 def setproduct(*sets: Any) -> list[Any]:
     if not sets:
         raise FunctionError("at least one argument is required")
+    total = 1
+    for s in sets:
+        total *= len(_list(s))
+        if total:
+            _bounded(total * len(sets), "the product")
     out: list[list[Any]] = [[]]
     for s in sets:
         out = [[*p, x] for p in out for x in _list(s)]
@@ -563,13 +604,59 @@ def yamldecode(s: Any) -> Any:
         return UNKNOWN
     import yaml
 
+    text = _s(s)
+    if len(text) > MAX_YAML_BYTES:
+        raise FunctionError(f"the YAML text is {len(text):,} long, more than the {MAX_YAML_BYTES:,} allowed")
     try:
-        docs = list(yaml.safe_load_all(_s(s)))
+        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        if len(nodes) > 1:
+            raise FunctionError("the string contains more than one YAML document")
+        if not nodes or nodes[0] is None:
+            return None
+        _yaml_size(nodes[0])
+        return _from_yaml(yaml.SafeLoader("").construct_document(nodes[0]))
+    except yaml.MarkedYAMLError as e:
+        # the problem and where, never an excerpt of the text (it may be a sensitive value)
+        mark = e.problem_mark or e.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise FunctionError(f"invalid YAML: {e.problem or e.context}{where}") from None
     except yaml.YAMLError as e:
-        raise FunctionError(f"invalid YAML: {e}") from None
-    if len(docs) > 1:
-        raise FunctionError("the string contains more than one YAML document")
-    return _from_yaml(docs[0] if docs else None)
+        raise FunctionError(f"invalid YAML: {type(e).__name__}") from None
+    except RecursionError:
+        raise FunctionError("invalid YAML: the document nests too deeply") from None
+
+
+def _yaml_size(root: Any) -> int:
+    """How many values the document expands to, aliases expanded (a "billion laughs" bomb is
+    refused before it is built); a node that contains itself is refused too (Go's yaml.v2 says
+    "excessive aliasing" for both)."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in active:
+            raise FunctionError("invalid YAML: an alias refers to a node that contains it")
+        active.add(key)
+        n = 1
+        if isinstance(node, yaml.SequenceNode):
+            n += sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n += sum(size(k) + size(v) for k, v in node.value)
+        active.discard(key)
+        if n > MAX_YAML_VALUES:
+            raise FunctionError(
+                f"invalid YAML: the document expands to more than {MAX_YAML_VALUES:,} values "
+                "through its aliases"
+            )
+        sizes[key] = n
+        return n
+
+    return size(root)
 
 
 def _from_yaml(v: Any) -> Any:
@@ -893,14 +980,27 @@ def _fs(basedir: Path) -> dict[str, Func]:
         path = Path(os.path.expanduser(_s(p, "path")))
         return path if path.is_absolute() else basedir / path
 
-    def file(p: Any) -> str:
+    def read(p: Any) -> bytes:
+        """A regular file's bytes, at most MAX_FILE_BYTES (``/dev/zero`` never ends)."""
         path = resolve(p)
+        with path.open("rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+                raise FunctionError(f'"{_s(p)}" is not a regular file')
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise FunctionError(f'"{_s(p)}" is larger than the {MAX_FILE_BYTES:,} bytes a template may read')
+        return data
+
+    def file(p: Any) -> str:
         try:
-            data = path.read_bytes()
+            data = read(p)
         except FileNotFoundError:
             raise FunctionError(f'no file exists at "{_s(p)}"') from None
         except IsADirectoryError:
             raise FunctionError(f'"{_s(p)}" is a directory, not a file') from None
+        except OSError as e:
+            raise FunctionError(f'cannot read "{_s(p)}": {e.strerror or e}') from None
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -910,9 +1010,11 @@ def _fs(basedir: Path) -> dict[str, Func]:
 
     def filebase64(p: Any) -> str:
         try:
-            return base64.b64encode(resolve(p).read_bytes()).decode()
+            return base64.b64encode(read(p)).decode()
         except FileNotFoundError:
             raise FunctionError(f'no file exists at "{_s(p)}"') from None
+        except OSError as e:
+            raise FunctionError(f'cannot read "{_s(p)}": {e.strerror or e}') from None
 
     def fileexists(p: Any) -> bool:
         path = resolve(p)
