@@ -59,13 +59,13 @@ class BuildHooks:
         if not _has_action(inst.raw):
             return inst.config
         from amibake.config.base import CheckContext, decode
-        from amibake.template.interpolate import render_deep
+        from amibake.template.interpolate import complete_build_data, render_deep
 
         ctx = self.run.interp(
             self.build.name,
             self.build.type,
             data=dict(build_data),
-            build_fn_data=dict(build_data),
+            build_fn_data=complete_build_data(self.build.type, build_data),
             keep_unknown_fields=True,
         )
         late = late_keys(inst.block.kind, inst.type)
@@ -166,12 +166,14 @@ class BuildRunner:
         self.console.redact.add(*run.secrets())
 
     def _render(self, build: PreparedBuild) -> Any:
-        from amibake.template.interpolate import render
+        from amibake.template.interpolate import complete_build_data, render
 
         def render_late(text: str, data: Mapping[str, Any]) -> str:
             if "{{" not in text:
                 return text
-            ctx = self.run.interp(build.name, build.type, data=dict(data), build_fn_data=dict(data))
+            ctx = self.run.interp(
+                build.name, build.type, data=dict(data), build_fn_data=complete_build_data(build.type, data)
+            )
             return render(text, ctx)
 
         return render_late

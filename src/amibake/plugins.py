@@ -12,6 +12,8 @@ register(PluginSpec("builder", "amazon-ebssurrogate", f"{_AMZ}_surrogate:EbsSurr
 register(PluginSpec("builder", "amazon-ebsvolume", f"{_AMZ}_ebsvolume:EbsVolumeConfig"))
 register(PluginSpec("builder", "amazon-chroot", f"{_AMZ}_chroot:ChrootConfig"))
 register(PluginSpec("builder", "amazon-instance", f"{_AMZ}_instance:InstanceConfig"))
+register(PluginSpec("builder", "null", "amibake.builders.null.config:NullConfig",
+                    "amibake.builders.null.builder:NullBuilder"))
 
 # provisioners
 register(PluginSpec("provisioner", "shell", f"{_PROV}:ShellConfig",
@@ -38,3 +40,5 @@ register(PluginSpec("post-processor", "compress", f"{_PP}:CompressConfig",
 register(PluginSpec("post-processor", "shell-local", f"{_PP}:ShellLocalPostProcessorConfig",
                     "amibake.postprocessors.shell_local:ShellLocalPostProcessor"))
 register(PluginSpec("post-processor", "amazon-import", f"{_PP}:AmazonImportConfig"))
+register(PluginSpec("post-processor", "artifice", f"{_PP}:ArtificeConfig",
+                    "amibake.postprocessors.artifice:ArtificePostProcessor"))

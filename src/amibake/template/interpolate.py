@@ -44,7 +44,9 @@ from amibake.errors import InterpolationError
 
 __all__ = [
     "AMAZON_BUILDER_FUNCS",
+    "BUILD_DATA_COMMON_KEYS",
     "BUILD_DATA_FIELDS_AMAZON",
+    "BUILD_DATA_GENERATED",
     "ERR_VARIABLE_NOT_SET",
     "LATE_FIELDS_AMAZON",
     "LATE_FIELDS_BY_BUILDER",
@@ -56,7 +58,9 @@ __all__ = [
     "TemplateExecError",
     "TemplateSyntaxError",
     "available_functions",
+    "build_data_keys",
     "check",
+    "complete_build_data",
     "parse",
     "placeholder_build_data",
     "references",
@@ -113,6 +117,46 @@ BUILD_DATA_FIELDS_AMAZON: frozenset[str] = frozenset({
     "BuildRegion", "SourceAMI", "SourceAMIName", "SourceAMIOwner", "SourceAMIOwnerName",
     "SourceAMICreationDate", "SourceAMITags",
 })  # fmt: skip
+
+#: packer ``packer/provisioner.go`` ``BuilderDataCommonKeys``: the build data every builder offers
+#: to ``{{ build `X` }}`` (JSON) and ``build.X`` (HCL2), whatever its type.
+BUILD_DATA_COMMON_KEYS: tuple[str, ...] = (
+    "ID", "Host", "Port", "User", "Password", "ConnType", "PackerRunUUID", "PackerHTTPPort",
+    "PackerHTTPIP", "PackerHTTPAddr", "SSHPublicKey", "SSHPrivateKey", "WinRMPassword",
+)  # fmt: skip
+
+#: The keys each builder adds (its ``Prepare``'s generated-data list): packer-plugin-amazon
+#: ``common/interpolate_build_info.go`` ``GetGeneratedDataList`` for every amazon builder,
+#: plus ``Device`` and ``MountPath`` for amazon-chroot (``builder/chroot/builder.go``). Not
+#: ``SourceAMITags``: a map, offered only to the builder's own late fields (``{{ .SourceAMITags.X }}``),
+#: never to ``build``. The null builder adds none.
+_AMAZON_GENERATED = (
+    "SourceAMIName", "BuildRegion", "SourceAMI", "SourceAMICreationDate", "SourceAMIOwner",
+    "SourceAMIOwnerName",
+)  # fmt: skip
+BUILD_DATA_GENERATED: Mapping[str, tuple[str, ...]] = {
+    "amazon-ebs": _AMAZON_GENERATED,
+    "amazon-ebssurrogate": _AMAZON_GENERATED,
+    "amazon-ebsvolume": _AMAZON_GENERATED,
+    "amazon-instance": _AMAZON_GENERATED,
+    "amazon-chroot": (*_AMAZON_GENERATED, "Device", "MountPath"),
+    "null": (),
+}
+
+
+def build_data_keys(builder_type: str) -> tuple[str, ...]:
+    """Every key ``{{ build `X` }}`` / ``build.X`` may name in a build of ``builder_type``."""
+    return BUILD_DATA_COMMON_KEYS + BUILD_DATA_GENERATED.get(builder_type, ())
+
+
+def complete_build_data(builder_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with every key of :func:`build_data_keys` the builder did not supply set to Go's
+    ``<no value>``: what Packer's two passes give (``{{ build `Host` }}`` becomes ``{{.Host}}`` in
+    Prepare, then renders against the build's data, where a missing key prints ``<no value>``)."""
+    out: dict[str, Any] = {k: "<no value>" for k in build_data_keys(builder_type)}
+    out.update(data)
+    return out
+
 
 #: Functions the amazon builders add to their interpolation context
 #: (packer-plugin-amazon ``common/template_funcs.go``: ``TemplateFuncs``). Not available in
@@ -1572,10 +1616,13 @@ def _f_build(ctx: InterpContext, s: str) -> str:
         raise _FuncError(
             f"Error validating build variable: the given variable {s} will not be passed into your plugin."
         )
-    v = data.get(s)
+    if s not in data:
+        raise _FuncError(f"loaded data, but couldnt find {s} in it.")
+    v = data[s]
     if isinstance(v, str):
         return f"{{{{.{s}}}}}" if PLACEHOLDER_MSG in v else v
-    raise _FuncError(f"loaded data, but couldnt find {s} in it.")
+    # Packer renders the {{.X}} its first pass left with the build's data: Go's formatting of the value
+    return _go_format(v)
 
 
 def _f_replace_all(ctx: InterpContext, old: str, new: str, src: str) -> str:

@@ -1,0 +1,1 @@
+"""The ``null`` builder: no machine of its own; connect to an existing host (or none) and provision."""
