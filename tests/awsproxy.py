@@ -19,6 +19,7 @@ polling lag is ``first_seen_ready[id][state] - ready_at[id][state]``.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import http.client
 import json
@@ -79,6 +80,12 @@ class Request:
     json_body: Any = None
     #: the signing region
     region: str = ""
+    #: the session token sent with the request (``X-Amz-Security-Token``)
+    security_token: str = ""
+    #: the HTTP status of the answer the client got (the proxy's own for an injected fault)
+    status: int = 0
+    #: the body of that answer (as the client got it: after any state rewrite)
+    response: bytes = b""
 
     def values(self, prefix: str) -> list[str]:
         """Values of the flattened list parameter ``prefix`` (``SecurityGroupId`` -> .1, .2 ...)."""
@@ -134,7 +141,8 @@ class AwsProxy:
         self._lock = threading.Lock()
         #: EC2 Action counts seen (faulted ones included)
         self.calls: Counter[str] = Counter()
-        #: every request seen, in order (EC2, IAM, STS... query-protocol and JSON-protocol calls alike)
+        #: every request relayed (EC2, IAM, STS... query-protocol and JSON-protocol calls alike) with its
+        #: answer, in the order the answers went out (a client's sequential calls keep their order)
         self.requests: list[Request] = []
         #: faults injected, by kind ("throttle", "error")
         self.faults: Counter[str] = Counter()
@@ -351,9 +359,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _relay(self) -> None:
         proxy = self.owner
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body()
         action, service = "", ""
+        request: Request | None = None
         is_moto_api = self.path.startswith("/moto-api")
         if not is_moto_api:
             query = urllib.parse.urlsplit(self.path).query
@@ -371,13 +379,13 @@ class _Handler(BaseHTTPRequestHandler):
                     json_body = json.loads(body or b"{}")
                 except ValueError:
                     json_body = None
-            with proxy._lock:
-                proxy.requests.append(Request(
-                    service=service, action=action or target.rsplit(".", 1)[-1],
-                    params={k: v[0] for k, v in params.items() if k},
-                    access_key=m.group(1) if m else "", json_body=json_body,
-                    region=m.group(2) if m else "",
-                ))
+            request = Request(
+                service=service, action=action or target.rsplit(".", 1)[-1],
+                params={k: v[0] for k, v in params.items() if k},
+                access_key=m.group(1) if m else "", json_body=json_body,
+                region=m.group(2) if m else "",
+                security_token=self.headers.get("X-Amz-Security-Token", ""),
+            )
         ec2 = bool(action) and service == "ec2"
         if ec2:
             with proxy._lock:
@@ -387,9 +395,11 @@ class _Handler(BaseHTTPRequestHandler):
                 with proxy._lock:
                     proxy.faults[fault] += 1
                 if fault == "throttle":
-                    self._answer(503, _error_xml("RequestLimitExceeded", "Request limit exceeded."))
+                    status, data = 503, _error_xml("RequestLimitExceeded", "Request limit exceeded.")
                 else:
-                    self._answer(500, _error_xml("InternalError", "An internal error has occurred."))
+                    status, data = 500, _error_xml("InternalError", "An internal error has occurred.")
+                self._record(request, status, data)
+                self._answer(status, data)
                 return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
         conn = http.client.HTTPConnection(proxy._up_host, proxy._up_port, timeout=120)
@@ -402,13 +412,40 @@ class _Handler(BaseHTTPRequestHandler):
             if (resp.getheader("Content-Encoding") or "").lower() == "gzip":
                 data = gzip.decompress(data)
         except OSError as exc:
-            self._answer(502, _error_xml("ProxyError", f"upstream unreachable: {exc}"))
+            data = _error_xml("ProxyError", f"upstream unreachable: {exc}")
+            self._record(request, 502, data)
+            self._answer(502, data)
             return
         finally:
             conn.close()
         if ec2 and status == 200:
             data = proxy.observe(action, data)
+        self._record(request, status, data)
         self._answer(status, data, out_headers)
+
+    def _read_body(self) -> bytes:
+        """The request body, by Content-Length or chunked transfer coding."""
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass  # trailers
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()  # the CRLF after each chunk
+            del self.headers["Transfer-Encoding"]
+            return b"".join(chunks)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _record(self, request: Request | None, status: int, data: bytes) -> None:
+        """Keep a relayed request with the answer the client got (in the order answers went out)."""
+        if request is None:
+            return
+        with self.owner._lock:
+            self.owner.requests.append(dataclasses.replace(request, status=status, response=data))
 
     def _answer(self, status: int, data: bytes, headers: list[tuple[str, str]] | None = None) -> None:
         self.send_response(status)

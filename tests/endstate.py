@@ -6,11 +6,14 @@ are listed apart, since Packer has none.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import boto3
+import botocore.exceptions
 
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
 _MASKS = [
@@ -21,6 +24,10 @@ _MASKS = [
     (re.compile(r"\bsg-[0-9a-f]{8,17}\b"), "sg-X"),
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "UUID"),
     (re.compile(r"\b1[6-9]\d{8}\b"), "TS"),
+    (re.compile(r"\b\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?"), "TIME"),
+    (re.compile(r"\bsubnet-[0-9a-f]{8,17}\b"), "subnet-X"),
+    (re.compile(r"\bvpc-[0-9a-f]{8,17}\b"), "vpc-X"),
+    (re.compile(r"\blt-[0-9a-f]{8,17}\b"), "lt-X"),
     (re.compile(r"packer-\d+\.\d+\.\d+"), "packer-VERSION"),
 ]
 
@@ -72,22 +79,33 @@ def region_state(env: Mapping[str, str], region: str) -> dict[str, Any]:
                         bd["DeviceName"],
                         bd.get("Ebs", {}).get("VolumeSize"),
                         bd.get("Ebs", {}).get("VolumeType"),
+                        bd.get("Ebs", {}).get("DeleteOnTermination"),
+                        bd.get("VirtualName", ""),
                     )
                     for bd in img.get("BlockDeviceMappings", [])
                 ),
+                "public": img.get("Public"),
+                "ena_support": img.get("EnaSupport"),
+                "sriov_net_support": img.get("SriovNetSupport", ""),
+                "virtualization_type": img.get("VirtualizationType", ""),
                 "snapshots": sorted(
                     bd["Ebs"]["SnapshotId"] for bd in img.get("BlockDeviceMappings", []) if "Ebs" in bd
                 ),
             }
         )
     snapshots = {
-        s["SnapshotId"]: {"tags": _tags(s), "state": s["State"]}
+        s["SnapshotId"]: {"tags": _tags(s), "state": s["State"], "size": s.get("VolumeSize")}
         for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
     }
+    for img in images:  # permissions only for the images' own snapshots (moto lists thousands)
+        for sid in img["snapshots"]:
+            if sid in snapshots and "create_volume_permissions" not in snapshots[sid]:
+                perms = ec2.describe_snapshot_attribute(SnapshotId=sid, Attribute="createVolumePermission")
+                snapshots[sid]["create_volume_permissions"] = sorted(
+                    p.get("UserId") or p.get("Group") or "" for p in perms.get("CreateVolumePermissions", [])
+                )
     instances = [
-        {"id": i["InstanceId"], "state": i["State"]["Name"], "tags": _tags(i)}
-        for r in ec2.describe_instances()["Reservations"]
-        for i in r["Instances"]
+        _instance(ec2, i) for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
     ]
     return {
         "images": images,
@@ -101,6 +119,72 @@ def region_state(env: Mapping[str, str], region: str) -> dict[str, Any]:
             if g["GroupName"] != "default"
         ],
         "volumes": [v["VolumeId"] for v in ec2.describe_volumes()["Volumes"] if v["State"] != "deleted"],
+        "launch_templates": [
+            t["LaunchTemplateName"] for t in ec2.describe_launch_templates()["LaunchTemplates"]
+        ],
+    }
+
+
+def _attribute(ec2: Any, iid: str, name: str) -> Any:
+    """One DescribeInstanceAttribute value ("" when moto does not model the attribute)."""
+    try:
+        answer = ec2.describe_instance_attribute(InstanceId=iid, Attribute=name)
+    except botocore.exceptions.ClientError:
+        return ""
+    key = name[:1].upper() + name[1:]
+    return answer.get(key, {}).get("Value", "")
+
+
+def _instance(ec2: Any, i: Mapping[str, Any]) -> dict[str, Any]:
+    """What an instance was launched with, as EC2 describes it (terminated instances included)."""
+    iid = i["InstanceId"]
+    user_data = _attribute(ec2, iid, "userData")
+    placement = i.get("Placement", {})
+    md = i.get("MetadataOptions", {})
+    return {
+        "id": iid,
+        "state": i["State"]["Name"],
+        "tags": _tags(i),
+        "image": i.get("ImageId", ""),
+        "instance_type": i.get("InstanceType", ""),
+        "availability_zone": placement.get("AvailabilityZone", ""),
+        "tenancy": placement.get("Tenancy", ""),
+        "ebs_optimized": i.get("EbsOptimized"),
+        "lifecycle": i.get("InstanceLifecycle", "normal"),
+        "iam_instance_profile": i.get("IamInstanceProfile", {}).get("Arn", ""),
+        "key_name": i.get("KeyName", ""),
+        "in_subnet": bool(i.get("SubnetId")),
+        "public_ip": bool(i.get("PublicIpAddress")),
+        "sriov_net_support": i.get("SriovNetSupport", ""),
+        "ena_support": i.get("EnaSupport"),
+        "metadata_options": {k: md.get(k) for k in ("HttpEndpoint", "HttpTokens", "HttpPutResponseHopLimit")},
+        "shutdown_behavior": _attribute(ec2, iid, "instanceInitiatedShutdownBehavior"),
+        "user_data": _decode(user_data),
+    }
+
+
+def _decode(b64: str) -> str:
+    """User data as the instance would read it (EC2 holds it base64-encoded)."""
+    try:
+        return base64.b64decode(b64, validate=True).decode("utf-8", "replace") if b64 else ""
+    except (binascii.Error, ValueError):
+        return f"(not base64: {b64!r})"
+
+
+def iam_state(env: Mapping[str, str]) -> dict[str, list[str]]:
+    """IAM roles and instance profiles (global): a build's temporary ones must be gone."""
+    iam = boto3.client(
+        "iam",
+        region_name="us-east-1",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    return {
+        "roles": sorted(r["RoleName"] for r in iam.list_roles()["Roles"]),
+        "instance_profiles": sorted(
+            p["InstanceProfileName"] for p in iam.list_instance_profiles()["InstanceProfiles"]
+        ),
     }
 
 
@@ -109,10 +193,11 @@ def end_state(env: Mapping[str, str], regions: Iterable[str] = REGIONS) -> dict[
 
 
 def leftovers(state: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Any]]:
-    """Temporary resources still there: running instances, key pairs, security groups, volumes."""
+    """Temporary resources still there: running instances, key pairs, security groups, volumes,
+    launch templates."""
     out: dict[str, list[Any]] = {}
     for region, st in state.items():
-        for kind in ("running_instances", "key_pairs", "security_groups", "volumes"):
+        for kind in ("running_instances", "key_pairs", "security_groups", "volumes", "launch_templates"):
             if st[kind]:
                 out[f"{region}:{kind}"] = list(st[kind])
     return out
@@ -136,5 +221,6 @@ def comparable(state: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             "key_pairs": st["key_pairs"],
             "security_groups": st["security_groups"],
             "volumes": mask(st["volumes"]),
+            "launch_templates": mask(st["launch_templates"]),
         }
     return out
