@@ -8,6 +8,7 @@ and the command runs in-process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -228,3 +229,62 @@ def _wait_gone(pid: int, timeout: float) -> None:
         # a worker is the server's child, reaped by the kernel (SIGCHLD ignored): no zombie to wait for
         time.sleep(0.1)
     raise AssertionError(f"worker {pid} still running after {timeout} s")
+
+
+# a validate that computes for hours (a billion evaluations in a loop): only a signal or a limit ends it
+SPIN = """
+locals {
+  n = length([for a in range(1024) : length([for b in range(1024) : length([for c in range(1024) : c])])])
+}
+source "amazon-ebs" "x" {
+  region        = "us-east-1"
+  source_ami    = "ami-12345678"
+  instance_type = "t2.micro"
+  ssh_username  = "u"
+  ami_name      = "n${local.n}"
+}
+build { sources = ["source.amazon-ebs.x"] }
+"""
+
+
+def _children(pid: str) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[int, float]:
+    t0 = time.monotonic()
+    res = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, timeout=60)
+    return res.returncode, time.monotonic() - t0
+
+
+def test_timeout_ends_the_worker_as_it_ends_an_in_process_run(server: Server, tmp_path: Path) -> None:
+    (tmp_path / "spin.pkr.hcl").write_text(SPIN)
+    pid = server.status()["pid"]
+    before = int(server.status()["served"])
+    argv = ["timeout", "--preserve-status", "3", AMIBAKE, "validate", "spin.pkr.hcl"]
+    rc, took = _timed(argv, server.env(), tmp_path)
+    status = server.status()
+    assert status["pid"] == pid and int(status["served"]) == before + 2  # it ran in a worker
+    assert not _children(pid)  # and the worker is gone, not spinning on
+    assert (rc, round(took)) == (128 + signal.SIGTERM, 3)  # as a process killed by it
+    rc_in, took_in = _timed(argv, server.env(AMIBAKE_NO_SERVER="1"), tmp_path)
+    assert (rc_in, round(took_in)) == (rc, 3)
+
+
+def test_the_callers_cpu_limit_applies_in_the_worker(server: Server, tmp_path: Path) -> None:
+    (tmp_path / "spin.pkr.hcl").write_text(SPIN)
+    pid = server.status()["pid"]
+    before = int(server.status()["served"])
+    argv = ["sh", "-c", f"ulimit -S -t 2; exec {AMIBAKE} validate spin.pkr.hcl"]
+    rc, took = _timed(argv, server.env(), tmp_path)
+    status = server.status()
+    assert status["pid"] == pid and int(status["served"]) == before + 2
+    assert not _children(pid)
+    # killed by SIGXCPU after 2 s of CPU, and the launcher dies of the same signal
+    assert rc == -signal.SIGXCPU and took < 10, (rc, took)
+    rc_in, _ = _timed(argv, server.env(AMIBAKE_NO_SERVER="1"), tmp_path)
+    assert rc_in == rc

@@ -10,6 +10,7 @@ from __future__ import annotations
 import _signal
 import _socket
 import os
+import resource
 import sys
 
 from amibake.server import protocol
@@ -18,8 +19,22 @@ TYPE_CHECKING = False  # see protocol.py
 if TYPE_CHECKING:
     from types import FrameType
 
-#: forwarded to the worker; its own handlers give them their usual meaning (cleanup, exit codes)
+#: forwarded to the worker as real signals (``kill(worker, sig)``): its own handlers give them their
+#: usual meaning (cleanup, exit codes), and one without a handler ends it at once, even in C code
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGQUIT)
+
+
+def rlimits() -> dict[int, tuple[int, int]]:
+    """This process's resource limits (``ulimit``): the worker applies them before the command."""
+    out = {}
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            res = getattr(resource, name)
+            try:
+                out[res] = resource.getrlimit(res)
+            except (OSError, ValueError):
+                pass
+    return out
 
 
 def _stdio_fds() -> tuple[list[int], list[int]]:
@@ -72,6 +87,7 @@ def run_through_server(argv: list[str]) -> int | None:
             "cwd": cwd,
             "env": dict(os.environ),
             "umask": _umask(),
+            "rlimits": rlimits(),
             "encoding": [getattr(out, "encoding", None) or "utf-8", getattr(out, "errors", None) or "strict"],
         }
         try:
@@ -85,20 +101,27 @@ def run_through_server(argv: list[str]) -> int | None:
                 os.close(fd)
         if "started" not in reply:
             return None  # "stale": the server is older than the installed amibake and is exiting
-        return _follow(sock)
+        return _follow(sock, int(reply["started"]))
     finally:
         sock.close()
 
 
-def _follow(sock: _socket.socket) -> int:
-    """Forward signals to the worker until it reports its exit code."""
+def _follow(sock: _socket.socket, worker: int) -> int:
+    """Forward signals to the worker until it reports how it ended: an exit code, or the signal
+    that killed it (then this process dies of the same signal, so the caller sees what an
+    in-process run would have shown: ``timeout`` its 124, a shell its 128+N)."""
     sock.settimeout(None)
+    forwarded: list[int] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
+        forwarded.append(signum)
         try:
-            protocol.send(sock, {"signal": signum})
+            os.kill(worker, signum)  # a real signal: a socket message waits for the GIL
         except OSError:
-            pass
+            try:
+                protocol.send(sock, {"signal": signum})
+            except OSError:
+                pass
 
     for sig in FORWARDED:
         _signal.signal(sig, forward)
@@ -107,10 +130,26 @@ def _follow(sock: _socket.socket) -> int:
             msg = protocol.recv(sock)
             if "exit" in msg:
                 return int(msg["exit"])
+            if "signaled" in msg:
+                return _die_of(int(msg["signaled"]))
     except (OSError, EOFError, ValueError, protocol.ProtocolError) as exc:
+        if forwarded:  # the worker died of what we forwarded before the server could tell us
+            return _die_of(forwarded[0])
         detail = f": {exc}" if str(exc) else ""
         sys.stderr.write(f"amibake: the server's worker ended without an exit status{detail}\n")
         return 1
+
+
+def _die_of(signum: int) -> int:
+    """End this process by ``signum``, as the worker ended (128+N if the signal does not kill)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        _signal.signal(signum, _signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+    except (OSError, ValueError):
+        pass
+    return 128 + signum
 
 
 def _umask() -> int:

@@ -1,9 +1,11 @@
 """The server: warm once, then fork one worker per command (see :mod:`amibake.server`).
 
 The server process stays single-threaded (forking a process with threads would copy held locks),
-reaps its workers automatically (SIGCHLD ignored), and holds ``server.lock`` for its lifetime so
-that two servers never share a socket. Each worker is a fork of the warm server that becomes an
-ordinary ``amibake`` process: its own session, the launcher's stdio, cwd, environment and umask.
+reaps its workers as they end (SIGCHLD) and tells the launcher of a worker killed by a signal which
+one (so ``timeout``, ``ulimit -t`` and a shell see what an in-process run would give), and holds
+``server.lock`` for its lifetime so that two servers never share a socket. Each worker is a fork
+of the warm server that becomes an ordinary ``amibake`` process: its own session, the launcher's
+stdio, cwd, environment, umask and resource limits.
 """
 
 from __future__ import annotations
@@ -171,6 +173,8 @@ class Server:
         self.warm_seconds = 0.0
         self._print: dict[str, tuple[int, int]] = {}
         self._lock_fd: int | None = None
+        #: running workers: pid -> the server's copy of the launcher's connection
+        self._workers: dict[int, socket.socket] = {}
 
     # -- the server's side ------------------------------------------------------------------
 
@@ -189,7 +193,7 @@ class Server:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # workers are reaped by the kernel
+        signal.signal(signal.SIGCHLD, lambda signum, frame: self._reap())
         listener.settimeout(self.idle_timeout if self.idle_timeout > 0 else None)
         try:
             while True:
@@ -203,12 +207,20 @@ class Server:
                 if not self._same_user(conn):
                     conn.close()
                     continue
-                pid = os.fork()
-                if pid == 0:  # the worker
-                    listener.close()
-                    self._close_lock()
-                    return conn
-                conn.close()
+                # SIGCHLD waits until the new worker is in the table: a fast one may end at once
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+                try:
+                    pid = os.fork()
+                    if pid == 0:  # the worker
+                        for c in self._workers.values():
+                            c.close()
+                        self._workers.clear()
+                        listener.close()
+                        self._close_lock()
+                        return conn
+                    self._workers[pid] = conn
+                finally:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
                 self.served += 1
         except _Stop as exc:
             log.info("%s: exiting", exc)
@@ -216,6 +228,24 @@ class Server:
         finally:
             if os.getpid() == self.pid:
                 self._unlisten(listener)
+
+    def _reap(self) -> None:
+        """Collect ended workers; for one killed by a signal, tell its launcher which."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            conn = self._workers.pop(pid, None)
+            if conn is None:
+                continue
+            if os.WIFSIGNALED(status):
+                with contextlib.suppress(OSError):
+                    conn.setblocking(False)
+                    protocol.send(conn, {"signaled": os.WTERMSIG(status)})
+            conn.close()
 
     def _listen(self) -> socket.socket:
         directory = self.path.parent
@@ -291,6 +321,7 @@ class Server:
         os.setsid()  # not in the server's process group: signals to it do not reach the build
         try:
             self._take_over(msg, fds)
+            _apply_rlimits(msg.get("rlimits") or {})
         except Exception as exc:  # e.g. the caller's directory is gone: it runs (and reports) it itself
             with contextlib.suppress(OSError):
                 protocol.send(conn, {"stale": f"cannot take the command over: {exc}"})
@@ -372,6 +403,27 @@ class Server:
             sig = msg.get("signal")
             if sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT) and not done.is_set():
                 os.kill(me, int(sig))
+
+
+def _apply_rlimits(limits: dict[int, Any]) -> None:
+    """The launcher's resource limits (``ulimit -t``, ``-v``, ``-c``...), as an in-process run would
+    have them. A limit this process may not raise is lowered as far as it may go. CPU time counts
+    from the fork, as an in-process run's counts from its start."""
+    import resource
+
+    for res, pair in limits.items():
+        try:
+            soft, hard = int(pair[0]), int(pair[1])
+            _cur_soft, cur_hard = resource.getrlimit(int(res))
+            try:
+                resource.setrlimit(int(res), (soft, hard))
+            except (ValueError, OSError):  # hard above ours and we are not root: keep ours
+                inf = resource.RLIM_INFINITY
+                capped = cur_hard if hard == inf or (cur_hard != inf and hard > cur_hard) else hard
+                low = capped if soft == inf or (capped != inf and soft > capped) else soft
+                resource.setrlimit(int(res), (low, capped))
+        except (ValueError, OSError, TypeError, IndexError):
+            continue
 
 
 def _finish() -> None:
