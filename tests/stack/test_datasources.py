@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 from amibake.core import load_template
 from amibake.datasources import DatasourceError, DatasourceRunner
 from amibake.errors import TemplateError
+from tests.awsproxy import AwsProxy
 from tests.stackkit import MotoServer
 
 pytestmark = pytest.mark.stack
@@ -46,6 +49,7 @@ def run(typ: str, config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 # --- amazon-ami ---------------------------------------------------------------------------------
 
 
+@pytest.mark.effect("datasource/amazon-ami", "owners", "filters")
 def test_ami_by_filter(env: dict[str, str]) -> None:
     out, secrets = run(
         "amazon-ami",
@@ -58,6 +62,7 @@ def test_ami_by_filter(env: dict[str, str]) -> None:
     assert secrets == []
 
 
+@pytest.mark.effect("datasource/amazon-ami", "most_recent")
 def test_ami_several_or_none(env: dict[str, str]) -> None:
     several = {"owners": [UBUNTU_OWNER], "filters": {"name": "ubuntu/images/hvm-ssd/*"}}
     with pytest.raises(DatasourceError, match="more than one result"):
@@ -75,6 +80,7 @@ def test_ami_most_recent_of_own_images(env: dict[str, str], moto: MotoServer) ->
     assert out["id"] == XENIAL and out["tags"] == {"Role": "base"}
 
 
+@pytest.mark.effect("datasource/amazon-ami", "custom_endpoint_ec2")
 def test_ami_custom_endpoint_ec2(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:9")  # not used by EC2
@@ -95,6 +101,7 @@ def test_ami_custom_endpoint_ec2(env: dict[str, str], monkeypatch: pytest.Monkey
 # --- amazon-parameterstore ----------------------------------------------------------------------
 
 
+@pytest.mark.effect("datasource/amazon-parameterstore", "name", "with_decryption")
 def test_parameterstore(env: dict[str, str], moto: MotoServer) -> None:
     ssm = boto(env, "ssm")
     ssm.put_parameter(Name="/base/ami", Value=XENIAL, Type="String")
@@ -116,6 +123,7 @@ def test_parameterstore(env: dict[str, str], moto: MotoServer) -> None:
 # --- amazon-secretsmanager ----------------------------------------------------------------------
 
 
+@pytest.mark.effect("datasource/amazon-secretsmanager", "name", "key", "version_stage", "version_id")
 def test_secretsmanager(env: dict[str, str], moto: MotoServer) -> None:
     sm = boto(env, "secretsmanager")
     doc = {"user": "admin", "password": "hunter2-x"}
@@ -137,6 +145,105 @@ def test_secretsmanager(env: dict[str, str], moto: MotoServer) -> None:
         run("amazon-secretsmanager", {"name": "missing"})
     with pytest.raises(DatasourceError, match=r'Version "v-nope" not found|error reading Secrets Manager'):
         run("amazon-secretsmanager", {"name": "app/db", "version_id": "v-nope"})
+
+
+# --- access options (every AWS data source shares them) -------------------------------------------
+
+@pytest.mark.effect("datasource/amazon-ami", "access_key", "secret_key", "token", "region", "profile",
+                    "shared_credentials_file", "max_retries", "include_deprecated")
+@pytest.mark.effect("datasource/amazon-parameterstore", "access_key", "secret_key", "token", "region",
+                    "profile", "shared_credentials_file")
+@pytest.mark.effect("datasource/amazon-secretsmanager", "access_key", "secret_key", "token", "region",
+                    "profile", "shared_credentials_file")
+@pytest.mark.parametrize("typ", ["amazon-ami", "amazon-parameterstore", "amazon-secretsmanager"])
+def test_access_options_sign_and_route_the_call(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, typ: str
+) -> None:
+    region = "eu-west-3"
+    action, config = {
+        "amazon-ami": (
+            "DescribeImages", {"owners": [UBUNTU_OWNER], "filters": {"name": "*"}, "most_recent": True}
+        ),
+        "amazon-parameterstore": ("GetParameter", {"name": "/access/p"}),
+        "amazon-secretsmanager": ("GetSecretValue", {"name": "access/s"}),
+    }[typ]
+    regional = boto3.client  # seeded in the data source's region only
+    regional("ssm", region_name=region, endpoint_url=env["AWS_ENDPOINT_URL"]).put_parameter(
+        Name="/access/p", Value="v", Type="String", Overwrite=True
+    )
+    sm = regional("secretsmanager", region_name=region, endpoint_url=env["AWS_ENDPOINT_URL"])
+    if not sm.list_secrets(Filters=[{"Key": "name", "Values": ["access/s"]}])["SecretList"]:
+        sm.create_secret(Name="access/s", SecretString="v")
+    creds = tmp_path / "credentials"
+    creds.write_text(
+        "[named]\naws_access_key_id = AKIDPROFILE000001\naws_secret_access_key = x\n"
+        "[default]\naws_access_key_id = AKIDSHAREDFILE001\naws_secret_access_key = x\n"
+    )
+    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    with AwsProxy(env["AWS_ENDPOINT_URL"], error_rate=1.0 if typ == "amazon-ami" else 0.0) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        keys = {"access_key": "AKIDSTATIC0000001", "secret_key": "x", "token": "the-session-token"}
+        if typ == "amazon-ami":
+            # every EC2 answer is a 500: max_retries bounds the attempts (1 + 2 retries)
+            with pytest.raises(DatasourceError):
+                run(typ, {**config, **keys, "region": region, "max_retries": 2, "include_deprecated": True})
+            sent = proxy.sent(action)
+            assert len(sent) == 3
+            assert sent[0].params["IncludeDeprecated"] == "true"
+            proxy.error_rate = 0.0
+        else:
+            run(typ, {**config, **keys, "region": region})
+            sent = proxy.sent(action)
+        assert (sent[-1].access_key, sent[-1].security_token, sent[-1].region) == (
+            "AKIDSTATIC0000001", "the-session-token", region
+        )
+        file = {"shared_credentials_file": str(creds), "region": region}
+        run(typ, {**config, **file, "profile": "named"})
+        assert (proxy.sent(action)[-1].access_key, proxy.sent(action)[-1].security_token) == (
+            "AKIDPROFILE000001", ""
+        )
+        run(typ, {**config, **file})
+        assert proxy.sent(action)[-1].access_key == "AKIDSHAREDFILE001"
+
+
+class _Failing(BaseHTTPRequestHandler):
+    """Every request is a 500: counts the attempts."""
+
+    hits: list[str] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.hits.append(self.headers.get("X-Amz-Target", ""))
+        self.send_response(500)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.effect("datasource/amazon-parameterstore", "custom_endpoint_ec2", "max_retries")
+@pytest.mark.effect("datasource/amazon-secretsmanager", "custom_endpoint_ec2", "max_retries")
+@pytest.mark.parametrize("typ", ["amazon-parameterstore", "amazon-secretsmanager"])
+def test_custom_endpoint_and_max_retries_of_json_services(env: dict[str, str], typ: str) -> None:
+    """As in Packer (the endpoint is set on the session), SSM and Secrets Manager calls go to
+    ``custom_endpoint_ec2`` too; a failing endpoint sees 1 + max_retries attempts."""
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Failing)
+    _Failing.hits = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(DatasourceError):
+            run(typ, {"name": "n", "custom_endpoint_ec2": f"http://127.0.0.1:{srv.server_address[1]}",
+                      "max_retries": 2, "region": "us-east-1"})
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert len(_Failing.hits) == 3
+    assert _Failing.hits[0].endswith("GetParameter" if typ == "amazon-parameterstore" else "GetSecretValue")
 
 
 # --- whole templates ------------------------------------------------------------------------------

@@ -236,6 +236,7 @@ def server() -> Iterator[str]:
     srv.server_close()
 
 
+@pytest.mark.effect("datasource/http", "url", "request_headers")
 def test_http_get(server: str) -> None:
     out = http(HttpConfig.model_validate({"url": f"{server}/v1", "request_headers": {"Authorization": "T"}}))
     assert out["url"] == f"{server}/v1"

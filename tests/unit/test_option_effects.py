@@ -159,8 +159,9 @@ def _module_name(path: Path) -> str:
 
 def names_read(plugins: dict[str, type[PluginConfig]]) -> set[str]:
     """Attribute names and string constants used in ``src/amibake``: everywhere outside the config
-    modules, and in the config modules only inside ``check*`` methods (Packer's ``Prepare``: an
-    option whose effect is what validation accepts, as file's ``generated``)."""
+    modules, and in the config modules only inside functions (checks, as Packer's ``Prepare``: file's
+    ``generated`` has its effect there; and the methods that turn a config into what the
+    implementation takes), never in field declarations or ``unsupported`` lists."""
     config_modules = _config_modules(plugins) | {"amibake.config.base", "amibake.config.weak"}
     out: set[str] = set()
 
@@ -177,7 +178,7 @@ def names_read(plugins: dict[str, type[PluginConfig]]) -> set[str]:
             scan(tree)
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("check"):
+            if isinstance(node, ast.FunctionDef):
                 scan(node)
     return out
 

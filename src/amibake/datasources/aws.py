@@ -1,8 +1,10 @@
 """boto3 clients for the AWS data sources, with the builders' access rules.
 
 Credentials: ``access_key``/``secret_key``/``token``, else ``profile``, else boto3's default chain
-(environment, shared files). Region: ``region``, else ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the
-profile's. EC2 calls go to ``custom_endpoint_ec2`` when set; every service also honours boto3's
+(environment, shared files; ``shared_credentials_file`` names the credentials file). Region:
+``region``, else ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the
+profile's. Calls go to ``custom_endpoint_ec2`` when set (Packer puts it on the session, so the SSM and
+Secrets Manager data sources use it too); every service also honours boto3's
 ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``. This module imports boto3: it is imported
 only when a data source is executed.
 """
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.session
 
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.datasources.errors import DatasourceError
@@ -44,14 +47,18 @@ def client(access: AccessConfig, service: str) -> Any:
             kwargs["aws_session_token"] = access.token
     region = access.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
     with translated():
-        session = boto3.session.Session(region_name=region, **kwargs)
+        core = botocore.session.Session()
+        if access.shared_credentials_file:
+            core.set_config_variable("credentials_file", os.path.expanduser(access.shared_credentials_file))
+        session = boto3.session.Session(region_name=region, botocore_session=core, **kwargs)
         cfg = botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max(1, access.max_retries or 10)},
             connect_timeout=10,
             read_timeout=60,
         )
         kw: dict[str, Any] = {"config": cfg}
-        if service == "ec2" and access.custom_endpoint_ec2:
+        # Packer sets it on the session (aws-sdk-go v1): every client of a data source uses it
+        if access.custom_endpoint_ec2:
             kw["endpoint_url"] = access.custom_endpoint_ec2
         if access.insecure_skip_tls_verify:
             kw["verify"] = False

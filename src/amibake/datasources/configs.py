@@ -14,9 +14,23 @@ from amibake.config.base import CheckContext, PluginConfig
 from amibake.config.weak import Bool, Str, StrList, StrMap
 from amibake.errors import Problem
 
+#: the access options the AWS data sources do not carry out yet (the builders' own list, if any, counts too)
+ACCESS_UNSUPPORTED = {
+    "assume_role": "the data sources do not assume a role yet",
+    "vault_aws_engine": "the data sources do not read credentials from Vault",
+    "mfa_code": "the data sources do not pass an MFA code (it only serves a profile's assumed role)",
+    "decode_authorization_messages": "the data sources do not decode authorization messages",
+    "skip_credential_validation": "the data sources never validate credentials before their call",
+    "insecure_skip_tls_verify": "not tested against a TLS endpoint yet",
+    "aws_polling": "a data source waits for nothing: it would have no effect",
+    "skip_metadata_api_check": "deprecated: Packer ignores it",
+}
+
 
 class AmiDatasourceConfig(AccessConfig):
     """``data "amazon-ami"``: AccessConfig plus AmiFilterOptions."""
+
+    unsupported = ACCESS_UNSUPPORTED
 
     filters: StrMap = Field(
         default_factory=dict,
@@ -41,6 +55,8 @@ class AmiDatasourceConfig(AccessConfig):
 class ParameterStoreConfig(AccessConfig):
     """``data "amazon-parameterstore"``."""
 
+    unsupported = ACCESS_UNSUPPORTED
+
     name: Str = Field("", description="The name of the parameter you want to query.")
     with_decryption: Bool = Field(False, description="Return decrypted values for secure string parameters.")
 
@@ -53,6 +69,8 @@ class ParameterStoreConfig(AccessConfig):
 
 class SecretsManagerConfig(AccessConfig):
     """``data "amazon-secretsmanager"``."""
+
+    unsupported = ACCESS_UNSUPPORTED
 
     name: Str = Field("", description="The ARN or friendly name of the secret.")
     key: Str = Field("", description="The key of a JSON secret whose value becomes `value`.")
