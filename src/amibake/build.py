@@ -61,12 +61,9 @@ class BuildHooks:
         from amibake.config.base import CheckContext, decode
         from amibake.template.interpolate import complete_build_data, render_deep
 
+        data = complete_build_data(self.build.type, build_data)
         ctx = self.run.interp(
-            self.build.name,
-            self.build.type,
-            data=dict(build_data),
-            build_fn_data=complete_build_data(self.build.type, build_data),
-            keep_unknown_fields=True,
+            self.build.name, self.build.type, data=data, build_fn_data=data, keep_unknown_fields=True
         )
         late = late_keys(inst.block.kind, inst.type)
         try:

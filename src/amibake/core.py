@@ -249,6 +249,7 @@ class Preparer:
     ) -> PluginInstance | None:
         from amibake.config.base import CheckContext, decode
         from amibake.config.durations import parse_duration
+        from amibake.template.interpolate import build_data_keys, placeholder_build_data
 
         kind = block.kind
         spec = registry.lookup(kind, block.type)
@@ -265,7 +266,12 @@ class Preparer:
         if override:
             raw.update(override)
         # Packer's plugins render legacy {{ }} templates in their option values, from JSON and HCL2 alike
-        ctx = self.run.interp(build, builder_type, keep_unknown_fields=True)
+        # provisioners see Packer's placeholder build data: {{ build `ID` }} becomes {{.ID}}, rendered
+        # with the build's data later; a key this builder never offers is an error now, as in Packer
+        placeholders = None
+        if kind == "provisioner":
+            placeholders = placeholder_build_data(build_data_keys(builder_type))
+        ctx = self.run.interp(build, builder_type, keep_unknown_fields=True, build_fn_data=placeholders)
         raw = self._render(block, raw, ctx, late_keys(kind, block.type))
         check_ctx = CheckContext(
             template_dir=self.run.template.template_dir,

@@ -286,3 +286,68 @@ def test_hcl2_timestamp_and_isotime_use_the_run_clock(tmp_path: Path) -> None:
     run = load_template(tmp_path / "t.pkr.hcl", started=started)
     assert run.template.locals == {"a": "2031-01-02T03:04:05Z", "b": "2031-01-02T03:04:05Z"}
     assert run.init_time == started
+
+
+# --- build data keys: {{ build `X` }} and build.X ---------------------------------------------
+
+AMAZON_KEYS = [
+    "ID", "Host", "Port", "User", "Password", "ConnType", "PackerRunUUID", "PackerHTTPPort",
+    "PackerHTTPIP", "PackerHTTPAddr", "SSHPublicKey", "SSHPrivateKey", "WinRMPassword",
+    "SourceAMIName", "BuildRegion", "SourceAMI", "SourceAMICreationDate", "SourceAMIOwner",
+    "SourceAMIOwnerName",
+]  # fmt: skip
+
+
+def _rendered_at_build(run: RunContext, build: Any, data: dict[str, Any]) -> Any:
+    from amibake.api import BuildEnv
+    from amibake.build import BuildHooks
+
+    env = BuildEnv(build_name=build.name, builder_type=build.type, template_dir=tmp_dir(run), ui=None)  # type: ignore[arg-type]
+    return BuildHooks(run, build, env)._config_for(build.provisioners[0], data)
+
+
+def tmp_dir(run: RunContext) -> Path:
+    return run.template.template_dir
+
+
+def test_every_build_key_validates_and_renders_json(tmp_path: Path) -> None:
+    line = " ".join(f"{k}={{{{ build `{k}` }}}}" for k in AMAZON_KEYS)
+    doc = {"builders": [builder()], "provisioners": [{"type": "shell", "inline": [line]}]}
+    run = load_template(write(tmp_path, doc))
+    (b,) = prepare_builds(run)[0]
+    data = {k: f"v-{k}" for k in AMAZON_KEYS if k != "Password"} | {"Port": 2222}
+    (out,) = _rendered_at_build(run, b, data).inline
+    expected = {k: f"v-{k}" for k in AMAZON_KEYS} | {"Port": "2222", "Password": "<no value>"}
+    assert out == " ".join(f"{k}={expected[k]}" for k in AMAZON_KEYS)
+
+
+def test_every_build_key_validates_and_renders_hcl2(tmp_path: Path) -> None:
+    line = " ".join(f"{k}=${{build.{k}}}" for k in AMAZON_KEYS)
+    (tmp_path / "t.pkr.hcl").write_text(
+        'source "amazon-ebs" "x" {\n  region = "us-east-1"\n  source_ami = "ami-12345678"\n'
+        '  instance_type = "t2.micro"\n  ssh_username = "u"\n  ami_name = "name"\n}\n'
+        'build {\n  sources = ["source.amazon-ebs.x"]\n'
+        f'  provisioner "shell" {{\n    inline = ["{line}"]\n  }}\n}}\n'
+    )
+    run = load_template(tmp_path / "t.pkr.hcl")
+    (b,) = prepare_builds(run)[0]
+    data = {k: f"v-{k}" for k in AMAZON_KEYS if k != "Host"} | {"Port": 22}
+    (out,) = _rendered_at_build(run, b, data).inline
+    expected = {k: f"v-{k}" for k in AMAZON_KEYS} | {"Port": "22", "Host": "<no value>"}
+    assert out == " ".join(f"{k}={expected[k]}" for k in AMAZON_KEYS)
+
+
+@pytest.mark.parametrize("key", ["Bogus", "SourceAMITags", "Device"])
+def test_build_key_the_builder_never_offers_is_refused(tmp_path: Path, key: str) -> None:
+    """As Packer's Prepare (checked with Packer 1.6.6): SourceAMITags is only a late field of the
+    amazon builders; Device/MountPath only amazon-chroot's."""
+    doc = {"builders": [builder()], "provisioners": [{"type": "shell", "inline": [f"{{{{build `{key}`}}}}"]}]}
+    (msg,) = problems_of(lambda: prepare_builds(load_template(write(tmp_path, doc))))
+    assert f"loaded data, but couldnt find {key} in it." in msg and "provisioners[0].inline" in msg
+    (tmp_path / "t.pkr.hcl").write_text(
+        'source "amazon-ebs" "x" {\n  region = "us-east-1"\n  source_ami = "ami-12345678"\n'
+        '  instance_type = "t2.micro"\n  ssh_username = "u"\n  ami_name = "name"\n}\n'
+        'build {\n  sources = ["source.amazon-ebs.x"]\n'
+        f'  provisioner "shell" {{\n    inline = [build.{key}]\n  }}\n}}\n'
+    )
+    assert problems_of(lambda: load_template(tmp_path / "t.pkr.hcl"))

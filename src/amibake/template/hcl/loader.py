@@ -38,6 +38,7 @@ from amibake.template.hcl.values import (
     convert,
     to_plain,
 )
+from amibake.template.interpolate import build_data_keys
 from amibake.template.model import MISSING, BuildBlock, PluginBlock, Template, Variable
 
 DatasourceResolver = Callable[[str, str, dict[str, Any]], dict[str, Any]]
@@ -55,32 +56,6 @@ DATASOURCE_OUTPUTS: dict[str, list[str]] = {
     "http": ["url", "body", "request_headers"],
     "null": ["output"],
 }
-
-#: build variables known to provisioners/post-processors (Packer's BuilderDataCommonKeys and
-#: the amazon builders' generated data); they become ``{{ .Key }}`` for late rendering
-BUILD_KEYS = (
-    "ID",
-    "Host",
-    "Port",
-    "User",
-    "Password",
-    "ConnType",
-    "PackerRunUUID",
-    "PackerHTTPPort",
-    "PackerHTTPIP",
-    "PackerHTTPAddr",
-    "SSHPublicKey",
-    "SSHPrivateKey",
-    "WinRMPassword",
-    "SourceAMIName",
-    "SourceAMI",
-    "SourceAMIOwner",
-    "SourceAMIOwnerName",
-    "SourceAMICreationDate",
-    "BuildRegion",
-    "Device",
-    "MountPath",
-)
 
 #: nested blocks the amazon plugin declares as a single block (decoded to a dict);
 #: every other nested block is a list of blocks (decoded to a list of dicts)
@@ -1081,7 +1056,9 @@ class _Loader:
             key_path=key,
         )
         bvars = dict(svars)
-        build_obj: dict[str, Any] = {k: "{{ ." + k + " }}" for k in BUILD_KEYS}
+        # Packer's BuilderDataCommonKeys and this builder's generated data; each becomes the legacy
+        # {{ .Key }} the plugin renders with the build's data (a missing one: "<no value>")
+        build_obj: dict[str, Any] = {k: "{{ ." + k + " }}" for k in build_data_keys(src.type)}
         build_obj["name"] = bname
         bvars["build"] = build_obj
         provisioners: list[PluginBlock] = []
