@@ -16,8 +16,7 @@ from click.testing import CliRunner
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.cli.main import cli
 from amibake.config.base import CheckContext, decode, unsupported_options
-from amibake.datasources.configs import SecretsManagerConfig
-from amibake.postprocessors.config import ManifestConfig
+from amibake.postprocessors.config import AmazonImportConfig, ManifestConfig
 from amibake.provisioners.config import ShellCommon, ShellConfig
 
 CANARY = "hunter2-canary-value"
@@ -64,13 +63,14 @@ def test_nested_key_in_a_block_given_as_map_or_list(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(AccessConfig, "unsupported", {"assume_role.policy": "not yet"})
     ctx = CheckContext(template_dir=Path("."), key_path="data.x", check_files=False)
     block: Any = {"role_arn": "arn:aws:iam::123456789012:role/r", "policy": CANARY}
-    raw = {"name": "s", "assume_role": block if shape == "map" else [block]}
-    _, problems, _ = decode(SecretsManagerConfig, raw, ctx)
+    raw = {"s3_bucket_name": "b", "assume_role": block if shape == "map" else [block]}
+    _, problems, _ = decode(AmazonImportConfig, raw, ctx)
     assert [p.message for p in problems] == ['"assume_role.policy" is not supported by amibake yet: not yet']
     assert problems[0].key == "data.x.assume_role.policy"
     assert CANARY not in str(problems[0])
     # the block without the refused key is accepted
-    _, problems, _ = decode(SecretsManagerConfig, {"name": "s", "assume_role": {"role_arn": "r"}}, ctx)
+    ok = {"s3_bucket_name": "b", "assume_role": {"role_arn": "r"}}
+    _, problems, _ = decode(AmazonImportConfig, ok, ctx)
     assert problems == []
 
 
