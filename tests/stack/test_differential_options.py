@@ -1,11 +1,12 @@
 """Packer 1.6.6 and amibake build one richly configured amazon-ebs template: same requests, same end state.
 
 ``data/differential/options.json`` has two amazon-ebs builders (an on-demand one and a spot one, since
-Packer 1.6.6 refuses ``ena_support``/``sriov_support`` with spot) that set 60-odd options Packer 1.6.6's
-amazon-ebs builder knows, a shell provisioner and a manifest post-processor whose ``custom_data``
-reads the build data (``{{build `ID`}}``, ``SourceAMIName``...). Both tools build it against the same
-moto (reset, then seeded with a stale AMI of the same name in each region for ``force_deregister`` /
-``force_delete_snapshot``), each through its own :class:`~tests.awsproxy.AwsProxy`, with the same
+Packer 1.6.6 refuses ``ena_support``/``sriov_support`` with spot) that set 42 distinct options Packer
+1.6.6's amazon-ebs builder knows (38 and 19, ``type`` and ``name`` aside), a shell provisioner and a
+manifest post-processor whose ``custom_data`` reads the build data (``{{build `ID`}}``,
+``SourceAMIName``...). Both tools build it against the same moto (reset, then seeded with a stale AMI of
+the same name in each region for ``force_deregister`` / ``force_delete_snapshot``), each through its own
+:class:`~tests.awsproxy.AwsProxy`, with the same
 environment. Compared, ids / uuids / times masked, ``amibake:*`` tags apart:
 
 (a) the end state (:mod:`tests.endstate`: images, their snapshots and permissions, the terminated
