@@ -131,14 +131,18 @@ def test_null_builder_over_ssh_and_none(
     assert "api-ssh" not in res.stdout and "--> api-none: Did not export" in res.stdout
 
 
-@pytest.mark.effect("builder/null", "ssh_timeout")
-def test_null_builder_ssh_timeout(tmp_path: Path, stack: Stack, key_file: str) -> None:
+@pytest.mark.effect("builder/null", "ssh_timeout", "ssh_wait_timeout")
+@pytest.mark.parametrize("key", ["ssh_timeout", "ssh_wait_timeout"])
+def test_null_builder_ssh_timeout(tmp_path: Path, stack: Stack, key_file: str, key: str) -> None:
     import socket
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    template = {"builders": [ssh_builder(stack, key_file, ssh_port=port, ssh_timeout="2s")]}
+    b = ssh_builder(stack, key_file, ssh_port=port)
+    del b["ssh_timeout"]
+    b[key] = "2s"  # the deprecated ssh_wait_timeout sets ssh_timeout
+    template = {"builders": [b]}
     (tmp_path / "t.json").write_text(json.dumps(template))
     start = time.monotonic()
     res = amibake(["build", "-color=false", "t.json"], tmp_path)
