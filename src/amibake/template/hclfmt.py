@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from amibake.errors import Pos, Problem, TemplateError
+from amibake.template.jsonpos import read_source
 
 
 class Kind(Enum):
@@ -572,8 +573,7 @@ def format_paths(
             return
         else:
             try:
-                with open(path, encoding="utf-8", newline="") as f:
-                    text = f.read()
+                text = read_source(path, translate_newlines=False)
             except (OSError, UnicodeDecodeError) as e:
                 result.problems.append(Problem(f"failed to read {path}: {e}", pos=Pos(path)))
                 return
@@ -581,6 +581,9 @@ def format_paths(
             out = format_hcl(text, "<stdin>" if path == "-" else path)
         except TemplateError as e:
             result.problems.extend(e.problems)
+            return
+        except RecursionError:
+            result.problems.append(Problem("the file nests too deeply to format", pos=Pos(path)))
             return
         if out == text:
             if path == "-":
@@ -614,6 +617,8 @@ def format_paths(
             if _ignored(name):
                 continue
             full = os.path.join(path, name)
+            if os.path.islink(full) and os.path.isdir(full):
+                continue  # as Go's filepath.Walk: a link to a directory is not followed (no cycles)
             if os.path.isdir(full):
                 if recursive:
                     walk(full)

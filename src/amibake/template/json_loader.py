@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from amibake.errors import Pos, Problem, TemplateError
-from amibake.template.jsonpos import PosDict, PosList, loads
+from amibake.template.jsonpos import PosDict, PosList, loads, read_source
 from amibake.template.model import MISSING, BuildBlock, PluginBlock, Template, Variable
 
 ROOT_KEYS = frozenset(
@@ -424,7 +424,7 @@ class _Loader:
 
 def load_json(path: Path) -> Template:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_source(path)  # a regular file only: /dev/zero never ends
     except FileNotFoundError:
         raise TemplateError([Problem(f"template file not found: {path}")]) from None
     except (OSError, UnicodeDecodeError) as e:

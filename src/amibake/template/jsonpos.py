@@ -8,11 +8,35 @@ rejects duplicate keys, as Packer does.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import stat
 from typing import Any
 
 from amibake.errors import Pos, Problem
+
+#: the largest template or variables file amibake reads (real ones are kilobytes)
+MAX_SOURCE_BYTES = 64 << 20
+
+
+def read_source(path: str | os.PathLike[str], *, translate_newlines: bool = True) -> str:
+    """A template, variables or HCL file's text, as ``Path.read_text(encoding="utf-8")`` gives it,
+    but only from a regular file of at most :data:`MAX_SOURCE_BYTES` (``/dev/zero`` or a FIFO
+    never ends). Raises OSError (with the reason) and UnicodeDecodeError as ``read_text`` does."""
+    with open(path, "rb") as fh:
+        st = os.fstat(fh.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+            raise OSError(errno.EISDIR if stat.S_ISDIR(st.st_mode) else errno.EINVAL, kind, str(path))
+        data = fh.read(MAX_SOURCE_BYTES + 1)
+    if len(data) > MAX_SOURCE_BYTES:
+        raise OSError(errno.EFBIG, f"larger than {MAX_SOURCE_BYTES >> 20} MiB", str(path))
+    if b"\0" in data:
+        raise OSError(errno.EINVAL, "a binary file (it contains NUL bytes), not text", str(path))
+    text = data.decode("utf-8")
+    return text.replace("\r\n", "\n").replace("\r", "\n") if translate_newlines else text
 
 
 class PosDict(dict[str, Any]):
@@ -39,9 +63,11 @@ def syntax_error(filename: str, text: str, err: json.JSONDecodeError) -> Problem
     line, col = err.lineno, err.colno
     excerpt = []
     if line >= 2 and line - 2 < len(lines):
-        excerpt.append(f"{line - 1:5d}: {lines[line - 2]}")
+        excerpt.append(f"{line - 1:5d}: {_clip(lines[line - 2])}")
     current = lines[line - 1] if 0 < line <= len(lines) else ""
-    excerpt.append(f"{line:5d}: {current}")
+    if col > 160:  # a very long line: show the part around the error
+        current, col = "..." + current[col - 80:], 84
+    excerpt.append(f"{line:5d}: {_clip(current)}")
     excerpt.append(" " * (col + 6) + "^")
     message = (
         f"Error parsing JSON: {err.msg}\nAt line {line}, column {col} (offset {err.pos}):\n"
@@ -50,13 +76,17 @@ def syntax_error(filename: str, text: str, err: json.JSONDecodeError) -> Problem
     return Problem(message, pos=Pos(filename, line, col))
 
 
+def _clip(line: str, width: int = 200) -> str:
+    return line if len(line) <= width else line[:width] + "..."
+
+
 class _Scanner:
     def __init__(self, filename: str, text: str) -> None:
         self.filename = filename
         self.text = text
         self.problems: list[Problem] = []
         self._line_starts = [0] + [m.end() for m in re.finditer(r"\n", text)]
-        self._decoder = json.JSONDecoder()
+        self._decoder = json.JSONDecoder(parse_int=_parse_int)
 
     def pos(self, offset: int) -> Pos:
         import bisect
@@ -133,6 +163,34 @@ class _Scanner:
             return out, i + 1  # ']'
 
 
+#: Python refuses to convert longer digit strings to int (CVE-2020-10735); Go's decoder gives
+#: "cannot unmarshal number ... into Go value of type float64" for such a number too
+MAX_DIGITS = 4300
+
+
+class _TooLong(ValueError):
+    def __init__(self, token: str) -> None:
+        super().__init__(token)
+        self.token = token
+
+
+def _parse_int(token: str) -> int:
+    if len(token) > MAX_DIGITS:
+        raise _TooLong(token)
+    return int(token)
+
+
+def _number_error(filename: str, text: str, token: str) -> Problem:
+    at = max(0, text.find(token[:64]))
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    return Problem(
+        f"Error parsing JSON: a number of {len(token.lstrip('-')):,} digits is out of range "
+        f"(at most {MAX_DIGITS:,})",
+        pos=Pos(filename, line, col),
+    )
+
+
 class _NotJson(ValueError):
     def __init__(self, token: str) -> None:
         super().__init__(token)
@@ -149,7 +207,9 @@ def loads(filename: str, text: str) -> tuple[Any, list[Problem]]:
     A syntax error returns ``(None, [problem])``.
     """
     try:
-        json.loads(text, parse_constant=_reject_constant)
+        json.loads(text, parse_constant=_reject_constant, parse_int=_parse_int)
+    except _TooLong as e:
+        return None, [_number_error(filename, text, e.token)]
     except json.JSONDecodeError as e:
         return None, [syntax_error(filename, text, e)]
     except _NotJson as e:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from amibake.errors import InterpolationError, Pos, Problem, TemplateError
-from amibake.template.jsonpos import loads
+from amibake.template.jsonpos import loads, read_source
 from amibake.template.model import MISSING, Template
 
 
@@ -31,7 +31,7 @@ def read_json_var_file(path: Path) -> dict[str, str]:
     from amibake.template.json_loader import weak_string
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_source(path)
     except OSError as e:
         raise TemplateError(
             [Problem(f"cannot read var file: {e.strerror or e}", pos=Pos(str(path)))]

@@ -259,7 +259,9 @@ class _Loader:
     def read(self, p: Path) -> _File | None:
         name = str(p)
         try:
-            text = p.read_text(encoding="utf-8")
+            from amibake.template.jsonpos import read_source
+
+            text = read_source(p)  # a regular file only: /dev/zero never ends
         except (OSError, UnicodeDecodeError) as e:
             self.problem(f"cannot read file: {e}", name)
             return None

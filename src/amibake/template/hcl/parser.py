@@ -283,6 +283,9 @@ class Parser:
         if m is not None:
             self.i = m.end()
             s = m.group(0)
+            if len(s) > 4300:  # Python refuses longer int conversions; no template needs one
+                raise self.error(f"a number literal of {len(s):,} characters is too long (at most 4,300)",
+                                 start)
             value: int | float = int(s) if s.isdigit() else float(s)
             if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
                 value = int(value)
