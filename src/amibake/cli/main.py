@@ -13,7 +13,7 @@ import gc
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -83,12 +83,26 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except OSError as e:
+        if e.filename is None or os.environ.get("AMIBAKE_DEBUG"):
+            _internal_error()
+        # a file amibake was given or keeps (a journal, a socket) that cannot be used: not a bug
+        click.echo(f"Error: {e.filename}: {e.strerror or e}", err=True)
+        sys.exit(1)
+    except MemoryError:
+        click.echo("Error: out of memory: the input asks for more memory than this process may use", err=True)
+        sys.exit(1)
     except Exception:
-        if os.environ.get("AMIBAKE_DEBUG"):
-            raise
-        import traceback
+        _internal_error()
 
-        tb = traceback.format_exc().strip().splitlines()
-        click.echo(f"Internal error (a bug in amibake, please report it): {tb[-1]}", err=True)
-        click.echo("Run again with AMIBAKE_DEBUG=1 for the traceback.", err=True)
-        sys.exit(70)
+
+def _internal_error() -> NoReturn:
+    """Anything else is a bug: say so (the traceback only under AMIBAKE_DEBUG=1)."""
+    if os.environ.get("AMIBAKE_DEBUG"):
+        raise  # re-raises what the caller's except block caught
+    import traceback
+
+    tb = traceback.format_exc().strip().splitlines()
+    click.echo(f"Internal error (a bug in amibake, please report it): {tb[-1]}", err=True)
+    click.echo("Run again with AMIBAKE_DEBUG=1 for the traceback.", err=True)
+    sys.exit(70)

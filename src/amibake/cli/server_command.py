@@ -91,6 +91,9 @@ def start(sock: str, idle: str, watch: tuple[str, ...]) -> None:
         private_dir(str(path.parent), create=True)
     except ProtocolError as exc:
         raise UserInputError([str(exc)]) from None
+    except OSError as exc:  # the parent is a file, a symlink loop, not writable...
+        reason = exc.strerror or str(exc)
+        raise UserInputError([f"cannot make the server's directory {path.parent}: {reason}"]) from None
     log = path.parent / "server.log"
     argv = [sys.executable, "-m", "amibake", "server", "run", "--socket", str(path), "--idle-timeout", idle,
             "--log", str(log)]
@@ -123,13 +126,20 @@ def start(sock: str, idle: str, watch: tuple[str, ...]) -> None:
               "(default: stderr).")
 def run(sock: str, idle: str, watch: tuple[str, ...], log_file: str) -> None:
     """Run the server in the foreground (for a service manager)."""
-    from amibake.server.forkserver import Server, ServerError, server_log
+    from amibake.server.forkserver import Server, ServerError, log, server_log
 
     srv = Server(_path(sock), idle_timeout=_idle_seconds(idle), watch=[Path(w) for w in watch])
-    with server_log(Path(log_file) if log_file else None):
+    log_path = Path(log_file) if log_file else None
+    if log_path is not None:
+        try:
+            log_path.open("a").close()
+        except OSError as exc:
+            raise UserInputError([f"cannot open the server log {log_path}: {exc.strerror or exc}"]) from None
+    with server_log(log_path):
         try:
             conn = srv.serve()
         except ServerError as exc:
+            log.error("%s", exc)  # `server start` shows the log's last lines
             raise UserInputError([str(exc)]) from None
         if conn is not None:
             srv.handle(conn)  # a forked worker: runs the command and exits with its code

@@ -248,6 +248,13 @@ class Server:
             conn.close()
 
     def _listen(self) -> socket.socket:
+        try:
+            return self._bind()
+        except OSError as exc:  # a parent that is a file or not writable, a path too long for AF_UNIX
+            self._close_lock()
+            raise ServerError(f"cannot listen on {self.path}: {exc.strerror or exc}") from None
+
+    def _bind(self) -> socket.socket:
         directory = self.path.parent
         try:
             protocol.private_dir(str(directory), create=True)
