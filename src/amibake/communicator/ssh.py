@@ -35,7 +35,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -49,6 +48,7 @@ from amibake.communicator.base import (
     LineSink,
 )
 from amibake.communicator.loop import LoopThread, shared_loop
+from amibake.communicator.settings import SSHSettings
 from amibake.errors import CommunicatorError
 
 #: measured fastest on hosts with AES instructions (see bench/ssh-throughput)
@@ -57,37 +57,6 @@ CHUNK = 1 << 20
 SFTP_PARALLEL_FILES = 32
 
 _LOST = (asyncssh.ConnectionLost, asyncssh.DisconnectError, ConnectionError, BrokenPipeError, EOFError)
-
-
-@dataclass(frozen=True)
-class SSHSettings:
-    """How to reach the machine; built by the builder from the template's ``ssh_*`` options."""
-
-    host: str
-    port: int = 22
-    username: str = ""
-    password: str | None = field(default=None, repr=False)
-    private_key_pem: str | None = field(default=None, repr=False)
-    private_key_file: str | None = None
-    certificate_file: str | None = None
-    agent_auth: bool = False
-    #: total time to wait for the machine to accept SSH (``ssh_timeout``)
-    timeout: float = 300.0
-    #: authentication/handshake failures tolerated before giving up (``ssh_handshake_attempts``)
-    handshake_attempts: int = 10
-    keepalive_interval: float = 5.0
-    file_transfer_method: str = "scp"
-    pty: bool = False
-    ciphers: tuple[str, ...] = ()
-    kex_algorithms: tuple[str, ...] = ()
-    bastion: SSHSettings | None = None
-    #: close the connection after this long without traffic (``ssh_read_write_timeout``); 0 = never
-    read_write_timeout: float = 0.0
-    remote_path_sep: str = "/"
-    #: amibake's own: upload directory trees as one tar stream when the remote has tar
-    tar_dirs: bool = True
-    #: first pause between connection attempts; doubles up to 2 s
-    retry_interval: float = 0.25
 
 
 # ---- connecting -------------------------------------------------------------------------------
@@ -125,9 +94,11 @@ def _options(s: SSHSettings) -> dict[str, Any]:
         "encryption_algs": enc,
         "keepalive_interval": s.keepalive_interval or None,
         "client_keys": keys if keys else (() if s.agent_auth else None),
-        "agent_path": () if s.agent_auth else None,
+        # () is asyncssh's "the agent at SSH_AUTH_SOCK"; None: no agent
+        "agent_path": () if s.agent_auth or s.agent_forwarding else None,
+        "agent_forwarding": s.agent_forwarding,
         "password": s.password,
-        "kbdint_auth": s.password is not None,
+        "kbdint_auth": s.password is not None or s.interactive,
     }
     if s.kex_algorithms:
         opts["kex_algs"] = list(s.kex_algorithms)
@@ -269,11 +240,44 @@ async def _connect_chain(s: SSHSettings, attempt_timeout: float) -> tuple[Any, A
     if s.bastion is not None:
         bastion = await _connect_once(s.bastion, attempt_timeout)
     try:
-        return await _connect_once(s, attempt_timeout, tunnel=bastion), bastion
+        conn = await _connect_once(s, attempt_timeout, tunnel=bastion)
     except BaseException:
         if bastion is not None:
             bastion.close()
         raise
+    try:
+        await _open_tunnels(conn, s)
+    except BaseException:
+        conn.close()
+        if bastion is not None:
+            bastion.close()
+        raise
+    return conn, bastion
+
+
+def _tunnel_parts(spec: str) -> tuple[int, str, int]:
+    """``port:host:port`` (validated by the config; ``host`` may be a bracketed IPv6 address)."""
+    listen, _, forward = spec.partition(":")
+    host, _, port = forward.rpartition(":")
+    return int(listen), host.removeprefix("[").removesuffix("]"), int(port)
+
+
+async def _open_tunnels(conn: Any, s: SSHSettings) -> None:
+    """``ssh_local_tunnels`` (``LOCAL_PORT:REMOTE_HOST:REMOTE_PORT``: a local listener whose
+    connections the remote side opens to REMOTE_HOST) and ``ssh_remote_tunnels``
+    (``REMOTE_PORT:LOCAL_HOST:LOCAL_PORT``), as OpenSSH's -L and -R; they close with the connection."""
+    for spec in s.local_tunnels:
+        lport, host, rport = _tunnel_parts(spec)
+        try:
+            await conn.forward_local_port("localhost", lport, host, rport)
+        except (OSError, asyncssh.Error) as exc:
+            raise CommunicatorError(f"ssh_local_tunnels {spec}: {_describe(exc)}") from exc
+    for spec in s.remote_tunnels:
+        rport, host, lport = _tunnel_parts(spec)
+        try:
+            await conn.forward_remote_port("", rport, host, lport)
+        except (OSError, asyncssh.Error) as exc:
+            raise CommunicatorError(f"ssh_remote_tunnels {spec}: {_describe(exc)}") from exc
 
 
 # ---- the communicator -------------------------------------------------------------------------

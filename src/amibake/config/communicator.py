@@ -3,10 +3,12 @@ connects to a machine. Packer's SDK ``communicator.Config``; defaults are the on
 fills in, so ``ssh_port`` reads 22 and ``ssh_timeout`` 300 seconds when unset.
 """
 
+import os
 from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
+from amibake.communicator.settings import SSHSettings
 from amibake.config.base import CheckContext, PluginConfig
 from amibake.config.durations import Duration
 from amibake.config.weak import Bool, Int, Str, StrList, Trilean
@@ -312,6 +314,41 @@ class CommunicatorConfig(PluginConfig):
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         return self.check_communicator(ctx)
+
+    def ssh_settings(self, host: str, *, port: int | None = None, private_key_pem: str = "") -> SSHSettings:
+        """What the SSH communicator needs, from these options (the one mapping). ``host`` and
+        ``private_key_pem`` come from the build (the instance's address, the temporary key)."""
+        bastion = None
+        if self.ssh_bastion_host:
+            bastion = SSHSettings(
+                host=self.ssh_bastion_host, port=self.ssh_bastion_port, username=self.ssh_bastion_username,
+                password=self.ssh_bastion_password or None,
+                private_key_file=self.ssh_bastion_key_file or None,
+                certificate_file=self.ssh_bastion_certificate_file or None,
+                agent_auth=self.ssh_bastion_agent_auth, interactive=self.ssh_bastion_interactive,
+                timeout=self.ssh_timeout, keepalive_interval=self.ssh_keep_alive_interval,
+            )
+        return SSHSettings(
+            host=host,
+            port=self.ssh_port if port is None else port,
+            username=self.ssh_username,
+            password=self.ssh_password or None,
+            private_key_pem=private_key_pem or None,
+            certificate_file=self.ssh_certificate_file or None,
+            agent_auth=self.ssh_agent_auth,
+            timeout=self.ssh_timeout,
+            handshake_attempts=self.ssh_handshake_attempts,
+            keepalive_interval=self.ssh_keep_alive_interval,
+            read_write_timeout=self.ssh_read_write_timeout,
+            file_transfer_method=self.ssh_file_transfer_method,
+            pty=self.ssh_pty,
+            ciphers=tuple(self.ssh_ciphers),
+            kex_algorithms=tuple(self.ssh_key_exchange_algorithms),
+            bastion=bastion,
+            agent_forwarding=not self.ssh_disable_agent_forwarding and bool(os.environ.get("SSH_AUTH_SOCK")),
+            local_tunnels=tuple(self.ssh_local_tunnels),
+            remote_tunnels=tuple(self.ssh_remote_tunnels),
+        )
 
     def check_communicator(self, ctx: CheckContext) -> list[Problem]:
         p = ctx.problem

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import Field
 
+from amibake.builders.amazon.access import AssumeRole, AwsAccess, Polling
 from amibake.config.base import CheckContext, ConfigModel, PluginConfig
 from amibake.config.weak import AsStruct, Bool, Int, Str, StrList, StrMap
 from amibake.errors import Problem
@@ -214,6 +215,42 @@ class AccessConfig(PluginConfig):
             "Polling configuration for the AWS waiter. Configures the waiter that checks resource state."
         ),
     )
+
+    def aws_access(self) -> AwsAccess:
+        """The access settings every AWS client of the build is made from (the one mapping)."""
+        role = self.assume_role
+        return AwsAccess(
+            region=self.region,
+            profile=self.profile,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            token=self.token,
+            endpoint_ec2=self.custom_endpoint_ec2,
+            insecure_skip_tls_verify=self.insecure_skip_tls_verify,
+            max_retries=self.max_retries,
+            shared_credentials_file=self.shared_credentials_file,
+            mfa_code=self.mfa_code,
+            assume_role=AssumeRole(
+                role_arn=role.role_arn,
+                duration_seconds=role.duration_seconds,
+                external_id=role.external_id,
+                policy=role.policy,
+                policy_arns=tuple(role.policy_arns),
+                session_name=role.session_name,
+                tags=tuple(role.tags.items()),
+                transitive_tag_keys=tuple(role.transitive_tag_keys),
+            ) if role.role_arn else None,
+            skip_metadata_api_check=self.skip_metadata_api_check,
+            skip_credential_validation=self.skip_credential_validation,
+        )
+
+    def polling(self) -> Polling:
+        """``aws_polling``, else AWS_POLL_DELAY_SECONDS / AWS_MAX_ATTEMPTS, else Packer's defaults."""
+        p = self.aws_polling
+        # 0 is unset, as in Packer: the environment or the AWS waiter defaults then apply
+        if p is None:
+            return Polling.resolve(None, None)
+        return Polling.resolve(p.delay_seconds or None, p.max_attempts or None)
 
     def check_access(self, ctx: CheckContext) -> list[Problem]:
         errs: list[Problem] = []

@@ -112,6 +112,33 @@ class BlockDevice(ConfigModel):
         ),
     )
 
+    def to_api(self) -> dict[str, Any]:
+        """The EC2 ``BlockDeviceMapping``, as Packer's ``BuildEC2BlockDeviceMappings`` builds it."""
+        out: dict[str, Any] = {"DeviceName": self.device_name}
+        if self.no_device:
+            out["NoDevice"] = ""
+            return out
+        if self.virtual_name:
+            out["VirtualName"] = self.virtual_name
+            return out
+        ebs: dict[str, Any] = {"DeleteOnTermination": self.delete_on_termination}
+        if self.volume_type:
+            ebs["VolumeType"] = self.volume_type
+        if self.volume_size:
+            ebs["VolumeSize"] = int(self.volume_size)
+        if self.iops:
+            ebs["Iops"] = int(self.iops)
+        if self.throughput:
+            ebs["Throughput"] = int(self.throughput)
+        if self.snapshot_id:
+            ebs["SnapshotId"] = self.snapshot_id
+        if self.encrypted is not None:
+            ebs["Encrypted"] = self.encrypted
+        if self.kms_key_id:
+            ebs["KmsKeyId"] = self.kms_key_id
+        out["Ebs"] = ebs
+        return out
+
     def check_device(self, ctx: CheckContext, key: str) -> Problem | None:
         """The first problem of this mapping (Packer reports one per device)."""
         p = ctx.problem

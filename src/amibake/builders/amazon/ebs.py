@@ -8,13 +8,12 @@ data a later Describe would fetch replace that Describe.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from amibake.api import BuildEnv, Hooks, Ui
 from amibake.builders.amazon import steps_ami, steps_instance
 from amibake.builders.amazon.artifact import AmiArtifact, generated_data
+from amibake.builders.amazon.config import EbsConfig
 from amibake.builders.amazon.ec2 import Ec2Gateway
-from amibake.builders.amazon.settings import EbsSettings
 from amibake.builders.amazon.state import BoundStep, BuildState
 from amibake.builders.amazon.steps_ami import Connector
 from amibake.errors import BuildError
@@ -25,17 +24,17 @@ from amibake.ui.redact import RedactingUi
 
 
 class EbsBuilder:
-    def __init__(self, config: Any, env: BuildEnv, *, connector: Connector | None = None) -> None:
+    def __init__(self, config: EbsConfig, env: BuildEnv, *, connector: Connector | None = None) -> None:
+        #: the frozen, typed options of the template: the steps read them directly
         self.config = config
         self.env = env
-        self.settings = EbsSettings.from_config(config)
         self.connector: Connector = connector or steps_ami.ssh_connector
         #: set after run(): what the cleanup could not undo (or -on-error=abort left behind)
         self.leftovers: list[str] = []
 
     def steps(self, st: BuildState) -> list[BoundStep]:
-        s = self.settings
-        launch = steps_instance.run_spot_instance if s.is_spot else steps_instance.run_source_instance
+        spot = self.config.is_spot_instance()
+        launch = steps_instance.run_spot_instance if spot else steps_instance.run_source_instance
         plan = [
             ("StepPreValidate", steps_instance.pre_validate),
             ("StepSourceAMIInfo", steps_instance.source_ami_info),
@@ -44,14 +43,17 @@ class EbsBuilder:
             ("StepSecurityGroup", steps_instance.security_group),
             ("StepIamInstanceProfile", steps_instance.iam_instance_profile),
             ("StepCleanupVolumes", steps_instance.cleanup_volumes),
-            ("StepRunSpotInstance" if s.is_spot else "StepRunSourceInstance", launch),
+            ("StepRunSpotInstance" if spot else "StepRunSourceInstance", launch),
             ("StepConnect", steps_ami.make_connect_step(self.connector)),
             ("StepProvision", steps_ami.provision),
+            ("StepCleanupTempKeys", steps_ami.cleanup_temp_keys),
             ("StepStopEBSBackedInstance", steps_ami.stop_instance),
+            ("StepModifyEBSBackedInstance", steps_ami.modify_instance),
             ("StepDeregisterAMI", steps_ami.deregister_ami),
             ("StepCreateAMI", steps_ami.create_ami),
             ("StepAMIRegionCopy", steps_ami.region_copy),
             ("StepEnableDeprecation", steps_ami.enable_deprecation),
+            ("StepEnableDeregistrationProtection", steps_ami.enable_deregistration_protection),
             ("StepModifyAMIAttributes", steps_ami.modify_attributes),
         ]
         return [BoundStep(name, fn, st) for name, fn in plan]
@@ -59,8 +61,8 @@ class EbsBuilder:
     def _journal(self, run_id: str) -> BuildJournal:
         try:
             journal = Journal(run_id).for_build(self.env.build_name)
-            s = self.settings
-            journal.started(region=s.access.region, ami_name=s.ami_name, ami_regions=list(s.ami_regions))
+            c = self.config
+            journal.started(region=c.region, ami_name=c.ami_name, ami_regions=list(c.ami_regions))
         except (OSError, ValueError) as exc:
             raise BuildError(
                 f"cannot write the run journal (set AMIBAKE_STATE_DIR to a writable directory): {exc}"
@@ -68,17 +70,22 @@ class EbsBuilder:
         return journal
 
     def run(self, hooks: Hooks) -> AmiArtifact | None:
-        s = self.settings
+        c = self.config
         run_uuid = self.env.run_uuid or str(uuid.uuid4())
         run_id = self.env.run_id or run_uuid
-        for secret in (s.ssh_password,):
+        for secret in (c.ssh_password, c.secret_key, c.token, c.mfa_code):
             if secret and secret not in self.env.secrets:
                 self.env.secrets.append(secret)
         ui = RedactingUi(self.env.ui, self.env.secrets)
         ctx = StepContext(ui=ui, cancel=self.env.cancel, on_error=self.env.on_error, debug=self.env.debug)
+        gateway = Ec2Gateway(c.aws_access(), c.polling(), pause=ctx.pause)
+        try:
+            gateway.validate_credentials()
+        except BuildError as exc:
+            raise BuildError(f"AWS credentials could not be validated: {exc}") from exc
         journal = self._journal(run_id)
-        gateway = Ec2Gateway(s.access, s.polling, journal=journal, pause=ctx.pause)
-        st = BuildState(settings=s, ec2=gateway, env=self.env, hooks=hooks, run_uuid=run_uuid, ui_=ui)
+        gateway.journal = journal
+        st = BuildState(config=c, ec2=gateway, env=self.env, hooks=hooks, run_uuid=run_uuid, ui_=ui)
         try:
             StepRunner(ctx).run(self.steps(st))
         except BaseException as exc:

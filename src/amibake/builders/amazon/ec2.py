@@ -28,6 +28,7 @@ import botocore.exceptions
 import botocore.parsers
 import botocore.session
 
+from amibake.builders.amazon.access import AssumeRole, AwsAccess, Polling
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal
 from amibake.steps.context import BuildCancelled
@@ -111,63 +112,6 @@ def _translated(operation: str) -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------
 # settings
-
-
-@dataclass(frozen=True)
-class Polling:
-    """How long waits last: ``aws_polling`` in the template, else AWS_POLL_DELAY_SECONDS etc."""
-
-    delay: float = 15.0
-    max_attempts: int = 40
-    first_delay: float = 0.5
-
-    @classmethod
-    def resolve(
-        cls,
-        delay_seconds: float | None,
-        max_attempts: int | None,
-        environ: Mapping[str, str] | None = None,
-    ) -> Polling:
-        env = os.environ if environ is None else environ
-        delay = delay_seconds
-        attempts = max_attempts
-        if delay is None and env.get("AWS_POLL_DELAY_SECONDS", "").strip():
-            delay = float(env["AWS_POLL_DELAY_SECONDS"])
-        if attempts is None and env.get("AWS_MAX_ATTEMPTS", "").strip():
-            attempts = int(env["AWS_MAX_ATTEMPTS"])
-        if attempts is None and env.get("AWS_TIMEOUT_SECONDS", "").strip():
-            # deprecated knob: turned into attempts, as Packer does
-            d = delay if delay is not None else cls.delay
-            attempts = max(1, int(float(env["AWS_TIMEOUT_SECONDS"]) / max(d, 1.0)))
-        return cls(
-            delay=cls.delay if delay is None else max(0.0, float(delay)),
-            max_attempts=cls.max_attempts if attempts is None or attempts <= 0 else int(attempts),
-        )
-
-    def delays(self) -> Iterator[float]:
-        """The sleeps between polls: 0.5 s doubling to ``delay`` (the first poll is immediate)."""
-        d = min(self.first_delay, self.delay)
-        while True:
-            yield d
-            d = min(d * 2, self.delay)
-
-    @property
-    def budget(self) -> float:
-        return max(self.delay * self.max_attempts, self.first_delay * self.max_attempts)
-
-
-@dataclass(frozen=True)
-class AwsAccess:
-    region: str
-    profile: str = ""
-    access_key: str = ""
-    secret_key: str = ""
-    token: str = ""
-    endpoint_ec2: str = ""
-    endpoint_iam: str = ""
-    insecure_skip_tls_verify: bool = False
-    max_retries: int = 0
-    max_pool_connections: int = 20
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,28 +274,120 @@ class ClientPool:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._sessions: dict[str, Any] = {}
+        self._lock = threading.RLock()
+        self._sessions: dict[tuple[object, ...], Any] = {}
         self._clients: dict[tuple[object, ...], Any] = {}
+        #: credentials_key -> the credentials every client of those access settings signs with
+        self._credentials: dict[tuple[object, ...], Any] = {}
 
     def client(self, service: str, region: str, access: AwsAccess) -> Any:
-        key = (service, region, access.profile, access.access_key, access.secret_key, access.token,
-               access.endpoint_ec2 if service == "ec2" else access.endpoint_iam,
+        endpoint = {"ec2": access.endpoint_ec2, "iam": access.iam_endpoint}.get(service, "")
+        key = (service, region, access.credentials_key(), endpoint,
                access.insecure_skip_tls_verify, access.max_pool_connections)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = self._create(service, region, access)
+                client = self._clients[key] = self._create(service, region, access, endpoint)
             return client
 
-    def _create(self, service: str, region: str, access: AwsAccess) -> Any:
+    def _session(self, access: AwsAccess) -> Any:
+        """The botocore session for ``access`` (its profile, credentials file, MFA, IMDS choice)."""
+        key = access.session_key()
+        session = self._sessions.get(key)
+        if session is None:
+            session = botocore.session.Session(profile=access.profile or None)
+            session.register_component("data_loader", shared_loader())
+            if access.shared_credentials_file:
+                session.set_config_variable(
+                    "credentials_file", os.path.expanduser(access.shared_credentials_file))
+            resolver = session.get_component("credential_provider")
+            if access.skip_metadata_api_check:
+                resolver.remove("iam-role")
+            if access.mfa_code:
+                # a profile's role with mfa_serial asks for a token code: give it the template's
+                code = access.mfa_code
+                provider = resolver.get_provider("assume-role")
+                provider._prompter = lambda _prompt: code
+            self._sessions[key] = session
+        return session
+
+    def credentials(self, access: AwsAccess, region: str) -> Any:
+        """The credentials clients for ``access`` sign with: explicit keys, else the session's
+        chain; with ``assume_role``, temporary ones from STS AssumeRole on top of those (refreshed
+        before they expire)."""
+        with self._lock:
+            return self._resolve(access, region)
+
+    def _resolve(self, access: AwsAccess, region: str) -> Any:
+        key = access.credentials_key()
+        creds = self._credentials.get(key)
+        if creds is not None:
+            return creds
+        import botocore.credentials
+
+        session = self._session(access)
+        if access.access_key:
+            base = botocore.credentials.Credentials(
+                access.access_key, access.secret_key, access.token or None)
+        else:
+            base = session.get_credentials()
+        if base is None:
+            raise AwsError("credentials", "NoCredentialProviders",
+                           "no valid credential sources found for the AWS builder: set access_key and "
+                           "secret_key, a profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an "
+                           "instance role")
+        creds = base
+        if access.assume_role is not None:
+            creds = self._assumed(session, base, access.assume_role, region, access)
+        self._credentials[key] = creds
+        return creds
+
+    def _assumed(self, session: Any, base: Any, role: AssumeRole, region: str, access: AwsAccess) -> Any:
+        import botocore.credentials
+
+        def sts_client(service: str, **kw: Any) -> Any:
+            kw.setdefault("region_name", region)
+            if access.insecure_skip_tls_verify:
+                kw["verify"] = False
+            return session.create_client(service, **kw)
+
+        args = role.api_args()
+        args["RoleSessionName"] = role.session_name or f"packer-{int(time.time() * 1000)}"
+        fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
+            client_creator=sts_client, source_credentials=base, role_arn=role.role_arn,
+            extra_args=args,
+        )
+        creds = botocore.credentials.DeferredRefreshableCredentials(
+            refresh_using=fetcher.fetch_credentials, method="assume-role")
+        with _translated("AssumeRole"):
+            creds.get_frozen_credentials()  # assume now: a wrong role fails before anything exists
+        return creds
+
+    def _client_session(self, access: AwsAccess, region: str) -> Any:
+        """A session whose credential chain is exactly the credentials resolved for ``access``."""
+        import botocore.credentials
+
+        key = ("client", access.credentials_key())
+        session = self._sessions.get(key)
+        if session is None:
+            creds = self.credentials(access, region)
+
+            class Resolved(botocore.credentials.CredentialProvider):
+                METHOD = "amibake"
+
+                def load(self) -> Any:
+                    return creds
+
+            session = botocore.session.Session(profile=access.profile or None)
+            session.register_component("data_loader", shared_loader())
+            session.register_component(
+                "credential_provider", botocore.credentials.CredentialResolver(providers=[Resolved()]))
+            self._sessions[key] = session
+        return session
+
+    def _create(self, service: str, region: str, access: AwsAccess, endpoint: str) -> Any:
         with _translated("session"):
-            session = self._sessions.get(access.profile)
-            if session is None:
-                session = botocore.session.Session(profile=access.profile or None)
-                session.register_component("data_loader", shared_loader())
-                self._sessions[access.profile] = session
-        endpoint = access.endpoint_ec2 if service == "ec2" else access.endpoint_iam
+            session = self._client_session(access, region)
         kw: dict[str, Any] = {
             "region_name": region,
             "config": botocore.config.Config(
@@ -366,11 +402,6 @@ class ClientPool:
             kw["endpoint_url"] = endpoint
         if access.insecure_skip_tls_verify:
             kw["verify"] = False
-        if access.access_key:  # explicit keys; otherwise the standard chain (env, profile, role)
-            kw["aws_access_key_id"] = access.access_key
-            kw["aws_secret_access_key"] = access.secret_key
-            if access.token:
-                kw["aws_session_token"] = access.token
         with _translated("client"):
             return session.create_client(service, **kw)
 
@@ -378,6 +409,7 @@ class ClientPool:
         with self._lock:
             self._clients.clear()
             self._sessions.clear()
+            self._credentials.clear()
 
 
 #: the clients of this process (builds, data sources and ``amibake cleanup`` share them)
@@ -529,6 +561,7 @@ class Ec2Gateway:
         encrypted: bool | None = None,
         kms_key_id: str = "",
         tags: Tags | None = None,
+        copy_duration_minutes: int = 0,
     ) -> str:
         params: dict[str, Any] = {
             "SourceRegion": source_region,
@@ -542,6 +575,9 @@ class Ec2Gateway:
             params["Encrypted"] = encrypted
         if kms_key_id:
             params["KmsKeyId"] = kms_key_id
+        if copy_duration_minutes:
+            # time-based copy (snapshot_copy_duration_minutes)
+            params["SnapshotCopyCompletionDurationMinutes"] = copy_duration_minutes
         if tags:
             # tagged in the call itself; CopyImageTags would also bring the source's user tags
             params["TagSpecifications"] = tag_specs(tags, "image")
@@ -579,6 +615,24 @@ class Ec2Gateway:
     def enable_image_deprecation(self, image_id: str, deprecate_at: Any, region: str | None = None) -> None:
         self._call("enable_image_deprecation", region, ImageId=image_id, DeprecateAt=deprecate_at)
 
+    def enable_image_deregistration_protection(
+        self, image_id: str, with_cooldown: bool, region: str | None = None
+    ) -> None:
+        self._call("enable_image_deregistration_protection", region, ImageId=image_id,
+                   WithCooldown=with_cooldown)
+
+    def modify_instance_attribute(self, instance_id: str, **params: Any) -> None:
+        self._call("modify_instance_attribute", InstanceId=instance_id, **params)
+
+    def validate_credentials(self) -> None:
+        """Resolve the build's credentials before anything is created (the credential chain, and
+        STS AssumeRole for ``assume_role``), as Packer's access config does; a build without valid
+        credential sources stops here. ``skip_credential_validation`` leaves it to the first call."""
+        if self.access.skip_credential_validation:
+            return
+        with _translated("credentials"):
+            CLIENTS.credentials(self.access, self.region)
+
     def create_tags(self, resource_ids: Sequence[str], tags: Tags, region: str | None = None) -> None:
         if resource_ids and tags:
             self._call("create_tags", region, Resources=list(resource_ids), Tags=tag_list(tags),
@@ -597,6 +651,15 @@ class Ec2Gateway:
         self._created("key-pair", None, name, name=name)
         self._pause("after-create-key-pair")
         return material
+
+    def import_key_pair(self, name: str, public_key: str, tags: Tags) -> None:
+        params: dict[str, Any] = {"KeyName": name, "PublicKeyMaterial": public_key.encode()}
+        if tags:
+            params["TagSpecifications"] = tag_specs(tags, "key-pair")
+        self._intent("key-pair", None, name=name)
+        self._call("import_key_pair", **params)
+        self._created("key-pair", None, name, name=name)
+        self._pause("after-create-key-pair")
 
     def delete_key_pair(self, name: str, region: str | None = None) -> None:
         self._call("delete_key_pair", region, KeyName=name)

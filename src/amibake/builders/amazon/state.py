@@ -8,16 +8,22 @@ from datetime import UTC, datetime
 from typing import Any
 
 from amibake.api import BuildEnv, Hooks
+from amibake.builders.amazon.config import EbsConfig
 from amibake.builders.amazon.ec2 import Ec2Gateway, Image, Instance
-from amibake.builders.amazon.settings import EbsSettings
 from amibake.steps.context import StepContext
 
 HTTP_ADDR_NOT_IMPLEMENTED = "ERR_HTTP_ADDR_NOT_IMPLEMENTED_BY_BUILDER"
+HTTP_IP_NOT_IMPLEMENTED = "ERR_HTTP_IP_NOT_IMPLEMENTED_BY_BUILDER"
+HTTP_PORT_NOT_IMPLEMENTED = "ERR_HTTP_PORT_NOT_IMPLEMENTED_BY_BUILDER"
+
+#: the Name tag Packer gives the temporary instance when run_tags names none
+DEFAULT_INSTANCE_NAME = "Packer Builder"
 
 
 @dataclass
 class BuildState:
-    settings: EbsSettings
+    #: the template's frozen, typed options: the steps read them directly
+    config: EbsConfig
     ec2: Ec2Gateway
     env: BuildEnv
     hooks: Hooks
@@ -72,21 +78,24 @@ class BuildState:
 
     def build_data(self) -> dict[str, Any]:
         """Packer's generated data, handed to the provisioners."""
-        s = self.settings
+        c = self.config
         data = self.build_info()
+        winrm = c.communicator == "winrm"
         data.update(
             ID=self.instance.id if self.instance else "",
             Host=self.host,
-            Port=s.ssh_port,
-            User=s.ssh_username,
+            Port=c.winrm_port if winrm else c.ssh_port,
+            User=c.winrm_username if winrm else c.ssh_username,
+            Password=c.winrm_password if winrm else c.ssh_password,
             SSHPublicKey=self.public_key,
             SSHPrivateKey=self.private_key_pem,
+            WinRMPassword=c.winrm_password,
             PackerRunUUID=self.run_uuid,
             PackerHTTPAddr=HTTP_ADDR_NOT_IMPLEMENTED,
-            ConnType=s.communicator,
+            PackerHTTPIP=HTTP_IP_NOT_IMPLEMENTED,
+            PackerHTTPPort=HTTP_PORT_NOT_IMPLEMENTED,
+            ConnType=c.communicator,
         )
-        if s.ssh_password:
-            data["Password"] = s.ssh_password
         return data
 
     def render(self, text: str) -> str:

@@ -13,7 +13,7 @@ from amibake.builders.amazon.ec2 import AwsError, Image
 from amibake.builders.amazon.state import BuildState
 from amibake.builders.amazon.steps_instance import ssh_host
 from amibake.errors import BuildError
-from amibake.steps.context import StepContext
+from amibake.steps.context import BuildCancelled, StepContext
 
 #: (settings, cancel, ui) -> communicator; the default imports amibake.communicator.ssh lazily
 Connector = Callable[[BuildState, StepContext], Any]
@@ -22,46 +22,25 @@ Connector = Callable[[BuildState, StepContext], Any]
 def ssh_connector(st: BuildState, ctx: StepContext) -> Any:
     from amibake.communicator import ssh
 
-    s = st.settings
-    b = s.bastion
-    bastion = None
-    if b.get("host"):
-        bastion = ssh.SSHSettings(
-            host=str(b["host"]), port=int(b.get("port") or 22), username=str(b.get("username") or ""),
-            password=b.get("password") or None, private_key_file=b.get("private_key_file") or None,
-            timeout=s.ssh_timeout,
-        )
-    settings = ssh.SSHSettings(
-        host=st.host,
-        port=s.ssh_port,
-        username=s.ssh_username,
-        password=s.ssh_password or None,
-        private_key_pem=st.private_key_pem or None,
-        private_key_file=None,
-        certificate_file=s.ssh_certificate_file or None,
-        agent_auth=s.ssh_agent_auth,
-        timeout=s.ssh_timeout,
-        handshake_attempts=s.ssh_handshake_attempts,
-        keepalive_interval=s.ssh_keep_alive_interval,
-        file_transfer_method=s.ssh_file_transfer_method,
-        pty=s.ssh_pty,
-        ciphers=tuple(s.ssh_ciphers),
-        kex_algorithms=tuple(s.ssh_key_exchange_algorithms),
-        bastion=bastion,
-    )
+    settings = st.config.ssh_settings(st.host, private_key_pem=st.private_key_pem)
     return ssh.connect(settings, cancel=ctx.cancel, log=st.ui.message)
 
 
 def make_connect_step(connector: Connector) -> Callable[[BuildState, StepContext], None]:
     def connect(st: BuildState, ctx: StepContext) -> None:
         """communicator.StepConnect: SSH to the instance (nothing for communicator "none")."""
-        s = st.settings
+        s = st.config
         if s.communicator == "none":
             from amibake.communicator.none import NoneCommunicator
 
             st.comm = NoneCommunicator()
             return
         st.host = ssh_host(st)
+        if s.pause_before_connecting > 0:
+            pause = _go_duration(s.pause_before_connecting)
+            st.ui.say(f"Waiting {pause} before establishing the SSH connection...")
+            if ctx.cancel.wait(s.pause_before_connecting):
+                raise BuildCancelled("cancelled while pausing before connecting")
         st.ui.say(f"Using SSH communicator to connect: {st.host}")
         st.ui.say("Waiting for SSH to become available...")
         comm = connector(st, ctx)
@@ -90,10 +69,10 @@ def provision(st: BuildState, ctx: StepContext) -> None:
 
 def stop_instance(st: BuildState, ctx: StepContext) -> None:
     """StepStopEBSBackedInstance (skipped for spot instances)."""
-    s = st.settings
+    s = st.config
     inst = st.instance
     assert inst is not None
-    if s.is_spot:
+    if s.is_spot_instance():
         return
     ui = st.ui
     state = ""
@@ -117,7 +96,7 @@ def stop_instance(st: BuildState, ctx: StepContext) -> None:
 
 def _regions(st: BuildState) -> list[str]:
     out = [st.region]
-    for r in st.settings.ami_regions:
+    for r in st.config.ami_regions:
         if r not in out:
             out.append(r)
     return out
@@ -125,7 +104,7 @@ def _regions(st: BuildState) -> list[str]:
 
 def deregister_ami(st: BuildState, ctx: StepContext) -> None:
     """StepDeregisterAMI: with force_deregister, remove AMIs of the same name in every region."""
-    s = st.settings
+    s = st.config
     if not s.force_deregister:
         return
     name = s.ami_name
@@ -153,7 +132,7 @@ def _rollback_image(st: BuildState, region: str, image_id: str) -> None:
 
 def create_ami(st: BuildState, ctx: StepContext) -> None:
     """stepCreateAMI: CreateImage with its tags and description; wait; note its snapshots."""
-    s = st.settings
+    s = st.config
     ui = st.ui
     inst = st.instance
     assert inst is not None
@@ -161,11 +140,20 @@ def create_ami(st: BuildState, ctx: StepContext) -> None:
         ui.say("Skipping AMI creation...")
         return
     name = s.ami_name
-    intermediary = bool(s.encrypt_boot)
+    # an encrypted copy, or a copy elsewhere that replaces the build region's AMI, starts from an
+    # intermediary AMI under a temporary name, deleted at the end
+    intermediary = bool(s.encrypt_boot) or (s.skip_save_build_region and bool(s.copy_regions(st.region)))
     if intermediary:
         name = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(7))
     ui.say(f"Creating AMI {name} from instance {inst.id}")
-    tags = st.tags_for(s.tags)
+    if s.skip_ami_run_tags:
+        ui.say("Skipping attaching run tags to AMI...")
+        run_tags: dict[str, str] = {}
+    else:
+        run_tags = st.render_tags(s.all_run_tags)
+    # CreateImage carries the run tags and the AMI tags at once (Packer: run tags at creation, then
+    # CreateTags with the AMI tags, which win on a clash)
+    tags = {**st.own_tags(), **run_tags, **st.render_tags(s.all_tags)}
     description = st.render(s.ami_description)
     try:
         image_id = st.ec2.create_image(
@@ -202,7 +190,7 @@ def _tag_snapshots(st: BuildState, region: str, image: Image, ami_tags: dict[str
     if not image.snapshot_ids:
         return
     merged = dict(ami_tags)
-    merged.update(st.render_tags(st.settings.snapshot_tags))
+    merged.update(st.render_tags(st.config.all_snapshot_tags))
     for snap in image.snapshot_ids:
         st.ui.say(f"Tagging snapshot: {snap}")
     st.ec2.create_tags(list(image.snapshot_ids), merged, region=region)
@@ -216,14 +204,14 @@ def _delete_intermediary(st: BuildState, region: str, image_id: str) -> None:
 
 def region_copy(st: BuildState, ctx: StepContext) -> None:
     """StepAMIRegionCopy: copy (and encrypt) the AMI to ami_regions, in parallel threads."""
-    s = st.settings
+    s = st.config
     if s.skip_create_ami:
         st.ui.say("Skipping AMI region copy...")
         return
     source_region = st.region
     source_ami = st.intermediary_ami or st.amis.get(source_region, "")
-    targets = [r for r in s.ami_regions if r != source_region]
-    if st.intermediary_ami:
+    targets = s.copy_regions(source_region)
+    if st.intermediary_ami and not s.skip_save_build_region:
         targets = [source_region, *targets]
     if not targets:
         return
@@ -253,12 +241,12 @@ def region_copy(st: BuildState, ctx: StepContext) -> None:
 
 def _copy_one(st: BuildState, ctx: StepContext, source_region: str, source_ami: str, region: str,
               kms_key: str) -> None:
-    s = st.settings
-    tags = st.tags_for(s.tags)
+    s = st.config
+    tags = st.tags_for(s.all_tags)
     image_id = st.ec2.copy_image(
         region, source_region=source_region, source_image_id=source_ami, name=s.ami_name,
         description=st.render(s.ami_description), encrypted=s.encrypt_boot, kms_key_id=kms_key,
-        tags=tags,
+        tags=tags, copy_duration_minutes=s.snapshot_copy_duration_minutes or 0,
     )
     ctx.on_failure(f"AMI {image_id} and its snapshots (region {region})",
                    lambda: _rollback_image(st, region, image_id))
@@ -275,7 +263,7 @@ def _copy_one(st: BuildState, ctx: StepContext, source_region: str, source_ami: 
 
 def enable_deprecation(st: BuildState, ctx: StepContext) -> None:
     """StepEnableDeprecation."""
-    s = st.settings
+    s = st.config
     if s.skip_create_ami or not s.deprecate_at:
         return
     when = datetime.fromisoformat(s.deprecate_at.replace("Z", "+00:00"))
@@ -292,7 +280,7 @@ def modify_attributes(st: BuildState, ctx: StepContext) -> None:
 
     The description travels in CreateImage / CopyImage, so it needs no call here.
     """
-    s = st.settings
+    s = st.config
     if s.skip_create_ami:
         return
     options: dict[str, dict[str, Any]] = {}
@@ -327,3 +315,76 @@ def modify_attributes(st: BuildState, ctx: StepContext) -> None:
                     )
     except AwsError as exc:
         raise BuildError(f"Error modify AMI attributes: {exc}") from exc
+
+
+def cleanup_temp_keys(st: BuildState, ctx: StepContext) -> None:
+    """commonsteps.StepCleanupTempKeys: with ssh_clear_authorized_keys, remove the temporary public
+    key from the user's (and root's) authorized_keys before the image is taken."""
+    s = st.config
+    if not s.ssh_clear_authorized_keys or s.communicator != "ssh" or not st.public_key:
+        return
+    ui = st.ui
+    ui.say("Trying to remove ephemeral keys from authorized_keys files")
+    # the key's base64 body names the line to delete, whatever its comment
+    body = st.public_key.split()[1] if len(st.public_key.split()) > 1 else st.public_key
+    body = body.replace("/", "\\/")
+    for command in (f"sed -i.bak '/{body}/d' ~/.ssh/authorized_keys; rm -f ~/.ssh/authorized_keys.bak",
+                    f"sudo sed -i.bak '/{body}/d' /root/.ssh/authorized_keys; "
+                    "sudo rm -f /root/.ssh/authorized_keys.bak"):
+        try:
+            code = st.comm.run(command)
+        except Exception as exc:
+            ui.say(f"Error cleaning up temporary keys: {exc}")
+            continue
+        if code != 0 and "/root/" not in command:
+            ui.say(f"Error cleaning up ~/.ssh/authorized_keys; please clean up keys manually (exit {code})")
+
+
+def modify_instance(st: BuildState, ctx: StepContext) -> None:
+    """StepModifyEBSBackedInstance: ENA and SR-IOV support on the stopped instance, which the AMI
+    then inherits."""
+    s = st.config
+    inst = st.instance
+    assert inst is not None
+    if s.sriov_support:
+        st.ui.say("Enabling Enhanced Networking (SR-IOV)...")
+        try:
+            st.ec2.modify_instance_attribute(inst.id, SriovNetSupport={"Value": "simple"})
+        except AwsError as exc:
+            raise BuildError(f"Error enabling Enhanced Networking (SR-IOV) on {inst.id}: {exc}") from exc
+    if s.ena_support is not None:
+        prefix = "En" if s.ena_support else "Dis"
+        st.ui.say(f"{prefix}abling Enhanced Networking (ENA)...")
+        try:
+            st.ec2.modify_instance_attribute(inst.id, EnaSupport={"Value": bool(s.ena_support)})
+        except AwsError as exc:
+            raise BuildError(
+                f"Error {prefix.lower()}abling Enhanced Networking (ENA) on {inst.id}: {exc}") from exc
+
+
+def enable_deregistration_protection(st: BuildState, ctx: StepContext) -> None:
+    """StepEnableDeregistrationProtection."""
+    s = st.config
+    protection = s.deregistration_protection
+    if s.skip_create_ami or not (protection.enabled or protection.with_cooldown):
+        return
+    for region, ami in st.amis.items():
+        st.ui.say(f'Enabling deregistration protection on AMI ({ami}) in region "{region}" ...')
+        try:
+            st.ec2.enable_image_deregistration_protection(ami, protection.with_cooldown, region=region)
+        except AwsError as exc:
+            raise BuildError(f"Error enabling AMI deregistration protection: {exc}") from exc
+
+
+def _go_duration(seconds: float) -> str:
+    """Go's time.Duration String(): ``1m30s``, ``5s``, ``1.5s``, ``2h0m0s``."""
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms" if seconds else "0s"
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    text = f"{sec:g}s"
+    if h:
+        return f"{int(h)}h{int(m)}m{text}"
+    if m:
+        return f"{int(m)}m{text}"
+    return text

@@ -9,12 +9,14 @@ import base64
 import binascii
 import json
 import random
+import re
+import string
 import uuid
 from pathlib import Path
 from typing import Any
 
 from amibake.builders.amazon.ec2 import AwsError, Image, tag_specs
-from amibake.builders.amazon.state import BuildState
+from amibake.builders.amazon.state import DEFAULT_INSTANCE_NAME, BuildState
 from amibake.errors import BuildError, UserInputError
 from amibake.steps.context import StepContext
 
@@ -25,7 +27,7 @@ def temp_name(prefix: str = "packer") -> str:
 
 def pre_validate(st: BuildState, ctx: StepContext) -> None:
     """StepPreValidate: the AMI name must be free (unless force_deregister)."""
-    s = st.settings
+    s = st.config
     ui = st.ui
     if s.force_deregister:
         ui.say("Force Deregister flag found, skipping prevalidating AMI Name")
@@ -33,7 +35,10 @@ def pre_validate(st: BuildState, ctx: StepContext) -> None:
     if s.skip_create_ami:
         ui.say("skip_create_ami was set; not prevalidating AMI name")
         return
-    if s.vpc_id and not s.subnet_id:
+    if s.skip_save_build_region:
+        ui.say("skip_build_region was set; not prevalidating AMI name")
+        return
+    if s.vpc_id and not s.subnet_id and s.subnet_filter.empty():
         ui.say("Prevalidating any provided VPC information")
         vpcs = st.ec2.vpcs(ids=[s.vpc_id])
         if vpcs and not vpcs[0].get("IsDefault", False):
@@ -52,37 +57,46 @@ def _most_recent(images: list[Image]) -> Image:
 
 def source_ami_info(st: BuildState, ctx: StepContext) -> None:
     """StepSourceAMIInfo: find the source AMI by id or by source_ami_filter."""
-    s = st.settings
+    s = st.config
     flt = s.source_ami_filter
     params: dict[str, Any] = {}
     if s.source_ami:
         params["image_ids"] = [s.source_ami]
-    if flt is not None:
-        params["filters"] = flt.filters
+    if not flt.empty():
+        params["filters"] = _filters(flt.filters)
         params["owners"] = list(flt.owners)
+        if flt.include_deprecated:
+            params["include_deprecated"] = True
     try:
         images = st.ec2.describe_images(**params)
     except AwsError as exc:
         raise BuildError(f"Error querying AMI: {exc}") from exc
     if not images:
         raise BuildError("No AMI was found matching filters: " + json.dumps(params, sort_keys=True))
-    if len(images) > 1 and not (flt and flt.most_recent):
+    if len(images) > 1 and not flt.most_recent:
         raise BuildError(
             "Your query returned more than one result. Please try a more specific search, "
             "or set most_recent to true."
         )
     image = _most_recent(images)
     st.ui.message(f"Found Image ID: {image.id}")
+    virt = s.ami_virtualization_type or image.virtualization_type
+    if (s.ena_support or s.sriov_support) and virt != "hvm":
+        # Packer's canEnableEnhancedNetworking
+        if s.ami_virtualization_type:
+            raise BuildError("Cannot enable enhanced networking, AMIVirtType "
+                             f"'{s.ami_virtualization_type}' is not HVM")
+        raise BuildError(f"Cannot enable enhanced networking, source AMI '{image.id}' is not HVM")
     st.source_image = image
 
 
 def network_info(st: BuildState, ctx: StepContext) -> None:
     """StepNetworkInfo: vpc / subnet / availability zone, by id or by vpc_filter / subnet_filter."""
-    s = st.settings
+    s = st.config
     ui = st.ui
     st.vpc_id, st.subnet_id, st.availability_zone = s.vpc_id, s.subnet_id, s.availability_zone
-    if not st.vpc_id and s.vpc_filter is not None:
-        filters = {**s.vpc_filter.filters, "state": ["available"]}
+    if not st.vpc_id and not s.vpc_filter.empty():
+        filters = {**_filters(s.vpc_filter.all_filters()), "state": ["available"]}
         vpcs = st.ec2.vpcs(filters=filters)
         if len(vpcs) != 1:
             raise BuildError(
@@ -91,9 +105,9 @@ def network_info(st: BuildState, ctx: StepContext) -> None:
             )
         st.vpc_id = str(vpcs[0]["VpcId"])
         ui.message(f"Found VPC ID: {st.vpc_id}")
-    if not st.subnet_id and s.subnet_filter is not None:
+    if not st.subnet_id and not s.subnet_filter.empty():
         flt = s.subnet_filter
-        filters = {**flt.filters, "state": ["available"]}
+        filters = {**_filters(flt.all_filters()), "state": ["available"]}
         if st.vpc_id:
             filters["vpc-id"] = [st.vpc_id]
         if st.availability_zone:
@@ -116,7 +130,7 @@ def network_info(st: BuildState, ctx: StepContext) -> None:
         ui.message(f"Found Subnet ID: {st.subnet_id}")
         st.vpc_id = st.vpc_id or str(subnet.get("VpcId", ""))
         st.availability_zone = st.availability_zone or str(subnet.get("AvailabilityZone", ""))
-    if st.subnet_id and not st.vpc_id and not s.security_group_ids:
+    if st.subnet_id and not st.vpc_id and not s.all_security_group_ids:
         # a temporary security group (or a security_group_filter) lives in the subnet's VPC
         subnets = st.ec2.subnets(ids=[st.subnet_id])
         if subnets:
@@ -126,7 +140,7 @@ def network_info(st: BuildState, ctx: StepContext) -> None:
 
 def key_pair(st: BuildState, ctx: StepContext) -> None:
     """StepKeyPair: use the given key, or create a temporary key pair (tagged at creation)."""
-    s = st.settings
+    s = st.config
     ui = st.ui
     if s.communicator == "none":
         return
@@ -151,12 +165,34 @@ def key_pair(st: BuildState, ctx: StepContext) -> None:
         return
     name = s.temporary_key_pair_name or temp_name()
     ui.say(f"Creating temporary keypair: {name}")
-    material = st.ec2.create_key_pair(name, s.temporary_key_pair_type, st.tags_for(s.run_tags))
+    tags = st.tags_for(s.all_run_tags)
+    if s.temporary_key_pair_bits and s.temporary_key_pair_type == "rsa":
+        # EC2's CreateKeyPair makes 2048-bit RSA keys only: a key of the asked size is made here and
+        # imported (Packer's amazon plugin ignores temporary_key_pair_bits)
+        material, public = _generate_key(s.temporary_key_pair_bits)
+        st.ec2.import_key_pair(name, public, tags)
+    else:
+        material = st.ec2.create_key_pair(name, s.temporary_key_pair_type, tags)
+        public = _public_key(material)
     ctx.defer(f"key pair {name} (region {st.region})", lambda: _delete_key_pair(st, name))
     st.key_pair_name = name
     st.private_key_pem = material
     st.env.secrets.append(material)
-    st.public_key = _public_key(material)
+    st.public_key = public
+
+
+def _filters(flt: dict[str, str]) -> dict[str, list[str]]:
+    """A filter map of the template (``name -> value``) as EC2 Describe* filters."""
+    return {k: [v] for k, v in flt.items()}
+
+
+def _generate_key(bits: int) -> tuple[str, str]:
+    """A new RSA key of ``bits`` bits: (private key PEM, OpenSSH public key line)."""
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-rsa", key_size=bits)
+    pem = key.export_private_key("pkcs1-pem").decode()
+    return pem, key.export_public_key("openssh").decode().strip()
 
 
 def _public_key(pem: str) -> str:
@@ -182,17 +218,17 @@ def _delete_key_pair(st: BuildState, name: str) -> None:
 
 def security_group(st: BuildState, ctx: StepContext) -> None:
     """StepSecurityGroup: use the given groups or create a temporary one open on the SSH port."""
-    s = st.settings
+    s = st.config
     ui = st.ui
-    if s.security_group_ids:
+    if s.all_security_group_ids:
         try:
-            st.ec2.security_groups(ids=s.security_group_ids)
+            st.ec2.security_groups(ids=s.all_security_group_ids)
         except AwsError as exc:
             raise BuildError(f"Couldn't find specified security group: {exc}") from exc
-        st.security_group_ids = list(s.security_group_ids)
+        st.security_group_ids = list(s.all_security_group_ids)
         return
-    if s.security_group_filter is not None:
-        filters = dict(s.security_group_filter.filters)
+    if not s.security_group_filter.empty():
+        filters = _filters(s.security_group_filter.all_filters())
         if st.vpc_id:
             filters["vpc-id"] = [st.vpc_id]
         found = st.ec2.security_groups(filters=filters)
@@ -206,13 +242,13 @@ def security_group(st: BuildState, ctx: StepContext) -> None:
     name = temp_name()
     ui.say(f"Creating temporary security group for this instance: {name}")
     group_id = st.ec2.create_security_group(
-        name, "Temporary group for Packer", st.vpc_id, st.tags_for(s.run_tags)
+        name, "Temporary group for Packer", st.vpc_id, st.tags_for(s.all_run_tags)
     )
     ctx.defer(f"security group {group_id} ({name}, region {st.region})", lambda: _delete_sg(st, group_id))
     st.security_group_ids = [group_id]
     if s.communicator == "none":
         return
-    cidrs = list(s.temporary_security_group_source_cidrs)
+    cidrs = list(s.source_cidrs)
     ui.say(
         f"Authorizing access to port {s.ssh_port} from [{' '.join(cidrs)}] "
         "in the temporary security groups..."
@@ -227,7 +263,7 @@ def security_group(st: BuildState, ctx: StepContext) -> None:
 
 
 def _authorize(st: BuildState, group_id: str, cidrs: list[str]) -> bool:
-    st.ec2.authorize_ingress(group_id, st.settings.ssh_port, cidrs)
+    st.ec2.authorize_ingress(group_id, st.config.ssh_port, cidrs)
     return True
 
 
@@ -264,16 +300,25 @@ TRUST_POLICY = json.dumps(
 
 def iam_instance_profile(st: BuildState, ctx: StepContext) -> None:
     """StepIamInstanceProfile: the given profile, or a temporary profile + role + inline policy."""
-    s = st.settings
+    s = st.config
     ui = st.ui
     if s.iam_instance_profile:
+        if not s.skip_profile_validation:
+            # Packer's StepIamInstanceProfile: the named profile must exist (GetInstanceProfile)
+            try:
+                exists = st.ec2.instance_profile_exists(s.iam_instance_profile)
+            except AwsError as exc:
+                raise BuildError(f"Couldn't find specified instance profile: {exc}") from exc
+            if not exists:
+                raise BuildError("Couldn't find specified instance profile: "
+                                 f"{s.iam_instance_profile} does not exist")
         st.instance_profile = s.iam_instance_profile
         return
     doc = s.temporary_iam_instance_profile_policy_document
-    if not doc:
+    if doc is None:
         return
     name = f"packer-{uuid.uuid4()}"
-    tags = st.tags_for(s.run_tags)
+    tags = st.tags_for(s.all_run_tags)
     ui.say(f"Creating temporary instance profile for this instance: {name}")
     st.ec2.create_instance_profile(name, tags)
     ctx.defer(f"IAM instance profile {name}", lambda: _iam_undo(st, "Deleting temporary instance profile...",
@@ -283,7 +328,7 @@ def iam_instance_profile(st: BuildState, ctx: StepContext) -> None:
     ctx.defer(f"IAM role {name}",
               lambda: _iam_undo(st, "Deleting temporary role...", st.ec2.delete_role, name))
     ui.say(f"Attaching policy to the temporary role: {name}")
-    st.ec2.put_role_policy(name, name, json.dumps(_policy_document(doc)))
+    st.ec2.put_role_policy(name, name, json.dumps(_policy_document(doc.model_dump())))
     ctx.defer(f"IAM role policy {name}", lambda: _iam_undo(
         st, "Removing policy from temporary role...", lambda n: st.ec2.delete_role_policy(n, n), name))
     st.ec2.add_role_to_instance_profile(name, name)
@@ -323,7 +368,7 @@ def _cleanup_volumes(st: BuildState) -> None:
         ui.say("No volumes to clean up, skipping")
         return
     ui.say("Cleaning up any extra volumes...")
-    keep = {b.device_name for b in st.settings.launch_block_device_mappings}
+    keep = {b.device_name for b in st.config.launch_block_device_mappings}
     # volumes deleted on termination need no look-up (one DescribeVolumes fewer in the common case)
     candidates = {
         b.volume_id: b.device_name for b in inst.block_devices
@@ -346,7 +391,7 @@ def _cleanup_volumes(st: BuildState) -> None:
 
 
 def _user_data(st: BuildState) -> str:
-    s = st.settings
+    s = st.config
     data = s.user_data
     if s.user_data_file:
         try:
@@ -363,47 +408,70 @@ def _user_data(st: BuildState) -> str:
 
 
 def _launch_common(st: BuildState) -> dict[str, Any]:
-    s = st.settings
+    """RunInstances / launch-template data both launch paths share (Packer's StepRunSourceInstance
+    and StepRunSpotInstance build the same fields)."""
+    s = st.config
     img = st.source_image
     assert img is not None
     params: dict[str, Any] = {"ImageId": img.id, "InstanceType": s.instance_type}
     ud = _user_data(st)
     if ud:
+        # base64 (Packer encodes text that is not base64 already); RunInstances callers pass the
+        # decoded bytes, because botocore encodes RunInstances' UserData itself
         params["UserData"] = ud
-    if s.launch_block_device_mappings:
-        params["BlockDeviceMappings"] = [b.to_api() for b in s.launch_block_device_mappings]
+    mappings = [b.to_api() for b in s.launch_block_device_mappings]
+    if s.no_ephemeral:
+        # Windows: hide the ephemeral drives xvdca-xvdcz, as the console does
+        mappings += [{"DeviceName": f"xvdc{letter}", "NoDevice": ""} for letter in string.ascii_lowercase]
+    if mappings:
+        params["BlockDeviceMappings"] = mappings
     if st.instance_profile:
         params["IamInstanceProfile"] = {"Name": st.instance_profile}
     if st.key_pair_name:
         params["KeyName"] = st.key_pair_name
     md = s.metadata_options
-    wants_md = md.get("http_tokens") or md.get("instance_metadata_tags")
-    if md.get("http_endpoint", "enabled") == "enabled" and wants_md:
+    if md.http_endpoint == "enabled":
         opts: dict[str, Any] = {"HttpEndpoint": "enabled"}
-        if md.get("http_tokens"):
-            opts["HttpTokens"] = md["http_tokens"]
-        if md.get("http_put_response_hop_limit"):
-            opts["HttpPutResponseHopLimit"] = int(md["http_put_response_hop_limit"])
-        if md.get("instance_metadata_tags") == "enabled":
+        if md.http_tokens:
+            opts["HttpTokens"] = md.http_tokens
+        if md.http_put_response_hop_limit:
+            opts["HttpPutResponseHopLimit"] = int(md.http_put_response_hop_limit)
+        if md.instance_metadata_tags == "enabled":
             opts["InstanceMetadataTags"] = "enabled"
         params["MetadataOptions"] = opts
-    elif md.get("http_endpoint") == "disabled":
+    elif md.http_endpoint == "disabled":
         params["MetadataOptions"] = {"HttpEndpoint": "disabled"}
+    if s.enable_unlimited:
+        params["CreditSpecification"] = {"CpuCredits": "unlimited"}
+    elif BURSTABLE.match(s.instance_type):
+        params["CreditSpecification"] = {"CpuCredits": "standard"}
     return params
 
 
+#: Packer's IsBurstableInstanceType
+BURSTABLE = re.compile(r"^t(:?2|3a?|4g)\.")
+
+
+def _run_tags(st: BuildState) -> dict[str, str]:
+    """run_tags (and run_tag blocks), rendered, with Packer's default ``Name: Packer Builder``."""
+    tags = st.render_tags(st.config.all_run_tags)
+    tags.setdefault("Name", DEFAULT_INSTANCE_NAME)
+    return tags
+
+
 def _launch_tags(st: BuildState) -> list[dict[str, Any]]:
-    s = st.settings
-    run = st.tags_for(s.run_tags)
-    vol = st.tags_for(s.run_volume_tags)
-    for k, v in st.render_tags(s.run_tags).items():
+    s = st.config
+    user_tags = _run_tags(st)
+    run = {**st.own_tags(), **user_tags}
+    vol = st.tags_for(s.all_run_volume_tags)
+    for k, v in user_tags.items():
         st.ui.message(f'Adding tag: "{k}": "{v}"')
     return tag_specs(run, "instance", "network-interface") + tag_specs(vol, "volume")
 
 
 def run_source_instance(st: BuildState, ctx: StepContext) -> None:
     """StepRunSourceInstance: launch (tagged in RunInstances), keep its id, wait until running."""
-    s = st.settings
+    s = st.config
     ui = st.ui
     img = st.source_image
     assert img is not None
@@ -419,11 +487,39 @@ def run_source_instance(st: BuildState, ctx: StepContext) -> None:
         InstanceInitiatedShutdownBehavior=s.shutdown_behavior or "stop",
         ClientToken=str(uuid.uuid4()),
     )
+    if s.enable_nitro_enclave:
+        params["EnclaveOptions"] = {"Enabled": True}
     specs = _launch_tags(st)
     if specs:
         params["TagSpecifications"] = specs
+    placement: dict[str, Any] = {}
     if st.availability_zone:
-        params["Placement"] = {"AvailabilityZone": st.availability_zone}
+        placement["AvailabilityZone"] = st.availability_zone
+    if s.placement.host_resource_group_arn:
+        placement["HostResourceGroupArn"] = s.placement.host_resource_group_arn
+    if s.placement.host_id:
+        placement["HostId"] = s.placement.host_id
+    if s.effective_tenancy:
+        placement["Tenancy"] = s.effective_tenancy
+    if placement:
+        params["Placement"] = placement
+    if s.license_specifications:
+        params["LicenseSpecifications"] = [
+            {"LicenseConfigurationArn": spec.license_configuration_request.license_configuration_arn}
+            for spec in s.license_specifications
+        ]
+    if s.capacity_reservation_preference or s.capacity_reservation_id or s.capacity_reservation_group_arn:
+        reservation: dict[str, Any] = {}
+        if s.capacity_reservation_preference:
+            reservation["CapacityReservationPreference"] = s.capacity_reservation_preference
+        target: dict[str, str] = {}
+        if s.capacity_reservation_id:
+            target["CapacityReservationId"] = s.capacity_reservation_id
+        if s.capacity_reservation_group_arn:
+            target["CapacityReservationResourceGroupArn"] = s.capacity_reservation_group_arn
+        if target:
+            reservation["CapacityReservationTarget"] = target
+        params["CapacityReservationSpecification"] = reservation
     if st.subnet_id and s.associate_public_ip_address is not None:
         ui.say(
             f"changing public IP address config to {str(s.associate_public_ip_address).lower()} "
@@ -438,6 +534,8 @@ def run_source_instance(st: BuildState, ctx: StepContext) -> None:
             params["SubnetId"] = st.subnet_id
         if st.security_group_ids:
             params["SecurityGroupIds"] = st.security_group_ids
+    if "UserData" in params:
+        params["UserData"] = base64.b64decode(params["UserData"])
     try:
         launched = st.ec2.run_instance(params)
     except AwsError as exc:
@@ -482,7 +580,7 @@ def _terminate(st: BuildState, iid: str) -> None:
 
 def run_spot_instance(st: BuildState, ctx: StepContext) -> None:
     """StepRunSpotInstance: a launch template + an instant CreateFleet, as the plugin does."""
-    s = st.settings
+    s = st.config
     ui = st.ui
     ui.say("Launching a spot AWS instance...")
     data = _launch_common(st)
@@ -504,24 +602,25 @@ def run_spot_instance(st: BuildState, ctx: StepContext) -> None:
     if not data["TagSpecifications"]:
         del data["TagSpecifications"]
     name = temp_name()
-    tags = st.tags_for(s.spot_tags or {})
+    tags = st.tags_for(s.all_spot_tags)
     lt_id = st.ec2.create_launch_template(name, data, tags)
     ctx.defer(f"launch template {lt_id} ({name})", lambda: st.ec2.delete_launch_template(lt_id))
     types = list(s.spot_instance_types) or [s.instance_type]
     overrides = [{"InstanceType": t, **({"SubnetId": st.subnet_id} if st.subnet_id else {}),
                   **({"AvailabilityZone": st.availability_zone} if st.availability_zone else {})}
                  for t in types]
-    fleet = {
+    fleet: dict[str, Any] = {
         "Type": "instant",
         "TargetCapacitySpecification": {"DefaultTargetCapacityType": "spot", "TotalTargetCapacity": 1},
         "LaunchTemplateConfigs": [{
             "LaunchTemplateSpecification": {"LaunchTemplateId": lt_id, "Version": "1"},
             "Overrides": overrides,
         }],
-        "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
         "ReplaceUnhealthyInstances": False,
-        "TagSpecifications": tag_specs(tags, "fleet"),
+        "TagSpecifications": tag_specs(st.tags_for(s.all_fleet_tags), "fleet"),
     }
+    if s.spot_allocation_strategy:
+        fleet["SpotOptions"] = {"AllocationStrategy": s.spot_allocation_strategy}
     try:
         ids = st.ec2.create_fleet(fleet)
     except AwsError as exc:
@@ -533,7 +632,7 @@ def run_spot_instance(st: BuildState, ctx: StepContext) -> None:
 
 def ssh_host(st: BuildState) -> str:
     """Packer's SSHHost: ssh_host, else by ssh_interface, else public IP in a VPC / public DNS."""
-    s = st.settings
+    s = st.config
     if s.ssh_host:
         return s.ssh_host
     inst = st.instance
