@@ -25,7 +25,8 @@ def read_source(path: str | os.PathLike[str], *, translate_newlines: bool = True
     """A template, variables or HCL file's text, as ``Path.read_text(encoding="utf-8")`` gives it,
     but only from a regular file of at most :data:`MAX_SOURCE_BYTES` (``/dev/zero`` or a FIFO
     never ends). Raises OSError (with the reason) and UnicodeDecodeError as ``read_text`` does."""
-    with open(path, "rb") as fh:
+    # O_NONBLOCK: opening a FIFO would wait for a writer; a regular file ignores the flag
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
         st = os.fstat(fh.fileno())
         if not stat.S_ISREG(st.st_mode):
             kind = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"

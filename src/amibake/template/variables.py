@@ -36,6 +36,10 @@ def read_json_var_file(path: Path) -> dict[str, str]:
         raise TemplateError(
             [Problem(f"cannot read var file: {e.strerror or e}", pos=Pos(str(path)))]
         ) from None
+    except UnicodeDecodeError as e:
+        raise TemplateError(
+            [Problem(f"cannot read var file: not UTF-8 text (byte {e.start})", pos=Pos(str(path)))]
+        ) from None
     value, problems = loads(str(path), text)
     if problems:
         raise TemplateError(problems)

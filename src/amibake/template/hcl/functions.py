@@ -983,7 +983,8 @@ def _fs(basedir: Path) -> dict[str, Func]:
     def read(p: Any) -> bytes:
         """A regular file's bytes, at most MAX_FILE_BYTES (``/dev/zero`` never ends)."""
         path = resolve(p)
-        with path.open("rb") as fh:
+        # O_NONBLOCK: opening a FIFO would wait for a writer; a regular file ignores the flag
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as fh:
             st = os.fstat(fh.fileno())
             if not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
                 raise FunctionError(f'"{_s(p)}" is not a regular file')

@@ -29,12 +29,19 @@ _BINARY_LEVELS: list[list[str]] = [
 ]
 
 
+#: how deep expressions may nest (brackets, braces, parentheses, calls, unary operators, templates).
+#: Real templates nest a handful of levels; deeper input is refused here, at its position, before it
+#: exhausts the interpreter's stack in the parser or the evaluator (Go's HCL has no limit)
+MAX_NESTING = 64
+
+
 class Parser:
     def __init__(self, text: str, filename: str) -> None:
         self.text = text
         self.filename = filename
         self.i = 0
         self.depth = 0  # > 0 inside brackets, where newlines are insignificant
+        self.nesting = 0  # expressions being parsed, one inside the other
         self._nl = [m.start() for m in re.finditer("\n", text)]
 
     # --- positions and errors --------------------------------------------------------------
@@ -210,6 +217,15 @@ class Parser:
             left = A.Binary(*self.node_at(start), op, left, right)
 
     def parse_unary(self) -> A.Node:
+        self.nesting += 1
+        try:
+            if self.nesting > MAX_NESTING:
+                raise self.error(f"expressions nest more than {MAX_NESTING} levels deep here")
+            return self._parse_unary()
+        finally:
+            self.nesting -= 1
+
+    def _parse_unary(self) -> A.Node:
         self.ws()
         start = self.i
         if self.peek("!") and not self.peek("!="):
