@@ -49,6 +49,16 @@ _INSTANCE_ID = re.compile(r"\bi-[0-9a-f]{8,17}\b")
 _IMAGE_ID = re.compile(r"<imageId>(ami-[0-9a-f]+)</imageId>")
 
 
+#: AWS's documented answers to EC2 actions moto lacks (for ``AwsProxy(emulate=...)``)
+EMULATED = {
+    "EnableImageDeregistrationProtection": (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<EnableImageDeregistrationProtectionResponse '
+        'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>emulated</requestId>'
+        "<return>true</return></EnableImageDeregistrationProtectionResponse>"
+    ),
+}
+
+
 def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
@@ -122,11 +132,15 @@ class AwsProxy:
         error_rate: float = 0.0,
         seed: int = 0,
         delays: Mapping[str, float] | None = None,
+        emulate: Mapping[str, str] | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"upstream must be an http:// URL, got {upstream!r}")
         self.upstream = upstream
+        #: EC2 actions moto does not implement, answered here with the given (successful) XML body:
+        #: emulation of AWS's documented answer, so a test can check the request that was sent
+        self.emulate: dict[str, str] = dict(emulate or {})
         self._up_host = parts.hostname
         self._up_port = parts.port or 80
         if not 0.0 <= throttle_rate + error_rate <= 1.0:
@@ -387,6 +401,11 @@ class _Handler(BaseHTTPRequestHandler):
                 security_token=self.headers.get("X-Amz-Security-Token", ""),
             )
         ec2 = bool(action) and service == "ec2"
+        if ec2 and action in proxy.emulate:
+            answer = proxy.emulate[action].encode()
+            self._record(request, 200, answer)
+            self._answer(200, answer)
+            return
         if ec2:
             with proxy._lock:
                 proxy.calls[action] += 1

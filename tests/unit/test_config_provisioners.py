@@ -199,6 +199,7 @@ def test_registrations() -> None:
         "amazon-ebssurrogate",
         "amazon-ebsvolume",
         "amazon-instance",
+        "null",
     ]
     expected_prov = {
         "shell",

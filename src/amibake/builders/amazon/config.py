@@ -4,7 +4,8 @@ the other amazon builders have a module each (``config_surrogate``, ``config_ebs
 ``config_chroot``, ``config_instance``) so ``validate`` only builds the models a template uses.
 """
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -28,6 +29,10 @@ from amibake.config.base import CheckContext, ConfigModel
 from amibake.config.custom_types import NameValues, merged_tags
 from amibake.config.weak import AsStruct, Bool, Int, Str, StrMap, StructList, Trilean
 from amibake.errors import Problem
+
+WINRM = "the WinRM communicator is not implemented yet"
+SSM = 'Session Manager connections (ssh_interface = "session_manager") are not implemented yet'
+SOCKS = "SSH through a SOCKS proxy is not implemented yet"
 
 
 class FastLaunchTemplateConfig(ConfigModel):
@@ -213,6 +218,27 @@ class FastLaunchConfig(ConfigModel):
 class EbsConfig(AccessConfig, AMIConfig, RunConfig):
     """amazon-ebs: launch an instance from a source AMI, provision it, create an AMI from it."""
 
+    unsupported: ClassVar[Mapping[str, str]] = {
+        **{key: WINRM for key in (
+            "winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",
+            "winrm_timeout", "winrm_use_ntlm", "winrm_use_ssl", "winrm_username")},
+        "windows_password_timeout": "Windows password retrieval (GetPasswordData) is not implemented yet",
+        "fast_launch": "Windows fast launch (EnableFastLaunch) is not implemented yet",
+        "vault_aws_engine": "credentials from Vault's AWS secrets engine are not implemented yet",
+        "decode_authorization_messages": "decoding authorization failures through STS is not implemented yet",
+        "pause_before_ssm": SSM,
+        "session_manager_port": SSM,
+        "ssh_proxy_host": SOCKS,
+        "ssh_proxy_port": SOCKS,
+        "ssh_proxy_username": SOCKS,
+        "ssh_proxy_password": SOCKS,
+        "temporary_security_group_source_public_ip": (
+            "looking up this machine's public IP (checkip.amazonaws.com) is not implemented yet; "
+            "set temporary_security_group_source_cidrs"),
+        "block_duration_minutes": "spot blocks are retired by AWS; CreateFleet takes no block duration",
+        "spot_price_auto_product": "deprecated and ignored by Packer; remove it",
+    }
+
     skip_create_ami: Bool = Field(
         False,
         description=(
@@ -258,6 +284,12 @@ class EbsConfig(AccessConfig, AMIConfig, RunConfig):
         errs += self.check_run(ctx)
         errs += self.fast_launch.check_fast_launch(ctx, self.region, self.ami_regions)
         errs += spot_modification(self, ctx, self.ena_support, self.sriov_support)
+        if self.communicator == "winrm":
+            errs.append(ctx.problem(f'communicator "winrm" is not supported by amibake yet: {WINRM}',
+                                    "communicator"))
+        if self.ssh_interface == "session_manager":
+            errs.append(ctx.problem(f'ssh_interface "session_manager" is not supported by amibake yet: {SSM}',
+                                    "ssh_interface"))
         return errs
 
     def warnings(self, ctx: CheckContext) -> list[str]:

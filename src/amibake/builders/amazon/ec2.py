@@ -297,6 +297,9 @@ class ClientPool:
         if session is None:
             session = botocore.session.Session(profile=access.profile or None)
             session.register_component("data_loader", shared_loader())
+            if access.region:
+                # the template's region also serves the STS calls a profile's role makes
+                session.set_config_variable("region", access.region)
             if access.shared_credentials_file:
                 session.set_config_variable(
                     "credentials_file", os.path.expanduser(access.shared_credentials_file))
@@ -623,6 +626,15 @@ class Ec2Gateway:
 
     def modify_instance_attribute(self, instance_id: str, **params: Any) -> None:
         self._call("modify_instance_attribute", InstanceId=instance_id, **params)
+
+    def known_regions(self) -> set[str]:
+        """The EC2 regions of every partition this botocore knows (its endpoint data, no API call)."""
+        session = botocore.session.Session()
+        session.register_component("data_loader", shared_loader())
+        regions: set[str] = set()
+        for partition in session.get_available_partitions():
+            regions.update(session.get_available_regions("ec2", partition))
+        return regions
 
     def validate_credentials(self) -> None:
         """Resolve the build's credentials before anything is created (the credential chain, and

@@ -29,6 +29,12 @@ def pre_validate(st: BuildState, ctx: StepContext) -> None:
     """StepPreValidate: the AMI name must be free (unless force_deregister)."""
     s = st.config
     ui = st.ui
+    if not s.skip_region_validation:
+        known = st.ec2.known_regions()
+        for region in (s.region, *s.ami_regions):
+            if known and region not in known:
+                raise BuildError(f"Invalid region: {region} (set skip_region_validation for a region "
+                                 "this AWS SDK does not know)")
     if s.force_deregister:
         ui.say("Force Deregister flag found, skipping prevalidating AMI Name")
         return

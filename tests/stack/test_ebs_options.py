@@ -1,0 +1,272 @@
+"""amazon-ebs options observed where they take effect: the request amibake sent (through the
+recording proxy in front of moto), the end state, or the "instance" (the local sshd's user).
+
+Each test names the options it proves with the ``effect`` marker (tests/unit/test_option_effects.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import pwd
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amibake.builders.amazon.ebs import EbsBuilder
+from amibake.builders.amazon.ec2 import CLIENTS
+from amibake.errors import BuildError
+from tests.awsproxy import EMULATED, AwsProxy, Request
+from tests.stack.test_ebs_builder import Hooks, RecUi, ec2, make_config, make_env, own_images
+from tests.stackkit import MotoServer, Stack
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMIBAKE_STATE_DIR", str(tmp_path / "state"))
+    CLIENTS.clear()  # credentials are resolved per access settings: each test starts afresh
+
+
+def one(proxy: AwsProxy, action: str, service: str = "ec2") -> Request:
+    sent = proxy.sent(action, service)
+    assert len(sent) == 1, [r.action for r in proxy.requests]
+    return sent[0]
+
+
+@pytest.mark.effect(
+    "builder/amazon-ebs", "placement", "tenancy", "capacity_reservation_preference",
+    "capacity_reservation_id", "capacity_reservation_group_arn", "enable_nitro_enclave",
+    "enable_unlimited_credits", "enable_t2_unlimited", "license_specifications", "no_ephemeral",
+    "run_tag", "run_volume_tag", "metadata_options", "ebs_optimized", "shutdown_behavior",
+    "temporary_key_pair_bits", "instance_type", "user_data", "launch_block_device_mappings",
+)
+def test_launch_options_reach_run_instances(stack: Stack, moto: MotoServer) -> None:
+    with AwsProxy(moto.url) as proxy:
+        config = make_config(
+            stack, custom_endpoint_ec2=proxy.url, instance_type="t2.micro",
+            placement={"host_id": "h-0123456789abcdef0", "tenancy": "host"},
+            capacity_reservation_preference="open",
+            enable_nitro_enclave=True, enable_unlimited_credits=True,
+            license_specifications=[{"license_configuration_request": {
+                "license_configuration_arn": "arn:aws:license-manager:us-east-1:123456789012:lc/x"}}],
+            no_ephemeral=True,
+            run_tag=[{"key": "Block", "value": "run"}],
+            run_volume_tag=[{"name": "VolBlock", "value": "vol"}],
+            metadata_options={"http_tokens": "required", "http_put_response_hop_limit": 2,
+                              "instance_metadata_tags": "enabled"},
+            ebs_optimized=True, shutdown_behavior="terminate",
+            temporary_key_pair_bits=3072, user_data="#!/bin/sh\necho hi\n",
+            launch_block_device_mappings=[{"device_name": "/dev/sdb", "volume_size": 3,
+                                           "volume_type": "gp3", "delete_on_termination": True}],
+        )
+        EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        run = one(proxy, "RunInstances")
+        p = run.params
+        assert p["InstanceType"] == "t2.micro"
+        assert p["Placement.Tenancy"] == "host" and p["Placement.HostId"] == "h-0123456789abcdef0"
+        assert p["CapacityReservationSpecification.CapacityReservationPreference"] == "open"
+        assert p["EnclaveOptions.Enabled"] == "true"
+        assert p["CreditSpecification.CpuCredits"] == "unlimited"
+        assert p["LicenseSpecification.1.LicenseConfigurationArn"].endswith(":lc/x")
+        assert p["EbsOptimized"] == "true"
+        assert p["InstanceInitiatedShutdownBehavior"] == "terminate"
+        assert p["MetadataOptions.HttpTokens"] == "required"
+        assert p["MetadataOptions.HttpPutResponseHopLimit"] == "2"
+        assert p["MetadataOptions.InstanceMetadataTags"] == "enabled"
+        assert base64.b64decode(p["UserData"]) == b"#!/bin/sh\necho hi\n"
+        devices = {p[k]: k.rsplit(".", 1)[0] for k in p if k.endswith(".DeviceName")}
+        assert p[devices["/dev/sdb"] + ".Ebs.VolumeSize"] == "3"
+        assert p[devices["/dev/sdb"] + ".Ebs.VolumeType"] == "gp3"
+        # no_ephemeral: xvdca..xvdcz mapped to nothing
+        assert {f"xvdc{c}" for c in "az"} <= set(devices)
+        assert p[devices["xvdcz"] + ".NoDevice"] == ""
+        assert run.tags("instance")["Block"] == "run"
+        assert run.tags("instance")["Name"] == "amibake-builder"
+        assert run.tags("volume")["VolBlock"] == "vol"
+        # temporary_key_pair_bits: the key is made locally at that size and imported
+        imported = one(proxy, "ImportKeyPair")
+        assert not proxy.sent("CreateKeyPair")
+        from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+        key = load_ssh_public_key(base64.b64decode(imported.params["PublicKeyMaterial"]))
+        assert key.key_size == 3072  # type: ignore[union-attr]
+
+
+@pytest.mark.effect("builder/amazon-ebs", "run_tags")
+def test_default_instance_name(stack: Stack, moto: MotoServer) -> None:
+    """run_tags without a Name: the instance is "Packer Builder", as in Packer."""
+    with AwsProxy(moto.url) as proxy:
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, run_tags={"Team": "x"})
+        EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        tags = one(proxy, "RunInstances").tags("instance")
+        assert tags["Name"] == "Packer Builder" and tags["Team"] == "x"
+
+
+@pytest.mark.effect(
+    "builder/amazon-ebs", "ena_support", "sriov_support", "tag", "snapshot_tag", "skip_ami_run_tags",
+    "deregistration_protection", "snapshot_copy_duration_minutes", "ami_regions",
+)
+def test_image_options(stack: Stack, moto: MotoServer) -> None:
+    # moto has no EnableImageDeregistrationProtection: the proxy answers it as AWS documents
+    emulate = {"EnableImageDeregistrationProtection": EMULATED["EnableImageDeregistrationProtection"]}
+    with AwsProxy(moto.url, emulate=emulate) as proxy:
+        config = make_config(
+            stack, custom_endpoint_ec2=proxy.url, ena_support=True, sriov_support=True,
+            tag=[{"key": "BlockTag", "value": "ami"}], snapshot_tag=[{"key": "SnapBlock", "value": "s"}],
+            run_tags={"Name": "builder", "RunOnly": "r"}, skip_ami_run_tags=True,
+            deregistration_protection={"enabled": True, "with_cooldown": True},
+            ami_regions=["us-west-2"], snapshot_copy_duration_minutes=15,
+        )
+        artifact = EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert artifact is not None
+        modified = proxy.sent("ModifyInstanceAttribute")
+        assert {k: v for r in modified for k, v in r.params.items() if k != "Action" and k != "Version"
+                and k != "InstanceId"} == {"SriovNetSupport.Value": "simple", "EnaSupport.Value": "true"}
+        create = one(proxy, "CreateImage")
+        assert create.tags("image")["BlockTag"] == "ami"
+        assert "RunOnly" not in create.tags("image")  # skip_ami_run_tags
+        copy = one(proxy, "CopyImage")
+        assert copy.region == "us-west-2"
+        assert copy.params["SnapshotCopyCompletionDurationMinutes"] == "15"
+        protect = proxy.sent("EnableImageDeregistrationProtection")
+        assert sorted(r.region for r in protect) == ["us-east-1", "us-west-2"]
+        assert all(r.params["WithCooldown"] == "true" for r in protect)
+    snaps = ec2(stack).describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    snap_tags = [{t["Key"]: t["Value"] for t in s.get("Tags", [])} for s in snaps]
+    assert snap_tags and all(t.get("SnapBlock") == "s" for t in snap_tags if "amibake:run-id" in t)
+
+
+@pytest.mark.effect("builder/amazon-ebs", "skip_save_build_region")
+def test_skip_save_build_region(stack: Stack, moto: MotoServer) -> None:
+    config = make_config(stack, ami_regions=["us-west-2"], skip_save_build_region=True)
+    artifact = EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+    assert artifact is not None and list(artifact.amis) == ["us-west-2"]
+    assert own_images(stack, "us-east-1") == []
+    west = own_images(stack, "us-west-2")
+    assert [i["Name"] for i in west] == [config.ami_name]
+
+
+@pytest.mark.effect("builder/amazon-ebs", "pause_before_connecting", "ssh_clear_authorized_keys")
+def test_pause_and_clear_authorized_keys(stack: Stack, moto: MotoServer) -> None:
+    home = Path(pwd.getpwnam(stack.sshd.user).pw_dir)
+    keys = home / ".ssh" / "authorized_keys"
+    before = keys.read_text() if keys.exists() else None
+    ui = RecUi()
+
+    class PlantKey(Hooks):
+        def provision(self, comm: Any, build_data: Any) -> None:
+            self.data = dict(build_data)
+            self.data["connected_at"] = time.monotonic()
+            line = build_data["SSHPublicKey"]
+            assert comm.run(f"mkdir -p ~/.ssh && echo '{line}' >> ~/.ssh/authorized_keys "
+                            "&& echo 'ssh-ed25519 AAAAkeepme other' >> ~/.ssh/authorized_keys") == 0
+
+    try:
+        hooks = PlantKey("true")
+        config = make_config(stack, pause_before_connecting="2s", ssh_clear_authorized_keys=True)
+        start = time.monotonic()
+        EbsBuilder(config, make_env(ui)).run(hooks)
+        assert "==> Waiting 2s before establishing the SSH connection..." in ui.lines
+        assert hooks.data["connected_at"] - start >= 2.0
+        left = keys.read_text()
+        assert "AAAAkeepme" in left
+        assert hooks.data["SSHPublicKey"].split()[1] not in left
+    finally:
+        if before is None:
+            keys.unlink(missing_ok=True)
+        else:
+            keys.write_text(before)
+
+
+def _creds_files(tmp_path: Path) -> tuple[Path, Path]:
+    creds = tmp_path / "credentials"
+    creds.write_text("[default]\naws_access_key_id = AKIAFROMFILE0000001\naws_secret_access_key = s\n"
+                     "[base]\naws_access_key_id = AKIABASE00000000001\naws_secret_access_key = s\n")
+    conf = tmp_path / "config"
+    conf.write_text("[profile build]\nrole_arn = arn:aws:iam::123456789012:role/builder\n"
+                    "source_profile = base\nmfa_serial = arn:aws:iam::123456789012:mfa/dev\n")
+    return creds, conf
+
+
+def _no_env_credentials(monkeypatch: pytest.MonkeyPatch, proxy: AwsProxy) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)  # STS, as a user points boto3 at an endpoint
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+
+
+@pytest.mark.effect("builder/amazon-ebs", "assume_role", "access_key", "secret_key", "region")
+def test_assume_role_signs_ec2_with_the_role(
+    stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with AwsProxy(moto.url) as proxy:
+        _no_env_credentials(monkeypatch, proxy)
+        config = make_config(
+            stack, custom_endpoint_ec2=proxy.url, access_key="AKIACALLER000000001", secret_key="s",
+            assume_role={"role_arn": "arn:aws:iam::123456789012:role/baker", "session_name": "bake",
+                         "external_id": "ext-1", "duration_seconds": 1800,
+                         "tags": {"Project": "p"}, "transitive_tag_keys": ["Project"],
+                         "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]},
+        )
+        EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assume = one(proxy, "AssumeRole", "sts")
+        assert assume.access_key == "AKIACALLER000000001"
+        p = assume.params
+        assert p["RoleArn"] == "arn:aws:iam::123456789012:role/baker" and p["RoleSessionName"] == "bake"
+        assert p["ExternalId"] == "ext-1" and p["DurationSeconds"] == "1800"
+        assert p["Tags.member.1.Key"] == "Project" and p["TransitiveTagKeys.member.1"] == "Project"
+        assert p["PolicyArns.member.1.arn"] == "arn:aws:iam::aws:policy/ReadOnlyAccess"
+        ec2_keys = {r.access_key for r in proxy.requests if r.service == "ec2"}
+        assert len(ec2_keys) == 1
+        (key,) = ec2_keys
+        assert key != "AKIACALLER000000001" and key.startswith("ASIA")  # the role's temporary key
+        assert {r.region for r in proxy.requests if r.service == "ec2"} == {"us-east-1"}
+
+
+@pytest.mark.effect("builder/amazon-ebs", "shared_credentials_file", "profile", "mfa_code")
+def test_credentials_file_profile_and_mfa(
+    stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    creds, conf = _creds_files(tmp_path)
+    with AwsProxy(moto.url) as proxy:
+        _no_env_credentials(monkeypatch, proxy)
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, access_key="", secret_key="",
+                             shared_credentials_file=str(creds))
+        EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert {r.access_key for r in proxy.requests if r.service == "ec2"} == {"AKIAFROMFILE0000001"}
+    CLIENTS.clear()
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(conf))
+    with AwsProxy(moto.url) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, access_key="", secret_key="",
+                             shared_credentials_file=str(creds), profile="build", mfa_code="424242")
+        EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assume = one(proxy, "AssumeRole", "sts")
+        assert assume.access_key == "AKIABASE00000000001"
+        assert assume.params["TokenCode"] == "424242"
+        assert assume.params["SerialNumber"] == "arn:aws:iam::123456789012:mfa/dev"
+        assert all(r.access_key.startswith("ASIA") for r in proxy.requests if r.service == "ec2")
+
+
+@pytest.mark.effect("builder/amazon-ebs", "skip_credential_validation")
+def test_credentials_resolved_before_anything_is_created(
+    stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with AwsProxy(moto.url) as proxy:
+        _no_env_credentials(monkeypatch, proxy)
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, access_key="", secret_key="")
+        with pytest.raises(BuildError, match=r"credentials could not be validated: .*no valid credential"):
+            EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert proxy.requests == []
+        CLIENTS.clear()
+        skipped = make_config(stack, custom_endpoint_ec2=proxy.url, access_key="", secret_key="",
+                              skip_credential_validation=True)
+        with pytest.raises(BuildError) as exc:
+            EbsBuilder(skipped, make_env(RecUi())).run(Hooks("true"))
+        assert "could not be validated" not in str(exc.value)
