@@ -208,3 +208,70 @@ def test_base64_of_a_text_holding_the_secret_loses_it(secret: str, before: str, 
     data = (before + secret + after).encode()
     out = r(base64.b64encode(data).decode())
     assert "<sensitive>" in out
+
+
+# --- validate errors: a sensitive value is never quoted -----------------------------------------
+
+_MISUSE = """
+variable "secret" {
+  type      = string
+  sensitive = true
+}
+variable "n" {
+  type      = number
+  sensitive = true
+  default   = 1
+}
+locals {
+  a = cidrhost(var.secret, 1)
+  b = formatdate("YYYY", var.secret)
+  c = yamldecode(var.secret)
+  d = jsondecode(var.secret)
+  e = base64decode(var.secret)
+  f = timeadd("2020-01-01T00:00:00Z", var.secret)
+  g = parseint(var.secret, 10)
+}
+"""
+
+
+def _validate(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    import contextlib
+    import io
+    import os
+    from unittest import mock
+
+    from amibake.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(argv)
+            rc = 0
+        except SystemExit as exc:
+            rc = int(exc.code or 0)
+    return rc, out.getvalue() + err.getvalue()
+
+
+@settings(max_examples=60, deadline=None)
+@given(_secret_text.filter(lambda s: len(s) >= 4 and "\0" not in s and "${" not in s and "%{" not in s))
+def test_validate_errors_never_show_a_sensitive_value(secret: str) -> None:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as d:
+        tpl = Path(d) / "t.pkr.hcl"
+        tpl.write_text(_MISUSE)
+        varfile = Path(d) / "v.pkrvars.hcl"
+        varfile.write_text(f"n = {json.dumps(secret)}\n")
+        runs = [
+            (["validate", "-var", f"secret={secret}", "-var", f"n={secret}", str(tpl)], {}),
+            (["validate", str(tpl)], {"PKR_VAR_secret": secret, "PKR_VAR_n": secret}),
+            (["validate", "-var", f"secret={secret}", f"-var-file={varfile}", str(tpl)], {}),
+        ]
+        for argv, env in runs:
+            rc, text = _validate(argv, env)
+            assert rc == 1 and "Error" in text, text
+            for enc in _per_char_encoders().values():
+                form = enc(secret)
+                assert form not in text or form in "<sensitive>", (form, text)

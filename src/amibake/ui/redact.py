@@ -81,7 +81,17 @@ def _shell(s: str) -> list[str]:
 
 
 def _repr(s: str) -> list[str]:
-    return [repr(s)[1:-1], s.encode("unicode_escape").decode("ascii"), ascii(s)[1:-1]]
+    """Python's ``repr`` of the value on its own, or inside a longer string or bytes (where the
+    quote chosen, and so which quote is escaped, depends on the whole)."""
+    esc = s.encode("unicode_escape").decode("ascii")
+    return [repr(s)[1:-1], esc, ascii(s)[1:-1], esc.replace("'", "\\'"), esc.replace('"', '\\"'),
+            *_bytes_repr(s)]
+
+
+def _bytes_repr(s: str) -> list[str]:
+    """``repr`` of the UTF-8 bytes (botocore logs response bodies as ``b'...'``)."""
+    body = repr(s.encode("utf-8", "surrogatepass") + b"'\"")[2:-4]
+    return [body, body.replace("\\'", "'"), repr(s.encode("utf-8", "surrogatepass"))[2:-1]]
 
 
 def _machine(s: str) -> list[str]:
@@ -105,7 +115,7 @@ def _base64(s: str) -> list[str]:
 
 
 _ENCODERS: tuple[Callable[[str], list[str]], ...] = (_xml, _json, _url, _shell, _repr, _machine)
-_OUTER: tuple[Callable[[str], list[str]], ...] = (_xml, _json, _url)
+_OUTER: tuple[Callable[[str], list[str]], ...] = (_xml, _json, _url, _bytes_repr)
 
 
 def derived_forms(secret: str) -> set[str]:
