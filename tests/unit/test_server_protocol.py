@@ -112,3 +112,28 @@ def test_fingerprint_sees_edits_additions_and_removals(tmp_path: Path) -> None:
     assert third != second
     (pkg / "b.py").unlink()
     assert fingerprint([pkg]) == second
+
+
+def test_the_callers_rlimits_travel_and_are_applied_in_a_worker() -> None:
+    """What the launcher sends (its limits) is what the worker ends up with, lowered where the
+    worker may not raise; sent through the wire format as the launcher sends it."""
+    import resource
+    import subprocess
+    import sys
+
+    from amibake.server.client import rlimits
+
+    limits = rlimits()
+    assert resource.RLIMIT_CPU in limits and resource.RLIMIT_NOFILE in limits
+    a, b = socket.socketpair()
+    with a, b:
+        protocol.send(a, {"rlimits": {**limits, resource.RLIMIT_CPU: (7, 9), resource.RLIMIT_CORE: (0, 0)}})
+        sent = protocol.recv(b)["rlimits"]
+    code = (
+        "import resource, sys, ast\n"
+        "from amibake.server.forkserver import _apply_rlimits\n"
+        "_apply_rlimits(ast.literal_eval(sys.argv[1]))\n"
+        "print(resource.getrlimit(resource.RLIMIT_CPU), resource.getrlimit(resource.RLIMIT_CORE))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, repr(sent)], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[0] == "(7, 9) (0, 0)"
