@@ -256,3 +256,19 @@ def test_fmt_errors_are_reported_not_raised(tmp_path: Path) -> None:
     assert f"{bad}:1" in out
     code, out = run(["fmt", str(tmp_path / "x.json")])
     assert code == 1 and "is not a HCL file" in out
+
+
+def test_recursive_fmt_does_not_follow_directory_links(tmp_path: Path) -> None:
+    """As Go's filepath.Walk (Lstat): a link to a directory is not descended, so `..` links make
+    no cycle and a linked tree is not formatted twice."""
+    from amibake.template.hclfmt import format_paths
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "x.pkr.hcl").write_text("a   = 1\n")
+    (tmp_path / "a" / "b" / "up").symlink_to("..")
+    (tmp_path / "a" / "b" / "up2").symlink_to("../..")
+    (tmp_path / "a" / "linked").symlink_to("b")
+    seen: list[str] = []
+    result = format_paths([str(tmp_path / "a")], write=False, recursive=True, echo=seen.append)
+    assert result.changed == [str(tmp_path / "a" / "b" / "x.pkr.hcl")]
+    assert not result.problems
