@@ -76,6 +76,17 @@ def hcl_local(expr: str, *, prefix: str = "") -> str:
     return f"{prefix}locals {{\n  x = {expr}\n}}\n{SOURCE}"
 
 
+def json_variable(value: str) -> str:
+    """JSON_TEMPLATE with a variable ``a`` whose literal value is ``value``, as written."""
+    return '{"variables": {"a": ' + value + "}, " + json.dumps(JSON_TEMPLATE)[1:]
+
+
+def json_varfile_case(case_id: str, varfile: str | bytes) -> Case:
+    """``validate -var-file=v.json t.json`` with the hostile var file ``varfile``."""
+    return Case(case_id, ["validate", "-var-file=v.json", "t.json"],
+                {"t.json": json.dumps(JSON_TEMPLATE), "v.json": varfile}, mention="v.json")
+
+
 SECRET_VAR = 'variable "secret" {\n  type      = string\n  sensitive = true\n}\n'
 
 
@@ -334,31 +345,24 @@ def number_cases() -> list[Case]:
             Case(
                 f"num-json-{digits}",
                 ["validate", "t.json"],
-                {"t.json": '{"variables": {"a": ' + n + "}, " + json.dumps(JSON_TEMPLATE)[1:]},
+                {"t.json": json_variable(n)},
             )
         )
         out.append(
             Case(
                 f"num-json-neg-{digits}",
                 ["inspect", "t.json"],
-                {"t.json": '{"variables": {"a": -' + n + "}, " + json.dumps(JSON_TEMPLATE)[1:]},
+                {"t.json": json_variable("-" + n)},
             )
         )
         out.append(Case(f"num-hcl-{digits}", ["validate", "t.pkr.hcl"], {"t.pkr.hcl": hcl_local(n)}))
         out.append(Case(f"num-hcl-fmt-{digits}", ["fmt", "-check", "t.pkr.hcl"], {"t.pkr.hcl": hcl_local(n)}))
-        out.append(
-            Case(
-                f"num-varfile-{digits}",
-                ["validate", "-var-file=v.json", "t.json"],
-                {"t.json": json.dumps(JSON_TEMPLATE), "v.json": '{"a": ' + n + "}"},
-                mention="v.json",
-            )
-        )
+        out.append(json_varfile_case(f"num-varfile-{digits}", '{"a": ' + n + "}"))
         out.append(
             Case(
                 f"num-upgrade-{digits}",
                 ["hcl2_upgrade", "-output-file=o.pkr.hcl", "t.json"],
-                {"t.json": '{"variables": {"a": ' + n + "}, " + json.dumps(JSON_TEMPLATE)[1:]},
+                {"t.json": json_variable(n)},
             )
         )
     for lit in (
@@ -374,7 +378,7 @@ def number_cases() -> list[Case]:
             Case(
                 f"num-float-json-{lit[:12]}",
                 ["validate", "t.json"],
-                {"t.json": '{"variables": {"a": ' + lit + "}, " + json.dumps(JSON_TEMPLATE)[1:]},
+                {"t.json": json_variable(lit)},
             )
         )
     return out
@@ -414,14 +418,7 @@ def nesting_cases() -> list[Case]:
                     f"nest-json-obj-{cmd}-{depth}", [cmd, "t.json"], {"t.json": '{"variables": ' + obj + "}"}
                 )
             )
-        out.append(
-            Case(
-                f"nest-varfile-{depth}",
-                ["validate", "-var-file=v.json", "t.json"],
-                {"t.json": json.dumps(JSON_TEMPLATE), "v.json": '{"a": ' + arr + "}"},
-                mention="v.json",
-            )
-        )
+        out.append(json_varfile_case(f"nest-varfile-{depth}", '{"a": ' + arr + "}"))
         out.append(
             Case(
                 f"nest-hclvarfile-{depth}",
@@ -491,14 +488,7 @@ def binary_cases() -> list[Case]:
                 mention="v.pkrvars.hcl",
             )
         )
-        out.append(
-            Case(
-                f"bin-jsonvarfile-{name}",
-                ["validate", "-var-file=v.json", "t.json"],
-                {"t.json": json.dumps(JSON_TEMPLATE), "v.json": data},
-                mention="v.json",
-            )
-        )
+        out.append(json_varfile_case(f"bin-jsonvarfile-{name}", data))
         out.append(Case(f"bin-fmt-{name}", ["fmt", "-check", "t.pkr.hcl"], {"t.pkr.hcl": data}))
     return out
 
