@@ -79,12 +79,34 @@ class BuildEnv:
     secrets: list[str] = field(default_factory=list)
 
 
+#: the build data of an HTTP server the builder does not run (Packer's PopulateProvisionHookData)
+HTTP_NOT_IMPLEMENTED: Mapping[str, str] = {
+    "PackerHTTPIP": "ERR_HTTP_IP_NOT_IMPLEMENTED_BY_BUILDER",
+    "PackerHTTPPort": "ERR_HTTP_PORT_NOT_IMPLEMENTED_BY_BUILDER",
+    "PackerHTTPAddr": "ERR_HTTP_ADDR_NOT_IMPLEMENTED_BY_BUILDER",
+}
+
+
 class Hooks(Protocol):
     def provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
         """Run the template's provisioners for this build. Raises on failure."""
 
     def cleanup_provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
         """Run the ``error-cleanup-provisioner`` (after a failed provisioner)."""
+
+
+def provision(hooks: Hooks, comm: Communicator, build_data: Mapping[str, Any], env: BuildEnv, ui: Ui) -> None:
+    """Packer's StepProvision for any builder: the template's provisioners, then the
+    ``error-cleanup-provisioner`` when they fail (not with ``-on-error=abort``); the failure is raised."""
+    try:
+        hooks.provision(comm, build_data)
+    except Exception:
+        if env.on_error != "abort":
+            try:
+                hooks.cleanup_provision(comm, build_data)
+            except Exception as exc:
+                ui.error(f"error-cleanup-provisioner failed: {exc}")
+        raise
 
 
 class Builder(Protocol):

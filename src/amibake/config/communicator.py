@@ -315,6 +315,18 @@ class CommunicatorConfig(PluginConfig):
     def check(self, ctx: CheckContext) -> list[Problem]:
         return self.check_communicator(ctx)
 
+    def connection_data(self) -> dict[str, Any]:
+        """The communicator's part of Packer's build data (``ConnType``, and ``Port``, ``User`` and
+        ``Password`` of the SSH or WinRM connection, as the SDK's ``Config.Port()``... give them)."""
+        winrm = self.communicator == "winrm"
+        return {
+            "ConnType": self.communicator,
+            "Port": self.winrm_port if winrm else self.ssh_port,
+            "User": self.winrm_username if winrm else self.ssh_username,
+            "Password": self.winrm_password if winrm else self.ssh_password,
+            "WinRMPassword": self.winrm_password,
+        }
+
     def ssh_settings(self, host: str, *, port: int | None = None, private_key_pem: str = "") -> SSHSettings:
         """What the SSH communicator needs, from these options (the one mapping). ``host`` and
         ``private_key_pem`` come from the build (the instance's address, the temporary key)."""

@@ -7,14 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from amibake.api import BuildEnv, Hooks
+from amibake.api import HTTP_NOT_IMPLEMENTED, BuildEnv, Hooks
 from amibake.builders.amazon.config import EbsConfig
 from amibake.builders.amazon.ec2 import Ec2Gateway, Image, Instance
 from amibake.steps.context import StepContext
-
-HTTP_ADDR_NOT_IMPLEMENTED = "ERR_HTTP_ADDR_NOT_IMPLEMENTED_BY_BUILDER"
-HTTP_IP_NOT_IMPLEMENTED = "ERR_HTTP_IP_NOT_IMPLEMENTED_BY_BUILDER"
-HTTP_PORT_NOT_IMPLEMENTED = "ERR_HTTP_PORT_NOT_IMPLEMENTED_BY_BUILDER"
 
 #: the Name tag Packer gives the temporary instance when run_tags names none
 DEFAULT_INSTANCE_NAME = "Packer Builder"
@@ -78,23 +74,15 @@ class BuildState:
 
     def build_data(self) -> dict[str, Any]:
         """Packer's generated data, handed to the provisioners."""
-        c = self.config
         data = self.build_info()
-        winrm = c.communicator == "winrm"
         data.update(
             ID=self.instance.id if self.instance else "",
             Host=self.host,
-            Port=c.winrm_port if winrm else c.ssh_port,
-            User=c.winrm_username if winrm else c.ssh_username,
-            Password=c.winrm_password if winrm else c.ssh_password,
+            **self.config.connection_data(),
             SSHPublicKey=self.public_key,
             SSHPrivateKey=self.private_key_pem,
-            WinRMPassword=c.winrm_password,
             PackerRunUUID=self.run_uuid,
-            PackerHTTPAddr=HTTP_ADDR_NOT_IMPLEMENTED,
-            PackerHTTPIP=HTTP_IP_NOT_IMPLEMENTED,
-            PackerHTTPPort=HTTP_PORT_NOT_IMPLEMENTED,
-            ConnType=c.communicator,
+            **HTTP_NOT_IMPLEMENTED,
         )
         return data
 

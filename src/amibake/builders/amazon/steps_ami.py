@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
+from amibake import api
 from amibake.builders.amazon.ec2 import AwsError, Image
 from amibake.builders.amazon.state import BuildState
 from amibake.builders.amazon.steps_instance import ssh_host
@@ -55,16 +56,7 @@ def make_connect_step(connector: Connector) -> Callable[[BuildState, StepContext
 
 def provision(st: BuildState, ctx: StepContext) -> None:
     """StepProvision: the template's provisioners; the error-cleanup-provisioner when they fail."""
-    data = st.build_data()
-    try:
-        st.hooks.provision(st.comm, data)
-    except Exception:
-        if st.env.on_error != "abort":
-            try:
-                st.hooks.cleanup_provision(st.comm, data)
-            except Exception as exc:
-                st.ui.error(f"error-cleanup-provisioner failed: {exc}")
-        raise
+    api.provision(st.hooks, st.comm, st.build_data(), st.env, st.ui)
 
 
 def stop_instance(st: BuildState, ctx: StepContext) -> None:

@@ -10,18 +10,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from amibake.api import BuildEnv, Hooks
+from amibake.api import HTTP_NOT_IMPLEMENTED, BuildEnv, Hooks, provision
 from amibake.communicator.base import Communicator
 from amibake.errors import BuildError
 
 BUILDER_ID = "fnoeding.null"
 
 #: packer-plugin-sdk ``commonsteps``: the HTTP server values of a builder that has none
-HTTP_NOT_IMPLEMENTED = {
-    "PackerHTTPIP": "ERR_HTTP_IP_NOT_IMPLEMENTED_BY_BUILDER",
-    "PackerHTTPPort": "ERR_HTTP_PORT_NOT_IMPLEMENTED_BY_BUILDER",
-    "PackerHTTPAddr": "ERR_HTTP_ADDR_NOT_IMPLEMENTED_BY_BUILDER",
-}
 
 
 class NullArtifact:
@@ -64,15 +59,11 @@ class NullBuilder:
             return data
         data.update(
             Host=c.ssh_host,
-            Port=c.ssh_port,
-            User=c.ssh_username,
-            Password=c.ssh_password,
-            ConnType=c.communicator,
+            **c.connection_data(),
             SSHPublicKey="",
             SSHPrivateKey=private_key,
             SSHPrivateKeyFile=c.ssh_private_key_file,
             SSHAgentAuth=c.ssh_agent_auth,
-            WinRMPassword=c.winrm_password,
         )
         return data
 
@@ -99,16 +90,7 @@ class NullBuilder:
                 self.env.secrets.append(secret)
         comm = self._connect(private_key)
         try:
-            data = self.build_data(private_key)
-            try:
-                hooks.provision(comm, data)
-            except Exception:
-                if self.env.on_error != "abort":
-                    try:
-                        hooks.cleanup_provision(comm, data)
-                    except Exception as exc:
-                        self.env.ui.error(f"error-cleanup-provisioner failed: {exc}")
-                raise
+            provision(hooks, comm, self.build_data(private_key), self.env, self.env.ui)
         finally:
             comm.close()
         if self.env.cancel.is_set():
