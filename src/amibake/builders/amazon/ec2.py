@@ -13,6 +13,7 @@ that gives up names what it waited for and the last state it saw.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -262,6 +263,18 @@ def shared_loader() -> Any:
                 pass
             _LOADER.append(loader)
         return _LOADER[0]
+
+
+@functools.cache
+def known_regions() -> frozenset[str]:
+    """The EC2 regions of every partition this botocore knows (its endpoint data, no API call);
+    read once per process."""
+    session = botocore.session.Session()
+    session.register_component("data_loader", shared_loader())
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("ec2", partition))
+    return frozenset(regions)
 
 
 class ClientPool:
@@ -627,14 +640,8 @@ class Ec2Gateway:
     def modify_instance_attribute(self, instance_id: str, **params: Any) -> None:
         self._call("modify_instance_attribute", InstanceId=instance_id, **params)
 
-    def known_regions(self) -> set[str]:
-        """The EC2 regions of every partition this botocore knows (its endpoint data, no API call)."""
-        session = botocore.session.Session()
-        session.register_component("data_loader", shared_loader())
-        regions: set[str] = set()
-        for partition in session.get_available_partitions():
-            regions.update(session.get_available_regions("ec2", partition))
-        return regions
+    def known_regions(self) -> frozenset[str]:
+        return known_regions()
 
     def validate_credentials(self) -> None:
         """Resolve the build's credentials before anything is created (the credential chain, and
