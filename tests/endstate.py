@@ -217,7 +217,12 @@ def comparable(state: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             )
         out[region] = {
             "images": sorted(images, key=repr),
-            "instances": mask([{k: v for k, v in i.items() if k != "id"} for i in st["instances"]]),
+            # by Name tag first: parallel builds launch in any order, and a masked repr alone can
+            # order two builds' instances differently from one run to the next
+            "instances": sorted(
+                (mask({k: v for k, v in i.items() if k != "id"}) for i in st["instances"]),
+                key=lambda i: (str(i.get("tags", {}).get("Name", "")), repr(i)),
+            ),
             "key_pairs": st["key_pairs"],
             "security_groups": st["security_groups"],
             "volumes": mask(st["volumes"]),
