@@ -270,3 +270,178 @@ def test_credentials_resolved_before_anything_is_created(
         with pytest.raises(BuildError) as exc:
             EbsBuilder(skipped, make_env(RecUi())).run(Hooks("true"))
         assert "could not be validated" not in str(exc.value)
+
+
+@pytest.mark.effect(
+    "builder/amazon-ebs", "spot_price", "spot_instance_types", "spot_allocation_strategy", "spot_tags",
+    "spot_tag", "fleet_tags", "fleet_tag",
+)
+def test_spot_options_reach_the_launch_template_and_fleet(stack: Stack, moto: MotoServer) -> None:
+    with AwsProxy(moto.url) as proxy:
+        config = make_config(
+            stack, custom_endpoint_ec2=proxy.url, spot_price="auto", instance_type="",
+            spot_instance_types=["t2.micro", "t3.micro"], spot_allocation_strategy="capacity-optimized",
+            spot_tags={"SpotMap": "m"}, spot_tag=[{"key": "SpotBlock", "value": "b"}],
+            fleet_tags={"FleetMap": "f"}, fleet_tag=[{"key": "FleetBlock", "value": "g"}],
+        )
+        EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        template = one(proxy, "CreateLaunchTemplate")
+        assert template.params["LaunchTemplateData.InstanceMarketOptions.MarketType"] == "spot"
+        assert "LaunchTemplateData.InstanceMarketOptions.SpotOptions.MaxPrice" not in template.params
+        lt_tags = template.tags("launch-template")
+        assert lt_tags["SpotMap"] == "m" and lt_tags["SpotBlock"] == "b"
+        fleet = one(proxy, "CreateFleet")
+        assert fleet.params["SpotOptions.AllocationStrategy"] == "capacity-optimized"
+        types = {v for k, v in fleet.params.items() if k.endswith(".InstanceType")}
+        assert types == {"t2.micro", "t3.micro"}
+        assert fleet.tags("fleet")["FleetMap"] == "f" and fleet.tags("fleet")["FleetBlock"] == "g"
+        assert not proxy.sent("RunInstances")
+
+
+@pytest.mark.effect("builder/amazon-ebs", "iam_instance_profile", "skip_profile_validation")
+def test_instance_profile_is_checked_unless_skipped(stack: Stack, moto: MotoServer) -> None:
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=moto.url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    iam.create_instance_profile(InstanceProfileName="baker-profile")
+    with AwsProxy(moto.url) as proxy:
+        missing = make_config(stack, custom_endpoint_ec2=proxy.url, iam_instance_profile="no-such-profile")
+        with pytest.raises(BuildError, match="Couldn't find specified instance profile"):
+            EbsBuilder(missing, make_env(RecUi())).run(Hooks("true"))
+        assert one(proxy, "GetInstanceProfile", "iam").params["InstanceProfileName"] == "no-such-profile"
+        assert not proxy.sent("RunInstances")
+    with AwsProxy(moto.url) as proxy:
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, iam_instance_profile="baker-profile",
+                             skip_profile_validation=True)
+        EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert not proxy.sent("GetInstanceProfile", "iam")
+        assert one(proxy, "RunInstances").params["IamInstanceProfile.Name"] == "baker-profile"
+
+
+@pytest.mark.effect("builder/amazon-ebs", "skip_region_validation")
+def test_regions_are_validated_unless_skipped(stack: Stack, moto: MotoServer) -> None:
+    with AwsProxy(moto.url) as proxy:
+        bad = make_config(stack, custom_endpoint_ec2=proxy.url, skip_region_validation=False,
+                          ami_regions=["xx-nowhere-9"])
+        with pytest.raises(BuildError, match="Invalid region: xx-nowhere-9"):
+            EbsBuilder(bad, make_env(RecUi())).run(Hooks("true"))
+        assert proxy.requests == []
+        skipped = make_config(stack, custom_endpoint_ec2=proxy.url, skip_region_validation=True,
+                              ami_regions=["xx-nowhere-9"])
+        with pytest.raises(BuildError) as exc:
+            EbsBuilder(skipped, make_env(RecUi())).run(Hooks("true"))
+        assert "Invalid region" not in str(exc.value)
+        assert proxy.sent("RunInstances")  # past the region check: the build went on
+
+
+def _serve(handler_body: bytes) -> tuple[Any, int, list[str]]:
+    """A loopback HTTP server answering every GET with ``handler_body``; returns it, its port and
+    the paths it was asked for."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return
+
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(handler_body)))
+            self.end_headers()
+            self.wfile.write(handler_body)
+
+        def do_PUT(self) -> None:  # IMDSv2 token request: refuse, as an instance without IMDS would
+            seen.append(self.path)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1], seen
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_local_tunnels", "ssh_remote_tunnels")
+def test_ssh_tunnels(stack: Stack, moto: MotoServer) -> None:
+    from tests.stackkit import free_port
+
+    server, http_port, _ = _serve(b"through-the-tunnel")
+    local_port, remote_port = free_port(), free_port()
+    got: dict[str, str] = {}
+
+    class UseTunnels(Hooks):
+        def provision(self, comm: Any, build_data: Any) -> None:
+            import urllib.request
+
+            with urllib.request.urlopen(f"http://127.0.0.1:{local_port}/", timeout=10) as resp:
+                got["local"] = resp.read().decode()
+            out: list[str] = []
+            code = comm.run(f"exec 3<>/dev/tcp/127.0.0.1/{remote_port}; "
+                            "printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3", stdout=out.append)
+            assert code == 0
+            got["remote"] = out[-1]
+
+    try:
+        config = make_config(stack, ssh_local_tunnels=[f"{local_port}:127.0.0.1:{http_port}"],
+                             ssh_remote_tunnels=[f"{remote_port}:127.0.0.1:{http_port}"])
+        EbsBuilder(config, make_env(RecUi())).run(UseTunnels("true"))
+    finally:
+        server.shutdown()
+    assert got == {"local": "through-the-tunnel", "remote": "through-the-tunnel"}
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_disable_agent_forwarding")
+def test_agent_forwarding_unless_disabled(
+    stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import subprocess
+
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        monkeypatch.setenv("SSH_AUTH_SOCK", str(sock))
+        seen: dict[bool, str] = {}
+        for disabled in (False, True):
+            hooks = Hooks('echo "agent=${SSH_AUTH_SOCK:-none}"')
+            config = make_config(stack, ssh_disable_agent_forwarding=disabled)
+            EbsBuilder(config, make_env(RecUi())).run(hooks)
+            seen[disabled] = hooks.output[-1]
+        assert seen[True] == "agent=none"
+        assert seen[False].startswith("agent=/") and seen[False] != f"agent={sock}"
+    finally:
+        agent.terminate()
+        agent.wait(10)
+
+
+@pytest.mark.effect("builder/amazon-ebs", "skip_metadata_api_check")
+def test_instance_metadata_credentials_skipped(
+    stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, port, asked = _serve(b"")
+    try:
+        with AwsProxy(moto.url) as proxy:
+            _no_env_credentials(monkeypatch, proxy)
+            monkeypatch.delenv("AWS_EC2_METADATA_DISABLED")
+            monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{port}/")
+            for skip in (False, True):
+                CLIENTS.clear()
+                asked.clear()
+                config = make_config(stack, custom_endpoint_ec2=proxy.url, access_key="", secret_key="",
+                                     skip_metadata_api_check=skip)
+                with pytest.raises(BuildError, match="no valid credential sources"):
+                    EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+                if skip:
+                    assert asked == []
+                else:
+                    assert asked, "the credential chain never asked the instance metadata service"
+            assert proxy.requests == []
+    finally:
+        server.shutdown()
