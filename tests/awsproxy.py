@@ -56,6 +56,11 @@ EMULATED = {
         'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>emulated</requestId>'
         "<return>true</return></EnableImageDeregistrationProtectionResponse>"
     ),
+    "EnableImageDeprecation": (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<EnableImageDeprecationResponse '
+        'xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>emulated</requestId>'
+        "<return>true</return></EnableImageDeprecationResponse>"
+    ),
 }
 
 

@@ -445,3 +445,70 @@ def test_instance_metadata_credentials_skipped(
             assert proxy.requests == []
     finally:
         server.shutdown()
+
+
+@pytest.mark.effect(
+    "builder/amazon-ebs", "ami_org_arns", "ami_ou_arns", "ami_product_codes", "imds_support", "deprecate_at",
+    "encrypt_boot", "kms_key_id", "region_kms_key_ids",
+)
+def test_ami_attributes_and_encryption(stack: Stack, moto: MotoServer) -> None:
+    # moto has no EnableImageDeprecation: the proxy answers it as AWS documents
+    with AwsProxy(moto.url, emulate={"EnableImageDeprecation": EMULATED["EnableImageDeprecation"]}) as proxy:
+        config = make_config(
+            stack, custom_endpoint_ec2=proxy.url,
+            ami_org_arns=["arn:aws:organizations::123456789012:organization/o-abc"],
+            ami_ou_arns=["arn:aws:organizations::123456789012:ou/o-abc/ou-1"],
+            ami_product_codes=["pc123"], imds_support="v2.0", deprecate_at="2031-01-02T03:04:05Z",
+            encrypt_boot=True, kms_key_id="alias/build", ami_regions=["us-west-2"],
+            region_kms_key_ids={"us-east-1": "alias/build", "us-west-2": "alias/west"},
+        )
+        EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        modified = [r.params for r in proxy.sent("ModifyImageAttribute")]
+        perms = {v for p in modified for k, v in p.items() if "LaunchPermission.Add" in k}
+        assert "arn:aws:organizations::123456789012:organization/o-abc" in perms
+        assert "arn:aws:organizations::123456789012:ou/o-abc/ou-1" in perms
+        assert any(p.get("ProductCode.1") == "pc123" for p in modified)
+        assert any(p.get("ImdsSupport.Value") == "v2.0" for p in modified)
+        deprecations = proxy.sent("EnableImageDeprecation")
+        assert {r.region for r in deprecations} == {"us-east-1", "us-west-2"}
+        assert all(r.params["DeprecateAt"].startswith("2031-01-02T03:04:05") for r in deprecations)
+        # encrypt_boot: an intermediary AMI, copied encrypted into every region with its key
+        copies = {r.region: r.params for r in proxy.sent("CopyImage")}
+        assert set(copies) == {"us-east-1", "us-west-2"}
+        assert all(p["Encrypted"] == "true" for p in copies.values())
+        assert copies["us-east-1"]["KmsKeyId"] == "alias/build"
+        assert copies["us-west-2"]["KmsKeyId"] == "alias/west"
+        assert one(proxy, "CreateImage").params["Name"] != config.ami_name  # the intermediary
+        assert proxy.sent("DeregisterImage")  # ... which is gone at the end
+
+
+@pytest.mark.effect(
+    "builder/amazon-ebs", "skip_create_ami", "security_group_ids", "security_group_id", "subnet_id", "vpc_id",
+    "temporary_key_pair_name", "temporary_key_pair_type", "token",
+)
+def test_network_ids_key_pair_and_skip_create_ami(stack: Stack, moto: MotoServer) -> None:
+    client = ec2(stack)
+    vpc = client.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = client.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    groups = [client.create_security_group(GroupName=f"g{i}", Description="d", VpcId=vpc)["GroupId"]
+              for i in range(2)]
+    with AwsProxy(moto.url) as proxy:
+        config = make_config(
+            stack, custom_endpoint_ec2=proxy.url, skip_create_ami=True, vpc_id=vpc, subnet_id=subnet,
+            security_group_ids=groups, temporary_key_pair_name="baker-key-{{timestamp}}",
+            temporary_key_pair_type="ed25519", token="session-token-1",
+        )
+        artifact = EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert artifact is None and not proxy.sent("CreateImage")
+        run = one(proxy, "RunInstances")
+        assert run.params["SubnetId"] == subnet and run.values("SecurityGroupId") == groups
+        key = one(proxy, "CreateKeyPair")
+        assert key.params["KeyName"].startswith("baker-key-") and key.params["KeyType"] == "ed25519"
+        assert run.params["KeyName"] == key.params["KeyName"]
+        assert not proxy.sent("CreateSecurityGroup")
+        assert {r.security_token for r in proxy.requests if r.service == "ec2"} == {"session-token-1"}
+    with AwsProxy(moto.url) as proxy:
+        single = make_config(stack, custom_endpoint_ec2=proxy.url, skip_create_ami=True,
+                             subnet_id=subnet, security_group_id=groups[1])
+        EbsBuilder(single, make_env(RecUi())).run(Hooks("true"))
+        assert one(proxy, "RunInstances").values("SecurityGroupId") == [groups[1]]

@@ -137,18 +137,15 @@ def proven_options(markers: list[Marker]) -> dict[str, dict[str, list[str]]]:
 #: a test proves it (then the list must drop it) or when it is refused; a new option may never join it.
 OWED: dict[str, frozenset[str]] = {
     "builder/amazon-ebs": frozenset({
-        "ami_org_arns", "ami_ou_arns", "ami_product_codes", "ami_virtualization_type",
-        "aws_polling", "communicator", "deprecate_at", "disable_stop_instance", "encrypt_boot",
-        "imds_support", "insecure_skip_tls_verify", "kms_key_id", "max_retries",
-        "region_kms_key_ids", "security_group_filter", "security_group_id", "security_group_ids",
-        "skip_create_ami", "ssh_agent_auth", "ssh_bastion_agent_auth",
-        "ssh_bastion_certificate_file", "ssh_bastion_host", "ssh_bastion_interactive",
-        "ssh_bastion_password", "ssh_bastion_port", "ssh_bastion_private_key_file",
-        "ssh_bastion_username", "ssh_certificate_file", "ssh_ciphers", "ssh_file_transfer_method",
-        "ssh_handshake_attempts", "ssh_interface", "ssh_keep_alive_interval",
-        "ssh_key_exchange_algorithms", "ssh_keypair_name", "ssh_password", "ssh_private_key_file",
-        "ssh_pty", "ssh_read_write_timeout", "ssh_timeout", "ssh_wait_timeout", "subnet_id",
-        "temporary_key_pair_name", "temporary_key_pair_type", "token", "vpc_id",
+        "ami_virtualization_type", "aws_polling", "communicator", "disable_stop_instance",
+        "insecure_skip_tls_verify", "max_retries", "security_group_filter", "ssh_agent_auth",
+        "ssh_bastion_agent_auth", "ssh_bastion_certificate_file", "ssh_bastion_host",
+        "ssh_bastion_interactive", "ssh_bastion_password", "ssh_bastion_port",
+        "ssh_bastion_private_key_file", "ssh_bastion_username", "ssh_certificate_file",
+        "ssh_ciphers", "ssh_file_transfer_method", "ssh_handshake_attempts", "ssh_interface",
+        "ssh_keep_alive_interval", "ssh_key_exchange_algorithms", "ssh_keypair_name",
+        "ssh_password", "ssh_private_key_file", "ssh_pty", "ssh_read_write_timeout", "ssh_timeout",
+        "ssh_wait_timeout",
     }),
 }
 
