@@ -17,7 +17,7 @@ import pytest
 
 from amibake.builders.amazon.ebs import EbsBuilder
 from amibake.builders.amazon.ec2 import CLIENTS
-from amibake.errors import BuildError
+from amibake.errors import BuildError, CommunicatorError
 from tests.awsproxy import EMULATED, AwsProxy, Request
 from tests.stack.test_ebs_builder import Hooks, RecUi, ec2, make_config, make_env, own_images
 from tests.stackkit import MotoServer, Stack
@@ -512,3 +512,70 @@ def test_network_ids_key_pair_and_skip_create_ami(stack: Stack, moto: MotoServer
                              subnet_id=subnet, security_group_id=groups[1])
         EbsBuilder(single, make_env(RecUi())).run(Hooks("true"))
         assert one(proxy, "RunInstances").values("SecurityGroupId") == [groups[1]]
+
+
+@pytest.mark.effect("builder/amazon-ebs", "communicator")
+def test_communicator_none_makes_no_key_and_no_connection(stack: Stack, moto: MotoServer) -> None:
+    class Records(Hooks):
+        def provision(self, comm: Any, build_data: Any) -> None:
+            self.data = dict(build_data)
+
+    with AwsProxy(moto.url) as proxy:
+        hooks = Records("true")
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, communicator="none",
+                             ssh_host="127.0.0.1", ssh_port=1)  # nothing listens there: never tried
+        ui = RecUi()
+        EbsBuilder(config, make_env(ui)).run(hooks)
+        assert not proxy.sent("CreateKeyPair") and not proxy.sent("ImportKeyPair")
+        assert not proxy.sent("AuthorizeSecurityGroupIngress")
+        assert "==> Waiting for SSH to become available..." not in ui.lines
+        assert hooks.data["ConnType"] == "none"
+
+
+@pytest.mark.effect("builder/amazon-ebs", "disable_stop_instance")
+def test_disable_stop_instance_leaves_the_stop_to_the_template(stack: Stack, moto: MotoServer) -> None:
+    class StopsItself(Hooks):
+        def provision(self, comm: Any, build_data: Any) -> None:
+            # what a provisioner's `shutdown -h` does on a real instance
+            ec2(stack).stop_instances(InstanceIds=[build_data["ID"]])
+
+    with AwsProxy(moto.url) as proxy:
+        ui = RecUi()
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, disable_stop_instance=True)
+        EbsBuilder(config, make_env(ui)).run(StopsItself("true"))
+        assert not proxy.sent("StopInstances")
+        assert "==> Automatic instance stop disabled. Please stop instance manually." in ui.lines
+        assert proxy.sent("CreateImage")
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_pty", "ssh_ciphers", "ssh_key_exchange_algorithms")
+def test_ssh_pty_ciphers_and_kex(stack: Stack, moto: MotoServer) -> None:
+    seen: dict[bool, str] = {}
+    for pty in (False, True):
+        hooks = Hooks("test -t 0 && echo tty || echo notty")
+        config = make_config(stack, ssh_pty=pty, ssh_ciphers=["aes256-ctr"],
+                             ssh_key_exchange_algorithms=["curve25519-sha256"])
+        EbsBuilder(config, make_env(RecUi())).run(hooks)
+        seen[pty] = hooks.output[-1].strip()
+    assert seen == {False: "notty", True: "tty"}
+    # a cipher / key exchange the server does not offer: the connection fails on it
+    unoffered = (
+        ({"ssh_ciphers": ["3des-cbc"]}, "No matching encryption algorithm"),
+        ({"ssh_key_exchange_algorithms": ["diffie-hellman-group1-sha1"]}, "No matching key exchange"),
+    )
+    for over, message in unoffered:
+        config = make_config(stack, ssh_timeout="10s", ssh_handshake_attempts=1, **over)
+        with pytest.raises(CommunicatorError, match=message):
+            EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_timeout", "ssh_wait_timeout")
+def test_ssh_timeout_bounds_the_wait(stack: Stack, moto: MotoServer) -> None:
+    from tests.stackkit import free_port
+
+    for key in ("ssh_timeout", "ssh_wait_timeout"):
+        config = make_config(stack, ssh_port=free_port(), **{"ssh_timeout": "", key: "3s"})
+        start = time.monotonic()
+        with pytest.raises(CommunicatorError, match="timeout waiting for SSH"):
+            EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert 2.5 <= time.monotonic() - start < 40

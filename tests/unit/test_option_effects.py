@@ -137,15 +137,13 @@ def proven_options(markers: list[Marker]) -> dict[str, dict[str, list[str]]]:
 #: a test proves it (then the list must drop it) or when it is refused; a new option may never join it.
 OWED: dict[str, frozenset[str]] = {
     "builder/amazon-ebs": frozenset({
-        "ami_virtualization_type", "aws_polling", "communicator", "disable_stop_instance",
-        "insecure_skip_tls_verify", "max_retries", "security_group_filter", "ssh_agent_auth",
-        "ssh_bastion_agent_auth", "ssh_bastion_certificate_file", "ssh_bastion_host",
-        "ssh_bastion_interactive", "ssh_bastion_password", "ssh_bastion_port",
-        "ssh_bastion_private_key_file", "ssh_bastion_username", "ssh_certificate_file",
-        "ssh_ciphers", "ssh_file_transfer_method", "ssh_handshake_attempts", "ssh_interface",
-        "ssh_keep_alive_interval", "ssh_key_exchange_algorithms", "ssh_keypair_name",
-        "ssh_password", "ssh_private_key_file", "ssh_pty", "ssh_read_write_timeout", "ssh_timeout",
-        "ssh_wait_timeout",
+        "ami_virtualization_type", "aws_polling", "insecure_skip_tls_verify", "max_retries",
+        "security_group_filter", "ssh_agent_auth", "ssh_bastion_agent_auth",
+        "ssh_bastion_certificate_file", "ssh_bastion_host", "ssh_bastion_interactive",
+        "ssh_bastion_password", "ssh_bastion_port", "ssh_bastion_private_key_file",
+        "ssh_bastion_username", "ssh_certificate_file", "ssh_file_transfer_method",
+        "ssh_handshake_attempts", "ssh_interface", "ssh_keep_alive_interval", "ssh_keypair_name",
+        "ssh_password", "ssh_private_key_file", "ssh_read_write_timeout",
     }),
 }
 
