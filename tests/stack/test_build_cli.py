@@ -297,6 +297,7 @@ def test_spot_build_through_launch_template_and_fleet(
     assert all(i["state"] == "terminated" for i in state["us-east-1"]["instances"])
 
 
+@pytest.mark.effect("builder/amazon-ebs", "vpc_filter", "subnet_filter", "security_group_filter")
 def test_vpc_subnet_and_security_group_filters(stack: Stack, aws_env: dict[str, str], tmp_path: Path) -> None:
     from tests.endstate import client
 

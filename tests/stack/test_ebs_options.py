@@ -579,3 +579,33 @@ def test_ssh_timeout_bounds_the_wait(stack: Stack, moto: MotoServer) -> None:
         with pytest.raises(CommunicatorError, match="timeout waiting for SSH"):
             EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
         assert 2.5 <= time.monotonic() - start < 40
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_private_key_file", "ssh_keypair_name")
+def test_existing_key_pair_and_private_key_file(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    pem = key.export_private_key("openssh").decode()
+    key_file = tmp_path / "baker.pem"
+    key_file.write_text(pem)
+    ec2(stack).import_key_pair(KeyName="baker", PublicKeyMaterial=key.export_public_key("openssh"))
+    with AwsProxy(moto.url) as proxy:
+        hooks = Hooks("true")
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, ssh_keypair_name="baker",
+                             ssh_private_key_file=str(key_file))
+        EbsBuilder(config, make_env(RecUi())).run(hooks)
+        assert not proxy.sent("CreateKeyPair") and not proxy.sent("ImportKeyPair")
+        assert one(proxy, "RunInstances").params["KeyName"] == "baker"
+        assert hooks.data["SSHPrivateKey"] == pem  # the key the connection was made with
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_interface")
+def test_ssh_interface_picks_the_address(stack: Stack, moto: MotoServer) -> None:
+    ui = RecUi()
+    config = make_config(stack, ssh_host="", ssh_interface="private_ip", ssh_timeout="2s")
+    with pytest.raises(CommunicatorError):
+        EbsBuilder(config, make_env(ui)).run(Hooks("true"))
+    reservations = ec2(stack).describe_instances()["Reservations"]
+    private_ip = reservations[-1]["Instances"][0]["PrivateIpAddress"]
+    assert f"==> Using SSH communicator to connect: {private_ip}" in ui.lines

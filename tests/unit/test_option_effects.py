@@ -138,12 +138,11 @@ def proven_options(markers: list[Marker]) -> dict[str, dict[str, list[str]]]:
 OWED: dict[str, frozenset[str]] = {
     "builder/amazon-ebs": frozenset({
         "ami_virtualization_type", "aws_polling", "insecure_skip_tls_verify", "max_retries",
-        "security_group_filter", "ssh_agent_auth", "ssh_bastion_agent_auth",
-        "ssh_bastion_certificate_file", "ssh_bastion_host", "ssh_bastion_interactive",
-        "ssh_bastion_password", "ssh_bastion_port", "ssh_bastion_private_key_file",
-        "ssh_bastion_username", "ssh_certificate_file", "ssh_file_transfer_method",
-        "ssh_handshake_attempts", "ssh_interface", "ssh_keep_alive_interval", "ssh_keypair_name",
-        "ssh_password", "ssh_private_key_file", "ssh_read_write_timeout",
+        "ssh_agent_auth", "ssh_bastion_agent_auth", "ssh_bastion_certificate_file",
+        "ssh_bastion_host", "ssh_bastion_interactive", "ssh_bastion_password", "ssh_bastion_port",
+        "ssh_bastion_private_key_file", "ssh_bastion_username", "ssh_certificate_file",
+        "ssh_file_transfer_method", "ssh_handshake_attempts", "ssh_keep_alive_interval",
+        "ssh_password", "ssh_read_write_timeout",
     }),
 }
 
