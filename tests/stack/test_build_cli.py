@@ -158,7 +158,7 @@ def test_full_build(stack: Stack, aws_env: dict[str, str], tmp_path: Path, marke
     assert img["launch_permissions"] == ["111122223333"]
     # moto's CreateImage ignores BlockDeviceMappings and snapshots only the root device: the image has
     # the source's root volume (moto: 15 GiB "standard"); the copies must carry the same devices
-    assert [dev for dev, _, _ in img["block_devices"]] == ["/dev/sda1"], img["block_devices"]
+    assert [device[0] for device in img["block_devices"]] == ["/dev/sda1"], img["block_devices"]
     for region_state in (east, west):
         image = region_state["images"][0]
         assert image["name"] == img["name"]
