@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -229,3 +231,12 @@ def comparable(state: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             "launch_templates": mask(st["launch_templates"]),
         }
     return out
+
+
+def comparable_manifest(path: Path) -> Any:
+    """A manifest file with build times zeroed, builds in name order, ids and times masked."""
+    data = json.loads(path.read_text())
+    for b in data["builds"]:
+        b["build_time"] = 0
+    data["builds"].sort(key=lambda b: b["name"])
+    return mask(data)

@@ -13,18 +13,16 @@ are masked, and the two end states and manifests must be equal. Known, explained
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.corpus.corpus import SHARED
-from tests.endstate import comparable, end_state, leftovers, mask
+from tests.endstate import comparable, comparable_manifest, end_state, leftovers
 from tests.stackkit import Stack
 
 BASELINE = SHARED / "bench" / "packer-baseline"
@@ -71,14 +69,6 @@ def run_tool(
     return subprocess.run(argv, cwd=work, env=full_env, capture_output=True, text=True, timeout=300)
 
 
-def manifest(path: Path) -> Any:
-    data = json.loads(path.read_text())
-    for b in data["builds"]:
-        b["build_time"] = 0
-    data["builds"].sort(key=lambda b: b["name"])
-    return mask(data)
-
-
 @pytest.fixture
 def work(tmp_path: Path) -> Path:
     shutil.copytree(BASELINE / "templates", tmp_path / "templates")
@@ -107,6 +97,6 @@ def test_same_end_state_as_packer(
         assert leftovers(state) == {}, tool
         for img in state["us-east-1"]["images"]:
             img["description"] = "(moto drops Packer 1.6.6's ModifyImageAttribute Description)"
-        results[tool] = (comparable(state), manifest(work / tool / manifest_name))
+        results[tool] = (comparable(state), comparable_manifest(work / tool / manifest_name))
     assert results["amibake"][0] == results["packer"][0]
     assert results["amibake"][1] == results["packer"][1]

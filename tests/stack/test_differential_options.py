@@ -75,7 +75,7 @@ import boto3
 import pytest
 
 from tests.awsproxy import AwsProxy, Request
-from tests.endstate import comparable, end_state, iam_state, leftovers, mask
+from tests.endstate import comparable, comparable_manifest, end_state, iam_state, leftovers, mask
 from tests.stackkit import Stack
 
 DATA = Path(__file__).parent / "data" / "differential"
@@ -449,14 +449,6 @@ class Requests:
         }
 
 
-def manifest(path: Path) -> Any:
-    data = json.loads(path.read_text())
-    for b in data["builds"]:
-        b["build_time"] = 0
-    data["builds"].sort(key=lambda b: b["name"])
-    return mask(data)
-
-
 # ---- the test -------------------------------------------------------------------------------------
 
 
@@ -486,7 +478,7 @@ def build_with(
         "leftovers": leftovers(state),
         "iam": iam_state(aws_env),
         "stale_snapshots": stale_snapshots(aws_env),
-        "manifest": manifest(work / "manifest.json"),
+        "manifest": comparable_manifest(work / "manifest.json"),
         "provisioned": provisioned,
     }
 
