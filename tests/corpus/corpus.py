@@ -1,15 +1,18 @@
-"""The shared corpus of real Packer templates and Packer 1.6.6's verdicts on them."""
+"""The corpus of real Packer templates (``tests/corpus/templates``, origins and licences in
+``SOURCES.tsv``) and Packer 1.6.6's recorded verdicts and outputs on them (``packer-1.6.6/``)."""
 
 from __future__ import annotations
 
 import csv
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-#: shared/ sits beside the repository (the developers' machines and CI alike); AMIBAKE_SHARED overrides
-SHARED = Path(os.environ.get("AMIBAKE_SHARED", Path(__file__).resolve().parents[3] / "shared"))
-CORPUS = SHARED / "corpus"
+#: the corpus, in the repository
+CORPUS = Path(__file__).resolve().parent
+#: Packer 1.6.6's recorded runs: ``results.tsv`` and ``out/<dir>.{validate,inspect}.txt``
+PACKER_166 = CORPUS / "packer-1.6.6"
+#: entries whose upstream repository has no licence: listed in SOURCES.tsv, not redistributed here
+NOT_REDISTRIBUTED = frozenset({"029", "032", "042", "061", "067"})
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ def _notes() -> dict[str, str]:
 def entries() -> list[Entry]:
     notes = _notes()
     rows = []
-    with open(CORPUS / "packer-1.6.6-results.tsv", newline="") as fh:
+    with open(PACKER_166 / "results.tsv", newline="") as fh:
         for r in csv.DictReader(fh, delimiter="\t"):
             rows.append(
                 Entry(

@@ -17,11 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from amibake.cli.main import cli
-from tests.corpus.corpus import CORPUS, Entry, entries
+from tests.corpus.corpus import Entry, entries
 
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not found")
-
-JSON_ENTRIES = [e for e in entries() if e.is_json] if CORPUS.is_dir() else []
+JSON_ENTRIES = [e for e in entries() if e.is_json]
 TSV = Path(__file__).with_name("hcl_disagreements.tsv")
 
 
@@ -90,7 +88,7 @@ def test_disagreements_are_explained_and_few() -> None:
     assert own <= 4
 
 
-HCL_ENTRIES = [e for e in entries() if not e.is_json] if CORPUS.is_dir() else []
+HCL_ENTRIES = [e for e in entries() if not e.is_json]
 
 
 @pytest.mark.parametrize("entry", HCL_ENTRIES, ids=lambda e: e.dir[:3])

@@ -14,13 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from amibake.cli.main import cli
-from tests.corpus.corpus import CORPUS, Entry, entries
-
-pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not found")
+from tests.corpus.corpus import PACKER_166, Entry, entries
 
 
 def packer_inspect(entry: Entry) -> tuple[str, str, int]:
-    text = (CORPUS / "packer-1.6.6-out" / f"{entry.dir}.inspect.txt").read_text()
+    text = (PACKER_166 / "out" / f"{entry.dir}.inspect.txt").read_text()
     command = re.search(r"^\$ packer inspect (.+)$", text, re.M)
     code = re.search(r"^# exit status: (\d+)", text, re.M)
     assert command and code
@@ -29,9 +27,7 @@ def packer_inspect(entry: Entry) -> tuple[str, str, int]:
 
 
 def inspected() -> list[Entry]:
-    if not CORPUS.is_dir():
-        return []
-    with open(CORPUS / "packer-1.6.6-results.tsv", newline="") as fh:
+    with open(PACKER_166 / "results.tsv", newline="") as fh:
         ok = {r["dir"] for r in csv.DictReader(fh, delimiter="\t") if r["inspect_exit"] == "0"}
     return [e for e in entries() if e.dir in ok]
 

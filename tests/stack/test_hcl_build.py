@@ -2,7 +2,7 @@
 and a template whose source AMI comes from a ``data "amazon-ami"`` builds (secrets from a
 ``data "amazon-secretsmanager"`` redacted in the output).
 
-The baseline templates (``shared/bench/packer-baseline/templates``) are copied with ``files/`` into
+The baseline templates (``tests/stack/data/packer-baseline/templates``) are copied with ``files/`` into
 a temporary directory and built with ``-var ec2_endpoint=...`` as in ``test_differential.py``.
 Known, explained differences between the two end states, normalised before comparing:
 
@@ -29,16 +29,12 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.corpus.corpus import SHARED
 from tests.endstate import comparable, end_state, leftovers, mask
 from tests.stackkit import Stack
 
-BASELINE = SHARED / "bench" / "packer-baseline"
+BASELINE = Path(__file__).resolve().parent / "data" / "packer-baseline"
 
-pytestmark = [
-    pytest.mark.stack,
-    pytest.mark.skipif(not BASELINE.is_dir(), reason="shared packer-baseline not found"),
-]
+pytestmark = [pytest.mark.stack]
 
 _HCL_TIMESTAMP = re.compile(r"\b20\d{12}\b")
 

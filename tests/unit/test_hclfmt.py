@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from amibake.cli.main import cli
 from amibake.errors import AmibakeError, TemplateError
 from amibake.template.hclfmt import Kind, format_hcl, tokenize
-
-CORPUS = Path("/work/shared/corpus/templates")
+from tests.corpus.corpus import CORPUS
 
 
 def significant(text: str) -> list[tuple[Kind, str]]:
@@ -111,10 +110,10 @@ def test_syntax_errors_name_the_line(src: str, line: int) -> None:
 
 
 def corpus_files() -> list[Path]:
-    return sorted(p for p in CORPUS.rglob("*.hcl") if p.name.endswith((".pkr.hcl", ".pkrvars.hcl")))
+    files = (CORPUS / "templates").rglob("*.hcl")
+    return sorted(p for p in files if p.name.endswith((".pkr.hcl", ".pkrvars.hcl")))
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason="corpus not present")
 def test_corpus_is_idempotent_and_keeps_tokens() -> None:
     files = corpus_files()
     assert len(files) > 30
