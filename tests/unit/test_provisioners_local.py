@@ -418,8 +418,20 @@ def test_shell_inline_shebang_default_stops_at_first_error(tmp_path: Path) -> No
 
 @pytest.mark.effect("provisioner/shell", "valid_exit_codes")
 def test_shell_valid_exit_codes(tmp_path: Path) -> None:
-    config = shell_config(inline=["exit 7"], valid_exit_codes=[0, 7], remote_path=str(tmp_path / "s.sh"))
-    ShellProvisioner(config, make_env()).provision(LocalComm(), {})
+    def provision(code: int, valid: list[int]) -> RecordingUi:
+        config = shell_config(inline=[f"echo ran {code}", f"exit {code}"], valid_exit_codes=valid,
+                              remote_path=str(tmp_path / "s.sh"))
+        ui = RecordingUi()
+        ShellProvisioner(config, make_env(ui)).provision(LocalComm(), {})
+        return ui
+
+    # 7 is listed: the script ran to its end and the provisioner succeeds
+    assert provision(7, [0, 7]).of("message") == ["ran 7"]
+    # the same exit status fails without the list, and another one fails with it
+    with pytest.raises(ExitCodeError, match=r"exit status: 7\.Allowed exit codes are: \[0\]"):
+        provision(7, [])
+    with pytest.raises(ExitCodeError, match=r"exit status: 8\.Allowed exit codes are: \[0 7\]"):
+        provision(8, [0, 7])
 
 
 @pytest.mark.effect("provisioner/shell", "execute_command")
