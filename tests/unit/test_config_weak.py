@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from amibake.config.base import CheckContext, decode, suggest
 from amibake.config.communicator import CommunicatorConfig
@@ -284,8 +285,12 @@ def test_check_runs_only_after_clean_decode() -> None:
 
 def test_frozen() -> None:
     cfg, _, _ = comm({})
-    with pytest.raises(Exception):  # noqa: B017 - pydantic's ValidationError for a frozen instance
+    assert cfg is not None
+    port = cfg.ssh_port
+    with pytest.raises(ValidationError, match=r"ssh_port\n  Instance is frozen") as exc:
         cfg.ssh_port = 1
+    assert [e["type"] for e in exc.value.errors()] == ["frozen_instance"]
+    assert cfg.ssh_port == port
 
 
 @pytest.mark.parametrize(
