@@ -10,13 +10,20 @@ Around each create call the gateway writes two entries, each flushed and fsync'e
 * ``created`` *after* it: the resource id.
 
 Removals append ``removed``; the end of a successful build appends ``finished`` with its artifacts
-(the AMIs of a finished build are the user's and are never cleaned up). A torn last line (a crash
-mid-write) is ignored when reading. ``amibake cleanup`` reads these files (:func:`load_run`) and
+(exactly those AMIs, and their snapshots, are the user's and are never cleaned up). ``access``
+records, per region, how the run reached AWS (endpoint, profile, role ARN; never a credential), so
+that ``amibake cleanup`` talks to the same endpoint.
+
+Every write is checked: a short write is completed or, when the disk or a quota refuses the rest,
+the partial record is cut off again (``ftruncate``) and the write raises :class:`JournalError`, so a
+record is on disk whole or not at all. A torn last line (power loss mid-write) is ignored when
+reading. ``amibake cleanup`` reads these files (:func:`load_run`) and
 appends its own ``removed`` entries, so running it twice is harmless.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -66,6 +73,10 @@ def valid_run_id(run_id: str) -> bool:
     return bool(_RUN_ID.match(run_id))
 
 
+class JournalError(OSError):
+    """A journal entry could not be made durable (nothing of it is left in the file)."""
+
+
 class Journal:
     """The journal file of one run; safe to share between the run's build threads."""
 
@@ -92,8 +103,19 @@ class Journal:
         line = (json.dumps(entry, sort_keys=True, default=str) + "\n").encode()
         with self._lock:
             fd = self._open()
-            os.write(fd, line)
-            os.fsync(fd)
+            size = os.lseek(fd, 0, os.SEEK_END)
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)
+            except OSError as exc:
+                try:
+                    os.ftruncate(fd, size)  # complete or absent: never a torn record
+                except OSError:
+                    pass
+                raise JournalError(
+                    exc.errno or errno.EIO,
+                    f"cannot write the run journal {self.path}: {exc.strerror or exc}",
+                ) from exc
 
     def close(self) -> None:
         with self._lock:
@@ -103,6 +125,16 @@ class Journal:
 
     def for_build(self, build: str) -> BuildJournal:
         return BuildJournal(self, build)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write until every byte is written; a write that makes no progress is an error."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.EIO, "short write: the file accepts no more data")
+        view = view[n:]
 
 
 @dataclass
@@ -123,6 +155,11 @@ class BuildJournal:
         """What this build created and has not removed (yet)."""
         with self._mem_lock:
             return list(self._live.values())
+
+    def live_resources(self) -> list[tuple[str, str, str]]:
+        """(kind, region, id) of what this build created and has not removed (yet)."""
+        with self._mem_lock:
+            return list(self._live)
 
     @property
     def run_id(self) -> str:
@@ -147,6 +184,11 @@ class BuildJournal:
 
     def finished(self, artifacts: Mapping[str, str]) -> None:
         self.journal.write("finished", build=self.build, artifacts=dict(artifacts))
+
+    def access(self, region: str, **how: str) -> None:
+        """How this build reaches ``region``: endpoint, profile, role ARN. Never a credential."""
+        self.journal.write("access", build=self.build, region=region,
+                           **{k: v for k, v in how.items() if v})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -181,15 +223,24 @@ class RunRecord:
     #: every region the run touched
     regions: set[str] = field(default_factory=set)
     builds: set[str] = field(default_factory=set)
+    #: region -> how the run reached it ({"endpoint": ..., "profile": ..., "role_arn": ...})
+    access: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def artifacts(self) -> set[tuple[str, str]]:
+        """(region, AMI id) of every AMI a finished build of this run listed as its artifact."""
+        return {(r, a) for arts in self.finished.values() for r, a in arts.items()}
 
     def keeps(self, res: Resource) -> bool:
-        """True for an artifact of a finished build (its AMIs and their snapshots)."""
+        """True for exactly the listed artifacts of finished builds: their AMIs and those AMIs'
+        snapshots. Any other image or snapshot of the run (a duplicate, an intermediate) is not kept."""
         if res.kind not in ("image", "snapshot"):
             return False
-        if res.build in self.finished:
-            return True
-        amis = {a for arts in self.finished.values() for a in arts.values()}
-        return res.id in amis or str(res.detail.get("image", "")) in amis
+        arts = self.artifacts()
+        if res.kind == "image":
+            return (res.region, res.id) in arts or (not res.region and res.id in {a for _, a in arts})
+        image = str(res.detail.get("image", ""))
+        return bool(image) and ((res.region, image) in arts
+                                or (not res.region and image in {a for _, a in arts}))
 
 
 def _entries(path: Path) -> Iterator[dict[str, Any]]:
@@ -231,10 +282,17 @@ def load_run(path: Path) -> RunRecord:
             token = str(e.get("token") or e.get("name") or "")
             intents.pop((kind, region, token), None)
         elif ev == "removed":
-            live.pop((kind, region, str(e.get("id", ""))), None)
+            rid = str(e.get("id", ""))
+            live.pop((kind, region, rid), None)
+            # cleanup found nothing (or removed what) a dangling intent named: it is settled
+            intents.pop((kind, region, rid), None)
+            intents.pop((kind, region, str(e.get("name") or "")), None)
         elif ev == "finished":
             arts = e.get("artifacts") or {}
             rec.finished[build] = {str(k): str(v) for k, v in arts.items()} if isinstance(arts, dict) else {}
+        elif ev == "access" and region:
+            rec.access[region] = {k: str(e[k]) for k in ("endpoint", "profile", "role_arn")
+                                  if isinstance(e.get(k), str) and e[k]}
     rec.live = list(live.values())
     rec.dangling = list(intents.values())
     return rec

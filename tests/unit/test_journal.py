@@ -111,3 +111,133 @@ def test_live_is_created_minus_removed(events: list[tuple[str, str]]) -> None:
                 live.pop(rid, None)
         j.close()
         assert {r.id for r in load_run(j.path).live} == set(live)
+
+
+# ---- every write checked: a record is complete or absent (#19 finding 1) ----------------------
+
+
+
+
+def _write_under_limit(path: Path, limit: int, records: int) -> str:
+    """In a child with `ulimit -f`: write records until one fails; return what the child saw."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, resource, signal\n"
+        "from pathlib import Path\n"
+        "from amibake.journal import Journal, JournalError\n"
+        f"signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))\n"
+        f"j = Journal('lim', Path(sys.argv[1])).for_build('b')\n"
+        f"for i in range({records}):\n"
+        "    try:\n"
+        "        j.created('volume', 'r', f'vol-{i:04d}', pad='x' * 40)\n"
+        "    except JournalError as exc:\n"
+        "        print('failed at', i, exc); break\n"
+        "else:\n"
+        "    print('all written')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_a_write_cut_short_by_a_file_size_limit_is_an_error_and_leaves_no_torn_record(
+    tmp_path: Path,
+) -> None:
+    # the issue's repro is `ulimit -f 3` (3 KiB): the record crossing the limit is cut short
+    out = _write_under_limit(tmp_path, 3 * 1024, 200)
+    assert out.startswith("failed at "), out
+    assert "cannot write the run journal" in out and "File too large" in out, out
+    n = int(out.split()[2])
+    raw = (tmp_path / "runs" / "lim.jsonl").read_bytes()
+    assert raw.endswith(b"\n"), "a partial record was left at the end of the journal"
+    lines = raw.splitlines()
+    assert len(lines) == n, (len(lines), n)  # every record before the failing one, whole
+    live = [r.id for r in load_run(tmp_path / "runs" / "lim.jsonl").live]
+    assert live == [f"vol-{i:04d}" for i in range(n)]
+
+
+def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.write
+    calls: list[int] = []
+
+    def dribble(fd: int, data: bytes) -> int:  # a write that takes 7 bytes at a time
+        calls.append(len(data))
+        return real(fd, bytes(data[:7]))
+
+    j = Journal("short", tmp_path)
+    monkeypatch.setattr(os, "write", dribble)
+    j.for_build("b").created("volume", "r", "vol-1")
+    monkeypatch.setattr(os, "write", real)
+    j.close()
+    assert len(calls) > 5
+    assert [r.id for r in load_run(j.path).live] == ["vol-1"]
+
+
+def test_a_write_that_makes_no_progress_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amibake.journal import JournalError
+
+    real = os.write
+    j = Journal("stuck", tmp_path)
+    j.for_build("b").created("volume", "r", "vol-1")
+    state = {"n": 0}
+
+    def half_then_nothing(fd: int, data: bytes) -> int:
+        state["n"] += 1
+        return real(fd, bytes(data[:10])) if state["n"] == 1 else 0
+
+    monkeypatch.setattr(os, "write", half_then_nothing)
+    with pytest.raises(JournalError, match="short write"):
+        j.for_build("b").created("volume", "r", "vol-2")
+    monkeypatch.setattr(os, "write", real)
+    j.close()
+    raw = j.path.read_bytes()
+    assert raw.endswith(b"\n") and raw.count(b"\n") == 1  # the cut-off second record is gone
+    assert [r.id for r in load_run(j.path).live] == ["vol-1"]
+
+
+# ---- what a finished build keeps: exactly its listed artifacts ---------------------------------
+
+
+def test_finished_build_keeps_only_its_listed_artifacts(tmp_path: Path) -> None:
+    j = Journal("run7", tmp_path)
+    b = j.for_build("b")
+    b.created("image", "r1", "ami-1")
+    b.created("snapshot", "r1", "snap-1", image="ami-1")
+    b.created("image", "r1", "ami-dup")  # a second AMI from a retried CreateImage
+    b.created("snapshot", "r1", "snap-dup", image="ami-dup")
+    b.created("image", "r2", "ami-2")
+    b.created("snapshot", "r2", "snap-2", image="ami-2")
+    b.finished({"r1": "ami-1", "r2": "ami-2"})
+    j.close()
+    rec = load_run(j.path)
+    assert {r.id for r in rec.live if rec.keeps(r)} == {"ami-1", "snap-1", "ami-2", "snap-2"}
+    assert {r.id for r in rec.live if not rec.keeps(r)} == {"ami-dup", "snap-dup"}
+
+
+def test_access_is_recorded_per_region_without_credentials(tmp_path: Path) -> None:
+    j = Journal("run8", tmp_path)
+    b = j.for_build("b")
+    role = "arn:aws:iam::1:role/r"
+    b.access("us-east-1", endpoint="http://127.0.0.1:4566", profile="ci", role_arn=role)
+    b.access("us-west-2", endpoint="", profile="ci")
+    j.close()
+    rec = load_run(j.path)
+    assert rec.access == {
+        "us-east-1": {"endpoint": "http://127.0.0.1:4566", "profile": "ci", "role_arn": role},
+        "us-west-2": {"profile": "ci"},
+    }
+
+
+def test_a_removed_entry_settles_the_intent_it_names(tmp_path: Path) -> None:
+    j = Journal("run9", tmp_path)
+    b = j.for_build("b")
+    b.intent("key-pair", "r", name="k1")
+    b.intent("security-group", "r", name="sg-name")
+    j.write("removed", build="b", kind="key-pair", region="r", id="k1", by="cleanup")
+    j.write("removed", build="b", kind="security-group", region="r", id="sg-1", name="sg-name", by="cleanup")
+    j.close()
+    assert load_run(j.path).dangling == []
