@@ -246,6 +246,38 @@ def test_custom_endpoint_and_max_retries_of_json_services(env: dict[str, str], t
     assert _Failing.hits[0].endswith("GetParameter" if typ == "amazon-parameterstore" else "GetSecretValue")
 
 
+@pytest.mark.effect("datasource/amazon-ami", "insecure_skip_tls_verify")
+@pytest.mark.effect("datasource/amazon-parameterstore", "insecure_skip_tls_verify")
+@pytest.mark.effect("datasource/amazon-secretsmanager", "insecure_skip_tls_verify")
+@pytest.mark.parametrize("typ", ["amazon-ami", "amazon-parameterstore", "amazon-secretsmanager"])
+def test_insecure_skip_tls_verify(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, moto: MotoServer, typ: str
+) -> None:
+    """An HTTPS endpoint with a self-signed certificate (tests/tlsfront.py in front of moto): the
+    call is refused on the certificate, with a clear error, unless insecure_skip_tls_verify."""
+    from tests.tlsfront import TlsFront
+
+    for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    cases: dict[str, dict[str, Any]] = {
+        "amazon-ami": {"owners": [UBUNTU_OWNER], "filters": {"image-id": XENIAL}},
+        "amazon-parameterstore": {"name": "/tls/p"},
+        "amazon-secretsmanager": {"name": "tls/s"},
+    }
+    boto(env, "ssm").put_parameter(Name="/tls/p", Value="over-tls", Type="String")
+    boto(env, "secretsmanager").create_secret(Name="tls/s", SecretString="over-tls")
+    with TlsFront(env["AWS_ENDPOINT_URL"]) as front:
+        # custom_endpoint_ec2 serves every service of a data source, as in Packer
+        config = {**cases[typ], "custom_endpoint_ec2": front.url, "region": "us-east-1", "max_retries": 1}
+        with pytest.raises(DatasourceError, match=r"certificate verify failed.*insecure_skip_tls_verify"):
+            run(typ, config)
+        assert front.handshakes == 0 and front.refused
+        out, _ = run(typ, {**config, "insecure_skip_tls_verify": True})
+        assert front.handshakes >= 1
+    assert (out["id"] if typ == "amazon-ami" else out["value"]) == (
+        XENIAL if typ == "amazon-ami" else "over-tls")
+
+
 # --- whole templates ------------------------------------------------------------------------------
 
 TEMPLATE = """

@@ -7,6 +7,7 @@ Each test names the options it proves with the ``effect`` marker (tests/unit/tes
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import pwd
 import time
@@ -609,3 +610,193 @@ def test_ssh_interface_picks_the_address(stack: Stack, moto: MotoServer) -> None
     reservations = ec2(stack).describe_instances()["Reservations"]
     private_ip = reservations[-1]["Instances"][0]["PrivateIpAddress"]
     assert f"==> Using SSH communicator to connect: {private_ip}" in ui.lines
+
+
+# --- AWS access: retries, polling, TLS; the virtualization type -------------------------------------
+
+
+class ThrottleFirst(AwsProxy):
+    """Answers the first ``first`` EC2 calls with throttling (503 RequestLimitExceeded, as AWS sheds
+    load), then relays every call: a deterministic burst, where ``throttle_rate`` is random."""
+
+    def __init__(self, upstream: str, first: int) -> None:
+        super().__init__(upstream)
+        self.first = first
+        self._seen = 0
+
+    def _fault_for(self) -> str:
+        with self._lock:
+            self._seen += 1
+            return "throttle" if self._seen <= self.first else ""
+
+
+@pytest.mark.effect("builder/amazon-ebs", "max_retries")
+def test_max_retries_bounds_the_attempts_of_a_throttled_call(stack: Stack, moto: MotoServer) -> None:
+    """max_retries is the retries after the first attempt (aws-sdk-go's MaxRetries): a call throttled
+    three times fails the build with max_retries = 2 (1 + 2 attempts), and gets through on its fourth
+    attempt with max_retries = 3."""
+    with ThrottleFirst(moto.url, first=3) as proxy:
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, max_retries=2)
+        with pytest.raises(BuildError, match="RequestLimitExceeded"):
+            EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        first = proxy.requests[0]
+        assert [(r.action, r.status) for r in proxy.requests] == [(first.action, 503)] * 3
+        assert first.params == proxy.requests[2].params  # the same call, attempted three times
+    with ThrottleFirst(moto.url, first=3) as proxy:
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, max_retries=3)
+        artifact = EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert artifact is not None
+        assert [(r.action, r.status) for r in proxy.requests[:4]] == [
+            (first.action, 503), (first.action, 503), (first.action, 503), (first.action, 200)]
+        assert proxy.faults["throttle"] == 3
+        one(proxy, "CreateImage")
+
+
+class PollClock(AwsProxy):
+    """Notes when each DescribeImages answer showed an image still ``pending`` (a poll of a wait)."""
+
+    def __init__(self, upstream: str, **kw: Any) -> None:
+        super().__init__(upstream, **kw)
+        self.pending_polls: list[float] = []
+
+    def __enter__(self) -> PollClock:
+        self.start()
+        return self
+
+    def observe(self, action: str, body: bytes) -> bytes:
+        out = super().observe(action, body)
+        if action == "DescribeImages" and b"<imageState>pending</imageState>" in out:
+            with self._lock:
+                self.pending_polls.append(time.monotonic())
+        return out
+
+
+class ClockUi(RecUi):
+    """Notes when each message was said."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.said: dict[str, float] = {}
+
+    def say(self, message: str) -> None:
+        self.said.setdefault(message, time.monotonic())
+        super().say(message)
+
+    def polls(self, proxy: PollClock) -> list[float]:
+        """The polls of the wait for the AMI (not a look at it before or after)."""
+        start = self.said["Waiting for AMI to become ready..."]
+        end = min([t for m, t in self.said.items() if t > start] + [float("inf")])
+        return [t for t in proxy.pending_polls if start <= t < end]
+
+
+@pytest.mark.effect("builder/amazon-ebs", "aws_polling")
+def test_aws_polling_spaces_and_bounds_the_waits(stack: Stack, moto: MotoServer) -> None:
+    """aws_polling: polls are at most delay_seconds apart (amibake starts at 0.5 s and doubles up to
+    it), and a wait lasts at most max_attempts x delay_seconds (the plugin's waiter MaxWaitTime)."""
+    # the AMI stays pending for a minute: 3 attempts 1 s apart give up after about 3 s
+    with PollClock(moto.url, delays={"image_pending": 60}) as proxy:
+        ui = ClockUi()
+        config = make_config(stack, custom_endpoint_ec2=proxy.url,
+                             aws_polling={"delay_seconds": 1, "max_attempts": 3})
+        with pytest.raises(BuildError, match=r"gave up waiting for .*\(3 attempts, 1s apart; raise aws_pol"):
+            EbsBuilder(config, make_env(ui)).run(Hooks("true"))
+        polls = ui.polls(proxy)
+        gaps = [b - a for a, b in itertools.pairwise(polls)]
+        assert 3 <= len(polls) <= 5, gaps  # at once, then 0.5 s, 1 s, 1 s...
+        assert max(gaps) <= 1.5 and gaps[-1] >= 0.9, gaps
+        gave_up = min(t for t in ui.said.values() if t > polls[-1])
+        assert 2.0 <= gave_up - polls[0] <= 3.6, gaps
+    # pending for 5 s: 4 attempts 2 s apart (8 s) wait it out, with polls reaching 2 s apart
+    with PollClock(moto.url, delays={"image_pending": 5}) as proxy:
+        ui = ClockUi()
+        config = make_config(stack, custom_endpoint_ec2=proxy.url,
+                             aws_polling={"delay_seconds": 2, "max_attempts": 4})
+        artifact = EbsBuilder(config, make_env(ui)).run(Hooks("true"))
+        assert artifact is not None
+        polls = ui.polls(proxy)
+        gaps = [b - a for a, b in itertools.pairwise(polls)]
+        assert 1.8 <= max(gaps) <= 2.5 and gaps[-1] >= 1.8, gaps
+        assert polls[-1] - polls[0] >= 3.0, gaps  # longer than the first wait's whole budget
+
+
+@pytest.mark.effect("builder/amazon-ebs", "insecure_skip_tls_verify")
+def test_insecure_skip_tls_verify(
+    stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An HTTPS EC2 endpoint with a self-signed certificate (tests/tlsfront.py in front of the
+    recording proxy): refused by default, with a clear error and nothing sent; used with
+    insecure_skip_tls_verify."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.tlsfront import TlsFront
+
+    for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with AwsProxy(moto.url) as proxy, TlsFront(proxy.url) as front:
+        config = make_config(stack, custom_endpoint_ec2=front.url)
+        with pytest.raises(BuildError) as exc:
+            EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert "certificate verify failed" in str(exc.value)
+        assert "insecure_skip_tls_verify" in str(exc.value)
+        assert front.handshakes == 0 and front.refused  # the client refused the certificate
+        assert proxy.requests == []
+        # the same through the CLI: an error message, no traceback
+        template = tmp_path / "t.json"
+        template.write_text(json.dumps({"builders": [{
+            "type": "amazon-ebs", "region": "us-east-1", "source_ami": "ami-785db401",
+            "instance_type": "t2.micro", "ssh_username": stack.sshd.user, "ami_name": "tls-{{timestamp}}",
+            "custom_endpoint_ec2": front.url, "skip_region_validation": True,
+        }]}))
+        env = {**os.environ, **stack.env(), "AWS_ENDPOINT_URL": front.url,
+               "AMIBAKE_STATE_DIR": str(tmp_path / "cli-state")}
+        r = subprocess.run([sys.executable, "-m", "amibake", "build", str(template)], env=env,
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "certificate verify failed" in r.stdout + r.stderr
+        assert "Traceback" not in r.stdout + r.stderr and "InsecureRequestWarning" not in r.stderr
+        assert proxy.requests == []
+        # skipping verification: the whole build goes through the TLS front
+        config = make_config(stack, custom_endpoint_ec2=front.url, insecure_skip_tls_verify=True)
+        artifact = EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert artifact is not None and front.handshakes >= 1
+        one(proxy, "RunInstances")
+        one(proxy, "CreateImage")
+
+
+#: a paravirtual AMI among moto's bundled images
+PARAVIRTUAL_AMI = "ami-8104a4f8"
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ami_virtualization_type")
+def test_ami_virtualization_type_is_checked_against_the_source(stack: Stack, moto: MotoServer) -> None:
+    """Packer's amazon-ebs reads ami_virtualization_type only to allow ENA/SR-IOV; the image always
+    has its source AMI's type. amibake refuses a type the source AMI does not have (before anything is
+    created) rather than build another image than the template says."""
+    creates = ("RunInstances", "CreateKeyPair", "ImportKeyPair", "CreateSecurityGroup", "CreateImage")
+    with AwsProxy(moto.url) as proxy:
+        refused = (
+            ({"ami_virtualization_type": "paravirtual"},
+             r"ami_virtualization_type is 'paravirtual' but the source AMI ami-785db401 is 'hvm'"),
+            ({"ami_virtualization_type": "hvm", "source_ami": PARAVIRTUAL_AMI},
+             rf"ami_virtualization_type is 'hvm' but the source AMI {PARAVIRTUAL_AMI} is 'paravirtual'"),
+            # Packer's own check: enhanced networking needs HVM
+            ({"ami_virtualization_type": "paravirtual", "ena_support": True},
+             r"Cannot enable enhanced networking, AMIVirtType 'paravirtual' is not HVM"),
+            ({"source_ami": PARAVIRTUAL_AMI, "sriov_support": True},
+             rf"Cannot enable enhanced networking, source AMI '{PARAVIRTUAL_AMI}' is not HVM"),
+        )
+        for over, message in refused:
+            config = make_config(stack, custom_endpoint_ec2=proxy.url, **over)
+            with pytest.raises(BuildError, match=message):
+                EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert not [r.action for r in proxy.requests if r.action in creates]
+        assert len(proxy.sent("DescribeImages")) >= len(refused)  # each looked at its source AMI
+        config = make_config(stack, custom_endpoint_ec2=proxy.url, ami_virtualization_type="hvm",
+                             ena_support=True)
+        artifact = EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert artifact is not None
+        one(proxy, "CreateImage")
+    image = ec2(stack).describe_images(ImageIds=[artifact.amis["us-east-1"]])["Images"][0]
+    assert image["VirtualizationType"] == "hvm"

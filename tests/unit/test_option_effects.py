@@ -137,7 +137,6 @@ def proven_options(markers: list[Marker]) -> dict[str, dict[str, list[str]]]:
 #: a test proves it (then the list must drop it) or when it is refused; a new option may never join it.
 OWED: dict[str, frozenset[str]] = {
     "builder/amazon-ebs": frozenset({
-        "ami_virtualization_type", "aws_polling", "insecure_skip_tls_verify", "max_retries",
         "ssh_agent_auth", "ssh_bastion_agent_auth", "ssh_bastion_certificate_file",
         "ssh_bastion_host", "ssh_bastion_interactive", "ssh_bastion_password", "ssh_bastion_port",
         "ssh_bastion_private_key_file", "ssh_bastion_username", "ssh_certificate_file",

@@ -2,11 +2,12 @@
 
 Credentials: ``access_key``/``secret_key``/``token``, else ``profile``, else boto3's default chain
 (environment, shared files; ``shared_credentials_file`` names the credentials file). Region:
-``region``, else ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the
-profile's. Calls go to ``custom_endpoint_ec2`` when set (Packer puts it on the session, so the SSM and
-Secrets Manager data sources use it too); every service also honours boto3's
-``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``. This module imports boto3: it is imported
-only when a data source is executed.
+``region``, else ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the profile's. Calls go to
+``custom_endpoint_ec2`` when set (Packer puts it on the session, so the SSM and Secrets Manager data
+sources use it too); every service also honours boto3's ``AWS_ENDPOINT_URL`` /
+``AWS_ENDPOINT_URL_<SERVICE>``. ``insecure_skip_tls_verify`` turns certificate verification off for
+every client of the data source (Packer sets it on the session's HTTP transport). This module
+imports boto3: it is imported only when a data source is executed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import botocore.config
 import botocore.exceptions
 import botocore.session
 
+from amibake.builders.amazon.access import TLS_HINT, quiet_insecure_warnings
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.datasources.errors import DatasourceError
 
@@ -62,6 +64,7 @@ def client(access: AccessConfig, service: str) -> Any:
             kw["endpoint_url"] = access.custom_endpoint_ec2
         if access.insecure_skip_tls_verify:
             kw["verify"] = False
+            quiet_insecure_warnings()
         if session.region_name is None:
             raise AwsCallError(
                 "", "no AWS region: set `region` in the data source, AWS_REGION, or a profile's region"
@@ -77,6 +80,8 @@ def translated() -> Iterator[None]:
     except botocore.exceptions.ClientError as exc:
         err = exc.response.get("Error", {})
         raise AwsCallError(str(err.get("Code", "")), str(err.get("Message", exc))) from exc
+    except botocore.exceptions.SSLError as exc:
+        raise AwsCallError("", f"{exc}; {TLS_HINT}") from exc
     except botocore.exceptions.NoCredentialsError as exc:
         raise AwsCallError("", f"no AWS credentials found ({exc})") from exc
     except botocore.exceptions.BotoCoreError as exc:

@@ -21,7 +21,6 @@ ACCESS_UNSUPPORTED = {
     "mfa_code": "the data sources do not pass an MFA code (it only serves a profile's assumed role)",
     "decode_authorization_messages": "the data sources do not decode authorization messages",
     "skip_credential_validation": "the data sources never validate credentials before their call",
-    "insecure_skip_tls_verify": "not tested against a TLS endpoint yet",
     "aws_polling": "a data source waits for nothing: it would have no effect",
     "skip_metadata_api_check": "deprecated: Packer ignores it",
 }

@@ -13,6 +13,20 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+#: what follows a certificate the client refused, in errors (builders and data sources)
+TLS_HINT = ("the endpoint's TLS certificate is not trusted: trust its CA (AWS_CA_BUNDLE) or, for a "
+            "test endpoint, set insecure_skip_tls_verify = true")
+
+
+def quiet_insecure_warnings() -> None:
+    """``insecure_skip_tls_verify`` is the template's explicit choice: urllib3's per-request
+    InsecureRequestWarning (a Python warning naming a site-packages file) is not printed for it."""
+    import warnings
+
+    import urllib3.exceptions
+
+    warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
+
 
 @dataclass(frozen=True)
 class AssumeRole:

@@ -29,7 +29,7 @@ import botocore.exceptions
 import botocore.parsers
 import botocore.session
 
-from amibake.builders.amazon.access import AssumeRole, AwsAccess, Polling
+from amibake.builders.amazon.access import TLS_HINT, AssumeRole, AwsAccess, Polling, quiet_insecure_warnings
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal
 from amibake.steps.context import BuildCancelled
@@ -98,6 +98,16 @@ class RetryPolicy:
         ))
 
 
+#: Packer's ``max_retries`` when the template leaves it 0 (the AccessConfig's Prepare)
+DEFAULT_RETRIES = 10
+
+
+def retries(access: AwsAccess) -> int:
+    """``max_retries``: the retries after a call's first attempt on throttling, 5xx and connection
+    errors (aws-sdk-go's MaxRetries, so 1 + max_retries attempts); 0 means Packer's 10."""
+    return access.max_retries if access.max_retries > 0 else DEFAULT_RETRIES
+
+
 @contextmanager
 def _translated(operation: str) -> Iterator[None]:
     try:
@@ -105,6 +115,8 @@ def _translated(operation: str) -> Iterator[None]:
     except botocore.exceptions.ClientError as exc:
         err = exc.response.get("Error", {})
         raise AwsError(operation, str(err.get("Code", "")), str(err.get("Message", exc))) from exc
+    except botocore.exceptions.SSLError as exc:
+        raise AwsError(operation, "", f"{exc}; {TLS_HINT}") from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise AwsError(operation, "", str(exc)) from exc
     except botocore.parsers.ResponseParserError as exc:
@@ -365,6 +377,7 @@ class ClientPool:
             kw.setdefault("region_name", region)
             if access.insecure_skip_tls_verify:
                 kw["verify"] = False
+                quiet_insecure_warnings()
             return session.create_client(service, **kw)
 
         args = role.api_args()
@@ -418,6 +431,7 @@ class ClientPool:
             kw["endpoint_url"] = endpoint
         if access.insecure_skip_tls_verify:
             kw["verify"] = False
+            quiet_insecure_warnings()
         with _translated("client"):
             return session.create_client(service, **kw)
 
@@ -451,9 +465,7 @@ class Ec2Gateway:
         self.journal = journal
         #: called with a point name after each create call and inside each wait (AMIBAKE_PAUSE_AT)
         self._pause = pause or (lambda point: None)
-        self.retry = retry or RetryPolicy(
-            max_attempts=access.max_retries if access.max_retries > 0 else RetryPolicy.max_attempts
-        )
+        self.retry = retry or RetryPolicy(max_attempts=1 + retries(access))
         self._rng = random.Random()
 
     def cleanup_hint(self) -> str:

@@ -93,6 +93,16 @@ def source_ami_info(st: BuildState, ctx: StepContext) -> None:
             raise BuildError("Cannot enable enhanced networking, AMIVirtType "
                              f"'{s.ami_virtualization_type}' is not HVM")
         raise BuildError(f"Cannot enable enhanced networking, source AMI '{image.id}' is not HVM")
+    if s.ami_virtualization_type and s.ami_virtualization_type != image.virtualization_type:
+        # Packer's amazon-ebs reads the option only for the check above: CreateImage has no
+        # virtualization type, the image gets the source's. Building an image of another type than
+        # the template says, without a word, is refused here, before anything is created.
+        raise BuildError(
+            f"ami_virtualization_type is '{s.ami_virtualization_type}' but the source AMI {image.id} "
+            f"is '{image.virtualization_type or 'unknown'}': an amazon-ebs image has its source AMI's "
+            "virtualization type (CreateImage cannot change it); choose a source AMI of that type or "
+            "remove ami_virtualization_type"
+        )
     st.source_image = image
 
 
