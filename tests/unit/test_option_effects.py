@@ -137,11 +137,7 @@ def proven_options(markers: list[Marker]) -> dict[str, dict[str, list[str]]]:
 #: a test proves it (then the list must drop it) or when it is refused; a new option may never join it.
 OWED: dict[str, frozenset[str]] = {
     "builder/amazon-ebs": frozenset({
-        "ssh_agent_auth", "ssh_bastion_agent_auth", "ssh_bastion_certificate_file",
-        "ssh_bastion_host", "ssh_bastion_interactive", "ssh_bastion_password", "ssh_bastion_port",
-        "ssh_bastion_private_key_file", "ssh_bastion_username", "ssh_certificate_file",
-        "ssh_file_transfer_method", "ssh_handshake_attempts", "ssh_keep_alive_interval",
-        "ssh_password", "ssh_read_write_timeout",
+        "ssh_bastion_interactive", "ssh_bastion_password", "ssh_password",
     }),
 }
 

@@ -31,6 +31,7 @@ import queue
 import shlex
 import signal
 import stat
+import sys
 import tempfile
 import threading
 import time
@@ -67,6 +68,9 @@ class _AuthFailed(Exception):
 
 
 def _options(s: SSHSettings) -> dict[str, Any]:
+    """asyncssh's options for one hop. Public keys are the given ones only (with the agent's added
+    by :func:`_connect_once` for ``agent_auth``): never ``~/.ssh`` files, and the agent only when
+    asked, as Packer's ``SSHConfigFunc``/``sshBastionConfig``."""
     keys: list[Any] = []
     try:
         if s.private_key_pem:
@@ -92,42 +96,105 @@ def _options(s: SSHSettings) -> dict[str, Any]:
         "known_hosts": None,
         "config": None,
         "encryption_algs": enc,
-        "keepalive_interval": s.keepalive_interval or None,
-        "client_keys": keys if keys else (() if s.agent_auth else None),
-        # () is asyncssh's "the agent at SSH_AUTH_SOCK"; None: no agent
-        "agent_path": () if s.agent_auth or s.agent_forwarding else None,
-        "agent_forwarding": s.agent_forwarding,
+        # a zero or negative interval (Packer's "-1s") disables keepalives
+        "keepalive_interval": max(0.0, s.keepalive_interval) or None,
+        "client_keys": keys,
+        # None: asyncssh neither offers the agent's keys on its own nor reads SSH_AUTH_SOCK
+        "agent_path": None,
+        "agent_forwarding": (os.environ.get("SSH_AUTH_SOCK") or False) if s.agent_forwarding else False,
         "password": s.password,
         "kbdint_auth": s.password is not None or s.interactive,
     }
     if s.kex_algorithms:
         opts["kex_algs"] = list(s.kex_algorithms)
-    if s.read_write_timeout > 0:
-        opts["inactivity_timeout"] = s.read_write_timeout
     return opts
 
 
-class _QuickAckProtocol(asyncio.Protocol):
-    """Stands between the TCP transport and asyncssh's connection; acknowledges what it reads."""
+class _Client(asyncssh.SSHClient):
+    """Keyboard-interactive answers: with ``interactive`` (``ssh_bastion_interactive``) the server's
+    questions are asked on the terminal, as Packer's ``KeyboardInteractive(tty)``; else every
+    question is answered with the password, as Packer's ``PasswordKeyboardInteractive``."""
 
-    def __init__(self, inner: asyncio.Protocol) -> None:
+    def __init__(self, s: SSHSettings) -> None:
+        self._password = s.password
+        self._interactive = s.interactive
+
+    def kbdint_auth_requested(self) -> str | None:
+        return "" if self._interactive or self._password is not None else None
+
+    async def kbdint_challenge_received(self, name: str, instructions: str, lang: str,
+                                        prompts: Sequence[tuple[str, bool]]) -> list[str] | None:
+        if self._interactive:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, _ask_terminal, name, instructions, list(prompts))
+        if self._password is None:
+            return None
+        return [self._password] * len(prompts)
+
+
+def _ask_terminal(name: str, instructions: str, prompts: list[tuple[str, bool]]) -> list[str]:
+    """Asks keyboard-interactive questions on the terminal: standard input when it is one, else
+    ``/dev/tty`` (as Packer); answers are read without echo unless the server asks for echo."""
+    import termios
+
+    own = False
+    try:
+        if sys.stdin is not None and sys.stdin.isatty():
+            fd = sys.stdin.fileno()
+        else:
+            fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+            own = True
+    except (OSError, ValueError) as exc:
+        raise asyncssh.PermissionDenied(
+            f"ssh_bastion_interactive: no terminal to ask the bastion's questions on ({exc})") from exc
+    try:
+        for text in (name, instructions):
+            if text:
+                os.write(fd, text.encode("utf-8", "replace") + b"\r\n")
+        answers = []
+        for prompt, echo in prompts:
+            os.write(fd, prompt.encode("utf-8", "replace"))
+            old = termios.tcgetattr(fd)
+            if not echo:
+                quiet = list(old)
+                quiet[3] &= ~termios.ECHO
+                termios.tcsetattr(fd, termios.TCSANOW, quiet)
+            try:
+                line = b""
+                while not line.endswith(b"\n"):
+                    data = os.read(fd, 1024)
+                    if not data:
+                        break
+                    line += data
+            finally:
+                termios.tcsetattr(fd, termios.TCSANOW, old)
+            if not echo:
+                os.write(fd, b"\r\n")
+            answers.append(line.rstrip(b"\r\n").decode("utf-8", "replace"))
+        return answers
+    finally:
+        if own:
+            os.close(fd)
+
+
+class _Relay:
+    """An asyncio protocol standing between a transport (a TCP socket, or an SSH channel of a
+    bastion) and asyncssh's connection. Every hook goes to the connection; subclasses watch reads."""
+
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self._sock: Any = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._sock = transport.get_extra_info("socket")
+    def __getattr__(self, name: str) -> Any:  # session_started() and the like
+        return getattr(self.inner, name)
+
+    def connection_made(self, transport: Any) -> None:
         self.inner.connection_made(transport)
 
-    def data_received(self, data: bytes) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_QUICKACK, 1)
-            except OSError:
-                self._sock = None
-        self.inner.data_received(data)
+    def data_received(self, data: bytes, *datatype: Any) -> None:
+        self.inner.data_received(data, *datatype)
 
     def eof_received(self) -> bool | None:
-        return self.inner.eof_received()
+        return self.inner.eof_received()  # type: ignore[no-any-return]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.inner.connection_lost(exc)
@@ -139,7 +206,72 @@ class _QuickAckProtocol(asyncio.Protocol):
         self.inner.resume_writing()
 
 
-class _QuickAckTcp:
+class _QuickAckProtocol(_Relay):
+    """Acknowledges every TCP read at once (see :class:`_Direct`)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self._sock: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self._sock = transport.get_extra_info("socket")
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes, *datatype: Any) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_QUICKACK, 1)
+            except OSError:
+                self._sock = None
+        super().data_received(data, *datatype)
+
+
+class ReadWriteTimeout(ConnectionError):
+    """Nothing arrived on the connection for ``ssh_read_write_timeout``."""
+
+
+class _ReadDeadline(_Relay):
+    """``ssh_read_write_timeout``, as Packer's ``timeoutConn``: every read of the connection has a
+    deadline that long; when nothing (output, keepalive reply, ...) arrives in time, the connection
+    is dropped. A healthy connection keeps receiving keepalive replies (``ssh_keep_alive_interval``)."""
+
+    def __init__(self, inner: Any, timeout: float) -> None:
+        super().__init__(inner)
+        self.timeout = timeout
+        self._transport: Any = None
+        self._timer: asyncio.TimerHandle | None = None
+        self.expired = False
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self._timer = None
+        if self._transport is not None:
+            self._transport.abort()
+
+    def connection_made(self, transport: Any) -> None:
+        self._transport = transport
+        self._arm()
+        super().connection_made(transport)
+
+    def data_received(self, data: bytes, *datatype: Any) -> None:
+        self._arm()
+        super().data_received(data, *datatype)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.expired:
+            exc = ReadWriteTimeout(f"nothing received for {self.timeout:g} seconds (ssh_read_write_timeout)")
+        super().connection_lost(exc)
+
+
+class _Direct:
     """A direct TCP connection for asyncssh (given as its ``tunnel``) that ACKs every read at once.
 
     sshd keeps Nagle's algorithm on for sessions without a terminal: a small packet it writes while
@@ -149,32 +281,74 @@ class _QuickAckTcp:
     on a real network. TCP_QUICKACK after each read sends the pending ACK immediately.
     """
 
+    quick_ack = hasattr(_socket, "TCP_QUICKACK")
+
     async def create_connection(self, session_factory: Callable[[], Any], host: str,
-                                port: int) -> tuple[asyncio.BaseTransport, Any]:
+                                port: int) -> tuple[Any, Any]:
         made: list[Any] = []
 
-        def factory() -> asyncio.Protocol:
+        def factory() -> Any:
             made.append(session_factory())
-            return _QuickAckProtocol(made[0])
+            return _QuickAckProtocol(made[0]) if self.quick_ack else _Relay(made[0])
 
         transport, _ = await asyncio.get_running_loop().create_connection(factory, host, port)
         return transport, made[0]
 
 
-_DIRECT = _QuickAckTcp() if hasattr(_socket, "TCP_QUICKACK") else None
+class _Deadlined:
+    """Any tunnel (direct TCP, or a bastion connection) with :class:`_ReadDeadline` on its reads."""
+
+    def __init__(self, tunnel: Any, timeout: float) -> None:
+        self._tunnel = tunnel
+        self._timeout = timeout
+        self.watch: _ReadDeadline | None = None
+
+    async def create_connection(self, session_factory: Callable[[], Any], host: str,
+                                port: int) -> tuple[Any, Any]:
+        made: list[Any] = []
+
+        def factory() -> Any:
+            made.append(session_factory())
+            self.watch = _ReadDeadline(made[0], self._timeout)
+            return self.watch
+
+        transport, _ = await self._tunnel.create_connection(factory, host, port)
+        made[0].set_extra_info(amibake_read_deadline=self.watch)
+        return transport, made[0]
+
+
+_DIRECT = _Direct()
 
 
 async def _connect_once(s: SSHSettings, attempt_timeout: float, tunnel: Any = None) -> Any:
     opts = _options(s)
-    if tunnel is None:
-        tunnel = _DIRECT
+    agent = None
+    tunnel = tunnel if tunnel is not None else _DIRECT
+    if s.read_write_timeout > 0:
+        tunnel = _Deadlined(tunnel, s.read_write_timeout)
     try:
+        if s.agent_auth:
+            # as Packer: the agent's keys (PublicKeysCallback(agent.Signers)) after the given ones
+            sock = os.environ.get("SSH_AUTH_SOCK")
+            if not sock:
+                raise CommunicatorError("SSH agent authentication: SSH_AUTH_SOCK is not set")
+            try:
+                agent = await asyncssh.connect_agent(sock)
+                opts["client_keys"] = [*opts["client_keys"], *await agent.get_keys()]
+            except (OSError, asyncssh.Error, ValueError) as exc:
+                raise CommunicatorError(
+                    f"cannot use the SSH agent at SSH_AUTH_SOCK: {_describe(exc)}") from exc
+        opts["client_keys"] = opts["client_keys"] or None  # [] would be "the default key files"
         return await asyncssh.connect(s.host, tunnel=tunnel, connect_timeout=attempt_timeout,
-                                      login_timeout=attempt_timeout, **opts)
+                                      login_timeout=attempt_timeout,
+                                      client_factory=lambda: _Client(s), **opts)
     except asyncssh.PermissionDenied as exc:
         raise _AuthFailed(f"authentication failed for user {s.username!r}: {exc.reason}") from exc
     except ValueError as exc:  # a bad algorithm name
         raise CommunicatorError(f"invalid SSH settings: {exc}") from exc
+    finally:
+        if agent is not None:
+            agent.close()
 
 
 def _describe(exc: BaseException) -> str:
@@ -390,6 +564,10 @@ class SSHCommunicator(Communicator):
             if sig is not None:
                 num = getattr(signal, "SIG" + sig[0], None)
                 return 128 + int(num) if num is not None else 255
+            watch = self._conn.get_extra_info("amibake_read_deadline")
+            if watch is not None and watch.expired:
+                raise DisconnectedError(f"SSH connection dropped during a remote command: nothing received "
+                                        f"for {watch.timeout:g} seconds (ssh_read_write_timeout)")
             raise DisconnectedError("SSH connection lost before the remote command reported an exit status")
         finally:
             emit(_DONE)
