@@ -422,8 +422,13 @@ def load_template(
     from amibake.template.variables import resolve_json_variables
 
     template = load_json(path)
-    values = resolve_json_variables(template, var_files, cli_vars, env=env, init_time=init_time)
-    run = RunContext(template=template, user_vars=values, init_time=init_time)
+    secrets: list[str] = []  # values read by aws_secretsmanager: redacted like data source secrets
+    try:
+        values = resolve_json_variables(template, var_files, cli_vars, env=env, init_time=init_time,
+                                        secrets=secrets)
+    except TemplateError as err:
+        raise _redacted(err, secrets) from None
+    run = RunContext(template=template, user_vars=values, init_time=init_time, datasource_secrets=secrets)
     render_build_names(run)
     return run
 

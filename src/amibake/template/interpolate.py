@@ -209,6 +209,8 @@ class InterpContext:
     #: functions a plugin adds (the amazon builders: ``clean_resource_name``); pass
     #: ``frozenset()`` for provisioner and post-processor configs
     extra_funcs: frozenset[str] = AMAZON_BUILDER_FUNCS
+    #: where ``aws_secretsmanager`` records each value it read (the run redacts them); None: nowhere
+    secrets_out: list[str] | None = None
 
     @property
     def timestamp(self) -> int:
@@ -1595,6 +1597,16 @@ def _network(name: str) -> Callable[..., str]:
             raise _FuncError("secret name must be provided")
         if name == "aws_secretsmanager" and len(args) > 2:
             raise _FuncError("only secret name and optional secret key can be provided.")
+        if name == "aws_secretsmanager":
+            from amibake.template.aws_secrets import AwsSecretError, get_aws_secret
+
+            try:
+                value = get_aws_secret(args[0], args[1] if len(args) > 1 else "")
+            except AwsSecretError as e:
+                raise _FuncError(str(e)) from None
+            if ctx.secrets_out is not None and value and value not in ctx.secrets_out:
+                ctx.secrets_out.append(value)
+            return value
         raise _FuncError(
             f"amibake does not support the {name} function (it reads {_NETWORK_FUNCS[name]} "
             "over the network); pass the value with -var or -var-file instead"

@@ -74,9 +74,11 @@ def resolve_json_variables(
     *,
     env: Mapping[str, str] | None = None,
     init_time: datetime | None = None,
+    secrets: list[str] | None = None,
 ) -> dict[str, str]:
     """The final value of every user variable of a JSON template. ``init_time``: the run's clock
-    (``{{timestamp}}``, ``{{isotime}}`` in defaults); by default, read now."""
+    (``{{timestamp}}``, ``{{isotime}}`` in defaults); by default, read now. ``secrets`` receives
+    every value read from a secret store (``aws_secretsmanager``), for the run's redactor."""
     from amibake.template.interpolate import InterpContext, render
 
     values: dict[str, str] = {}
@@ -114,6 +116,7 @@ def resolve_json_variables(
                     env=env,
                     template_dir=str(template.template_dir),
                     init_time=started,
+                    secrets_out=secrets,
                 )
                 out = render(raw, _Strict(ctx, set(pending) - {name}))
             except _NotYet:

@@ -1176,6 +1176,28 @@ class _Loader:
         self.problem('expected a list of strings like ["amazon-ebs.NAME"]', f, attr.line, attr.col, key)
         return []
 
+    def read_secret(self, name: str, args: list[Any]) -> Any:
+        """``aws_secretsmanager(name, key)``: read when data sources are executed (``build``,
+        ``validate -evaluate-datasources``), unknown otherwise, as data source outputs are; the value
+        goes to the data source runner's secrets, which the run redacts. ``vault``/``consul_key``:
+        unknown."""
+        if name != "aws_secretsmanager" or not getattr(self.resolver, "execute", False):
+            return UNKNOWN
+        from amibake.template.aws_secrets import AwsSecretError, get_aws_secret
+        from amibake.template.hcl.evaluator import FunctionError
+
+        secret_name, key = [*args, None, None][:2]
+        if not isinstance(secret_name, str) or not isinstance(key, str | None):
+            raise FunctionError("aws_secretsmanager(name, key): name must be a string, key a string or null")
+        try:
+            value = get_aws_secret(secret_name, key or "")
+        except AwsSecretError as e:
+            raise FunctionError(str(e)) from None
+        secrets = getattr(self.resolver, "secrets", None)
+        if isinstance(secrets, list) and value and value not in secrets:
+            secrets.append(value)
+        return value
+
     # --- the whole load ----------------------------------------------------------------------
 
     def run(self) -> Template:
@@ -1189,6 +1211,7 @@ class _Loader:
                 base,
                 init_time=self.init_time,
                 templatefile_render=lambda text, name, v: render_template_file(text, name, v, funcs),
+                secret=self.read_secret,
             )
         )
         self.functions = funcs

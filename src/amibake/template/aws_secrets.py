@@ -1,0 +1,75 @@
+"""The ``aws_secretsmanager`` template function (legacy JSON ``{{ aws_secretsmanager `name` `key` }}``
+in the variables section, and HCL2's ``aws_secretsmanager(name, key)``), as Packer 1.6.6 reads a
+secret (``packer-plugin-sdk/template/funcs.go`` ``GetAWSSecret`` and
+``template/interpolate/aws/secretsmanager``):
+
+* one ``GetSecretValue`` call for ``SecretId=name``, ``VersionStage=AWSCURRENT``, through the standard
+  credential chain (environment, shared files, SSO, container and instance roles) and the region of
+  ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` or the profile; boto3 honours ``AWS_ENDPOINT_URL`` and
+  ``AWS_ENDPOINT_URL_SECRETS_MANAGER``;
+* a secret without a ``SecretString`` is an error ("Secret is not string");
+* a ``SecretString`` that is not JSON is the value; a JSON object of strings gives the value of
+  ``key``, or with no key its only value ("Secret has multiple values and no key was set" when it
+  has more than one); a missing key is ``No secret found for key "KEY"``.
+
+Errors never carry the secret's value. boto3 is imported only when the function is called.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+class AwsSecretError(Exception):
+    """Reading the secret failed; the message names what failed, never the value."""
+
+
+def get_aws_secret(name: str, key: str = "") -> str:
+    if not name:
+        raise AwsSecretError("At least one secret name must be provided")
+    import botocore.config
+
+    from amibake.datasources.aws import AwsCallError, translated
+
+    try:
+        with translated():
+            import boto3
+
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
+            session = boto3.session.Session(region_name=region)
+            if session.region_name is None:
+                raise AwsSecretError(
+                    "MissingRegion: could not find region configuration (set AWS_REGION, "
+                    "AWS_DEFAULT_REGION or a profile's region)"
+                )
+            cfg = botocore.config.Config(
+                retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=60
+            )
+            client = session.client("secretsmanager", config=cfg)
+            resp = client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    except AwsCallError as exc:
+        raise AwsSecretError(str(exc)) from None
+    secret = resp.get("SecretString")
+    if secret is None:
+        raise AwsSecretError("Secret is not string")
+    return secret_value(str(secret), key)
+
+
+def secret_value(secret: str, key: str) -> str:
+    """Packer's ``getSecretValue``: the value of ``key`` in a JSON secret, or a plaintext secret."""
+    try:
+        data: Any = json.loads(secret)
+    except ValueError:
+        return secret  # plaintext secrets are returned as they are
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        # Go unmarshals into map[string]string; its error names the type, not the value
+        raise AwsSecretError("the secret's JSON is not an object of string values")
+    if not key and len(data) > 1:
+        raise AwsSecretError("Secret has multiple values and no key was set")
+    if not key and data:
+        return str(next(iter(data.values())))
+    if key in data:
+        return str(data[key])
+    raise AwsSecretError(f"No secret found for key {json.dumps(key)}")
