@@ -43,10 +43,24 @@ from pathlib import Path
 SSHD = "/usr/sbin/sshd"
 DEFAULT_USER = "amibuild"
 REGION = "us-east-1"
+#: where amibake and the tools it runs write: its run journals (AMIBAKE_STATE_DIR, else
+#: XDG_STATE_HOME/amibake), temporary files (TMPDIR) and the server socket a command would use.
+#: Each test sets its own (tests/conftest.py, tests/isolation.py); :meth:`Stack.env` carries them.
+ISOLATED_VARS = ("AMIBAKE_STATE_DIR", "XDG_STATE_HOME", "TMPDIR", "AMIBAKE_SERVER_SOCKET")
 
 
 class StackError(RuntimeError):
     """The stack could not start (the message says why and where the log is)."""
+
+
+def amibake_exe() -> str:
+    """The ``amibake`` executable of the interpreter running the tests (``bin/amibake`` beside
+    ``sys.executable``, not resolved through symlinks: a venv's python is a link)."""
+    exe = Path(sys.executable).with_name("amibake")
+    if not (exe.is_file() and os.access(exe, os.X_OK)):
+        raise StackError(f"no amibake executable beside {sys.executable} ({exe}): install amibake into "
+                         "this interpreter's environment (scripts/bootstrap, or pip install -e .)")
+    return str(exe)
 
 
 def stack_user() -> str:
@@ -174,7 +188,9 @@ class MotoServer:
         }
         with open(self.log, "wb") as logf:
             proc = subprocess.Popen(
-                [self.python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                # moto, with the emulation of AMI tagging on creation (tests/motoserver.py)
+                [self.python, str(Path(__file__).with_name("motoserver.py")), "-H", "127.0.0.1",
+                 "-p", str(self.port)],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,
             )
@@ -360,8 +376,10 @@ class Stack:
         self.moto.reset()
 
     def env(self) -> dict[str, str]:
-        """Environment for amibake (or Packer, or boto3) to talk to this stack only."""
+        """Environment for amibake (or Packer, or boto3) to talk to this stack only; with the test's
+        own state dir, TMPDIR and server socket when set (:data:`ISOLATED_VARS`)."""
         return {
+            **{k: os.environ[k] for k in ISOLATED_VARS if os.environ.get(k)},
             "AWS_ENDPOINT_URL": self.moto.url,
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,11 @@ from typing import Any
 import pytest
 
 from tests.endstate import end_state, leftovers
-from tests.stackkit import Stack
+from tests.stackkit import Stack, amibake_exe
 
 pytestmark = pytest.mark.stack
 
-AMIBAKE = [sys.executable, "-m", "amibake"]
+AMIBAKE = [amibake_exe()]
 
 
 def amibake(
@@ -225,19 +224,40 @@ def test_on_error_abort_leaves_resources_and_names_them(
 
 
 def test_only_and_parallel_builds(stack: Stack, aws_env: dict[str, str], tmp_path: Path) -> None:
+    # shell-local, once per build: marks its start and end in MARKS, and samples how many builds are
+    # in their provisioner at once (starts - ends) as it starts and before it ends. It stays until a
+    # second build has started (bounded: 60 s), then holds a window of up to 5 s open for a third:
+    # with -parallel-builds=2 two builds always overlap and no third joins them; unbounded, it does.
+    probe = r"""
+d="$MARKS"; me="$PACKER_BUILD_NAME"
+count() { ls "$d" | grep -c "^$1-" || true; }
+sample() { echo $(( $(count start) - $(count end) )) >> "$d/seen-$me"; }
+: > "$d/start-$me"; sample
+i=0; while [ "$(count start)" -lt 2 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+i=0; while [ "$(count start)" -lt 3 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+sample; : > "$d/end-$me"
+"""
+    marks = tmp_path / "marks"
+    marks.mkdir()
     template = {
-        "builders": [builder(stack, f"b{i}") for i in range(3)],
-        "provisioners": [{"type": "shell", "inline": ["echo $PACKER_BUILD_NAME"]}],
+        "builders": [builder(stack, f"b{i}") for i in range(4)],
+        "provisioners": [{"type": "shell-local", "inline": [probe]}],
     }
     (tmp_path / "t.json").write_text(json.dumps(template))
-    r = amibake(["build", "-color=false", "-only=b0,b2", "-parallel-builds=2", "t.json"], aws_env, tmp_path)
+    env = {**aws_env, "MARKS": str(marks), "AMIBAKE_STATE_DIR": str(tmp_path / "state")}
+    r = amibake(["build", "-color=false", "-only=b0,b1,b3", "-parallel-builds=2", "t.json"], env, tmp_path)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
-    assert "--> b0: AMIs were created:" in out and "--> b2: AMIs were created:" in out
-    assert "b1:" not in out
+    for name in ("b0", "b1", "b3"):
+        assert f"--> {name}: AMIs were created:" in out
+    assert "b2:" not in out
     state = end_state(aws_env, ("us-east-1",))
-    assert sorted(i["name"].split("-")[1] for i in state["us-east-1"]["images"]) == ["b0", "b2"]
+    assert sorted(i["name"].split("-")[1] for i in state["us-east-1"]["images"]) == ["b0", "b1", "b3"]
     assert leftovers(state) == {}
+    # -parallel-builds=2 bounds the builds running at once, and two did run at once
+    assert sorted(p.name for p in marks.glob("end-*")) == ["end-b0", "end-b1", "end-b3"]
+    seen = [int(n) for p in marks.glob("seen-*") for n in p.read_text().split()]
+    assert max(seen) == 2, seen
 
 
 def test_machine_readable_artifacts(stack: Stack, aws_env: dict[str, str], tmp_path: Path) -> None:
@@ -281,19 +301,45 @@ def test_long_ami_wait_shows_progress(stack: Stack, aws_env: dict[str, str], tmp
 def test_spot_build_through_launch_template_and_fleet(
     stack: Stack, aws_env: dict[str, str], tmp_path: Path
 ) -> None:
+    import re
+
+    from tests.awsproxy import AwsProxy
     from tests.endstate import client
 
     spot = builder(stack, "spot", spot_price="auto", spot_instance_types=["t2.micro", "t3.micro"])
     del spot["instance_type"]
     (tmp_path / "t.json").write_text(json.dumps({"builders": [spot]}))
     ec2 = client(aws_env, "us-east-1")
-    r = amibake(["build", "-color=false", "t.json"], aws_env, tmp_path)
-    out = r.stdout + r.stderr
-    assert r.returncode == 0, out
+    with AwsProxy(aws_env["AWS_ENDPOINT_URL"]) as proxy:
+        env = {**aws_env, "AWS_ENDPOINT_URL": proxy.url, "AMIBAKE_STATE_DIR": str(tmp_path / "state")}
+        r = amibake(["build", "-color=false", "t.json"], env, tmp_path)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out
+        ok = [req for req in proxy.requests if req.status == 200]
+    # a spot launch template, then an instant fleet from it over both types; no RunInstances
+    (created,) = [req for req in ok if req.action == "CreateLaunchTemplate"]
+    assert created.params["LaunchTemplateData.InstanceMarketOptions.MarketType"] == "spot"
+    lt_id = created.response.decode().split("<launchTemplateId>", 1)[1].split("<", 1)[0]
+    (fleet,) = [req for req in ok if req.action == "CreateFleet"]
+    assert fleet.params["Type"] == "instant"
+    assert fleet.params["TargetCapacitySpecification.DefaultTargetCapacityType"] == "spot"
+    assert fleet.params["LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId"] == lt_id
+    assert {v for k, v in fleet.params.items() if k.endswith(".InstanceType")} == {"t2.micro", "t3.micro"}
+    assert not [req for req in ok if req.action in ("RunInstances", "RequestSpotInstances")]
+    # the build ran on the fleet's instance, and cleaned up the template and the instance
+    fleet_instances = set(re.findall(r"\bi-[0-9a-f]{8,17}\b", fleet.response.decode()))
+    assert len(fleet_instances) == 1, fleet.response
+    order = [req.action for req in ok]
+    assert order.index("CreateLaunchTemplate") < order.index("CreateFleet") < order.index("CreateImage")
+    (image,) = [req for req in ok if req.action == "CreateImage"]
+    assert image.params["InstanceId"] in fleet_instances
+    (deleted,) = [req for req in ok if req.action == "DeleteLaunchTemplate"]
+    assert deleted.params["LaunchTemplateId"] == lt_id
     state = end_state(aws_env, ("us-east-1",))
     assert leftovers(state) == {}
     assert len(state["us-east-1"]["images"]) == 1
     assert ec2.describe_launch_templates()["LaunchTemplates"] == []
+    assert {i["id"] for i in state["us-east-1"]["instances"]} == fleet_instances
     assert all(i["state"] == "terminated" for i in state["us-east-1"]["instances"])
 
 

@@ -28,12 +28,11 @@ import boto3
 import pytest
 
 from tests.awsproxy import AwsProxy
-from tests.stackkit import MotoServer, Stack
+from tests.stackkit import MotoServer, Stack, amibake_exe
 
 pytestmark = pytest.mark.stack
 
-ROOT = Path(__file__).resolve().parents[2]
-AMIBAKE = str(ROOT / ".venv" / "bin" / "amibake")
+AMIBAKE = amibake_exe()
 REGIONS = ("us-east-1", "us-west-2")
 
 TEMPLATE: dict[str, Any] = {

@@ -27,10 +27,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.stack.test_reliability import AMIBAKE
-from tests.stackkit import MotoServer, Stack
+from tests.stackkit import MotoServer, Stack, amibake_exe
 
 pytestmark = pytest.mark.stack
+
+AMIBAKE = amibake_exe()
 
 TEMPLATE: dict[str, Any] = {
     "variables": {"ssh_host": "", "ssh_port": "22", "ssh_username": "", "ami_name": "", "secret": ""},

@@ -23,14 +23,15 @@ from typing import Any
 import pytest
 
 from tests.stack.test_reliability import (
-    AMIBAKE,
     TEMPLATE,
     assert_nothing_left,
     baseline,  # noqa: F401  (fixture)
 )
-from tests.stackkit import MotoServer, Stack
+from tests.stackkit import MotoServer, Stack, amibake_exe
 
 pytestmark = pytest.mark.stack
+
+AMIBAKE = amibake_exe()
 
 
 SERVER_CANARY = "server-environment-canary-4d1c"
@@ -46,8 +47,8 @@ class Server:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "AMIBAKE_NO_SERVER"}
-        env["AMIBAKE_SERVER_SOCKET"] = str(self.socket)
         env.update(extra)
+        env["AMIBAKE_SERVER_SOCKET"] = str(self.socket)  # this server's, whatever extra carried
         return env
 
     def cmd(self, *args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
@@ -106,8 +107,7 @@ def test_commands_run_in_a_worker_with_the_callers_cwd_env_and_exit_code(
     work.mkdir()
     build_template(stack, work)
     before = int(server.status()["served"])
-    env = server.env(**stack.env(), SERVER_TEST_VALUE="from-the-caller",
-                     AMIBAKE_STATE_DIR=str(tmp_path / "state"))
+    env = server.env(**stack.env(), SERVER_TEST_VALUE="from-the-caller")
     name = f"srv-{uuid.uuid4().hex[:8]}"
     res = server.cmd(*build_args(stack, name), cwd=work, env=env)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -132,8 +132,7 @@ def test_killed_launcher_still_gets_its_build_cleaned_up(
     work = tmp_path / "work"
     work.mkdir()
     build_template(stack, work)
-    env = server.env(**stack.env(), AMIBAKE_PAUSE_AT="after-run-instances",
-                     AMIBAKE_STATE_DIR=str(tmp_path / "state"))
+    env = server.env(**stack.env(), AMIBAKE_PAUSE_AT="after-run-instances")
     err = work / "stderr"
     with open(err, "wb") as e:
         launcher = subprocess.Popen([AMIBAKE, *build_args(stack, f"srv-{uuid.uuid4().hex[:8]}")], cwd=work,
@@ -152,8 +151,7 @@ def test_interrupting_the_launcher_interrupts_the_build(
     work = tmp_path / "work"
     work.mkdir()
     build_template(stack, work)
-    env = server.env(**stack.env(), AMIBAKE_PAUSE_AT="after-create-image",
-                     AMIBAKE_STATE_DIR=str(tmp_path / "state"))
+    env = server.env(**stack.env(), AMIBAKE_PAUSE_AT="after-create-image")
     out, err = work / "stdout", work / "stderr"
     with open(out, "wb") as o, open(err, "wb") as e:
         launcher = subprocess.Popen([AMIBAKE, *build_args(stack, f"srv-{uuid.uuid4().hex[:8]}")], cwd=work,
