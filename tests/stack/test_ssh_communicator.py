@@ -371,8 +371,10 @@ def test_direct_connections_acknowledge_every_read(settings: SSHSettings) -> Non
         out: list[str] = []
         assert c.run("echo first; echo second", stdout=out.append) == 0
         assert out == ["first", "second"]
-        c.upload("/tmp/amibake-quickack-test.txt", b"x" * 300_000)
-        check = "test $(wc -c < /tmp/amibake-quickack-test.txt) = 300000 && rm /tmp/amibake-quickack-test.txt"
-        assert c.run(check) == 0
+        made: list[str] = []  # a directory of its own: the "instance" is this machine, /tmp is shared
+        assert c.run("mktemp -d /tmp/amibake-quickack.XXXXXX", stdout=made.append) == 0
+        target = f"{made[0]}/upload.txt"
+        c.upload(target, b"x" * 300_000)
+        assert c.run(f"test $(wc -c < {target}) = 300000 && rm -r {made[0]}") == 0
     finally:
         c.close()
