@@ -13,9 +13,16 @@ Each test names the options it proves with the ``effect`` marker (tests/unit/tes
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import json
 import os
+import pty
 import re
+import select
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,13 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 
 from amibake.builders.amazon.ebs import EbsBuilder
 from amibake.builders.amazon.ec2 import CLIENTS
 from amibake.errors import CommunicatorError
 from tests.awsproxy import AwsProxy
-from tests.stack.test_ebs_builder import Hooks, RecUi, make_config, make_env
+from tests.stack.test_ebs_builder import SOURCE_AMI, Hooks, RecUi, make_config, make_env
 from tests.stackkit import MotoServer, Sshd, Stack
 
 pytestmark = pytest.mark.stack
@@ -298,3 +306,189 @@ def test_read_write_timeout_drops_a_silent_connection(stack: Stack, moto: MotoSe
     EbsBuilder(make_config(stack, ssh_read_write_timeout="2s", ssh_keep_alive_interval="500ms"),
                make_env(RecUi())).run(hooks)
     assert hooks.output == ["done"]
+
+
+# ---- passwords and keyboard-interactive: an SSH server emulation --------------------------------
+
+
+class _EmulatedServer(asyncssh.SSHServer):
+    def __init__(self, emu: SshServerEmulation) -> None:
+        self.emu = emu
+
+    def begin_auth(self, username: str) -> bool:
+        return True  # authentication required
+
+    def password_auth_supported(self) -> bool:
+        return self.emu.password is not None
+
+    def validate_password(self, username: str, password: str) -> bool:
+        ok = username == self.emu.user and password == self.emu.password
+        self.emu.events.append(("password", username, ok))
+        return ok
+
+    def kbdint_auth_supported(self) -> bool:
+        return bool(self.emu.questions)
+
+    def get_kbdint_challenge(self, username: str, lang: str, submethods: str) -> Any:
+        return "", "", "", [(q, False) for q, _ in self.emu.questions]
+
+    def validate_kbdint_response(self, username: str, responses: Any) -> bool:
+        ok = username == self.emu.user and list(responses) == [a for _, a in self.emu.questions]
+        self.emu.events.append(("keyboard-interactive", username, ok))
+        return ok
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
+        self.emu.events.append(("direct-tcpip", dest_host, dest_port))
+        return self.emu.forward
+
+
+class SshServerEmulation:
+    """An SSH server for what the stack's sshd cannot check without a system password: password
+    authentication (as sshd's ``PasswordAuthentication yes``) and keyboard-interactive questions
+    (``KbdInteractiveAuthentication yes``: ``questions`` are (prompt, expected answer) pairs, all
+    asked in one challenge). Built on asyncssh's server side, on its own event loop thread. Every
+    login attempt and forward request lands in :attr:`events`. As a bastion (``forward``) it opens
+    ``direct-tcpip`` channels to where the client asks, as sshd's ``AllowTcpForwarding yes``; as an
+    instance (``commands``) it runs each exec request with ``/bin/sh -c`` in ``workdir`` and returns
+    its output and exit status."""
+
+    def __init__(self, *, user: str, workdir: Path, password: str | None = None,
+                 questions: tuple[tuple[str, str], ...] = (), forward: bool = False,
+                 commands: bool = False) -> None:
+        self.user, self.password, self.questions = user, password, questions
+        self.forward, self.commands, self.workdir = forward, commands, workdir
+        self.events: list[tuple[Any, ...]] = []
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._acceptor: Any = None
+
+    async def _exec(self, process: Any) -> None:
+        self.events.append(("exec", process.command))
+        if not self.commands or process.command is None:
+            process.exit(1)
+            return
+        run = functools.partial(subprocess.run, ["/bin/sh", "-c", process.command], cwd=self.workdir,
+                                capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+        done = await asyncio.get_running_loop().run_in_executor(None, run)
+        process.stdout.write(done.stdout)
+        process.stderr.write(done.stderr)
+        process.exit(done.returncode)
+
+    async def _start(self) -> Any:
+        return await asyncssh.create_server(
+            lambda: _EmulatedServer(self), "127.0.0.1", 0, encoding=None,
+            server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")],
+            process_factory=self._exec, allow_scp=False, sftp_factory=None)
+
+    def __enter__(self) -> SshServerEmulation:
+        self._thread.start()
+        self._acceptor = asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        self.port = int(self._acceptor.get_port())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            self._acceptor.close()
+            await self._acceptor.wait_closed()
+
+        try:
+            asyncio.run_coroutine_threadsafe(stop(), self._loop).result(30)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(30)
+            self._loop.close()
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_password")
+def test_password_logs_in_without_a_key_pair(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    """ssh_password: no key pair is made, the instance (the emulation) gets the password, by the
+    password method or as the answer to keyboard-interactive questions, as Packer's SSH config."""
+    user = stack.sshd.user
+    for how in ({"password": "pw-Ab3"}, {"questions": (("Verification code: ", "pw-Ab3"),)}):
+        with SshServerEmulation(user=user, workdir=tmp_path, commands=True, **how) as emu, \
+                AwsProxy(moto.url) as proxy:
+            hooks = Hooks("echo password-login")
+            config = make_config(stack, custom_endpoint_ec2=proxy.url, ssh_port=emu.port,
+                                 ssh_password="pw-Ab3")
+            EbsBuilder(config, make_env(RecUi())).run(hooks)
+            assert hooks.output == ["password-login"]
+            assert not proxy.sent("CreateKeyPair") and not proxy.sent("ImportKeyPair")
+            assert "KeyName" not in proxy.sent("RunInstances")[0].params
+            method = "password" if "password" in how else "keyboard-interactive"
+            assert (method, user, True) in emu.events and ("exec", "echo password-login") in emu.events
+    # a wrong password is refused there: the login above was the password's doing
+    with SshServerEmulation(user=user, workdir=tmp_path, commands=True, password="other") as emu:
+        config = make_config(stack, ssh_port=emu.port, ssh_password="pw-Ab3", ssh_handshake_attempts=1)
+        with pytest.raises(CommunicatorError, match="authentication failed"):
+            EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert emu.events and all(e == ("password", user, False) for e in emu.events)
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_bastion_password")
+def test_bastion_password(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    user = stack.sshd.user
+    with SshServerEmulation(user=user, workdir=tmp_path, password="jump-pw", forward=True) as emu:
+        hooks = Hooks("echo via-password-bastion")
+        config = make_config(stack, ssh_bastion_host="127.0.0.1", ssh_bastion_port=emu.port,
+                             ssh_bastion_username=user, ssh_bastion_password="jump-pw")
+        EbsBuilder(config, make_env(RecUi())).run(hooks)
+        assert hooks.output == ["via-password-bastion"]
+        assert emu.events[0] == ("password", user, True)
+        assert ("direct-tcpip", "127.0.0.1", stack.sshd.port) in emu.events
+
+
+@pytest.mark.effect("builder/amazon-ebs", "ssh_bastion_interactive")
+def test_bastion_interactive_asks_on_the_terminal(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    """As Packer: the bastion's keyboard-interactive questions are asked on the terminal (here
+    `amibake build` runs with a pseudo-terminal as standard input) and the typed answers, not
+    echoed, go to the bastion. Without ssh_bastion_interactive the question is answered with
+    ssh_bastion_password, which this bastion refuses."""
+    user = stack.sshd.user
+    questions = (("Verification code: ", "424242"),)
+    builder: dict[str, Any] = {
+        "type": "amazon-ebs", "region": "us-east-1", "source_ami": SOURCE_AMI, "instance_type": "t2.micro",
+        "ssh_username": user, "ssh_host": "127.0.0.1", "ssh_port": stack.sshd.port, "ssh_timeout": "60s",
+        "ami_name": "interactive-{{timestamp}}", "ssh_bastion_host": "127.0.0.1",
+        "ssh_bastion_username": user, "ssh_bastion_password": "not-the-code", "ssh_bastion_interactive": True,
+    }
+    with SshServerEmulation(user=user, workdir=tmp_path, questions=questions, forward=True) as emu:
+        builder["ssh_bastion_port"] = emu.port
+        path = tmp_path / "template.json"
+        path.write_text(json.dumps({"builders": [builder], "provisioners": [
+            {"type": "shell", "inline": ["echo via-interactive-bastion"]}]}))
+        env = {**os.environ, **stack.env(), "AMIBAKE_STATE_DIR": str(tmp_path / "state")}
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "amibake", "build", str(path)], stdin=slave,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+            os.close(slave)
+            seen = b""
+            deadline = time.monotonic() + 90
+            while b"Verification code: " not in seen:
+                assert proc.poll() is None and time.monotonic() < deadline, seen
+                if select.select([master], [], [], 0.5)[0]:
+                    seen += os.read(master, 4096)
+            os.write(master, b"424242\n")
+            out, _ = proc.communicate(timeout=120)
+            while select.select([master], [], [], 0)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:  # the other side closed
+                    break
+        finally:
+            os.close(master)
+        text = out.decode("utf-8", "replace")
+        assert proc.returncode == 0, text
+        assert "via-interactive-bastion" in text
+        assert b"424242" not in seen  # read without echo
+        assert ("keyboard-interactive", user, True) in emu.events
+        assert ("direct-tcpip", "127.0.0.1", stack.sshd.port) in emu.events
+        # not interactive: the question gets ssh_bastion_password, and the bastion says no
+        emu.events.clear()
+        config = make_config(stack, ssh_bastion_host="127.0.0.1", ssh_bastion_port=emu.port,
+                             ssh_bastion_username=user, ssh_bastion_password="not-the-code",
+                             ssh_handshake_attempts=1)
+        with pytest.raises(CommunicatorError, match="authentication failed"):
+            EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert emu.events == [("keyboard-interactive", user, False)]

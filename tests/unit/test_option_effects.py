@@ -136,9 +136,7 @@ def proven_options(markers: list[Marker]) -> dict[str, dict[str, list[str]]]:
 #: test observes yet: a debt, written down so that it can only shrink. An option leaves this list when
 #: a test proves it (then the list must drop it) or when it is refused; a new option may never join it.
 OWED: dict[str, frozenset[str]] = {
-    "builder/amazon-ebs": frozenset({
-        "ssh_bastion_interactive", "ssh_bastion_password", "ssh_password",
-    }),
+    "builder/amazon-ebs": frozenset(),
 }
 
 

@@ -118,9 +118,14 @@ class _Client(asyncssh.SSHClient):
     def __init__(self, s: SSHSettings) -> None:
         self._password = s.password
         self._interactive = s.interactive
+        self._kbdint_tried = False
 
     def kbdint_auth_requested(self) -> str | None:
-        return "" if self._interactive or self._password is not None else None
+        # once per connection, as Go's client tries each method once (a refused answer is final)
+        if self._kbdint_tried or not (self._interactive or self._password is not None):
+            return None
+        self._kbdint_tried = True
+        return ""
 
     async def kbdint_challenge_received(self, name: str, instructions: str, lang: str,
                                         prompts: Sequence[tuple[str, bool]]) -> list[str] | None:
