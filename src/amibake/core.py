@@ -249,6 +249,7 @@ class Preparer:
     ) -> PluginInstance | None:
         from amibake.config.base import CheckContext, decode
         from amibake.config.durations import parse_duration
+        from amibake.template.hcl import unknowns
         from amibake.template.interpolate import build_data_keys, placeholder_build_data
 
         kind = block.kind
@@ -281,7 +282,9 @@ class Preparer:
             build_name=build,
             force=self.run.force,
         )
-        config, problems, warnings = decode(spec.config_class(), raw, check_ctx)
+        # validate without executed data sources: values they feed are unknown, never value-checked
+        config, problems, warnings = unknowns.prepare(
+            lambda r: decode(spec.config_class(), r, check_ctx), raw, block.key_path)
         self.problems += problems
         self.warnings += [f"{block.key_path}: {w}" for w in warnings]
         inst = PluginInstance(block=block, raw=raw, config=config)

@@ -27,8 +27,16 @@ class Unknown:
 
 UNKNOWN: Any = Unknown()
 
+class UnknownStr(str):
+    """Packer's placeholder for an unknown value, as it goes into a plugin config. The type marks
+    it: ``validate`` checks no value nobody knows yet (:mod:`amibake.template.hcl.unknowns`), while a
+    template's own literal ``"<unknown>"`` is an ordinary string."""
+
+    __slots__ = ()
+
+
 #: what an unknown value becomes in a plugin config (Packer's ``hcl2shim`` placeholder)
-UNKNOWN_PLACEHOLDER = "<unknown>"
+UNKNOWN_PLACEHOLDER = UnknownStr("<unknown>")
 
 
 class ConversionError(Exception):
