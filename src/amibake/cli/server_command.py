@@ -27,6 +27,10 @@ _serve_options = [
 ]
 
 
+#: how long `server stop` waits for the server to exit
+_STOP_TIMEOUT = 60.0
+
+
 def _path(sock: str) -> Path:
     from amibake.server.protocol import default_socket
 
@@ -148,17 +152,29 @@ def run(sock: str, idle: str, watch: tuple[str, ...], log_file: str) -> None:
 @server.command("stop", context_settings=CONTEXT)
 @_socket_option
 def stop(sock: str) -> None:
-    """Stop the server (commands it is running finish first)."""
+    """Stop the server (commands it is running finish first).
+
+    Returns once the server has exited and its socket is gone (a socket left by a killed server is
+    removed); exits 1 if it has not exited within 60 s."""
+    from amibake.server.forkserver import ServerError, wait_until_stopped
+
     path = _path(sock)
     reply = _ask(path, "stop")
-    if reply is None:
+
+    def waiting() -> None:
+        if reply is None:  # nothing answered, yet a server holds the lock: it is exiting
+            click.echo(f"Waiting for the amibake server on {path} to exit...")
+
+    try:
+        removed = wait_until_stopped(path, _STOP_TIMEOUT, waiting)
+    except ServerError as exc:
+        raise UserInputError([str(exc)]) from None
+    if reply is not None:
+        click.echo(f"Stopped amibake server {reply.get('stopping')} on {path}.")
+    elif removed:
+        click.echo(f"No amibake server on {path}; removed the socket a killed server left.")
+    else:
         click.echo(f"No amibake server on {path}.")
-        return
-    pid = reply.get("stopping")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and path.exists():
-        time.sleep(0.02)
-    click.echo(f"Stopped amibake server {pid} on {path}.")
 
 
 @server.command("status", context_settings=CONTEXT)

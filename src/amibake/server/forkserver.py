@@ -3,7 +3,9 @@
 The server process stays single-threaded (forking a process with threads would copy held locks),
 reaps its workers as they end (SIGCHLD) and tells the launcher of a worker killed by a signal which
 one (so ``timeout``, ``ulimit -t`` and a shell see what an in-process run would give), and holds
-``server.lock`` for its lifetime so that two servers never share a socket. Each worker is a fork
+``server.lock`` for its lifetime so that two servers never share a socket. The lock is let go of only
+by the server's exit, after the socket was removed: :func:`wait_until_stopped` (``amibake server
+stop``) takes it to know that the server has exited and its socket is gone. Each worker is a fork
 of the warm server that becomes an ordinary ``amibake`` process: its own session, the launcher's
 stdio, cwd, environment, umask and resource limits.
 """
@@ -24,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -67,8 +69,69 @@ WARM_MODULES = (
 )
 
 
+#: beside the socket: held by the running server from before it binds until it has exited
+LOCK_NAME = "server.lock"
+PID_NAME = "server.pid"
+
+
 class ServerError(Exception):
     pass
+
+
+def wait_until_stopped(path: Path, timeout: float, on_wait: Callable[[], None] | None = None) -> bool:
+    """Return once no server runs on ``path``: none holds the lock beside it, so the one that did has
+    exited, after removing its socket. A socket file still there then was left by a server that was
+    killed: it is removed (with its pid file) while the lock is held. Returns whether one was.
+
+    ``on_wait`` is called once if the lock is held when asked (a server is still exiting). Raises
+    :class:`ServerError` when it is still held after ``timeout`` seconds. Blocks in ``flock`` (in a
+    helper thread, for the timeout): no polling."""
+    directory = path.parent
+    try:
+        protocol.private_dir(str(directory), create=False)
+    except (OSError, protocol.ProtocolError):
+        return False  # no directory (no server ever), or one no launcher would use
+    fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if on_wait is not None:
+            on_wait()
+        if not _flock_within(fd, timeout):
+            # fd stays open: the helper thread may still be blocked on it until this process exits
+            pid = _read_pid(directory / PID_NAME)
+            who = f"server {pid}" if pid else "server"
+            raise ServerError(f"the amibake {who} on {path} has not exited after {timeout:.0f} s") from None
+    try:
+        removed = False
+        for p in (path, directory / PID_NAME):
+            try:
+                p.unlink()
+                removed = removed or p == path
+            except FileNotFoundError:
+                pass
+        return removed
+    finally:
+        os.close(fd)  # lets the lock go
+
+
+def _flock_within(fd: int, timeout: float) -> bool:
+    got = threading.Event()
+
+    def take() -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            got.set()
+
+    threading.Thread(target=take, name="server-lock", daemon=True).start()
+    return got.wait(timeout)
+
+
+def _read_pid(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
 
 
 class _Stop(Exception):
@@ -182,20 +245,20 @@ class Server:
         """Listen until stopped, idle or stale. Returns None in the server when it is done, and the
         connection in each forked worker (which must then call :meth:`handle`)."""
         listener = self._listen()
-        self.warm_seconds = warm()
-        self._print = fingerprint(_code_roots(self.watch))
-        log.info("amibake %s server %d ready on %s (warmed in %.2f s)", __version__, self.pid, self.path,
-                 self.warm_seconds)
 
         def stop(signum: int, frame: Any) -> None:
             raise _Stop(signal.Signals(signum).name)
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGCHLD, lambda signum, frame: self._reap())
-        listener.settimeout(self.idle_timeout if self.idle_timeout > 0 else None)
-        try:
+        try:  # from here on, however it ends (a signal while warming included), the socket goes
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            self.warm_seconds = warm()
+            self._print = fingerprint(_code_roots(self.watch))
+            log.info("amibake %s server %d ready on %s (warmed in %.2f s)", __version__, self.pid, self.path,
+                     self.warm_seconds)
+            signal.signal(signal.SIGCHLD, lambda signum, frame: self._reap())
+            listener.settimeout(self.idle_timeout if self.idle_timeout > 0 else None)
             while True:
                 try:
                     conn, _ = listener.accept()
@@ -260,7 +323,7 @@ class Server:
             protocol.private_dir(str(directory), create=True)
         except protocol.ProtocolError as exc:
             raise ServerError(str(exc)) from None
-        fd = os.open(directory / "server.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + 5  # a stale server found by `start` may still be exiting
         while True:
             try:
@@ -278,15 +341,16 @@ class Server:
         listener.bind(str(self.path))
         os.chmod(self.path, 0o600)
         listener.listen(128)
-        (directory / "server.pid").write_text(f"{self.pid}\n")
+        (directory / PID_NAME).write_text(f"{self.pid}\n")
         return listener
 
     def _unlisten(self, listener: socket.socket) -> None:
+        """Close and remove the socket and the pid file. The lock stays held until the process exits
+        (the kernel lets it go then): whoever takes it next knows this server is gone, not going."""
         listener.close()
-        for p in (self.path, self.path.parent / "server.pid"):
+        for p in (self.path, self.path.parent / PID_NAME):
             with contextlib.suppress(OSError):
                 p.unlink()
-        self._close_lock()
 
     def _close_lock(self) -> None:
         if self._lock_fd is not None:
