@@ -260,11 +260,20 @@ def test_sigint_anywhere_cleans_up_by_itself(
 def test_sigterm_exits_143_and_second_interrupt_is_refused(
     stack: Stack, moto: MotoServer, baseline: set[str], template: Path, tmp_path: Path
 ) -> None:
-    b = start_build(stack, template, tmp_path, pause_at="wait-image-available")
+    # the cleanup pauses (10 s, not cut short by signals) so that the second SIGTERM lands during it
+    b = start_build(stack, template, tmp_path, pause_at="wait-image-available,cleanup",
+                    extra_env={"AMIBAKE_PAUSE_SECONDS": "10"})
     b.wait_marker("wait-image-available")
     b.proc.send_signal(signal.SIGTERM)
+    b.wait_marker("cleanup")
+    b.proc.send_signal(signal.SIGTERM)
     rc = b.proc.wait(90)
-    assert rc == 143, b.stderr()
+    err, out = b.stderr(), b.stdout()
+    assert rc == 143, err  # the first signal's exit code, once the cleanup has finished
+    assert err.count("Interrupt received") == 1, err
+    assert "Cleanup in progress: interrupting now would leave resources behind" in err, err  # refused
+    assert "Exiting without finishing cleanup" not in err, err
+    assert "Cleanup after the interruption removed" in out, out[-2000:]
     assert_nothing_left(moto, baseline)
 
 
