@@ -173,13 +173,22 @@ def test_certificates_for_instance_and_bastion(stack: Stack, moto: MotoServer,
     accepted = _accepted(log_since(sshd, mark))
     assert any("ID bastion-cert" in a for a in accepted), accepted
     assert any("ID instance-cert" in a for a in accepted), accepted
-    # the same keys without their certificates are refused there
-    for missing in ("ssh_certificate_file", "ssh_bastion_certificate_file"):
-        over = {"ssh_certificate_file": str(instance_cert), "ssh_bastion_certificate_file": str(bastion_cert)}
-        del over[missing]
+    # no bastion key or certificate: the bastion gets the instance's (as the SDK's Prepare)
+    mark = log_mark(sshd)
+    config = make_config(stack, ssh_port=sshd.port, ssh_private_key_file=str(instance_key),
+                         ssh_certificate_file=str(instance_cert), ssh_bastion_host="127.0.0.1",
+                         ssh_bastion_port=sshd.port, ssh_bastion_username=stack.sshd.user)
+    EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+    accepted = _accepted(log_since(sshd, mark))
+    assert len(accepted) == 2 and all("ID instance-cert" in a for a in accepted), accepted
+    # the same keys without their certificates are refused there: the instance's key (the bastion
+    # still has its certificate), then the bastion's (no certificate at all)
+    for over in ({"ssh_bastion_certificate_file": str(bastion_cert)}, {}):
+        mark = log_mark(sshd)
         config = make_config(stack, ssh_timeout="20s", ssh_handshake_attempts=1, **common, **over)
         with pytest.raises(CommunicatorError, match="authentication failed"):
             EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        assert len(_accepted(log_since(sshd, mark))) == len(over)
 
 
 # ---- the SSH agent -----------------------------------------------------------------------------

@@ -336,7 +336,8 @@ class CommunicatorConfig(PluginConfig):
                 host=self.ssh_bastion_host, port=self.ssh_bastion_port, username=self.ssh_bastion_username,
                 password=self.ssh_bastion_password or None,
                 private_key_file=self.ssh_bastion_key_file or None,
-                certificate_file=self.ssh_bastion_certificate_file or None,
+                # as the SDK's Prepare: the instance's certificate when the bastion has none
+                certificate_file=self.ssh_bastion_certificate_file or self.ssh_certificate_file or None,
                 agent_auth=self.ssh_bastion_agent_auth, interactive=self.ssh_bastion_interactive,
                 timeout=self.ssh_timeout, keepalive_interval=self.ssh_keep_alive_interval,
             )
