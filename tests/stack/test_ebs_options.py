@@ -703,9 +703,10 @@ def test_aws_polling_spaces_and_bounds_the_waits(stack: Stack, moto: MotoServer)
         polls = ui.polls(proxy)
         gaps = [b - a for a, b in itertools.pairwise(polls)]
         assert 3 <= len(polls) <= 5, gaps  # at once, then 0.5 s, 1 s, 1 s...
-        assert max(gaps) <= 1.5 and gaps[-1] >= 0.9, gaps
+        # (bounds with room for a loaded machine: each poll's own latency adds to its gap)
+        assert max(gaps) <= 2.0 and gaps[-1] >= 0.9, gaps
         gave_up = min(t for t in ui.said.values() if t > polls[-1])
-        assert 2.0 <= gave_up - polls[0] <= 3.6, gaps
+        assert 2.0 <= gave_up - polls[0] <= 4.5, gaps
     # pending for 5 s: 4 attempts 2 s apart (8 s) wait it out, with polls reaching 2 s apart
     with PollClock(moto.url, delays={"image_pending": 5}) as proxy:
         ui = ClockUi()
@@ -715,7 +716,7 @@ def test_aws_polling_spaces_and_bounds_the_waits(stack: Stack, moto: MotoServer)
         assert artifact is not None
         polls = ui.polls(proxy)
         gaps = [b - a for a, b in itertools.pairwise(polls)]
-        assert 1.8 <= max(gaps) <= 2.5 and gaps[-1] >= 1.8, gaps
+        assert 1.8 <= max(gaps) <= 3.2 and gaps[-1] >= 1.8, gaps
         assert polls[-1] - polls[0] >= 3.0, gaps  # longer than the first wait's whole budget
 
 
