@@ -219,7 +219,7 @@ def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 @pytest.mark.effect("builder/amazon-ebs", "ssh_agent_auth", "ssh_bastion_agent_auth")
 def test_agent_authenticates_to_instance_and_bastion(stack: Stack, moto: MotoServer, jump: LoggedSshd,
-                                                     agent: str) -> None:
+                                                     agent: str, monkeypatch: pytest.MonkeyPatch) -> None:
     jump_mark, instance_mark = log_mark(jump), log_mark(stack.sshd)
     with AwsProxy(moto.url) as proxy:
         hooks = Hooks("echo agent")
@@ -234,6 +234,10 @@ def test_agent_authenticates_to_instance_and_bastion(stack: Stack, moto: MotoSer
     for sshd, mark in ((jump, jump_mark), (stack.sshd, instance_mark)):
         accepted = _accepted(log_since(sshd, mark))
         assert accepted and all(a.endswith(f"ED25519 {agent}") for a in accepted), (sshd.port, accepted)
+    # as Packer: no agent to ask is an error that says so
+    monkeypatch.delenv("SSH_AUTH_SOCK")
+    with pytest.raises(CommunicatorError, match="SSH_AUTH_SOCK is not set"):
+        EbsBuilder(make_config(stack, ssh_agent_auth=True), make_env(RecUi())).run(Hooks("true"))
 
 
 # ---- transfers, handshakes, keepalives, read/write timeout --------------------------------------
