@@ -40,7 +40,7 @@ class Reason(NamedTuple):
     key: str
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.key}"
+        return f"{self.kind} {self.key}".strip()
 
 
 _RULES: list[tuple[str, re.Pattern[str], str]] = [
@@ -224,8 +224,9 @@ def check_claim(entry: Entry, claim: str, validate: Callable[[list[str], Path], 
 
     * ``no-builder:T`` / ``no-provisioner:T`` / ``no-post-processor:T``: amibake has no such plugin;
     * ``refused:K=V``: amibake refuses option K set to V by name ("... is not supported by amibake yet");
-    * ``accepts:K``: amibake's amazon-ebs takes option K, which Packer 1.6.6 did not know (the
-      record's ``newer_than_1.6.6`` column names it);
+    * ``accepts:K``: amibake's amazon-ebs (or amazon-ebssurrogate) takes option K, which Packer 1.6.6
+      did not know (the record's ``newer_than_1.6.6`` column names it);
+    * ``datasource-refuses:TYPE.K``: amibake's data source TYPE refuses option K by name;
     * ``missing:PATH``: PATH (relative to the entry's directory) is not in the corpus copy;
     * ``plugin:P``: amibake does not implement the required plugin P;
     * ``unset:V``: variable V gets no value from the run (no -var, no var file names it);
@@ -252,8 +253,10 @@ def check_claim(entry: Entry, claim: str, validate: Callable[[list[str], Path], 
         said = f'"{key}" is not supported by amibake yet' in out or f'{key} "{value}" is not supported' in out
         return "" if code == 1 and said else f"amibake does not refuse {key}={value}: {out}"
     if name == "accepts":
-        if arg not in EbsConfig.model_fields:
-            return f"amibake's amazon-ebs has no option {arg}"
+        from amibake.builders.amazon.config_surrogate import EbsSurrogateConfig
+
+        if arg not in EbsConfig.model_fields and arg not in EbsSurrogateConfig.model_fields:
+            return f"amibake's amazon-ebs and amazon-ebssurrogate have no option {arg}"
         return "" if arg in entry.newer else f"the record does not call {arg} newer than 1.6.6"
     if name == "missing":
         root = entry.path.resolve()
@@ -269,6 +272,12 @@ def check_claim(entry: Entry, claim: str, validate: Callable[[list[str], Path], 
         word = re.compile(rf"\b{re.escape(arg)}\b")
         in_files = [f for f in entry.var_files if word.search((entry.path / f).read_text())]
         return f"{arg} is given a value" if arg in given or in_files else ""
+    if name == "datasource-refuses":
+        from amibake.config.base import unsupported_options
+        from amibake.datasources.runner import SPECS
+
+        typ, _, key = arg.partition(".")
+        return "" if key in unsupported_options(SPECS[typ].config) else f"data source {typ} takes {key}"
     if name == "newer":
         return "" if arg in entry.newer else f"the record does not call {arg} newer than 1.6.6"
     if name == "undefined-vars":

@@ -4,12 +4,16 @@ file is written into a temporary copy of the template's directory (the corpus is
 JSON var files become ``-var`` flags (HCL2 reads only ``.pkrvars.hcl`` var files).
 
 Where the upgraded template does not validate, the reason is listed in ``hcl_disagreements.tsv``.
+
+Each HCL2 corpus template is validated from its own directory, with Packer's environment, and
+compared with Packer 1.6.6's recorded run by verdict and reason class (``tests/corpus/reasons.py``);
+differences are listed in the same file with claims that :func:`test_listed_claims_are_true` checks.
 """
 
 from __future__ import annotations
 
-import csv
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,27 +22,21 @@ from click.testing import CliRunner
 
 from amibake.cli.main import cli
 from tests.corpus.corpus import Entry, entries
+from tests.corpus.reasons import amibake_messages, check_claim, compare, packer_messages, read_listed, reasons
+from tests.corpus.test_json_corpus import PACKER_ENV
 
 JSON_ENTRIES = [e for e in entries() if e.is_json]
 TSV = Path(__file__).with_name("hcl_disagreements.tsv")
-
-
-def disagreements(kind: str) -> dict[str, tuple[str, str]]:
-    """``dir -> (verdict, reason)`` of the TSV's rows of one kind (``roundtrip`` or ``hcl2``)."""
-    lines = [ln for ln in TSV.read_text().splitlines() if ln and not ln.startswith("#")]
-    return {
-        r["dir"]: (r["amibake"], r["reason"])
-        for r in csv.DictReader(lines, delimiter="\t")
-        if r["kind"] == kind
-    }
 
 
 def invoke(args: list[str], cwd: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
     import amibake.cli.commands  # noqa: F401  (registers the verbs)
 
     monkeypatch.chdir(cwd)
-    for k in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for k in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
         monkeypatch.delenv(k, raising=False)
+    for k, v in PACKER_ENV.items():
+        monkeypatch.setenv(k, v)
     result = CliRunner().invoke(cli, args)
     return result.exit_code, result.output
 
@@ -71,43 +69,69 @@ def test_upgraded_template_validates(entry: Entry, workdir: Path, monkeypatch: p
     code, output = invoke(["validate", *var_flags(entry, workdir), hcl], workdir, monkeypatch)
     assert "Traceback" not in output
     verdict = "accept" if code == 0 else "reject"
-    known = disagreements("roundtrip").get(entry.dir)
+    known = read_listed(TSV, "roundtrip").get(entry.dir)
     if known is not None:
-        assert verdict == known[0], f"listed disagreement no longer holds ({known[1]}); output:\n{output}"
+        assert verdict == known.verdict, f"listed disagreement no longer holds ({known.reason}):\n{output}"
+        assert known.amibake_reason in map(str, reasons(amibake_messages(output))), output
         return
     assert verdict == "accept", f"upgraded template of {entry.dir} does not validate:\n{output}"
 
 
-def test_disagreements_are_explained_and_few() -> None:
+def test_listed_claims_are_true(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    by_dir = {e.dir: e for e in entries()}
+
+    def validate(args: list[str], cwd: Path) -> tuple[int, str]:
+        return invoke(["validate", *args], cwd, monkeypatch)
+
     own = 0
     for kind in ("roundtrip", "hcl2"):
-        for dir_, (verdict, reason) in disagreements(kind).items():
-            assert verdict in ("accept", "reject"), dir_
-            assert reason.startswith(("DISAGREEMENT: ", "Packer 1.9.4 rejects it too: ")), dir_
-            own += reason.startswith("DISAGREEMENT")
+        for dir_, row in read_listed(TSV, kind).items():
+            assert row.verdict in ("accept", "reject"), dir_
+            assert row.claims and len(row.reason) > 20, dir_
+            own += row.reason.startswith("DISAGREEMENT")
+            for claim in row.claims:
+                assert check_claim(by_dir[dir_], claim, validate, tmp_path) == "", (dir_, claim)
     assert own <= 4
 
 
 HCL_ENTRIES = [e for e in entries() if not e.is_json]
 
 
+def from_template_dir(entry: Entry) -> tuple[list[str], Path]:
+    """The entry's validate arguments as run from the template's own directory (where its
+    relative paths, such as 047's ``user_data_file = "./bootstrap_win.ps1"``, are meant to resolve);
+    a directory entry runs from the entry's directory."""
+    if entry.file == ".":
+        return [*entry.args(), "."], entry.path
+    cwd = (entry.path / entry.file).parent
+    args = [f"-var-file={os.path.relpath(entry.path / f, cwd)}" for f in entry.var_files]
+    return [*args, *(f"-var={v}" for v in entry.dummy_vars), Path(entry.file).name], cwd
+
+
 @pytest.mark.parametrize("entry", HCL_ENTRIES, ids=lambda e: e.dir[:3])
 def test_hcl2_template_validates_as_packer(entry: Entry, monkeypatch: pytest.MonkeyPatch) -> None:
     """``amibake validate`` of each HCL2 corpus template (data sources configured, not executed)
-    against the verdict of the Packer the authors targeted: 1.6.6's, unless 1.6.6 rejected only a
-    feature newer than itself; other outcomes are listed with their reason in the TSV."""
-    code, output = invoke(["validate", *entry.args(), entry.file], entry.path, monkeypatch)
+    against the verdict of the Packer the authors targeted (1.6.6's, unless 1.6.6 rejected only a
+    feature newer than itself) and 1.6.6's reason class; other outcomes are listed in the TSV."""
+    args, cwd = from_template_dir(entry)
+    code, output = invoke(["validate", *args], cwd, monkeypatch)
     assert code in (0, 1), output
     assert "Traceback" not in output
     verdict = "accept" if code == 0 else "reject"
     if entry.validate_exit == 0:  # 1.6.6 accepted it: a floor, no listing can lower it
         assert verdict == "accept", output
         return
-    known = disagreements("hcl2").get(entry.dir)
-    if known is not None:
-        assert verdict == known[0], f"listed outcome no longer holds ({known[1]}); output:\n{output}"
-        return
+    packer = reasons(packer_messages(entry))
+    ours = reasons(amibake_messages(output)) if code else []
+    assert code == 0 or ours, output
+    differs = compare(packer, ours) if ours else ""
+    known = read_listed(TSV, "hcl2").get(entry.dir)
     expected = "accept" if entry.packer_accepts_today else "reject"
-    assert verdict == expected, (
-        f"Packer would {expected}; amibake said:\n{output}\n1.6.6: {entry.first_error}"
-    )
+    if known is not None:
+        assert verdict == known.verdict, f"listed outcome no longer holds ({known.reason}):\n{output}"
+        assert known.packer_reason == str(packer[0]), packer
+        assert known.amibake_reason in map(str, ours), f"{known.amibake_reason} not in {ours}"
+        assert differs or verdict != expected, f"{entry.dir} now agrees with Packer: remove its row"
+        return
+    assert verdict == expected, f"Packer: {expected}; amibake said:\n{output}\n1.6.6: {entry.first_error}"
+    assert not differs, f"{differs}\namibake said:\n{output}"
