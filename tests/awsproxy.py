@@ -14,6 +14,20 @@ For benchmarks it records, per resource, when it became ready (``ready_at[id][st
 clock) and when a Describe answer first showed the client that state (``first_seen_ready``), so
 polling lag is ``first_seen_ready[id][state] - ready_at[id][state]``.
 
+Two behaviours of AWS the tests need and moto lacks:
+
+* ``lose_answer={"CreateImage": "500"}``: the first call of each named action (any service) is
+  forwarded to moto and carried out, then its answer is lost: the client gets HTTP 500
+  ``InternalError`` (``"500"``) or the connection is closed with no answer at all (``"drop"``).
+  That is the ambiguous failure a retried create call must survive without making a second one.
+  ``"refuse"`` answers the first call 500 *without* forwarding it (nothing was done: a retry that
+  looks for what it may have made must find nothing of its own);
+* ``client_tokens=True``, an *emulation* of EC2's idempotent requests ("Ensuring idempotency in
+  Amazon EC2 API requests"): a request carrying a ``ClientToken`` already answered successfully
+  (same account, region and action) gets the first answer again and nothing is forwarded; the
+  same token with other parameters is refused with ``IdempotentParameterMismatch``. moto ignores
+  client tokens (a retried RunInstances launches a second instance).
+
 ``/moto-api/`` calls are forwarded untouched and never faulted. Loopback only.
 """
 
@@ -138,6 +152,8 @@ class AwsProxy:
         seed: int = 0,
         delays: Mapping[str, float] | None = None,
         emulate: Mapping[str, str] | None = None,
+        lose_answer: Mapping[str, str] | None = None,
+        client_tokens: bool = False,
     ) -> None:
         parts = urllib.parse.urlsplit(upstream)
         if parts.scheme != "http" or not parts.hostname:
@@ -146,6 +162,20 @@ class AwsProxy:
         #: EC2 actions moto does not implement, answered here with the given (successful) XML body:
         #: emulation of AWS's documented answer, so a test can check the request that was sent
         self.emulate: dict[str, str] = dict(emulate or {})
+        bad = {k: v for k, v in (lose_answer or {}).items() if v not in ("500", "drop", "refuse")}
+        if bad:
+            raise ValueError(f"lose_answer takes '500', 'drop' or 'refuse' per action, got {bad}")
+        #: action -> how its first answer is lost ("500" or "drop" after moto carried it out,
+        #: "refuse": a 500 without forwarding)
+        self.lose_answer: dict[str, str] = dict(lose_answer or {})
+        #: the requests whose answer was lost (carried out by moto; the client saw a 500 or nothing)
+        self.lost: list[Request] = []
+        #: emulate EC2's client-token idempotency
+        self.client_tokens = client_tokens
+        #: (access key, region, action, token) -> (the other parameters, the first answer)
+        self._tokens: dict[tuple[str, str, str, str], tuple[list[tuple[str, str]], bytes]] = {}
+        #: the requests answered from a client token, without reaching moto
+        self.replayed: list[Request] = []
         self._up_host = parts.hostname
         self._up_port = parts.port or 80
         if not 0.0 <= throttle_rate + error_rate <= 1.0:
@@ -411,6 +441,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._record(request, 200, answer)
             self._answer(200, answer)
             return
+        token_key: tuple[str, str, str, str] | None = None
+        others: list[tuple[str, str]] = []
+        if ec2 and request is not None and proxy.client_tokens and request.params.get("ClientToken"):
+            token_key = (request.access_key, request.region, action, request.params["ClientToken"])
+            others = sorted((k, v) for k, v in request.params.items() if k != "ClientToken")
+            with proxy._lock:
+                first = proxy._tokens.get(token_key)
+            if first is not None:
+                if first[0] != others:
+                    data = _error_xml("IdempotentParameterMismatch",
+                                      "The client token you have provided is associated with a resource "
+                                      "that is already deleted or with different parameters.")
+                    self._record(request, 400, data)
+                    self._answer(400, data)
+                    return
+                with proxy._lock:
+                    proxy.replayed.append(request)
+                self._record(request, 200, first[1])
+                self._answer(200, first[1])
+                return
         if ec2:
             with proxy._lock:
                 proxy.calls[action] += 1
@@ -424,6 +474,14 @@ class _Handler(BaseHTTPRequestHandler):
                     status, data = 500, _error_xml("InternalError", "An internal error has occurred.")
                 self._record(request, status, data)
                 self._answer(status, data)
+                return
+        if request is not None and proxy.lose_answer.get(request.action) == "refuse":
+            with proxy._lock:
+                refused = proxy.lose_answer.pop(request.action, "") == "refuse"
+            if refused:
+                data = _error_xml("InternalError", "An internal error has occurred.")
+                self._record(request, 500, data)
+                self._answer(500, data)
                 return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection", "keep-alive")}
         conn = http.client.HTTPConnection(proxy._up_host, proxy._up_port, timeout=120)
@@ -444,6 +502,25 @@ class _Handler(BaseHTTPRequestHandler):
             conn.close()
         if ec2 and status == 200:
             data = proxy.observe(action, data)
+        if token_key is not None and status == 200:
+            with proxy._lock:
+                proxy._tokens.setdefault(token_key, (others, data))
+        how = ""
+        if request is not None and status == 200 and request.action in proxy.lose_answer:
+            with proxy._lock:
+                how = proxy.lose_answer.pop(request.action, "")
+                if how:
+                    proxy.lost.append(request)
+        if how == "drop":
+            # carried out, and the connection closed with no answer (a reset after forwarding)
+            self._record(request, 0, b"")
+            self.close_connection = True
+            return
+        if how == "500":
+            data = _error_xml("InternalError", "An internal error has occurred.")
+            self._record(request, 500, data)
+            self._answer(500, data)
+            return
         self._record(request, status, data)
         self._answer(status, data, out_headers)
 

@@ -34,6 +34,10 @@ class BuildCancelled(BuildError):
         super().__init__(message)
 
 
+class JournalUnwritable(BuildError):
+    """The run journal could not be written: the build creates nothing more and stops."""
+
+
 @dataclass
 class Undo:
     """One registered cleanup: what it undoes (shown to the user) and how."""
@@ -59,6 +63,9 @@ class StepContext:
     current_step: str = ""
     #: descriptions of cleanups that failed or were skipped, after the build ended
     leftovers: list[str] = field(default_factory=list)
+    #: journal writes that failed (each a message naming the journal and what was not recorded);
+    #: the build stops after the current step, and every undo still runs
+    journal_errors: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def defer(self, description: str, fn: Callable[[], None]) -> None:
@@ -73,6 +80,18 @@ class StepContext:
         # steps may create resources from worker threads (region copies)
         with self._lock:
             self.undo_stack.append(undo)
+
+    def journal_failed(self, problem: str) -> None:
+        """A journal write failed (called by whatever writes the journal, from any thread)."""
+        with self._lock:
+            self.journal_errors.append(problem)
+
+    def check_journal(self) -> None:
+        """Stop the build once its journal could not be written (between steps)."""
+        with self._lock:
+            first = self.journal_errors[0] if self.journal_errors else ""
+        if first:
+            raise JournalUnwritable(f"{first}; stopping the build and removing what it created")
 
     def pending(self) -> list[Undo]:
         with self._lock:

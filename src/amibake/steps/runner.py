@@ -12,7 +12,10 @@ exists. When the steps end:
   - ``ask``: ``[c]`` cleans up, ``[a]`` aborts, ``[r]`` runs the failed step again.
 
 A failing undo is reported and the others still run; what could not be undone is kept in
-``ctx.leftovers``. With ``debug``, the runner pauses after each step, as ``packer build -debug``.
+``ctx.leftovers``. A journal that can no longer be written stops the build after the step that
+found it (``ctx.journal_failed``), never an undo: every undo runs, and the end of the cleanup says
+what the journal is missing. With ``debug``, the runner pauses after each step, as
+``packer build -debug``.
 """
 
 from __future__ import annotations
@@ -40,12 +43,15 @@ class StepRunner:
     def __init__(self, ctx: StepContext) -> None:
         self.ctx = ctx
         self._user_abort = False
+        #: how many journal problems the last report covered
+        self._journal_reported = 0
 
     def run(self, steps: Sequence[Step]) -> None:
         """Run ``steps``; raise the first failure (after undoing, unless told not to)."""
         try:
             for step in steps:
                 self._run_step(step)
+                self.ctx.check_journal()
         except BaseException as exc:
             # KeyboardInterrupt lands here too: a cancelled build still cleans up
             self._after_failure(exc)
@@ -99,18 +105,20 @@ class StepRunner:
                 )
                 for description in left:
                     ctx.ui.error(f"  - {description}")
+            self._report_journal()
             return
         if ctx.pending():
             ctx.pause("cleanup", interruptible=False)
         self.unwind(include_rollback=True)
 
     def unwind(self, *, include_rollback: bool) -> None:
-        """Run the registered undos, newest first; report and keep going past failures."""
+        """Run the registered undos, newest first; report and keep going past failures (of the
+        undo, of the journal, or of the output the report goes to)."""
         ctx = self.ctx
         while True:
             with ctx._lock:
                 if not ctx.undo_stack:
-                    return
+                    break
                 undo: Undo = ctx.undo_stack.pop()
             if undo.kind == "rollback" and not include_rollback:
                 continue
@@ -118,7 +126,31 @@ class StepRunner:
                 undo.fn()
             except Exception as exc:
                 ctx.leftovers.append(undo.description)
-                ctx.ui.error(f"Error during cleanup ({undo.description}): {_message(exc)}")
+                _report(ctx, f"Error during cleanup ({undo.description}): {_message(exc)}")
+        self._report_journal()
+
+    def _report_journal(self) -> None:
+        """Once per build: what the journal is missing, after every undo has run."""
+        ctx = self.ctx
+        with ctx._lock:
+            problems = list(ctx.journal_errors)
+        if not problems or self._journal_reported == len(problems):
+            return
+        self._journal_reported = len(problems)
+        _report(ctx, (
+            f"The run journal could not be written: {problems[0]}"
+            + (f" (and {len(problems) - 1} more record(s) missing)" if len(problems) > 1 else "")
+            + ". Every cleanup step still ran; what is left, if anything, is listed above and carries "
+            "the build's amibake:run-id tag, which `amibake cleanup` searches by."
+        ))
+
+
+def _report(ctx: StepContext, text: str) -> None:
+    """An error line that cannot stop the cleanup (stderr may be full too)."""
+    try:
+        ctx.ui.error(text)
+    except Exception:  # an unwritable output must not cut the remaining undos short
+        pass
 
 
 def _message(exc: BaseException) -> str:

@@ -79,6 +79,8 @@ class EbsBuilder:
         ui = RedactingUi(self.env.ui, self.env.secrets)
         ctx = StepContext(ui=ui, cancel=self.env.cancel, on_error=self.env.on_error, debug=self.env.debug)
         gateway = Ec2Gateway(c.aws_access(), c.polling(), pause=ctx.pause)
+        # a journal write that fails stops the build after its step; every undo still runs
+        gateway.on_journal_error = ctx.journal_failed
         try:
             gateway.validate_credentials()
         except BuildError as exc:

@@ -19,6 +19,7 @@ import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import botocore.session
 from amibake.builders.amazon.access import TLS_HINT, AssumeRole, AwsAccess, Polling, quiet_insecure_warnings
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal
-from amibake.steps.context import BuildCancelled
+from amibake.steps.context import BuildCancelled, JournalUnwritable
 
 log = logging.getLogger("amibake.aws")
 
@@ -121,6 +122,31 @@ def _translated(operation: str) -> Iterator[None]:
         raise AwsError(operation, "", str(exc)) from exc
     except botocore.parsers.ResponseParserError as exc:
         raise AwsError(operation, "", f"unreadable answer from AWS: {str(exc)[:300]}") from exc
+
+
+def ambiguous(exc: BaseException) -> bool:
+    """True when a failed call may still have been carried out by AWS: a 5xx answer (other than
+    throttling), a connection dropped after the request went out, a read timeout, or an answer that
+    could not be read. A create call that failed so must look for what it may have made before it
+    is sent again (throttling and connection failures before sending are not ambiguous)."""
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        return status >= 500 and str(err.get("Code", "")) not in _THROTTLING
+    return isinstance(exc, (
+        botocore.exceptions.ConnectionClosedError, botocore.exceptions.ReadTimeoutError,
+        botocore.parsers.ResponseParserError,
+    ))
+
+
+_THROTTLING = frozenset(c for c in TRANSIENT_CODES if "hrottl" in c or "Limit" in c or c == "SlowDown")
+
+#: the tags that make a resource found by name this build's own (``amibake:*`` as sent)
+OWNER_TAGS = ("amibake:run-id", "amibake:build")
+
+
+class NotOurs(BuildError):
+    """A create call's resource already exists, but this build did not make it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,22 +493,69 @@ class Ec2Gateway:
         self._pause = pause or (lambda point: None)
         self.retry = retry or RetryPolicy(max_attempts=1 + retries(access))
         self._rng = random.Random()
+        #: what could not be written to the journal (each write that failed, in order)
+        self.journal_errors: list[str] = []
+        #: told of each journal write that failed (the step context: the build stops after the step)
+        self.on_journal_error: Callable[[str], None] | None = None
 
     def cleanup_hint(self) -> str:
         run = self.journal.run_id if self.journal else ""
         return f"amibake cleanup --run {run}" if run else "amibake cleanup"
 
+    def _journal_problem(self, what: str, exc: BaseException) -> str:
+        path = getattr(getattr(self.journal, "journal", None), "path", "")
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if isinstance(exc, OSError) and exc.errno:
+            reason = f"[Errno {exc.errno}] {reason}"
+        problem = f"cannot write the run journal {path}: {reason} ({what} not recorded)"
+        self.journal_errors.append(problem)
+        log.debug("%s", problem)
+        if self.on_journal_error is not None:
+            self.on_journal_error(problem)
+        return problem
+
     def _intent(self, kind: str, region: str | None, **detail: Any) -> None:
-        if self.journal is not None:
+        """Record what is about to be created; a journal that cannot record it stops the create
+        (nothing is created that the journal does not know about)."""
+        if self.journal is None:
+            return
+        if self.journal_errors:
+            raise JournalUnwritable(f"{self.journal_errors[0]}; no {kind} is created after that")
+        try:
             self.journal.intent(kind, self.region if region is None else region, **detail)
+        except Exception as exc:
+            problem = self._journal_problem(f"the intent to create a {kind}", exc)
+            raise JournalUnwritable(f"{problem}; no {kind} was created") from None
 
     def _created(self, kind: str, region: str | None, rid: str, **detail: Any) -> None:
-        if self.journal is not None:
+        """Record what a create call made. The resource exists whatever the journal says: a failed
+        write is noted (the build stops after this step) and the caller goes on to register its undo."""
+        if self.journal is None:
+            return
+        try:
             self.journal.created(kind, self.region if region is None else region, rid, **detail)
+        except Exception as exc:
+            self._journal_problem(f"{kind} {rid} created", exc)
 
     def _removed(self, kind: str, region: str | None, rid: str) -> None:
-        if self.journal is not None:
+        """Record a removal; a failed write is noted, never stops the undo it follows."""
+        if self.journal is None:
+            return
+        try:
             self.journal.removed(kind, self.region if region is None else region, rid)
+        except Exception as exc:
+            self._journal_problem(f"{kind} {rid} removed", exc)
+
+    def _owned(self, what: str, found: Mapping[str, str], sent: Tags | None) -> None:
+        """Raise :class:`NotOurs` unless ``found`` carries the build's own tags of ``sent``."""
+        own = {k: v for k, v in (sent or {}).items() if k in OWNER_TAGS}
+        if len(own) == len(OWNER_TAGS) and all(found.get(k) == v for k, v in own.items()):
+            return
+        have = ", ".join(f"{k}={found[k]}" for k in OWNER_TAGS if k in found) or "no amibake tags"
+        raise NotOurs(
+            f"{what} already exists and was not made by this build ({have}): amibake does not adopt "
+            "or remove it; use another name, or remove it if it is a leftover"
+        )
 
     # -- clients --------------------------------------------------------------------------
 
@@ -496,13 +569,23 @@ class Ec2Gateway:
         service: str = "ec2",
         *,
         retry_codes: Sequence[str] = (),
+        adopt: Callable[[], Any] | None = None,
+        duplicate_codes: Sequence[str] = (),
         **params: Any,
     ) -> Any:
         """One API call, retried on throttling, 5xx and connection errors (and ``retry_codes``:
-        the eventual-consistency errors that follow a create) with bounded jittered backoff."""
+        the eventual-consistency errors that follow a create) with bounded jittered backoff.
+
+        For a create call with no client token, ``adopt`` looks up what an attempt may have made
+        (by name, checking the build's own tags): after an ambiguous failure (:func:`ambiguous`) it
+        is asked before the call is sent again, and its answer (the create call's answer, made up
+        from what was found) is returned instead; None means nothing is there. A ``duplicate_codes``
+        error after an ambiguous failure is the first attempt's resource: looked up again (it may not
+        be visible yet) and adopted."""
         client = self._client(service, region)
         fn = getattr(client, op)
         attempt = 0
+        lost = False  # an earlier attempt may have been carried out
         while True:
             try:
                 with _translated(op):
@@ -510,7 +593,8 @@ class Ec2Gateway:
                         return fn(**params)
                     except botocore.exceptions.ClientError as exc:
                         code = str(exc.response.get("Error", {}).get("Code", ""))
-                        if not (RetryPolicy.transient(exc) or code in retry_codes):
+                        duplicate = lost and adopt is not None and code in duplicate_codes
+                        if not (duplicate or RetryPolicy.transient(exc) or code in retry_codes):
                             raise
                         failure: BaseException = exc
                     except (botocore.exceptions.EndpointConnectionError,
@@ -519,6 +603,13 @@ class Ec2Gateway:
                             botocore.exceptions.ReadTimeoutError,
                             botocore.exceptions.ConnectTimeoutError) as exc:
                         failure = exc
+                    if adopt is not None and (lost or ambiguous(failure)):
+                        lost = True
+                        found = adopt()
+                        if found is not None:
+                            log.debug("%s (%s): adopted what an attempt whose answer was lost made",
+                                      op, region or self.region)
+                            return found
                     attempt += 1
                     if attempt >= self.retry.max_attempts:
                         raise failure
@@ -563,17 +654,24 @@ class Ec2Gateway:
         description: str = "",
         block_devices: Sequence[Mapping[str, Any]] = (),
         tags: Tags | None = None,
+        snapshot_tags: Tags | None = None,
     ) -> str:
+        """CreateImage, the image and its snapshots tagged in the call (so tag-based discovery finds
+        every snapshot from its creation on). CreateImage takes no client token: an attempt whose
+        answer was lost is found by its name (unique per region) and adopted if it is this build's."""
         params: dict[str, Any] = {"InstanceId": instance_id, "Name": name}
         if description:
             params["Description"] = description
         if block_devices:
             params["BlockDeviceMappings"] = list(block_devices)
-        if tags:
-            # the snapshots are tagged once the image is available (not every EC2 takes "snapshot" here)
-            params["TagSpecifications"] = tag_specs(tags, "image")
+        specs = tag_specs(tags or {}, "image") + tag_specs(snapshot_tags or {}, "snapshot")
+        if specs:
+            params["TagSpecifications"] = specs
         self._intent("image", None, name=name, instance=instance_id)
-        image_id = str(self._call("create_image", **params)["ImageId"])
+        image_id = str(self._call(
+            "create_image", adopt=lambda: self._adopt_image(name, tags, None),
+            duplicate_codes=("InvalidAMIName.Duplicate",), **params,
+        )["ImageId"])
         self._created("image", None, image_id, name=name)
         self._pause("after-create-image")
         return image_id
@@ -589,13 +687,18 @@ class Ec2Gateway:
         encrypted: bool | None = None,
         kms_key_id: str = "",
         tags: Tags | None = None,
+        snapshot_tags: Tags | None = None,
         copy_duration_minutes: int = 0,
     ) -> str:
+        """CopyImage with a client token (its retries are idempotent: AWS answers a repeated token
+        with the first copy), the copy and its snapshots tagged in the call."""
+        token = str(uuid.uuid4())
         params: dict[str, Any] = {
             "SourceRegion": source_region,
             "SourceImageId": source_image_id,
             "Name": name,
             "CopyImageTags": True,
+            "ClientToken": token,
         }
         if description:
             params["Description"] = description
@@ -606,14 +709,27 @@ class Ec2Gateway:
         if copy_duration_minutes:
             # time-based copy (snapshot_copy_duration_minutes)
             params["SnapshotCopyCompletionDurationMinutes"] = copy_duration_minutes
-        if tags:
-            # tagged in the call itself; CopyImageTags would also bring the source's user tags
-            params["TagSpecifications"] = tag_specs(tags, "image")
-        self._intent("image", region, name=name, source=source_image_id)
-        image_id = str(self._call("copy_image", region, **params)["ImageId"])
-        self._created("image", region, image_id, name=name, source=source_image_id)
+        # tagged in the call itself; CopyImageTags would also bring the source's user tags
+        specs = tag_specs(tags or {}, "image") + tag_specs(snapshot_tags or {}, "snapshot")
+        if specs:
+            params["TagSpecifications"] = specs
+        self._intent("image", region, name=name, source=source_image_id, token=token)
+        image_id = str(self._call(
+            "copy_image", region, adopt=lambda: self._adopt_image(name, tags, region),
+            duplicate_codes=("InvalidAMIName.Duplicate",), **params,
+        )["ImageId"])
+        self._created("image", region, image_id, name=name, source=source_image_id, token=token)
         self._pause("after-copy-image")
         return image_id
+
+    def _adopt_image(self, name: str, tags: Tags | None, region: str | None) -> dict[str, Any] | None:
+        """The AMI named ``name`` if this build made it (a CreateImage/CopyImage answer), else None."""
+        for image in self.images_named(name, region=region):
+            if image.state in ("deregistered", "failed"):
+                continue
+            self._owned(f"AMI {image.id} named {name!r}", image.tags, tags)
+            return {"ImageId": image.id}
+        return None
 
     def deregister_image(self, image_id: str, region: str | None = None) -> None:
         self._call("deregister_image", region, ImageId=image_id)
@@ -678,7 +794,12 @@ class Ec2Gateway:
         if tags:
             params["TagSpecifications"] = tag_specs(tags, "key-pair")
         self._intent("key-pair", None, name=name)
-        material = str(self._call("create_key_pair", **params)["KeyMaterial"])
+        # the private key exists only in CreateKeyPair's answer: a key pair of this build whose
+        # answer was lost is useless, so it is deleted and made again
+        material = str(self._call(
+            "create_key_pair", adopt=lambda: self._adopt_key_pair(name, tags, keep=False),
+            duplicate_codes=("InvalidKeyPair.Duplicate",), **params,
+        )["KeyMaterial"])
         self._created("key-pair", None, name, name=name)
         self._pause("after-create-key-pair")
         return material
@@ -688,9 +809,26 @@ class Ec2Gateway:
         if tags:
             params["TagSpecifications"] = tag_specs(tags, "key-pair")
         self._intent("key-pair", None, name=name)
-        self._call("import_key_pair", **params)
+        self._call("import_key_pair", adopt=lambda: self._adopt_key_pair(name, tags, keep=True),
+                   duplicate_codes=("InvalidKeyPair.Duplicate",), **params)
         self._created("key-pair", None, name, name=name)
         self._pause("after-create-key-pair")
+
+    def _adopt_key_pair(self, name: str, tags: Tags, *, keep: bool) -> dict[str, Any] | None:
+        """This build's key pair ``name``: adopted (``keep``, an imported key) or deleted so that it
+        is made again; None when there is none."""
+        try:
+            resp = self._call("describe_key_pairs", KeyNames=[name])
+        except AwsError as exc:
+            if exc.code == "InvalidKeyPair.NotFound":
+                return None
+            raise
+        for pair in resp.get("KeyPairs", []):
+            self._owned(f"key pair {name!r}", tag_dict(pair.get("Tags")), tags)
+            if keep:
+                return {"KeyName": name}
+            self._call("delete_key_pair", KeyName=name)
+        return None
 
     def delete_key_pair(self, name: str, region: str | None = None) -> None:
         self._call("delete_key_pair", region, KeyName=name)
@@ -714,10 +852,23 @@ class Ec2Gateway:
         if tags:
             params["TagSpecifications"] = tag_specs(tags, "security-group")
         self._intent("security-group", None, name=name)
-        group_id = str(self._call("create_security_group", **params)["GroupId"])
+        group_id = str(self._call(
+            "create_security_group", adopt=lambda: self._adopt_security_group(name, vpc_id, tags),
+            duplicate_codes=("InvalidGroup.Duplicate",), **params,
+        )["GroupId"])
         self._created("security-group", None, group_id, name=name)
         self._pause("after-create-security-group")
         return group_id
+
+    def _adopt_security_group(self, name: str, vpc_id: str, tags: Tags) -> dict[str, Any] | None:
+        flt = [{"Name": "group-name", "Values": [name]}]
+        if vpc_id:
+            flt.append({"Name": "vpc-id", "Values": [vpc_id]})
+        for group in self._call("describe_security_groups", Filters=flt).get("SecurityGroups", []):
+            self._owned(f"security group {group.get('GroupId', '')} named {name!r}",
+                        tag_dict(group.get("Tags")), tags)
+            return {"GroupId": str(group["GroupId"])}
+        return None
 
     def authorize_ingress(self, group_id: str, port: int, cidrs: Sequence[str]) -> None:
         v4 = [{"CidrIp": c} for c in cidrs if ":" not in c]
@@ -809,10 +960,12 @@ class Ec2Gateway:
     # -- spot (launch template + instant fleet) -------------------------------------------
 
     def create_launch_template(self, name: str, data: Mapping[str, Any], tags: Tags) -> str:
-        params: dict[str, Any] = {"LaunchTemplateName": name, "LaunchTemplateData": dict(data)}
+        # one client token for every attempt: a retry after a lost answer gets the same template
+        params: dict[str, Any] = {"LaunchTemplateName": name, "LaunchTemplateData": dict(data),
+                                  "ClientToken": str(uuid.uuid4())}
         if tags:
             params["TagSpecifications"] = tag_specs(tags, "launch-template")
-        self._intent("launch-template", None, name=name)
+        self._intent("launch-template", None, name=name, token=params["ClientToken"])
         resp = self._call("create_launch_template", **params)
         lt_id = str(resp["LaunchTemplate"]["LaunchTemplateId"])
         self._created("launch-template", None, lt_id, name=name)
@@ -828,8 +981,9 @@ class Ec2Gateway:
         self._removed("fleet", region, fleet_id)
 
     def create_fleet(self, params: Mapping[str, Any]) -> list[str]:
-        self._intent("fleet", None)
-        resp = self._call("create_fleet", retry_codes=_NOT_YET_VISIBLE, **dict(params))
+        params = {"ClientToken": str(uuid.uuid4()), **params}  # the same for every attempt
+        self._intent("fleet", None, token=params["ClientToken"])
+        resp = self._call("create_fleet", retry_codes=_NOT_YET_VISIBLE, **params)
         if resp.get("FleetId"):
             self._created("fleet", None, str(resp["FleetId"]))
         ids = [str(i) for inst in resp.get("Instances", []) for i in inst.get("InstanceIds", [])]
@@ -856,9 +1010,23 @@ class Ec2Gateway:
 
     def create_instance_profile(self, name: str, tags: Tags) -> None:
         self._intent("iam-instance-profile", "", name=name)
-        self._call("create_instance_profile", service="iam", InstanceProfileName=name, Tags=tag_list(tags))
+        self._call("create_instance_profile", service="iam", InstanceProfileName=name, Tags=tag_list(tags),
+                   adopt=lambda: self._adopt_iam("get_instance_profile", "InstanceProfile",
+                                                 f"instance profile {name!r}", tags,
+                                                 InstanceProfileName=name),
+                   duplicate_codes=("EntityAlreadyExists",))
         self._created("iam-instance-profile", "", name, name=name)
         self._pause("after-create-instance-profile")
+
+    def _adopt_iam(self, op: str, key: str, what: str, tags: Tags, **params: Any) -> dict[str, Any] | None:
+        try:
+            found = self._call(op, service="iam", **params).get(key, {})
+        except AwsError as exc:
+            if exc.code == "NoSuchEntity":
+                return None
+            raise
+        self._owned(what, tag_dict(found.get("Tags")), tags)
+        return {key: found}
 
     def delete_instance_profile(self, name: str) -> None:
         self._call("delete_instance_profile", service="iam", InstanceProfileName=name)
@@ -868,7 +1036,8 @@ class Ec2Gateway:
         self._intent("iam-role", "", name=name)
         self._call(
             "create_role", service="iam", RoleName=name, AssumeRolePolicyDocument=trust_policy,
-            Tags=tag_list(tags),
+            Tags=tag_list(tags), duplicate_codes=("EntityAlreadyExists",),
+            adopt=lambda: self._adopt_iam("get_role", "Role", f"IAM role {name!r}", tags, RoleName=name),
         )
         self._created("iam-role", "", name, name=name)
         self._pause("after-create-role")
@@ -892,7 +1061,8 @@ class Ec2Gateway:
     def add_role_to_instance_profile(self, profile: str, role: str) -> None:
         self._intent("iam-role-in-profile", "", name=profile, role=role)
         self._call("add_role_to_instance_profile", service="iam", InstanceProfileName=profile, RoleName=role,
-                   retry_codes=("NoSuchEntity",))
+                   retry_codes=("NoSuchEntity",), duplicate_codes=("LimitExceeded", "EntityAlreadyExists"),
+                   adopt=lambda: {} if role in self.iam_profile_roles(profile) else None)
         self._created("iam-role-in-profile", "", profile, name=profile, role=role)
 
     def remove_role_from_instance_profile(self, profile: str, role: str) -> None:

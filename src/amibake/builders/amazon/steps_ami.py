@@ -111,15 +111,26 @@ def deregister_ami(st: BuildState, ctx: StepContext) -> None:
 
 
 def _rollback_image(st: BuildState, region: str, image_id: str) -> None:
+    """Deregister the AMI and delete every snapshot of it: each removal is tried, whatever happened
+    to the one before (a failed removal is reported once all were tried)."""
     ui = st.ui
     ui.say("Deregistering the AMI and deleting associated snapshots because of cancellation, or error...")
+    failed: list[str] = []
     images = st.ec2.describe_images(image_ids=[image_id], region=region)
     for img in images:
-        st.ec2.deregister_image(img.id, region=region)
-        ui.say(f"Deregistered AMI id: {img.id}")
+        try:
+            st.ec2.deregister_image(img.id, region=region)
+            ui.say(f"Deregistered AMI id: {img.id}")
+        except AwsError as exc:
+            failed.append(f"AMI {img.id}: {exc}")
         for snap in img.snapshot_ids:
-            st.ec2.delete_snapshot(snap, region=region)
-            ui.say(f"Deleted snapshot: {snap}")
+            try:
+                st.ec2.delete_snapshot(snap, region=region)
+                ui.say(f"Deleted snapshot: {snap}")
+            except AwsError as exc:
+                failed.append(f"snapshot {snap}: {exc}")
+    if failed:
+        raise BuildError("could not remove " + "; ".join(failed))
 
 
 def create_ami(st: BuildState, ctx: StepContext) -> None:
@@ -152,6 +163,9 @@ def create_ami(st: BuildState, ctx: StepContext) -> None:
             inst.id, name, description=description,
             block_devices=[b.to_api() for b in s.ami_block_device_mappings],
             tags=tags,
+            # the snapshots carry the build's tags from their creation on (a build stopped before
+            # the AMI is available leaves no untagged snapshot); tagged again once it is, as Packer
+            snapshot_tags=tags if intermediary else _snapshot_tags(st, tags),
         )
     except AwsError as exc:
         raise BuildError(f"Error creating AMI: {exc}") from exc
@@ -178,11 +192,17 @@ def create_ami(st: BuildState, ctx: StepContext) -> None:
         _tag_snapshots(st, region, image, tags)
 
 
+def _snapshot_tags(st: BuildState, ami_tags: dict[str, str]) -> dict[str, str]:
+    """An artifact's snapshots: the AMI's tags, then snapshot_tags."""
+    merged = dict(ami_tags)
+    merged.update(st.render_tags(st.config.all_snapshot_tags))
+    return merged
+
+
 def _tag_snapshots(st: BuildState, region: str, image: Image, ami_tags: dict[str, str]) -> None:
     if not image.snapshot_ids:
         return
-    merged = dict(ami_tags)
-    merged.update(st.render_tags(st.config.all_snapshot_tags))
+    merged = _snapshot_tags(st, ami_tags)
     for snap in image.snapshot_ids:
         st.ui.say(f"Tagging snapshot: {snap}")
     st.ec2.create_tags(list(image.snapshot_ids), merged, region=region)
@@ -238,7 +258,8 @@ def _copy_one(st: BuildState, ctx: StepContext, source_region: str, source_ami: 
     image_id = st.ec2.copy_image(
         region, source_region=source_region, source_image_id=source_ami, name=s.ami_name,
         description=st.render(s.ami_description), encrypted=s.encrypt_boot, kms_key_id=kms_key,
-        tags=tags, copy_duration_minutes=s.snapshot_copy_duration_minutes or 0,
+        tags=tags, snapshot_tags=_snapshot_tags(st, tags),
+        copy_duration_minutes=s.snapshot_copy_duration_minutes or 0,
     )
     ctx.on_failure(f"AMI {image_id} and its snapshots (region {region})",
                    lambda: _rollback_image(st, region, image_id))
