@@ -65,7 +65,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -76,7 +75,7 @@ import pytest
 
 from tests.awsproxy import AwsProxy, Request
 from tests.endstate import comparable, comparable_manifest, end_state, iam_state, leftovers, mask
-from tests.stackkit import Stack
+from tests.stackkit import Stack, amibake_exe
 
 DATA = Path(__file__).parent / "data" / "differential"
 PACKER = shutil.which("packer")
@@ -504,7 +503,7 @@ def test_options_same_as_packer(
     packer_run: dict[str, Any], stack: Stack, aws_env: dict[str, str], tmp_path: Path
 ) -> None:
     pk = packer_run
-    ab = build_with("amibake", [sys.executable, "-m", "amibake"], stack, aws_env, tmp_path)
+    ab = build_with("amibake", [amibake_exe()], stack, aws_env, tmp_path)
 
     # the proxy saw both tools' EC2 and IAM calls, signed with the stack's key
     for got in (pk, ab):
@@ -599,7 +598,7 @@ def test_iam_follows_custom_endpoint_ec2(stack: Stack, aws_env: dict[str, str], 
     with AwsProxy(aws_env["AWS_ENDPOINT_URL"]) as proxy:
         env = _env(aws_env, proxy, tmp_path / "state")
         del env["AWS_ENDPOINT_URL_IAM"]
-        r = run_tool([sys.executable, "-m", "amibake"], work, stack, proxy, env)
+        r = run_tool([amibake_exe()], work, stack, proxy, env)
         iam = [q.action for q in proxy.requests if q.service == "iam"]
     assert "CreateInstanceProfile" in iam, f"{iam}\n{r.stdout[-3000:]}"
     assert leftovers(end_state(aws_env, REGIONS)) == {}

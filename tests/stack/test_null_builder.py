@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 import asyncssh
 import pytest
 
-from tests.stackkit import Stack
+from tests.stackkit import Stack, amibake_exe
 
 pytestmark = pytest.mark.stack
 
@@ -27,7 +26,7 @@ pytestmark = pytest.mark.stack
 def amibake(args: list[str], tmp_path: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AMIBAKE_STATE_DIR": str(tmp_path / "state"), "AMIBAKE_NO_SERVER": "1"}
     return subprocess.run(
-        [sys.executable, "-m", "amibake", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+        [amibake_exe(), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
         timeout=timeout,
     )
 
