@@ -10,9 +10,11 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from amibake.journal import state_dir
 from tests.isolation import changes, real_state_dirs, snapshot
-from tests.stackkit import ISOLATED_VARS, Stack
+from tests.stackkit import ISOLATED_VARS, Stack, StackError, amibake_exe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -110,3 +112,17 @@ def test_the_session_passes_when_tests_write_only_their_own(tmp_path: Path) -> N
     res, real = _inner_session(tmp_path, write_real=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert not real.exists()
+
+
+def test_amibake_exe_is_the_one_beside_the_running_interpreter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert amibake_exe() == str(Path(sys.executable).with_name("amibake"))
+    bindir = tmp_path / "venv" / "bin"
+    bindir.mkdir(parents=True)
+    monkeypatch.setattr(sys, "executable", str(bindir / "python"))
+    with pytest.raises(StackError, match=r"no amibake executable beside .*venv/bin/python"):
+        amibake_exe()
+    (bindir / "amibake").write_text("#!/bin/sh\n")
+    (bindir / "amibake").chmod(0o755)
+    assert amibake_exe() == str(bindir / "amibake")
