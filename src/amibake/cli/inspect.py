@@ -97,13 +97,8 @@ def inspect_template(
     for p in provs:
         out.data("template-provisioner", p.type)
         out.say(f"  {p.type}")
-    pps = [seq for b in template.builds for seq in b.post_processors]
-    if pps:
-        out.say("")
-        out.say("Post-processors:\n")
-        for seq in pps:
-            out.data("template-post-processor", *(pp.type for pp in seq))
-            out.say("  " + " -> ".join(pp.type for pp in seq))
+    # no post-processors section: Packer's legacy JSON inspect has none (packer/core.go Inspect,
+    # 1.6.6 through 1.9.4)
 
     out.say(
         "\nNote: If your build names contain user variables or template\n"
