@@ -153,3 +153,32 @@ def test_build_runs_only_the_selected_builds(
     code, out = run(["build", "-color=false", *flags, name], capsys)
     assert code == 0, out
     assert {p.name.removeprefix("ran-") for p in tmp_path.glob("ran-*")} == ran, out
+
+
+def test_validate_json_knows_builds_by_name_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON build is not known as ``type.name``: ``-only=amazon-ebs.a`` selects nothing (Packer
+    1.6.6 then validates nothing; amibake says that no build matches)."""
+    (tmp_path / "t.json").write_text(json.dumps(JSON_BROKEN_B))
+    code, out = run(["validate", "-only=amazon-ebs.a", "t.json"], capsys)
+    assert "The configuration is valid." not in out and "builders[" not in out, out
+    assert code == 1 and "no build matches -only/-except" in out, out
+
+
+@pytest.mark.parametrize(("flags", "valid"), [
+    ([], False),
+    (["-only=web.amazon-ebs.a"], True),
+    (["-except=web.amazon-ebs.b"], True),
+    (["-only=web.*", "-except=web.amazon-ebs.b"], True),
+    (["-only=web.amazon-ebs.b"], False),
+    (["-only=web.*"], False),
+])
+def test_validate_hcl2_named_build(
+    flags: list[str], valid: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A named build block's sources are ``<build name>.<type>.<name>`` (verdicts as Packer 1.6.6's)."""
+    (tmp_path / "t.pkr.hcl").write_text(HCL_BROKEN_B.replace("build {", 'build {\n  name = "web"'))
+    code, out = run(["validate", *flags, "t.pkr.hcl"], capsys)
+    if valid:
+        assert code == 0 and "The configuration is valid." in out and "ami_name" not in out, out
+    else:
+        assert code == 1 and "amazon-ebs.b.ami_name: ami_name must be specified" in out, out
