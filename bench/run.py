@@ -5,7 +5,7 @@
 
 Starts the local stack once (moto server with its request recorder + a real sshd, see
 ``tests/stackkit.py``) and measures, in the same run, Packer (Debian's ``packer`` 1.6.6) and
-amibake on the Packer baseline's templates (``/work/shared/bench/packer-baseline/templates``):
+amibake on the Packer baseline's templates (``tests/stack/data/packer-baseline/templates``):
 
 1. one build (``basic.json``): wall, CPU (user+sys of the whole tree, from the reaped children's
    rusage), peak PSS of the whole process tree (separate runs, sampled every 10 ms from
@@ -54,7 +54,7 @@ from openssh import OpenSsh  # noqa: E402
 from pss import TreeSampler, WorkerCpu  # noqa: E402
 from tests.stackkit import Stack  # noqa: E402
 
-BASELINE = Path(os.environ.get("PACKER_BASELINE", "/work/shared/bench/packer-baseline"))
+BASELINE = Path(os.environ.get("PACKER_BASELINE", ROOT / "tests" / "stack" / "data" / "packer-baseline"))
 TEMPLATES = BASELINE / "templates"
 AMIBAKE = str(ROOT / ".venv" / "bin" / "amibake")
 PACKER = shutil.which("packer") or "packer"
