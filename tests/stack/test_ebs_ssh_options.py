@@ -362,7 +362,7 @@ class SshServerEmulation:
     asked in one challenge). Built on asyncssh's server side, on its own event loop thread. Every
     login attempt and forward request lands in :attr:`events`. As a bastion (``forward``) it opens
     ``direct-tcpip`` channels to where the client asks, as sshd's ``AllowTcpForwarding yes``; as an
-    instance (``commands``) it runs each exec request with ``/bin/sh -c`` in ``workdir`` and returns
+    instance (``commands``) it runs each exec request with ``sh -c`` in ``workdir`` and returns
     its output and exit status."""
 
     def __init__(self, *, user: str, workdir: Path, password: str | None = None,
@@ -381,7 +381,7 @@ class SshServerEmulation:
         if not self.commands or process.command is None:
             process.exit(1)
             return
-        run = functools.partial(subprocess.run, ["/bin/sh", "-c", process.command], cwd=self.workdir,
+        run = functools.partial(subprocess.run, ["sh", "-c", process.command], cwd=self.workdir,
                                 capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
         done = await asyncio.get_running_loop().run_in_executor(None, run)
         process.stdout.write(done.stdout)
