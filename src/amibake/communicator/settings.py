@@ -26,13 +26,15 @@ class SSHSettings:
     timeout: float = 300.0
     #: authentication/handshake failures tolerated before giving up (``ssh_handshake_attempts``)
     handshake_attempts: int = 10
+    #: seconds between keepalive requests (``ssh_keep_alive_interval``); 0 or negative: none
     keepalive_interval: float = 5.0
     file_transfer_method: str = "scp"
     pty: bool = False
     ciphers: tuple[str, ...] = ()
     kex_algorithms: tuple[str, ...] = ()
     bastion: SSHSettings | None = None
-    #: close the connection after this long without traffic (``ssh_read_write_timeout``); 0 = never
+    #: drop the connection when nothing arrives for this long (``ssh_read_write_timeout``, a read
+    #: deadline as Packer's); 0 = never
     read_write_timeout: float = 0.0
     remote_path_sep: str = "/"
     #: amibake's own: upload directory trees as one tar stream when the remote has tar
@@ -45,5 +47,6 @@ class SSHSettings:
     local_tunnels: tuple[str, ...] = ()
     #: ``REMOTE_PORT:LOCAL_HOST:LOCAL_PORT`` forwards opened with the connection
     remote_tunnels: tuple[str, ...] = ()
-    #: answer keyboard-interactive prompts with ``password`` (``ssh_bastion_interactive``)
+    #: ask keyboard-interactive questions on the terminal (``ssh_bastion_interactive``); without it
+    #: they are answered with ``password``
     interactive: bool = False
