@@ -168,16 +168,23 @@ class BuildJournal:
     def intent(self, kind: str, region: str, **detail: Any) -> None:
         self.journal.write("intent", build=self.build, kind=kind, region=region, **detail)
 
+    # created/removed: the in-memory record follows the cloud, whether or not the entry could be
+    # written (a build whose journal fails still reports truly what it removed and what is left)
+
     def created(self, kind: str, region: str, rid: str, **detail: Any) -> None:
-        self.journal.write("created", build=self.build, kind=kind, region=region, id=rid, **detail)
-        with self._mem_lock:
-            self._live[(kind, region, rid)] = Resource(kind, region, rid).describe()
+        try:
+            self.journal.write("created", build=self.build, kind=kind, region=region, id=rid, **detail)
+        finally:
+            with self._mem_lock:
+                self._live[(kind, region, rid)] = Resource(kind, region, rid).describe()
 
     def removed(self, kind: str, region: str, rid: str) -> None:
-        self.journal.write("removed", build=self.build, kind=kind, region=region, id=rid)
-        with self._mem_lock:
-            desc = self._live.pop((kind, region, rid), None)
-            self.removed_log.append(desc or Resource(kind, region, rid).describe())
+        try:
+            self.journal.write("removed", build=self.build, kind=kind, region=region, id=rid)
+        finally:
+            with self._mem_lock:
+                desc = self._live.pop((kind, region, rid), None)
+                self.removed_log.append(desc or Resource(kind, region, rid).describe())
 
     def started(self, **detail: Any) -> None:
         self.journal.write("build-started", build=self.build, **detail)

@@ -140,8 +140,8 @@ class StepRunner:
         _report(ctx, (
             f"The run journal could not be written: {problems[0]}"
             + (f" (and {len(problems) - 1} more record(s) missing)" if len(problems) > 1 else "")
-            + ". Every cleanup step still ran; what is left, if anything, is listed above and carries "
-            "the build's amibake:run-id tag, which `amibake cleanup` searches by."
+            + ". Every cleanup step still ran; anything one could not remove is named in its own error "
+            "and carries the build's amibake:run-id tag, which `amibake cleanup` searches by."
         ))
 
 

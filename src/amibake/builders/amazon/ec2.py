@@ -505,9 +505,10 @@ class Ec2Gateway:
     def _journal_problem(self, what: str, exc: BaseException) -> str:
         path = getattr(getattr(self.journal, "journal", None), "path", "")
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        if isinstance(exc, OSError) and exc.errno:
-            reason = f"[Errno {exc.errno}] {reason}"
-        problem = f"cannot write the run journal {path}: {reason} ({what} not recorded)"
+        if "run journal" in reason:  # the journal's own error names the file already
+            problem = f"{reason} ({what} not recorded)"
+        else:
+            problem = f"cannot write the run journal {path}: {reason} ({what} not recorded)"
         self.journal_errors.append(problem)
         log.debug("%s", problem)
         if self.on_journal_error is not None:
