@@ -148,6 +148,15 @@ def test_stop_waits_for_a_server_that_is_still_exiting(tmp_path: Path) -> None:
     assert not path.exists()
 
 
+def test_start_replaces_a_stale_server_once_it_has_exited(server: Server) -> None:
+    old = int(server.status()["pid"])
+    server.watch.write_text("changed\n")
+    res = server.cmd("server", "start", "--socket", str(server.socket), "--watch", str(server.watch))
+    assert res.returncode == 0 and "ready on" in res.stdout, res.stdout + res.stderr
+    new = int(server.status()["pid"])
+    assert new != old and _exited(old)  # the new one took the lock only once the old one had exited
+
+
 # ---- where a command ran: the served worker or the launcher itself ---------------------------------
 
 #: a build whose shell-local provisioner writes the pids of its ancestors, one a line

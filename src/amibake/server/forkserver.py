@@ -72,6 +72,8 @@ WARM_MODULES = (
 #: beside the socket: held by the running server from before it binds until it has exited
 LOCK_NAME = "server.lock"
 PID_NAME = "server.pid"
+#: how long a new server waits for an exiting one to let the lock go
+_BIND_WAIT = 30.0
 
 
 class ServerError(Exception):
@@ -324,16 +326,12 @@ class Server:
         except protocol.ProtocolError as exc:
             raise ServerError(str(exc)) from None
         fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-        deadline = time.monotonic() + 5  # a stale server found by `start` may still be exiting
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise ServerError(f"another amibake server is running on {self.path}") from None
-                time.sleep(0.02)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            # a stale server found by `start` may still be exiting: it lets the lock go as it exits
+            if not _flock_within(fd, _BIND_WAIT):
+                raise ServerError(f"another amibake server is running on {self.path}") from None
         self._lock_fd = fd
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # a socket left by a server that was killed
