@@ -13,10 +13,12 @@ are masked, and the two end states and manifests must be equal. Known, explained
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,14 +47,22 @@ def _packer_166() -> None:
 pytestmark = [pytest.mark.stack, pytest.mark.packer]
 
 
+def remote_dir(work: Path) -> Path:
+    """The directory on the "instance" (this machine, through the stack's sshd) where the baseline
+    templates' provisioners write (their ``remote_dir`` variable, "/tmp" by default): one per test,
+    so that no other run's files are touched. Under /tmp, where the stack's login user can reach it."""
+    return Path("/tmp") / f"amibake-baseline-{hashlib.sha256(str(work).encode()).hexdigest()[:16]}"
+
+
+def clear(remote: Path) -> None:
+    for p in remote.iterdir():
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def run_tool(
     tool: str, template: str, stack: Stack, env: dict[str, str], work: Path
 ) -> subprocess.CompletedProcess[str]:
-    for p in Path("/tmp").glob("packer-baseline-*"):
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+    clear(remote_dir(work))
     (work / tool).mkdir(exist_ok=True)  # the manifest post-processor does not create its directory
     args = [
         "build",
@@ -61,6 +71,7 @@ def run_tool(
         f"-var=ssh_port={stack.sshd.port}",
         f"-var=ssh_username={stack.sshd.user}",
         f"-var=out_dir={work / tool}",
+        f"-var=remote_dir={remote_dir(work)}",
         str(work / "templates" / template),
     ]
     argv = [PACKER or "packer", *args] if tool == "packer" else [sys.executable, "-m", "amibake", *args]
@@ -77,10 +88,14 @@ def run_tool(
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Path:
+def work(tmp_path: Path) -> Iterator[Path]:
     shutil.copytree(BASELINE / "templates", tmp_path / "templates")
     shutil.copytree(BASELINE / "files", tmp_path / "files")
-    return tmp_path
+    remote = remote_dir(tmp_path)
+    remote.mkdir(mode=0o1777)
+    remote.chmod(0o1777)  # the login user writes there
+    yield tmp_path
+    shutil.rmtree(remote, ignore_errors=True)
 
 
 @pytest.mark.parametrize(

@@ -17,12 +17,14 @@ Known, explained differences between the two end states, normalised before compa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,18 @@ pytestmark = [pytest.mark.stack]
 _HCL_TIMESTAMP = re.compile(r"\b20\d{12}\b")
 
 
+def remote_dir(work: Path) -> Path:
+    """The directory on the "instance" (this machine, through the stack's sshd) where the baseline
+    templates' provisioners write (their ``remote_dir`` variable, "/tmp" by default): one per test,
+    so that no other run's files are touched. Under /tmp, where the stack's login user can reach it."""
+    return Path("/tmp") / f"amibake-baseline-{hashlib.sha256(str(work).encode()).hexdigest()[:16]}"
+
+
+def clear(remote: Path) -> None:
+    for p in remote.iterdir():
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
 def amibake(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **env, "AWS_POLL_DELAY_SECONDS": "1", "AWS_MAX_ATTEMPTS": "60"}
     return subprocess.run(
@@ -49,8 +63,7 @@ def amibake(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Compl
 
 def build(template: Path, stack: Stack, env: dict[str, str], out: Path) -> subprocess.CompletedProcess[str]:
     out.mkdir(exist_ok=True)  # the manifest post-processor does not create its directory
-    for p in Path("/tmp").glob("packer-baseline-*"):
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    clear(remote_dir(out.parent))
     no_endpoint = {k: v for k, v in env.items() if k != "AWS_ENDPOINT_URL"}
     args = [
         "build",
@@ -59,6 +72,7 @@ def build(template: Path, stack: Stack, env: dict[str, str], out: Path) -> subpr
         f"-var=ssh_port={stack.sshd.port}",
         f"-var=ssh_username={stack.sshd.user}",
         f"-var=out_dir={out}",
+        f"-var=remote_dir={remote_dir(out.parent)}",
         str(template),
     ]
     # the endpoint comes from the template (custom_endpoint_ec2), as in test_differential
@@ -85,10 +99,14 @@ def manifest(path: Path) -> Any:
 
 
 @pytest.fixture
-def work(tmp_path: Path) -> Path:
+def work(tmp_path: Path) -> Iterator[Path]:
     shutil.copytree(BASELINE / "templates", tmp_path / "templates")
     shutil.copytree(BASELINE / "files", tmp_path / "files")
-    return tmp_path
+    remote = remote_dir(tmp_path)
+    remote.mkdir(mode=0o1777)
+    remote.chmod(0o1777)  # the login user writes there
+    yield tmp_path
+    shutil.rmtree(remote, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
@@ -103,7 +121,7 @@ def test_upgraded_template_builds_the_same(
     r = amibake(["hcl2_upgrade", "-output-file", str(hcl), str(tpl)], aws_env, work)
     assert r.returncode == 0, r.stdout + r.stderr
     text = hcl.read_text()
-    assert "/tmp/packer-baseline-upload-${build.name}.txt" in text
+    assert "${var.remote_dir}/packer-baseline-upload-${build.name}.txt" in text
     hcl.write_text(text.replace("${build.name}", "${source.name}"))
     results = {}
     for kind, path in (("json", tpl), ("hcl", hcl)):
