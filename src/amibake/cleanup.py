@@ -3,40 +3,77 @@
 Two sources, merged:
 
 * the run journals (:mod:`amibake.journal`): resources created and not removed, and create calls
-  that were in flight when the process died (looked up by name or client token);
-* tags, region by region: every resource amibake creates carries ``amibake:run-id``,
-  ``amibake:build`` and ``amibake:created`` from its create call on.
+  that were in flight when the process died (looked up by name or client token). Each run is
+  reached the way its journal says it reached AWS (endpoint, profile, role ARN per region);
+* tags, region by region, through the default access and through each run's: every resource
+  amibake creates carries ``amibake:run-id``, ``amibake:build`` and ``amibake:created``.
+
+The safety rules, checked for each resource at the moment it would be removed (not once, at listing):
+
+* a run whose journal here is held by a live amibake is in progress: left alone;
+* a run with no journal here (another machine, another state dir, a lost journal) is removed only
+  once its heartbeat is stale (:mod:`amibake.liveness`: no ``amibake:heartbeat`` or
+  ``amibake:created`` newer than 5 refresh periods on any of its resources) and, with no
+  ``--older-than``, only resources older than :data:`DEFAULT_MIN_AGE`; its AMIs and snapshots are
+  kept and reported (no journal here says its build failed);
+* an AMI or snapshot carrying ``amibake:finished`` is never removed; of a finished build, exactly the
+  listed artifact AMIs and their snapshots are kept, any other image of the run is removed.
 
 Removal goes in dependency order (instances, fleets, launch templates, IAM, security groups, key
-pairs, volumes, AMIs, snapshots); a resource already gone counts as removed, so running cleanup twice
-is harmless. An AMI (and its snapshots) of a build whose journal records its finish is the user's
-artifact and is never touched; one whose run has no journal at all is kept too, and reported.
-A run whose journal is still held open by a live amibake process is in progress and left alone.
+pairs, volumes, AMIs, snapshots); a resource already gone is reported as such, so running cleanup
+twice is harmless. Calls use short timeouts and few retries: an endpoint that cannot be reached
+costs seconds, is reported for its run, and the other runs are still cleaned.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
-from amibake.builders.amazon.ec2 import AwsAccess, AwsError, Ec2Gateway, Polling, Tagged
+import botocore.config
+import botocore.credentials
+import botocore.session
+
+from amibake.builders.amazon.access import AssumeRole, AwsAccess, Polling
+from amibake.builders.amazon.ec2 import (
+    CLIENTS,
+    AwsError,
+    Ec2Gateway,
+    RetryPolicy,
+    Tagged,
+    _translated,
+    shared_loader,
+    tag_dict,
+)
 from amibake.journal import (
     KINDS,
     Journal,
-    Resource,
     RunRecord,
     is_active,
     load_run,
     run_files,
     valid_run_id,
 )
+from amibake.liveness import CREATED_TAG, FINISHED_TAG, last_sign_of_life, parse_time, stale_after
 
 RUN_TAG = "amibake:run-id"
 BUILD_TAG = "amibake:build"
-CREATED_TAG = "amibake:created"
+__all__ = ["BUILD_TAG", "CREATED_TAG", "RUN_TAG", "Cleaner", "CleanupGateway"]
+
+#: with no ``--older-than``: the minimum age of a resource of a run with no journal here
+DEFAULT_MIN_AGE = 3600.0
+#: per-call limits for cleanup: an unreachable endpoint costs seconds, not minutes
+CONNECT_TIMEOUT = 3
+READ_TIMEOUT = 15
+MAX_ATTEMPTS = 3
 
 #: error codes that mean "it is already gone"
 GONE = frozenset({
@@ -44,10 +81,74 @@ GONE = frozenset({
     "InvalidKeyPair.NotFound", "InvalidVolume.NotFound", "InvalidAMIID.NotFound",
     "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound", "InvalidLaunchTemplateId.NotFound",
     "InvalidLaunchTemplateName.NotFoundException", "InvalidLaunchTemplateId.Malformed", "NoSuchEntity",
-    "InvalidFleetId.NotFound",
+    "InvalidFleetId.NotFound", "InvalidSpotInstanceRequestID.NotFound",
 })
 
 Say = Callable[[str], None]
+
+#: the (endpoint, profile, role ARN) a run used; ("", "", "") is the cleaner's own environment
+AccessKey = tuple[str, str, str]
+DEFAULT_ACCESS: AccessKey = ("", "", "")
+
+
+class CleanupGateway(Ec2Gateway):
+    """An :class:`Ec2Gateway` whose clients have short connect/read timeouts and few retries."""
+
+    _lock = threading.Lock()
+    _cache: dict[tuple[object, ...], Any] = {}
+
+    def __init__(self, access: AwsAccess) -> None:
+        super().__init__(access, Polling(delay=2.0, max_attempts=60),
+                         retry=RetryPolicy(max_attempts=MAX_ATTEMPTS))
+
+    def _client(self, service: str, region: str | None = None) -> Any:
+        region = region or self.region
+        a = self.access
+        endpoint = a.iam_endpoint if service == "iam" else a.endpoint_ec2
+        key = (service, region, a.credentials_key(), endpoint)
+        with self._lock:
+            client = self._cache.get(key)
+            if client is None:
+                with _translated("client"):
+                    client = self._cache[key] = self._create(service, region, endpoint)
+            return client
+
+    def _create(self, service: str, region: str, endpoint: str) -> Any:
+        a = self.access
+        session = botocore.session.Session(profile=a.profile or None)
+        session.register_component("data_loader", shared_loader())
+        if a.assume_role is not None:
+            creds = CLIENTS.credentials(a, region)
+
+            class Resolved(botocore.credentials.CredentialProvider):
+                METHOD = "amibake-cleanup"
+
+                def load(self) -> Any:
+                    return creds
+
+            session.register_component(
+                "credential_provider", botocore.credentials.CredentialResolver(providers=[Resolved()]))
+        kw: dict[str, Any] = {
+            "region_name": region,
+            "config": botocore.config.Config(
+                retries={"mode": "standard", "total_max_attempts": 1},
+                connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
+            ),
+        }
+        if endpoint:
+            kw["endpoint_url"] = endpoint
+        return session.create_client(service, **kw)
+
+
+def gateway_for(access: AccessKey, region: str) -> CleanupGateway:
+    endpoint, profile, role = access
+    return CleanupGateway(AwsAccess(region=region, endpoint_ec2=endpoint, profile=profile,
+                                    assume_role=AssumeRole(role) if role else None))
+
+
+def make_gateway(region: str) -> Ec2Gateway:
+    """A gateway for cleanup: credentials, endpoint, profile from the environment, as boto3 finds them."""
+    return gateway_for(DEFAULT_ACCESS, region)
 
 
 @dataclass
@@ -60,6 +161,10 @@ class Leftover:
     #: "journal", "tag" or both
     sources: set[str] = field(default_factory=set)
     created: str = ""
+    access: AccessKey = DEFAULT_ACCESS
+    tags: dict[str, str] = field(default_factory=dict)
+    #: the name or client token of the journal intent it was found from
+    intent: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -72,18 +177,56 @@ class Leftover:
 
 
 @dataclass
+class RunReport:
+    """One row of the summary: what cleanup did for a run."""
+
+    removed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    @property
+    def left(self) -> bool:
+        return bool(self.failed or self.unreachable)
+
+
+@dataclass
 class Plan:
     leftovers: list[Leftover] = field(default_factory=list)
-    kept: list[str] = field(default_factory=list)
+    #: "kind region id" -> why it is kept (each resource once)
+    kept_by: dict[tuple[str, str, str], str] = field(default_factory=dict)
     skipped_runs: list[str] = field(default_factory=list)
     regions: list[str] = field(default_factory=list)
+    #: run id ("" for the default access's searches) -> its report
+    reports: dict[str, RunReport] = field(default_factory=dict)
+
+    @property
+    def kept(self) -> list[str]:
+        return list(self.kept_by.values())
+
+    def report(self, run_id: str) -> RunReport:
+        return self.reports.setdefault(run_id, RunReport())
+
+    def keep(self, key: tuple[str, str, str], run_id: str, note: str) -> None:
+        if key not in self.kept_by:
+            self.kept_by[key] = note
+            self.report(run_id).kept.append(note)
 
     def add(self, item: Leftover) -> None:
+        if item.key in self.kept_by:
+            return
         for old in self.leftovers:
             if old.key == item.key:
                 old.sources |= item.sources
                 old.run_id = old.run_id or item.run_id
                 old.build = old.build or item.build
+                old.created = old.created or item.created
+                old.tags = old.tags or item.tags
+                old.intent = old.intent or item.intent
+                if "tag" in item.sources:  # found there: that access reaches it
+                    old.access = item.access
                 return
         self.leftovers.append(item)
 
@@ -96,29 +239,81 @@ class Plan:
 class Result:
     removed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
-def _parse_time(text: str) -> float | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).replace(tzinfo=UTC).timestamp()
-    except ValueError:
-        return None
-
-
-def _old_enough(created: str, older_than: float | None, now: float) -> bool:
-    if older_than is None:
-        return True
-    t = _parse_time(created)
-    return t is not None and now - t >= older_than
+class Unreachable(Exception):
+    pass
 
 
 class Cleaner:
-    def __init__(self, gateway: Ec2Gateway, state_dir: Path, say: Say) -> None:
-        self.gw = gateway
+    def __init__(
+        self,
+        gateway: Ec2Gateway | None,
+        state_dir: Path,
+        say: Say,
+        *,
+        gateways: Callable[[AccessKey, str], Ec2Gateway] = gateway_for,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.default_region = gateway.region if gateway is not None else "us-east-1"
         self.state_dir = state_dir
         self.say = say
+        self._make = gateways
+        self._gateways: dict[tuple[AccessKey, str], Ec2Gateway] = {}
+        if gateway is not None:
+            self._gateways[(DEFAULT_ACCESS, gateway.region)] = gateway
+        #: (access, region) -> why it cannot be reached
+        self.down: dict[tuple[AccessKey, str], str] = {}
+        self.clock = clock
+        self.stale = stale_after()
+        self.records: dict[str, RunRecord] = {}
+        #: run id -> newest sign of life seen on any of its resources (epoch seconds)
+        self.life: dict[str, float] = {}
+        self.dry_run = False
+
+    # -- access ------------------------------------------------------------------------------
+
+    def gw(self, access: AccessKey, region: str) -> Ec2Gateway:
+        key = (access, region or self.default_region)
+        if key in self.down:
+            raise Unreachable(self.down[key])
+        if key not in self._gateways:
+            self._gateways[key] = self._make(access, key[1])
+        return self._gateways[key]
+
+    def _call(self, access: AccessKey, region: str, fn: Callable[[Ec2Gateway], Any]) -> Any:
+        """fn(gateway) through the run's access; when that cannot be reached, through the cleaner's
+        own (default) access, which may reach the same account another way."""
+        try:
+            return self._call_via(access, region, fn)
+        except Unreachable as first:
+            if access == DEFAULT_ACCESS:
+                raise
+            try:
+                return self._call_via(DEFAULT_ACCESS, region, fn)
+            except Unreachable as second:
+                raise Unreachable(f"{first}; and {second}") from None
+
+    def _call_via(self, access: AccessKey, region: str, fn: Callable[[Ec2Gateway], Any]) -> Any:
+        """fn(gateway); a transport failure marks (access, region) unreachable for the rest of the run."""
+        key = (access, region or self.default_region)
+        gw = self.gw(access, region)
+        try:
+            return fn(gw)
+        except AwsError as exc:
+            if not exc.code:  # no answer from AWS at all: connection, timeout, TLS, session
+                self.down[key] = _reason(access, key[1], exc)
+                raise Unreachable(self.down[key]) from None
+            raise
+
+    @staticmethod
+    def access_of(rec: RunRecord | None, region: str) -> AccessKey:
+        if rec is None:
+            return DEFAULT_ACCESS
+        a = rec.access.get(region, {})
+        return (a.get("endpoint", ""), a.get("profile", ""), a.get("role_arn", ""))
 
     # -- finding ----------------------------------------------------------------------------
 
@@ -129,147 +324,288 @@ class Cleaner:
         regions: Sequence[str] = (),
         older_than: float | None = None,
         now: float | None = None,
+        dry_run: bool = False,
     ) -> Plan:
-        now = time.time() if now is None else now
+        self.dry_run = dry_run
         plan = Plan()
-        records: dict[str, RunRecord] = {}
         for path in run_files(self.state_dir):
             rec = load_run(path)
             if run_id and rec.run_id != run_id:
                 continue
+            self.records[rec.run_id] = rec
             if is_active(path):
                 plan.skipped_runs.append(rec.run_id)
-                continue
-            records[rec.run_id] = rec
+                plan.report(rec.run_id).skipped.append("in progress (its journal is held by a live amibake)")
+        pause("cleanup-journals-read")
+        now = self.clock() if now is None else now  # ages as of the tag search
         region_set = list(regions) or sorted(
-            {r for rec in records.values() for r in rec.regions if r} | {self.gw.region}
+            {r for rec in self.records.values() for r in rec.regions if r} | {self.default_region}
         )
         plan.regions = region_set
-        for rec in records.values():
-            if not _old_enough(rec.started, older_than, now):
+        # where to search by tag: the default access in every region (every run, or --run's), and
+        # each run whose journal names another access through that access (for that run only)
+        searches: dict[tuple[AccessKey, str, str], None] = {(DEFAULT_ACCESS, r, run_id): None
+                                                            for r in region_set}
+        for rec in self.records.values():
+            for r in sorted(rec.regions):
+                access = self.access_of(rec, r)
+                if r in region_set and access != DEFAULT_ACCESS:
+                    searches[(access, r, rec.run_id)] = None
+        for rec in self.records.values():
+            if rec.run_id in plan.skipped_runs:
                 continue
-            self._from_journal(rec, plan, set(region_set))
-        active = set(plan.skipped_runs)
-        for region in region_set:
-            for t in self.gw.find_tagged(region, RUN_TAG, run_id):
-                self._from_tag(t, records, active, plan, older_than, now)
-        for t in self.gw.find_tagged_iam(RUN_TAG, run_id):
-            self._from_tag(t, records, active, plan, older_than, now)
+            self._from_journal(rec, plan, set(region_set), older_than, now)
+        iam_done: set[tuple[AccessKey, str]] = set()
+        for access, region, only in searches:
+            try:
+                found = self._call(access, region, partial(_find, region=region, run_id=only))
+                if (access, only) not in iam_done:
+                    iam_done.add((access, only))
+                    found += self._call(access, region, partial(_find_iam, run_id=only))
+            except (Unreachable, AwsError) as exc:
+                what = "tag search" if access == DEFAULT_ACCESS else "the journal's endpoint"
+                _note(plan.report(only).unreachable, f"{region} ({what}): {exc}")
+                continue
+            for t in found:
+                self._from_tag(t, access, plan, older_than, now)
         return plan
 
-    def _from_journal(self, rec: RunRecord, plan: Plan, regions: set[str]) -> None:
+    def _from_journal(self, rec: RunRecord, plan: Plan, regions: set[str], older_than: float | None,
+                      now: float) -> None:
+        report = plan.report(rec.run_id)
         for res in rec.live:
             if res.region and res.region not in regions:
                 continue
+            key = (res.kind, res.region, res.id)
             if rec.keeps(res):
-                plan.kept.append(
-                    f"{res.describe()}: artifact of finished build '{res.build}' of run {rec.run_id}"
-                )
+                plan.keep(key, rec.run_id,
+                          f"{res.describe()}: artifact of finished build '{res.build}' of run {rec.run_id}")
                 continue
-            plan.add(Leftover(res.kind, res.region, res.id, rec.run_id, res.build, {"journal"}))
+            at = str(res.detail.get("at", ""))
+            if not _old_enough(at, older_than, now):
+                continue
+            plan.add(Leftover(res.kind, res.region, res.id, rec.run_id, res.build, {"journal"}, at,
+                              self.access_of(rec, res.region)))
         # create calls in flight when the process died: find what they made, if anything
         for res in rec.dangling:
             if res.region and res.region not in regions:
                 continue
-            for rid in self._resolve_intent(res.kind, res.region, res.id, rec.run_id):
-                if res.kind == "image" and res.build in rec.finished:
-                    continue
-                plan.add(Leftover(res.kind, res.region, rid, rec.run_id, res.build, {"journal"}))
+            at = str(res.detail.get("at", ""))
+            if not _old_enough(at, older_than, now):
+                continue
+            access = self.access_of(rec, res.region)
+            try:
+                found = self._call(access, res.region, partial(
+                    self._resolve_intent, kind=res.kind, region=res.region, name=res.id, run_id=rec.run_id))
+            except Unreachable as exc:
+                _note(report.unreachable, f"{res.region}: {exc}")
+                continue
+            except AwsError as exc:
+                _note(report.failed, f"could not look up the {res.kind} {res.id} ({res.region}): {exc}")
+                continue
+            if not found:
+                # nothing was made: settle the intent, so that it is not looked up again
+                report.gone.append(f"{res.kind} {res.id} ({res.region}) (never created)")
+                if not self.dry_run:
+                    self._journal_removed(Leftover(res.kind, res.region, res.id, rec.run_id, res.build,
+                                                   intent=res.id))
+            for rid in found:
+                plan.add(Leftover(res.kind, res.region, rid, rec.run_id, res.build, {"journal"}, at, access,
+                                  intent=res.id))
 
-    def _resolve_intent(self, kind: str, region: str, name: str, run_id: str) -> list[str]:
-        if not name and kind != "fleet":
+    @staticmethod
+    def _resolve_intent(gw: Ec2Gateway, kind: str, region: str, name: str, run_id: str) -> list[str]:
+        if not name:
             return []
-        try:
-            if kind in ("key-pair", "iam-role", "iam-instance-profile"):
-                return [name]
-            if kind == "security-group":
-                return self.gw.security_group_by_name(name, region)
-            if kind == "instance":
-                return self.gw.instances_by_token(name, region)
-            if kind == "launch-template":
-                return self.gw.launch_templates_named(name, region)
-            if kind == "image":
-                return [img.id for img in self.gw.images_named(name, region=region)
-                        if img.tags.get(RUN_TAG) in (None, "", run_id)]
-        except AwsError as exc:
-            self.say(f"Could not look up the {kind} {name} ({region}): {exc}")
+        if kind == "key-pair":
+            try:
+                resp = gw._call("describe_key_pairs", region, KeyNames=[name])
+            except AwsError as exc:
+                if exc.code in GONE:
+                    return []
+                raise
+            return [str(k["KeyName"]) for k in resp.get("KeyPairs", [])]
+        if kind in ("iam-role", "iam-instance-profile"):
+            return [name]
+        if kind == "security-group":
+            return gw.security_group_by_name(name, region)
+        if kind == "instance":
+            return gw.instances_by_token(name, region)
+        if kind == "launch-template":
+            return gw.launch_templates_named(name, region)
+        if kind == "image":
+            return [img.id for img in gw.images_named(name, region=region)
+                    if img.tags.get(RUN_TAG) in (None, "", run_id)]
         return []
 
-    def _from_tag(self, t: Tagged, records: dict[str, RunRecord], active: set[str], plan: Plan,
-                  older_than: float | None, now: float) -> None:
+    def _from_tag(self, t: Tagged, access: AccessKey, plan: Plan, older_than: float | None,
+                  now: float) -> None:
         run = t.tags.get(RUN_TAG, "")
         build = t.tags.get(BUILD_TAG, "")
-        if run in active:
+        created = t.tags.get(CREATED_TAG, "")
+        life = last_sign_of_life(t.tags)
+        if life is not None and run:
+            self.life[run] = max(life, self.life.get(run, 0.0))
+        if run in plan.skipped_runs:
             return
-        if not _old_enough(t.tags.get(CREATED_TAG, ""), older_than, now):
+        key = (t.kind, t.region, t.id)
+        item = Leftover(t.kind, t.region, t.id, run, build, {"tag"}, created, access, dict(t.tags))
+        if FINISHED_TAG in t.tags:
+            plan.keep(key, run, f"{item.describe()}: marked {FINISHED_TAG} (a delivered artifact)")
             return
-        item = Leftover(t.kind, t.region, t.id, run, build, {"tag"}, t.tags.get(CREATED_TAG, ""))
+        rec = self.records.get(run)
         if t.kind in ("image", "snapshot"):
-            rec = records.get(run)
             if rec is None:
-                plan.kept.append(f"{item.describe()}: no journal of run {run} here says its build failed")
+                plan.keep(key, run, f"{item.describe()}: no journal of run {run} here says its build failed")
                 return
-            if rec.keeps(Resource(t.kind, t.region, t.id, build)):
-                plan.kept.append(f"{item.describe()}: artifact of finished build '{build}' of run {run}")
+            if rec.keeps(_as_resource(t, build, rec)):
+                plan.keep(key, run, f"{item.describe()}: artifact of finished build '{build}' of run {run}")
                 return
+        min_age = older_than if older_than is not None else (None if rec is not None else DEFAULT_MIN_AGE)
+        if not _old_enough(created, min_age, now):
+            return
         plan.add(item)
 
     # -- removing ---------------------------------------------------------------------------
 
     def remove(self, plan: Plan, *, dry_run: bool = False) -> Result:
         result = Result()
-        ordered = plan.ordered()
         # an AMI's snapshots go with it
-        extra: list[Leftover] = []
-        for item in ordered:
-            if item.kind == "image":
-                try:
-                    for img in self.gw.describe_images(image_ids=[item.id], region=item.region):
-                        extra += [Leftover("snapshot", item.region, snap, item.run_id, item.build, {"image"})
-                                  for snap in img.snapshot_ids]
-                except AwsError as exc:
-                    if exc.code not in GONE:
-                        self.say(f"Could not describe {item.describe()}: {exc}")
-        for leftover in extra:
-            plan.add(leftover)
+        for item in plan.ordered():
+            if item.kind != "image":
+                continue
+            try:
+                images = self._call(item.access, item.region, partial(_describe_image, item=item))
+            except (Unreachable, AwsError):
+                continue  # reported when the image itself is tried
+            for img in images:
+                for snap in img.snapshot_ids:
+                    plan.add(Leftover("snapshot", item.region, snap, item.run_id, item.build, {"image"},
+                                      item.created, item.access))
         instances: list[Leftover] = []
         for item in plan.ordered():
-            if dry_run:
-                self.say(f"Would remove {item.describe()}")
-                result.removed.append(item.describe())
-                continue
             if item.kind != "instance" and instances:
-                self._wait_terminated(instances)
+                self._wait_terminated(instances, plan)
                 instances = []
+            report = plan.report(item.run_id)
             try:
-                self._remove_one(item)
+                why_not = self._may_remove(item)
+                if why_not:
+                    report.skipped.append(f"{item.describe()}: {why_not}")
+                    result.skipped.append(item.describe())
+                    self.say(f"Left {item.describe()}: {why_not}")
+                    continue
+                if dry_run:
+                    self.say(f"Would remove {item.describe()}")
+                    result.removed.append(item.describe())
+                    report.removed.append(item.describe())
+                    continue
+                gone = self._call(item.access, item.region, partial(self._remove_one, item=item))
+            except Unreachable as exc:
+                _note(report.unreachable, f"{item.region or 'iam'}: {exc}")
+                result.failed.append(f"{item.describe()}: {exc}")
+                continue
             except AwsError as exc:
                 if exc.code not in GONE:
+                    report.failed.append(f"{item.describe()}: {exc}")
                     result.failed.append(f"{item.describe()}: {exc}")
                     self.say(f"Could not remove {item.describe()}: {exc}")
                     continue
+                gone = True
+            except UnknownKind as exc:
+                report.failed.append(f"{item.describe()}: {exc}")
+                result.failed.append(f"{item.describe()}: {exc}")
+                self.say(f"Could not remove {item.describe()}: {exc}")
+                continue
             self._journal_removed(item)
+            if gone:
+                report.gone.append(item.describe())
+                result.gone.append(item.describe())
+                self.say(f"Already gone: {item.describe()}")
+                continue
+            report.removed.append(item.describe())
             result.removed.append(item.describe())
             self.say(f"Removed {item.describe()}")
             if item.kind == "instance":
                 instances.append(item)
-        if instances and not dry_run:
-            self._wait_terminated(instances)
+        if instances:
+            self._wait_terminated(instances, plan)
         return result
 
-    def _wait_terminated(self, instances: Iterable[Leftover]) -> None:
-        for inst in instances:
+    def _may_remove(self, item: Leftover) -> str:
+        """'' when ``item`` may be removed now; else why not. Asked at the moment of removal."""
+        run = item.run_id
+        if run:
+            path = self.state_dir / "runs" / f"{run}.jsonl"
+            if path.exists():
+                if is_active(path):
+                    return "its run is in progress (its journal is held by a live amibake)"
+            else:
+                age = self._heartbeat_age(item)
+                if age is not None and age < self.stale:
+                    return (f"its run is alive elsewhere (last heartbeat {age:.0f}s ago; stale after "
+                            f"{self.stale:.0f}s)")
+        if item.kind in ("image", "snapshot"):
+            tags = self._fresh_tags(item)
+            if tags is not None and FINISHED_TAG in tags:
+                return f"marked {FINISHED_TAG} (a delivered artifact)"
+        return ""
+
+    def _heartbeat_age(self, item: Leftover) -> float | None:
+        """Seconds since the run's newest sign of life, read now from its resources' tags."""
+        region = item.region or self.default_region
+        newest = self.life.get(item.run_id, 0.0)
+        found: list[Tagged] = self._call(item.access, region,
+                                         lambda g: g.find_tagged(region, RUN_TAG, item.run_id))
+        for t in found:
+            life = last_sign_of_life(t.tags)
+            if life is not None:
+                newest = max(newest, life)
+        life = last_sign_of_life(item.tags)
+        if life is not None:
+            newest = max(newest, life)
+        self.life[item.run_id] = newest
+        return (self.clock() - newest) if newest else None
+
+    def _fresh_tags(self, item: Leftover) -> dict[str, str] | None:
+        """The tags of an image or snapshot now; None when it is gone."""
+        def read(g: Ec2Gateway) -> dict[str, str] | None:
             try:
-                self.gw.wait_instance(inst.id, ["terminated"], region=inst.region)
+                if item.kind == "image":
+                    resp = g._call("describe_images", item.region or None, ImageIds=[item.id])
+                    found = resp.get("Images", [])
+                else:
+                    resp = g._call("describe_snapshots", item.region or None, SnapshotIds=[item.id])
+                    found = resp.get("Snapshots", [])
             except AwsError as exc:
-                if exc.code not in GONE:
-                    self.say(f"Instance {inst.id} ({inst.region}) is not terminated yet: {exc}")
+                if exc.code in GONE:
+                    return None
+                raise
+            return tag_dict(found[0].get("Tags")) if found else None
+
+        result: dict[str, str] | None = self._call(item.access, item.region, read)
+        return result
+
+    def _wait_terminated(self, instances: Iterable[Leftover], plan: Plan) -> None:
+        for inst in instances:
+            def probe(g: Ec2Gateway, i: Leftover = inst) -> None:
+                g.wait(f"instance {i.id} to be terminated",
+                       lambda: _instance_gone_or_terminated(g, i))
+            try:
+                self._call(inst.access, inst.region, probe)
+            except (Unreachable, AwsError) as exc:
+                self.say(f"Instance {inst.id} ({inst.region}) is not terminated yet: {exc}")
             except Exception as exc:  # a wait that gave up: the removals after it will say what failed
                 self.say(str(exc))
 
-    def _remove_one(self, item: Leftover) -> None:
-        gw, r, rid = self.gw, item.region or None, item.id
+    @staticmethod
+    def _remove_one(gw: Ec2Gateway, item: Leftover) -> bool:
+        """Remove ``item``; True when it turned out to be gone already."""
+        r, rid = item.region or None, item.id
         if item.kind == "instance":
+            inst = gw.describe_instance(rid, r)
+            if inst is None or inst.state in ("terminated", "shutting-down"):
+                return True
             gw.terminate_instance(rid, r)
         elif item.kind == "fleet":
             gw.delete_fleet(rid, r)
@@ -296,6 +632,9 @@ class Cleaner:
                     lambda: (_run(gw.delete_security_group, rid, r), "deleted"),
                     retry_codes=("DependencyViolation",))
         elif item.kind == "key-pair":
+            # DeleteKeyPair succeeds for a name that does not exist: look first
+            if not Cleaner._resolve_intent(gw, "key-pair", item.region, rid, item.run_id):
+                return True
             gw.delete_key_pair(rid, r)
         elif item.kind == "volume":
             gw.delete_volume(rid, r)
@@ -305,25 +644,112 @@ class Cleaner:
             gw.delete_snapshot(rid, r)
         elif item.kind == "spot-request":
             gw._call("cancel_spot_instance_requests", r, SpotInstanceRequestIds=[rid])
+        else:
+            raise UnknownKind(f"amibake does not know how to remove a {item.kind!r}; nothing was done")
+        return False
 
     def _journal_removed(self, item: Leftover) -> None:
         if not item.run_id or not valid_run_id(item.run_id):
             return
-        if not (self.state_dir / "runs" / f"{item.run_id}.jsonl").exists():
+        path = self.state_dir / "runs" / f"{item.run_id}.jsonl"
+        if not path.exists() or is_active(path):
             return
         j = Journal(item.run_id, self.state_dir)
         try:
+            extra = {"name": item.intent} if item.intent and item.intent != item.id else {}
             j.write("removed", build=item.build, kind=item.kind, region=item.region, id=item.id,
-                    by="cleanup")
+                    by="cleanup", **extra)
+        except OSError as exc:
+            self.say(f"Could not record the removal in {path}: {exc}")
         finally:
             j.close()
+
+
+class UnknownKind(Exception):
+    pass
+
+
+def _as_resource(t: Tagged, build: str, rec: RunRecord) -> Any:
+    """A tag-found image or snapshot as the journal would list it (a snapshot with its AMI)."""
+    from amibake.journal import Resource
+
+    detail: dict[str, Any] = {}
+    if t.kind == "snapshot":
+        for res in rec.live:
+            if res.kind == "snapshot" and res.id == t.id and res.region == t.region:
+                detail = dict(res.detail)
+    return Resource(t.kind, t.region, t.id, build, detail)
+
+
+def pause(point: str) -> None:
+    """A debugging aid, as in builds: with ``AMIBAKE_PAUSE_AT=<point>``, print
+    ``amibake: paused at <point> (pid N)`` to stderr and wait ``AMIBAKE_PAUSE_SECONDS`` (default 3600)
+    or until the process gets SIGCONT. Point: ``cleanup-journals-read`` (the journals are read, the
+    tag search has not started)."""
+    wanted = {p.strip() for p in os.environ.get("AMIBAKE_PAUSE_AT", "").split(",") if p.strip()}
+    if point not in wanted and "*" not in wanted:
+        return
+    try:
+        seconds = float(os.environ.get("AMIBAKE_PAUSE_SECONDS", "3600"))
+    except ValueError:
+        seconds = 3600.0
+    main = threading.current_thread() is threading.main_thread()
+    if main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCONT})
+    sys.stderr.write(f"amibake: paused at {point} (pid {os.getpid()})\n")
+    sys.stderr.flush()
+    try:
+        if main:
+            signal.sigtimedwait({signal.SIGCONT}, max(0.0, seconds))
+        else:
+            time.sleep(max(0.0, seconds))
+    finally:
+        if main:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
+
+
+def _find(gw: Ec2Gateway, *, region: str, run_id: str) -> list[Tagged]:
+    return gw.find_tagged(region, RUN_TAG, run_id)
+
+
+def _find_iam(gw: Ec2Gateway, *, run_id: str) -> list[Tagged]:
+    return gw.find_tagged_iam(RUN_TAG, run_id)
+
+
+def _describe_image(gw: Ec2Gateway, *, item: Leftover) -> list[Any]:
+    return gw.describe_images(image_ids=[item.id], region=item.region or None)
+
+
+def _instance_gone_or_terminated(gw: Ec2Gateway, item: Leftover) -> tuple[bool, str]:
+    try:
+        inst = gw.describe_instance(item.id, item.region or None)
+    except AwsError as exc:
+        if exc.code in GONE:
+            return True, "(gone)"
+        raise
+    if inst is None:
+        return True, "(gone)"
+    return inst.state == "terminated", inst.state
+
+
+def _note(notes: list[str], text: str) -> None:
+    if text not in notes:
+        notes.append(text)
+
+
+def _reason(access: AccessKey, region: str, exc: AwsError) -> str:
+    endpoint = access[0] or "the default endpoint"
+    who = f", profile {access[1]}" if access[1] else ""
+    return f"cannot reach {endpoint} for {region}{who}: {exc}"
+
+
+def _old_enough(created: str, older_than: float | None, now: float) -> bool:
+    if older_than is None:
+        return True
+    t = parse_time(created)
+    return t is not None and now - t >= older_than
 
 
 def _run(fn: Callable[[str, str | None], None], rid: str, region: str | None) -> bool:
     fn(rid, region)
     return True
-
-
-def make_gateway(region: str) -> Ec2Gateway:
-    """A gateway for cleanup: credentials, endpoint, profile from the environment, as boto3 finds them."""
-    return Ec2Gateway(AwsAccess(region=region), Polling(delay=2.0, max_attempts=60))

@@ -7,6 +7,8 @@ data a later Describe would fetch replace that Describe.
 
 from __future__ import annotations
 
+import os
+import urllib.parse
 import uuid
 
 from amibake.api import BuildEnv, Hooks, Ui
@@ -17,7 +19,8 @@ from amibake.builders.amazon.ec2 import Ec2Gateway
 from amibake.builders.amazon.state import BoundStep, BuildState
 from amibake.builders.amazon.steps_ami import Connector
 from amibake.errors import BuildError
-from amibake.journal import BuildJournal, Journal
+from amibake.journal import BuildJournal, Journal, JournalError, now_iso
+from amibake.liveness import FINISHED_TAG, Heartbeat
 from amibake.steps.context import BuildCancelled, StepContext
 from amibake.steps.runner import StepRunner
 from amibake.ui.redact import RedactingUi
@@ -55,6 +58,7 @@ class EbsBuilder:
             ("StepEnableDeprecation", steps_ami.enable_deprecation),
             ("StepEnableDeregistrationProtection", steps_ami.enable_deregistration_protection),
             ("StepModifyAMIAttributes", steps_ami.modify_attributes),
+            ("StepMarkFinished", mark_finished),
         ]
         return [BoundStep(name, fn, st) for name, fn in plan]
 
@@ -63,6 +67,13 @@ class EbsBuilder:
             journal = Journal(run_id).for_build(self.env.build_name)
             c = self.config
             journal.started(region=c.region, ami_name=c.ami_name, ami_regions=list(c.ami_regions))
+            access = c.aws_access()
+            endpoint = _public_url(access.endpoint_ec2 or os.environ.get("AWS_ENDPOINT_URL_EC2", "")
+                                   or os.environ.get("AWS_ENDPOINT_URL", ""))
+            profile = access.profile or os.environ.get("AWS_PROFILE", "")
+            role = access.assume_role.role_arn if access.assume_role else ""
+            for region in dict.fromkeys([c.region, *c.ami_regions]):
+                journal.access(region, endpoint=endpoint, profile=profile, role_arn=role)
         except (OSError, ValueError) as exc:
             raise BuildError(
                 f"cannot write the run journal (set AMIBAKE_STATE_DIR to a writable directory): {exc}"
@@ -88,6 +99,7 @@ class EbsBuilder:
         journal = self._journal(run_id)
         gateway.journal = journal
         st = BuildState(config=c, ec2=gateway, env=self.env, hooks=hooks, run_uuid=run_uuid, ui_=ui)
+        heartbeat = Heartbeat(gateway, journal).start()
         try:
             StepRunner(ctx).run(self.steps(st))
         except BaseException as exc:
@@ -96,9 +108,15 @@ class EbsBuilder:
                 self._report_interrupted(ui, journal)
             raise
         finally:
+            heartbeat.stop()
             self.leftovers = list(ctx.leftovers)
             journal.journal.close()
-        journal.finished(st.amis)
+        try:
+            journal.finished(st.amis)
+        except JournalError as exc:
+            # the AMIs already carry amibake:finished (StepMarkFinished): cleanup keeps them anyway
+            ui.error(f"{exc}. The build's AMIs are marked {FINISHED_TAG} in AWS, so `amibake cleanup` "
+                     "keeps them.")
         journal.journal.close()
         if not st.amis:
             return None
@@ -120,3 +138,23 @@ class EbsBuilder:
             ui.error("Left behind: " + ", ".join(left)
                      + f". Remove them with: amibake cleanup --run {journal.run_id}")
 
+
+def mark_finished(st: BuildState, ctx: StepContext) -> None:
+    """Mark what the build delivers on the resources themselves, in every region, before the
+    journal's ``finished`` record: ``amibake cleanup`` never deletes what carries the mark, even if
+    the local journal is damaged or lost. A failure here fails the build (and rolls the AMIs back)."""
+    stamp = {FINISHED_TAG: now_iso()}
+    for region, ami in sorted(st.amis.items()):
+        st.ec2.create_tags([ami, *st.snapshots.get(region, [])], stamp, region)
+
+
+def _public_url(url: str) -> str:
+    """An endpoint URL without any user:password part (the journal never holds a credential)."""
+    if not url:
+        return ""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
