@@ -241,3 +241,91 @@ def test_a_removed_entry_settles_the_intent_it_names(tmp_path: Path) -> None:
     j.write("removed", build="b", kind="security-group", region="r", id="sg-1", name="sg-name", by="cleanup")
     j.close()
     assert load_run(j.path).dangling == []
+
+
+# ---- liveness: the heartbeat a running build shows every cleaner ------------------------------
+
+
+class _Gateway:
+    def __init__(self, gone: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.calls: list[tuple[tuple[str, ...], dict[str, str], str]] = []
+        self.gone = set(gone)
+
+    def create_tags(self, ids: list[str], tags: dict[str, str], region: str) -> None:
+        from amibake.builders.amazon.ec2 import AwsError
+
+        self.calls.append((tuple(ids), dict(tags), region))
+        if self.gone & set(ids):
+            raise AwsError("CreateTags", "InvalidGroup.NotFound", "gone")
+
+
+def test_a_heartbeat_tags_the_builds_live_ec2_resources_per_region(tmp_path: Path) -> None:
+    from amibake.liveness import HEARTBEAT_TAG, Heartbeat, parse_time
+
+    j = Journal("hb", tmp_path)
+    b = j.for_build("b")
+    b.created("key-pair", "us-east-1", "kp")  # tagged by its key-... id only: not beaten on
+    b.created("security-group", "us-east-1", "sg-1")
+    b.created("instance", "us-east-1", "i-1")
+    b.created("image", "us-west-2", "ami-2")
+    b.created("volume", "us-east-1", "vol-1")
+    b.removed("volume", "us-east-1", "vol-1")
+    gw = _Gateway()
+    Heartbeat(gw, b, every=60).beat()  # type: ignore[arg-type]
+    j.close()
+    by_region = {region: set(ids) for ids, _, region in gw.calls}
+    assert by_region == {"us-east-1": {"sg-1", "i-1"}, "us-west-2": {"ami-2"}}
+    stamps = {tags[HEARTBEAT_TAG] for _, tags, _ in gw.calls}
+    assert len(stamps) == 1 and parse_time(stamps.pop()) is not None
+
+
+def test_a_heartbeat_goes_on_past_a_resource_that_is_gone(tmp_path: Path) -> None:
+    from amibake.liveness import Heartbeat
+
+    j = Journal("hb2", tmp_path)
+    b = j.for_build("b")
+    b.created("security-group", "r", "sg-gone")
+    b.created("instance", "r", "i-1")
+    gw = _Gateway(gone={"sg-gone"})
+    Heartbeat(gw, b, every=60).beat()  # type: ignore[arg-type]
+    j.close()
+    assert (("i-1",), gw.calls[-1][1], "r") in gw.calls  # beaten on alone after the batch failed
+
+
+def test_a_heartbeat_thread_beats_on_schedule_and_stops(tmp_path: Path) -> None:
+    import time
+
+    from amibake.liveness import Heartbeat
+
+    j = Journal("hb3", tmp_path)
+    b = j.for_build("b")
+    b.created("instance", "r", "i-1")
+    gw = _Gateway()
+    hb = Heartbeat(gw, b, every=0.01).start()  # type: ignore[arg-type]
+    deadline = time.monotonic() + 30
+    while hb.beats < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    hb.stop()
+    j.close()
+    assert hb.beats >= 3
+    after = hb.beats
+    assert not hb._thread.is_alive() and hb.beats == after
+
+
+def test_last_sign_of_life_is_the_newest_of_heartbeat_and_creation() -> None:
+    from amibake.liveness import last_sign_of_life, parse_time, stale_after
+
+    created, beat = "2026-01-01T00:00:00.000000Z", "2026-01-01T00:10:00.000000Z"
+    assert last_sign_of_life({"amibake:created": created, "amibake:heartbeat": beat}) == parse_time(beat)
+    assert last_sign_of_life({"amibake:created": created}) == parse_time(created)
+    assert last_sign_of_life({"amibake:heartbeat": "garbage"}) is None
+    assert stale_after({}) == 300 and stale_after({"AMIBAKE_HEARTBEAT_SECONDS": "2"}) == 10
+    assert stale_after({"AMIBAKE_HEARTBEAT_SECONDS": "nonsense"}) == 300
+
+
+def test_endpoints_are_journaled_without_userinfo() -> None:
+    from amibake.builders.amazon.ebs import _public_url
+
+    assert _public_url("https://user:pw@ec2.example:8443/x") == "https://ec2.example:8443/x"
+    assert _public_url("http://127.0.0.1:4566") == "http://127.0.0.1:4566"
+    assert _public_url("") == ""
