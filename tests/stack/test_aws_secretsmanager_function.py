@@ -147,3 +147,23 @@ def test_hcl2_function_in_a_build(secrets: dict[str, str], tmp_path: Path) -> No
     assert (out / "plain.txt").read_text() == PLAIN
     assert "password is <sensitive>" in r.stdout
     assert SECRET not in r.stdout + r.stderr and PLAIN not in r.stdout + r.stderr
+
+
+def test_hcl2_plain_validate_leaves_the_secret_unknown(secrets: dict[str, str], tmp_path: Path) -> None:
+    """As data sources: a plain ``validate`` makes no call (nothing listens at the endpoint, yet it
+    passes); ``-evaluate-datasources`` reads the secret, and a missing one is an error naming the
+    file and line."""
+    out = tmp_path / "out"
+    out.mkdir()
+    tpl = tmp_path / "secret.pkr.hcl"
+    tpl.write_text(HCL.replace("OUT", str(out)))
+    closed = {**secrets, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    r = run(["validate", str(tpl)], closed, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = run(["validate", "-evaluate-datasources", str(tpl)], closed, tmp_path)
+    assert r.returncode == 1 and "Could not connect to the endpoint URL" in r.stdout + r.stderr, r.stdout
+    tpl.write_text(HCL.replace("OUT", str(out)).replace('"app/db"', '"app/nope"'))
+    r = run(["validate", "-evaluate-datasources", str(tpl)], secrets, tmp_path)
+    assert r.returncode == 1
+    assert "secret.pkr.hcl:3:" in r.stdout + r.stderr and "ResourceNotFoundException" in r.stdout + r.stderr
+    assert "Traceback" not in r.stdout + r.stderr

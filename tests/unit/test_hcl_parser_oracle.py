@@ -6,6 +6,7 @@ the maintained Python HCL2 library, serves here as an independent oracle of the 
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ from amibake.template.hcl import ast as A
 from amibake.template.hcl.parser import parse
 from tests.corpus.corpus import CORPUS
 
-hcl2 = pytest.importorskip("hcl2")
+try:
+    import hcl2
+except ImportError:  # the test extra; in CI its absence fails the run, never skips it
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        raise
+    hcl2 = pytest.importorskip("hcl2")
 
 FILES = sorted(CORPUS.glob("templates/*/**/*.pkr.hcl"))
 
