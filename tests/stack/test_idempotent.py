@@ -83,6 +83,10 @@ def test_lost_answer_makes_exactly_one(
         assert artifact is not None, ui.text
         # the fault happened: moto carried out the call, and the client never got its answer
         assert [r.action for r in proxy.lost] == [action], [r.action for r in proxy.requests]
+        # the AMI and the copy tag their snapshots in the call; a copy's attempts share one token
+        for create in proxy.sent("CreateImage") + proxy.sent("CopyImage"):
+            assert create.tags("snapshot").get("amibake:run-id", "").startswith("idem-"), create.params
+        assert len({r.params.get("ClientToken") for r in proxy.sent("CopyImage")}) == 1
 
     state = end_state(moto_env(moto), REGIONS)
     for region in REGIONS:
