@@ -367,9 +367,10 @@ def install_debug_log(
     secrets = list(runner.run.secrets())
     secrets += [env[k] for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if env.get(k)]
     for build in runner.builds:
-        password = getattr(build.builder.config, "ssh_password", "")
-        if isinstance(password, str) and password:
-            secrets.append(password)
+        for key in ("ssh_password", "ssh_bastion_password"):
+            password = getattr(build.builder.config, key, "")
+            if isinstance(password, str) and password:
+                secrets.append(password)
     redactor = runner.console.redact
     redactor.add(*secrets)
     handler.addFilter(RedactingFilter(redactor))

@@ -445,8 +445,10 @@ def test_bastion_password(stack: Stack, moto: MotoServer, tmp_path: Path) -> Non
         hooks = Hooks("echo via-password-bastion")
         config = make_config(stack, ssh_bastion_host="127.0.0.1", ssh_bastion_port=emu.port,
                              ssh_bastion_username=user, ssh_bastion_password="jump-pw")
-        EbsBuilder(config, make_env(RecUi())).run(hooks)
+        env = make_env(RecUi())
+        EbsBuilder(config, env).run(hooks)
         assert hooks.output == ["via-password-bastion"]
+        assert "jump-pw" in env.secrets  # redacted from every output, as ssh_password is
         assert emu.events[0] == ("password", user, True)
         assert ("direct-tcpip", "127.0.0.1", stack.sshd.port) in emu.events
 

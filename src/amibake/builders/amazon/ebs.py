@@ -84,7 +84,7 @@ class EbsBuilder:
         c = self.config
         run_uuid = self.env.run_uuid or str(uuid.uuid4())
         run_id = self.env.run_id or run_uuid
-        for secret in (c.ssh_password, c.secret_key, c.token, c.mfa_code):
+        for secret in (c.ssh_password, c.ssh_bastion_password, c.secret_key, c.token, c.mfa_code):
             if secret and secret not in self.env.secrets:
                 self.env.secrets.append(secret)
         ui = RedactingUi(self.env.ui, self.env.secrets)
