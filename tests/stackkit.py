@@ -2,7 +2,7 @@
 
 Test code only: amibake itself never knows about moto. Used by the pytest fixtures
 (``tests/conftest.py``), the README demo and the benchmarks. Mirrors
-``/work/shared/bench/packer-baseline/fakes.sh``:
+the Packer baseline's ``fakes.sh`` (beside the recorded Packer figures, outside this repository):
 
 * moto: ``<python> -m moto.server -H 127.0.0.1 -p PORT`` with its request recorder on, so that
   benchmarks can count the EC2 API calls a build made (:meth:`MotoServer.ec2_actions`).
