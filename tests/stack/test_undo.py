@@ -80,6 +80,38 @@ def test_journal_failing_after_create_image_still_undoes_everything(
     assert "Error during cleanup" not in ui.text, ui.text
 
 
+@pytest.mark.parametrize("kind", ["key-pair", "image"])
+def test_journal_full_before_a_create_makes_nothing_more(
+    stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The journal fills up just before a create call: that call is not made, what exists is undone."""
+    before = snapshot_ids(moto)
+    original = Journal.write
+    broken: list[bool] = []
+
+    def write(self: Journal, event: str, **data: Any) -> None:
+        if event == "intent" and data.get("kind") == kind:
+            broken.append(True)
+        if broken:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        original(self, event, **data)
+
+    monkeypatch.setattr(Journal, "write", write)
+    ui = RecUi()
+    with pytest.raises(BuildError) as err:
+        EbsBuilder(make_config(stack), make_env(ui)).run(Hooks("true"))
+    assert f"No space left on device (the intent to create the {kind} not recorded); no {kind} was created" \
+        in str(err.value), str(err.value)
+    assert ec2(moto).describe_images(Owners=["self"])["Images"] == []
+    assert snapshot_ids(moto) - before == set()
+    c = ec2(moto)
+    assert c.describe_key_pairs()["KeyPairs"] == []
+    assert [g["GroupName"] for g in c.describe_security_groups()["SecurityGroups"]] == ["default"]
+    states = {i["State"]["Name"] for r in c.describe_instances()["Reservations"] for i in r["Instances"]}
+    assert states <= {"terminated"}
+    assert "The run journal could not be written" in ui.text
+
+
 TEMPLATE = {
     "variables": {"ssh_port": "22", "ssh_username": "", "ami_name": ""},
     "builders": [{

@@ -525,7 +525,7 @@ class Ec2Gateway:
         try:
             self.journal.intent(kind, self.region if region is None else region, **detail)
         except Exception as exc:
-            problem = self._journal_problem(f"the intent to create a {kind}", exc)
+            problem = self._journal_problem(f"the intent to create the {kind}", exc)
             raise JournalUnwritable(f"{problem}; no {kind} was created") from None
 
     def _created(self, kind: str, region: str | None, rid: str, **detail: Any) -> None:
