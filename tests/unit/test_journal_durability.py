@@ -76,10 +76,26 @@ def test_an_intent_alone_is_read_back_as_dangling(tmp_path: Path) -> None:
 
 
 def test_the_journal_file_is_private(tmp_path: Path) -> None:
-    journal = Journal("run-mode", tmp_path)
+    journal = Journal("run-mode", tmp_path / "new" / "state")  # parents made as needed
     journal.for_build("b").intent("key-pair", "us-east-1", name="k")
     journal.close()
     assert journal.path.stat().st_mode & 0o077 == 0
+    assert journal.directory.stat().st_mode & 0o777 == 0o700
+    # a second run in the same (existing) directory
+    other = Journal("run-other", tmp_path / "new" / "state")
+    other.for_build("b").intent("key-pair", "us-east-1", name="k2")
+    other.close()
+    assert sorted(p.name for p in journal.directory.iterdir()) == ["run-mode.jsonl", "run-other.jsonl"]
+
+
+def test_each_record_names_its_run_and_time_and_takes_any_value(tmp_path: Path) -> None:
+    journal = Journal("run-fields", tmp_path)
+    journal.for_build("b").intent("image", "us-east-1", name="ami", where=tmp_path / "x")
+    journal.close()
+    (entry,) = [json.loads(line) for line in journal.path.read_bytes().splitlines()]
+    assert entry["run"] == "run-fields" and entry["ev"] == "intent" and entry["build"] == "b"
+    assert entry["at"].startswith("20") and entry["at"].endswith("Z")
+    assert entry["where"] == str(tmp_path / "x")  # a non-JSON value is written as its text
 
 
 # ---- on the stack: the intent is on disk while the create call is in flight ------------------
