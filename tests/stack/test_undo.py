@@ -80,6 +80,51 @@ def test_journal_failing_after_create_image_still_undoes_everything(
     assert "Error during cleanup" not in ui.text, ui.text
 
 
+class FullUi(RecUi):
+    """A Ui whose output fails (stdout and stderr on a full disk) once ``full`` is set."""
+
+    full: bool = False
+
+    def _check(self) -> None:
+        if self.full:
+            raise OSError(errno.EFBIG, "File too large")
+
+    def say(self, message: str) -> None:
+        self._check()
+        super().say(message)
+
+    def message(self, message: str) -> None:
+        self._check()
+        super().message(message)
+
+    def error(self, message: str) -> None:
+        self._check()
+        super().error(message)
+
+
+def test_output_and_journal_full_still_undo_everything(
+    stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ulimit -f`` hits stdout/stderr too: every undo still runs (its messages are lost)."""
+    before = snapshot_ids(moto)
+    ui = FullUi()
+    original = Journal.write
+
+    def write(self: Journal, event: str, **data: Any) -> None:
+        if ui.full:
+            raise OSError(errno.EFBIG, "File too large")
+        original(self, event, **data)
+        if event == "created" and data.get("kind") == "image":
+            ui.full = True
+
+    monkeypatch.setattr(Journal, "write", write)
+    with pytest.raises(BuildError, match="File too large"):
+        EbsBuilder(make_config(stack), make_env(ui)).run(Hooks("true"))
+    assert ec2(moto).describe_images(Owners=["self"])["Images"] == []
+    assert snapshot_ids(moto) - before == set(), "the AMI's snapshot was left behind"
+    assert_no_temporaries(stack)
+
+
 @pytest.mark.parametrize("kind", ["key-pair", "image"])
 def test_journal_full_before_a_create_makes_nothing_more(
     stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch, kind: str

@@ -38,6 +38,51 @@ class JournalUnwritable(BuildError):
     """The run journal could not be written: the build creates nothing more and stops."""
 
 
+class SturdyUi:
+    """A build's Ui whose output failures never stop a step or an undo: a stdout or stderr that hit
+    a file-size limit or a full disk (``EFBIG``, ``ENOSPC``, ``EIO``) loses the line, and the first
+    such failure is kept in ``lost``. Output is best effort, as in Packer; the resources are not."""
+
+    def __init__(self, inner: Ui) -> None:
+        self.inner = inner
+        self.lost: OSError | None = None
+
+    def _lose(self, exc: OSError) -> None:
+        if self.lost is None:
+            self.lost = exc
+
+    def say(self, message: str) -> None:
+        try:
+            self.inner.say(message)
+        except OSError as exc:
+            self._lose(exc)
+
+    def message(self, message: str) -> None:
+        try:
+            self.inner.message(message)
+        except OSError as exc:
+            self._lose(exc)
+
+    def error(self, message: str) -> None:
+        try:
+            self.inner.error(message)
+        except OSError as exc:
+            self._lose(exc)
+
+    def progress(self, label: str, fraction: float | None) -> None:
+        try:
+            self.inner.progress(label, fraction)
+        except OSError as exc:
+            self._lose(exc)
+
+    def ask(self, question: str) -> str:
+        try:
+            return self.inner.ask(question)
+        except OSError as exc:
+            self._lose(exc)
+            return ""  # no one to ask: the runner takes the safe choice
+
+
 @dataclass
 class Undo:
     """One registered cleanup: what it undoes (shown to the user) and how."""

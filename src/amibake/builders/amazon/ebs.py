@@ -21,7 +21,7 @@ from amibake.builders.amazon.steps_ami import Connector
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal, Journal, JournalError, now_iso
 from amibake.liveness import FINISHED_TAG, Heartbeat
-from amibake.steps.context import BuildCancelled, StepContext
+from amibake.steps.context import BuildCancelled, StepContext, SturdyUi
 from amibake.steps.runner import StepRunner
 from amibake.ui.redact import RedactingUi
 
@@ -87,7 +87,8 @@ class EbsBuilder:
         for secret in (c.ssh_password, c.ssh_bastion_password, c.secret_key, c.token, c.mfa_code):
             if secret and secret not in self.env.secrets:
                 self.env.secrets.append(secret)
-        ui = RedactingUi(self.env.ui, self.env.secrets)
+        # an unwritable stdout/stderr loses lines, never stops a step or an undo
+        ui = SturdyUi(RedactingUi(self.env.ui, self.env.secrets))
         ctx = StepContext(ui=ui, cancel=self.env.cancel, on_error=self.env.on_error, debug=self.env.debug)
         gateway = Ec2Gateway(c.aws_access(), c.polling(), pause=ctx.pause)
         # a journal write that fails stops the build after its step; every undo still runs
