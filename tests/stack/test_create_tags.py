@@ -117,10 +117,12 @@ def test_on_demand_build_tags_every_resource_it_creates(
                    "IAM CreateInstanceProfile")
         create = one(proxy, "CreateImage")
         assert_own(create.tags("image"), run_id, "CreateImage image")
+        assert_own(create.tags("snapshot"), run_id, "CreateImage snapshot")
         copy = one(proxy, "CopyImage", region="us-west-2")
         assert_own(copy.tags("image"), run_id, "CopyImage image")
+        assert_own(copy.tags("snapshot"), run_id, "CopyImage snapshot")
 
-        # snapshots: tagged once their image is available, in each region
+        # snapshots: tagged in the call and again once their image is available, in each region
         amis = {"us-east-1": create.response, "us-west-2": copy.response}
         for region, answer in amis.items():
             ami = answer.decode().split("<imageId>", 1)[1].split("<", 1)[0]
