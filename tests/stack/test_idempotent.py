@@ -87,6 +87,9 @@ def test_lost_answer_makes_exactly_one(
         for create in proxy.sent("CreateImage") + proxy.sent("CopyImage"):
             assert create.tags("snapshot").get("amibake:run-id", "").startswith("idem-"), create.params
         assert len({r.params.get("ClientToken") for r in proxy.sent("CopyImage")}) == 1
+        if action in ("RunInstances", "CreateLaunchTemplate", "CreateFleet"):
+            # the retry carried the first attempt's client token: answered with the first result
+            assert [r.action for r in proxy.replayed] == [action]
 
     state = end_state(moto_env(moto), REGIONS)
     for region in REGIONS:
