@@ -118,6 +118,15 @@ class PluginConfig(ConfigModel):
     #: Packer does, but does not carry out yet, each with the reason; ``validate`` and ``build`` refuse
     #: a template that sets one to anything but its default (what amibake accepts, it carries out)
     unsupported: ClassVar[Mapping[str, str]] = {}
+    #: options that do not shape what is on the image (its name, tags, regions, sharing, credentials,
+    #: how amibake reaches the machine): left out of the content fingerprint (amibake.fingerprint).
+    #: Every other option is in it. Unioned over the MRO, like ``unsupported``.
+    not_image_shaping: ClassVar[frozenset[str]] = frozenset()
+
+    def local_inputs(self) -> list[tuple[str, str]]:
+        """``(option, local path)`` of each local file or directory whose contents this plugin
+        uploads, runs or puts on the image: the content fingerprint hashes their contents."""
+        return []
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         """Cross-field rules (Packer's ``Prepare``); every problem, not just the first."""
@@ -168,6 +177,15 @@ def unsupported_options(cls: type[PluginConfig]) -> dict[str, str]:
     for klass in reversed(cls.__mro__):
         out.update(klass.__dict__.get("unsupported", {}))
     return out
+
+
+def not_image_shaping(cls: type[PluginConfig]) -> frozenset[str]:
+    """Every option of ``cls`` left out of the content fingerprint: the ``not_image_shaping`` of each
+    class of its MRO."""
+    out: set[str] = set()
+    for klass in cls.__mro__:
+        out.update(klass.__dict__.get("not_image_shaping", ()))
+    return frozenset(out)
 
 
 def refused(config: PluginConfig, ctx: CheckContext) -> list[Problem]:

@@ -20,6 +20,22 @@ COMMUNICATOR_TYPES = ("ssh", "winrm", "none", "docker", "dockerWindowsContainer"
 class CommunicatorConfig(PluginConfig):
     """How Packer talks to the machine it builds."""
 
+    #: how amibake reaches the machine does not change what is on it; the user it provisions as and
+    #: ``ssh_clear_authorized_keys`` (whether the temporary key stays on the image) do
+    not_image_shaping: ClassVar[frozenset[str]] = frozenset({
+        "communicator", "pause_before_connecting", "ssh_host", "ssh_port", "ssh_password",
+        "ssh_keypair_name", "temporary_key_pair_name", "ssh_ciphers", "ssh_key_exchange_algorithms",
+        "ssh_private_key_file", "ssh_certificate_file", "ssh_pty", "ssh_timeout", "ssh_wait_timeout",
+        "ssh_agent_auth", "ssh_disable_agent_forwarding", "ssh_handshake_attempts", "ssh_bastion_host",
+        "ssh_bastion_port", "ssh_bastion_agent_auth", "ssh_bastion_username", "ssh_bastion_password",
+        "ssh_bastion_interactive", "ssh_bastion_private_key_file", "ssh_bastion_certificate_file",
+        "ssh_file_transfer_method", "ssh_proxy_host", "ssh_proxy_port", "ssh_proxy_username",
+        "ssh_proxy_password", "ssh_keep_alive_interval", "ssh_read_write_timeout", "ssh_remote_tunnels",
+        "ssh_local_tunnels", "temporary_key_pair_type", "temporary_key_pair_bits", "winrm_password",
+        "winrm_host", "winrm_no_proxy", "winrm_port", "winrm_timeout", "winrm_use_ssl", "winrm_insecure",
+        "winrm_use_ntlm",
+    })
+
     deprecated_keys: ClassVar[dict[str, str]] = {
         "ssh_wait_timeout": "ssh_wait_timeout is deprecated; use ssh_timeout",
     }

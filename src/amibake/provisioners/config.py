@@ -119,6 +119,11 @@ class ShellCommon(PluginConfig):
         """``scripts``, or ``[script]``."""
         return [self.script] if self.script else list(self.scripts)
 
+    def local_inputs(self) -> list[tuple[str, str]]:
+        if self.script:
+            return [("script", self.script)]
+        return [(f"scripts[{i}]", s) for i, s in enumerate(self.scripts)]
+
     def check_remote_script(self, ctx: CheckContext) -> list[Problem]:
         """The rules of the remote shell provisioners (shell, powershell, windows-shell)."""
         errs = []
@@ -349,6 +354,13 @@ class FileConfig(PluginConfig):
     def all_sources(self) -> list[str]:
         """``sources`` then ``source``, as Packer appends them."""
         return [*self.sources, self.source] if self.source else list(self.sources)
+
+    def local_inputs(self) -> list[tuple[str, str]]:
+        """What an upload sends (a download reads from the machine: no local input)."""
+        if self.direction != "upload":
+            return []
+        out = [(f"sources[{i}]", s) for i, s in enumerate(self.sources)]
+        return out + ([("source", self.source)] if self.source else [])
 
     def check(self, ctx: CheckContext) -> list[Problem]:
         p = ctx.problem
@@ -764,6 +776,11 @@ class AnsibleConfig(PluginConfig):
             errs.append(ctx.problem(f"local_port: {self.local_port} must be a valid port", "local_port"))
         return [e for e in errs if e is not None]
 
+    def local_inputs(self) -> list[tuple[str, str]]:
+        keys = ("playbook_file", "galaxy_file", "inventory_file", "inventory_directory", "roles_path",
+                "collections_path")
+        return [(k, getattr(self, k)) for k in keys if getattr(self, k)]
+
 
 class AnsibleLocalConfig(PluginConfig):
     """ansible-local: run Ansible on the machine being built."""
@@ -901,3 +918,10 @@ class AnsibleLocalConfig(PluginConfig):
             for path in getattr(self, key):
                 errs.append(_file_problem(ctx, key, path, directory=True))
         return [e for e in errs if e is not None]
+
+    def local_inputs(self) -> list[tuple[str, str]]:
+        out = [(k, getattr(self, k)) for k in ("playbook_file", "playbook_dir", "group_vars", "host_vars",
+                                                "inventory_file", "galaxy_file") if getattr(self, k)]
+        for key in ("playbook_files", "playbook_paths", "role_paths", "collection_paths"):
+            out += [(f"{key}[{i}]", path) for i, path in enumerate(getattr(self, key))]
+        return out

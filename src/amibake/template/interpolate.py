@@ -1564,6 +1564,11 @@ def _f_timestamp(ctx: InterpContext) -> str:
 def _f_uuid(ctx: InterpContext) -> str:
     import time
 
+    from amibake.template import fixed
+
+    if fixed.active():
+        return fixed.FIXED_UUID
+
     b = os.urandom(12)
     unix = int(time.time()) & 0xFFFFFFFF
     return f"{unix:08x}-{b[0:2].hex()}-{b[2:4].hex()}-{b[4:6].hex()}-{b[6:8].hex()}{b[8:].hex()}"

@@ -218,6 +218,11 @@ class FastLaunchConfig(ConfigModel):
 class EbsConfig(AccessConfig, AMIConfig, RunConfig):
     """amazon-ebs: launch an instance from a source AMI, provision it, create an AMI from it."""
 
+    #: tags on the temporary volumes, and Windows fast launch (a distribution setting)
+    not_image_shaping: ClassVar[frozenset[str]] = frozenset({
+        "skip_ami_run_tags", "run_volume_tags", "run_volume_tag", "fast_launch",
+    })
+
     unsupported: ClassVar[Mapping[str, str]] = {
         **{key: WINRM for key in (
             "winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",

@@ -1,7 +1,7 @@
 """AWS access options shared by every amazon builder and the amazon-import post-processor
 (the amazon plugin's ``AccessConfig``)."""
 
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -99,6 +99,15 @@ class AWSPollingConfig(ConfigModel):
 
 class AccessConfig(PluginConfig):
     """Credentials, region and AWS client options."""
+
+    #: credentials and client options never shape an image (the build region is where the
+    #: fingerprint is looked up; the source AMI id, region-specific, is a component of its own)
+    not_image_shaping: ClassVar[frozenset[str]] = frozenset({
+        "access_key", "assume_role", "custom_endpoint_ec2", "shared_credentials_file",
+        "decode_authorization_messages", "insecure_skip_tls_verify", "max_retries", "mfa_code", "profile",
+        "region", "secret_key", "skip_metadata_api_check", "skip_credential_validation", "token",
+        "vault_aws_engine", "aws_polling",
+    })
 
     access_key: Str = Field(
         "",

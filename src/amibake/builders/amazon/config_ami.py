@@ -2,7 +2,7 @@
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -79,6 +79,11 @@ class DeregistrationProtectionOptions(ConfigModel):
 class SnapshotConfig(PluginConfig):
     """Tags and sharing of the snapshots behind an AMI."""
 
+    #: tags and sharing distribute the image: a converge applies them to a reused AMI
+    not_image_shaping: ClassVar[frozenset[str]] = frozenset({
+        "snapshot_tags", "snapshot_tag", "snapshot_users", "snapshot_groups",
+    })
+
     snapshot_tags: StrMap = Field(
         default_factory=dict,
         description=(
@@ -118,6 +123,15 @@ class SnapshotConfig(PluginConfig):
 
 class AMIConfig(SnapshotConfig):
     """Name, sharing, copying and encryption of the resulting AMI."""
+
+    #: what names, copies, shares or protects the image; virtualization type, ENA/SR-IOV and the
+    #: encryption of the build region's AMI shape it and stay in the fingerprint
+    not_image_shaping: ClassVar[frozenset[str]] = frozenset({
+        "ami_name", "ami_description", "ami_users", "ami_groups", "ami_org_arns", "ami_ou_arns",
+        "ami_product_codes", "ami_regions", "skip_region_validation", "snapshot_copy_duration_minutes",
+        "tags", "tag", "force_deregister", "force_delete_snapshot", "region_kms_key_ids",
+        "skip_save_build_region", "imds_support", "deprecate_at", "deregistration_protection",
+    })
 
     ami_name: Str = Field(
         "",

@@ -3,7 +3,7 @@ communicator options it embeds."""
 
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -160,6 +160,26 @@ class LicenseSpecification(ConfigModel):
 
 class RunConfig(CommunicatorConfig):
     """The source instance and how to reach it."""
+
+    #: where and how the temporary instance runs, and what it is tagged with. ``source_ami`` and
+    #: ``source_ami_filter`` are out as written: the builder adds the id they resolve to as a
+    #: component of its own. ``instance_type``, ``user_data`` and ``metadata_options`` stay in.
+    not_image_shaping: ClassVar[frozenset[str]] = frozenset({
+        "associate_public_ip_address", "availability_zone", "block_duration_minutes",
+        "capacity_reservation_preference", "capacity_reservation_id", "capacity_reservation_group_arn",
+        "disable_stop_instance", "ebs_optimized", "enable_nitro_enclave", "enable_t2_unlimited",
+        "enable_unlimited_credits", "iam_instance_profile", "fleet_tags", "fleet_tag",
+        "skip_profile_validation", "temporary_iam_instance_profile_policy_document", "shutdown_behavior",
+        "security_group_filter", "run_tags", "run_tag", "security_group_id", "security_group_ids",
+        "source_ami", "source_ami_filter", "spot_allocation_strategy", "spot_instance_types",
+        "spot_price", "spot_price_auto_product", "spot_tags", "spot_tag", "subnet_filter", "subnet_id",
+        "license_specifications", "placement", "tenancy", "temporary_security_group_source_cidrs",
+        "temporary_security_group_source_public_ip", "vpc_filter", "vpc_id", "windows_password_timeout",
+        "ssh_interface", "pause_before_ssm", "session_manager_port",
+    })
+
+    def local_inputs(self) -> list[tuple[str, str]]:
+        return [("user_data_file", self.user_data_file)] if self.user_data_file else []
 
     associate_public_ip_address: Trilean = Field(
         None,

@@ -731,12 +731,19 @@ def bcrypt_(s: Any, *cost: Any) -> str:
         import bcrypt
     except ImportError:
         raise FunctionError("bcrypt() needs the Python 'bcrypt' package, which is not installed") from None
+    from amibake.template import fixed
+
     rounds = _int(cost[0], "cost") if cost else 10
-    return str(bcrypt.hashpw(_s(s).encode(), bcrypt.gensalt(rounds, prefix=b"2a")).decode())
+    salt = bcrypt.gensalt(rounds, prefix=b"2a")
+    if fixed.active():  # the content fingerprint: a fixed salt
+        salt = f"$2a${rounds:02d}${fixed.FIXED_BCRYPT_SALT}".encode()
+    return str(bcrypt.hashpw(_s(s).encode(), salt).decode())
 
 
 def uuidv4() -> str:
-    return str(uuid.uuid4())
+    from amibake.template import fixed
+
+    return fixed.FIXED_UUID if fixed.active() else str(uuid.uuid4())
 
 
 def uuidv5(namespace: Any, name: Any) -> str:
