@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """amibake next to Packer 1.6.6 on the same local stack: one command, one table.
 
-    bench/run [--runs N] [--only build,parallel,upload,cli,polling] [--out bench/RESULTS.md]
+    bench/run [--runs N] [--only build,parallel,upload,cli,realistic] [--out bench/RESULTS.md]
 
 Starts the local stack once (moto server with its request recorder + a real sshd, see
 ``tests/stackkit.py``) and measures, in the same run, Packer (Debian's ``packer`` 1.6.6) and
@@ -16,7 +16,9 @@ amibake on the Packer baseline's templates (``tests/stack/data/packer-baseline/t
    (from the "Uploading" UI line to the next ``==>`` line, stamped on arrival), against OpenSSH
    ``scp -O`` and ``tar c | ssh tar x`` through an open ControlMaster connection;
 4. ``validate`` and ``version`` wall time (interpreter / process start included);
-5. polling lag with the emulator slowed to real-AWS-shaped state transitions (``tests/awsproxy.py``).
+5. emulated AWS timings (``bench/realistic.py``): transitions drawn from documented ranges of real
+   AWS timings, at a stated scale applied to the transitions and to both tools' polling clocks; per-wait
+   lag (median, p90), build wall time and EC2 calls, ``--builds`` builds per tool.
 
 Before every build moto is reset and warmed (one DescribeImages) and ``/tmp/packer-baseline-*``
 is removed. Runs alternate between the tools, so load from elsewhere on the machine hits both.
@@ -272,10 +274,10 @@ class Bench:
         env.update(extra or {})
         return env
 
-    def vars(self, template: str, endpoint: str | None = None) -> list[str]:
+    def vars(self, template: str, endpoint: str | None = None, ssh_port: int | None = None) -> list[str]:
         v = {
             "ec2_endpoint": endpoint or self.endpoint,
-            "ssh_port": str(self.stack.sshd.port),
+            "ssh_port": str(ssh_port or self.stack.sshd.port),
             "ssh_username": self.stack.sshd.user,
             "out_dir": str(self.work / "out"),
         }
@@ -285,10 +287,14 @@ class Bench:
             v["tree_dir"] = str(self.inputs.tree)
         return [a for k, val in v.items() for a in ("-var", f"{k}={val}")]
 
-    def argv(self, tool: str, verb: str, template: str, endpoint: str | None = None) -> list[str]:
-        exe = PACKER if tool == "packer" else AMIBAKE
+    def argv(
+        self, tool: str, verb: str, template: str, endpoint: str | None = None, ssh_port: int | None = None,
+        exe: Sequence[str] = (),
+    ) -> list[str]:
+        """``exe``: the command that runs the tool, when not its installed executable."""
+        cmd = list(exe) or [PACKER if tool == "packer" else AMIBAKE]
         color = ["-color=false"] if verb == "build" else []
-        return [exe, verb, *color, *self.vars(template, endpoint), str(TEMPLATES / template)]
+        return [*cmd, verb, *color, *self.vars(template, endpoint, ssh_port), str(TEMPLATES / template)]
 
     def build(self, tool: str, template: str, **kw: Any) -> Run:
         """One build; repeated (at most four times) when it failed: another run on this shared
@@ -314,6 +320,8 @@ class Bench:
         check_end: bool = False,
         endpoint: str | None = None,
         env: dict[str, str] | None = None,
+        ssh_port: int | None = None,
+        exe: Sequence[str] = (),
     ) -> Run:
         clean_tmp()
         self.stack.moto.reset()
@@ -322,7 +330,7 @@ class Bench:
         run = run_cmd(
             tool,
             template,
-            self.argv(tool, "build", template, endpoint),
+            self.argv(tool, "build", template, endpoint, ssh_port, exe),
             self.env(tool, env),
             BASELINE,
             sample_pss,
@@ -671,10 +679,10 @@ def section_cli(b: Bench, runs: int, notes: list[str]) -> list[Row]:
     return rows
 
 
-def section_polling(b: Bench, runs: int, notes: list[str], scale: float) -> list[Row]:
-    from bench_polling import polling_rows
+def section_realistic(b: Bench, args: argparse.Namespace, notes: list[str]) -> str:
+    from realistic import run_realistic
 
-    return polling_rows(b, runs, notes, scale)
+    return run_realistic(b, args.builds, args.scale, args.seed, args.ssh_delay, notes)
 
 
 # ---- the resident server --------------------------------------------------------------------------
@@ -746,10 +754,16 @@ def versions() -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--only", default="build,parallel,upload,cli,polling")
+    ap.add_argument("--only", default="build,parallel,upload,cli,realistic")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS.md")
     ap.add_argument("--no-write", action="store_true", help="print the table only")
-    ap.add_argument("--polling-scale", type=float, default=1 / 20)
+    ap.add_argument("--scale", type=float, default=1 / 15,
+                    help="emulated AWS: the factor on AWS's transition times and on both tools' polling "
+                         "clocks; 15 x scale must be whole seconds (Packer's AWS_POLL_DELAY_SECONDS)")
+    ap.add_argument("--builds", type=int, default=20, help="emulated AWS: builds per tool")
+    ap.add_argument("--seed", type=int, default=16, help="emulated AWS: the seed of the drawn durations")
+    ap.add_argument("--ssh-delay", choices=("auto", "on", "off"), default="auto",
+                    help="emulated AWS: emulate SSH start-up (auto: only at scale 1, see bench/realistic.py)")
     ap.add_argument("--inputs", type=Path, default=Path("/var/tmp/amibake-bench-inputs"))
     ap.add_argument("--no-server", action="store_true", help="skip the `amibake server` rows")
     ap.add_argument("--amibake-src", default="", help="run amibake from a modified copy of src/ (prototypes)")
@@ -783,18 +797,18 @@ def main(argv: list[str] | None = None) -> int:
             rows += section_uploads(b, args.runs, notes, work)
         if "cli" in parts:
             rows += section_cli(b, args.runs, notes)
-        if "polling" in parts:
-            rows += section_polling(b, args.runs, notes, args.polling_scale)
+        realistic = section_realistic(b, args, notes) if "realistic" in parts else ""
         stop_server(b)
     load1 = os.getloadavg()
-    text = table(rows)
+    text = table(rows) if rows else ""
     print()
     print(text)
+    print(realistic)
     for n in notes:
         print(f"- {n}")
     for label, t in STEP_TABLES.items():
         print(f"\nTime per step, {label}:\n{t}")
-    if not args.no_write:
+    if not args.no_write and rows:
         head = [
             "# amibake vs Packer 1.6.6 on the local stack",
             "",
@@ -825,6 +839,15 @@ def main(argv: list[str] | None = None) -> int:
         ]
         args.out.write_text("\n".join(head))
         print(f"wrote {args.out}")
+    if not args.no_write and realistic:
+        from realistic import write_section
+
+        command = (f"`bench/run --only {args.only} --builds {args.builds} --scale {args.scale:.6g} "
+                   f"--seed {args.seed}` on {started:%Y-%m-%d %H:%M} UTC, load average before/after "
+                   f"{load0[0]:.2f} / {os.getloadavg()[0]:.2f}")
+        write_section(args.out, realistic + f"\nCommand: {command}.\n"
+                      + "".join(f"- {n}\n" for n in notes if n.startswith("emulated AWS")))
+        print(f"wrote the emulated-AWS section of {args.out}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -1,0 +1,422 @@
+"""Emulated-AWS timings: per-wait lag, build wall time and API calls, Packer 1.6.6 and amibake.
+
+moto flips every state at once. Here a state-delaying layer in front of it (``EmulatedAws``, built on
+``tests/awsproxy.py``) holds each transition for a duration drawn from the documented ranges of real
+AWS timings (``RANGES``; sources in bench/FINDINGS.md), and an ``SshGate`` in front of sshd refuses
+connections until the instance has been running for a drawn "SSH ready" time.
+
+Scale: ``scale`` multiplies every drawn duration and both tools' polling clocks:
+AWS_POLL_DELAY_SECONDS = 15 * scale for both (Packer 1.6.6 reads it as a whole number of seconds,
+so 15 * scale must be an integer: scales 1, 1/15, 2/15 ...), and amibake's absolute constants
+through ``bench/amibake_scaled.py``. The SSH connect retry of either tool cannot be scaled (Packer's
+is a fixed 5 s), so the SSH gate is used only at scale 1 unless ``ssh_delay`` says otherwise; every
+table states the scale and whether SSH start-up was emulated.
+
+Seed: build ``i`` of either tool sees the same drawn durations (``draw(seed, i, kind, n)``).
+Lag = the moment a Describe answer (or, for SSH, an accepted connection) first showed the tool the
+ready state - the moment it became ready. EC2 calls are counted at moto, behind the proxy.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from tests.awsproxy import DELAY_KINDS, AwsProxy
+
+#: seconds at scale 1: (low, high), drawn uniformly (the sources give ranges, not distributions)
+RANGES: dict[str, tuple[float, float]] = {
+    "instance_pending": (10.0, 40.0),
+    "ssh_ready": (5.0, 30.0),
+    "instance_stopping": (15.0, 60.0),
+    "image_pending": (60.0, 180.0),  # plus IMAGE_SECONDS_PER_GIB x the image's size
+    "copy": (180.0, 1200.0),  # CopyImage: the copy's AMI pending time
+    "instance_shutting_down": (15.0, 60.0),  # an estimate: the stopping range (bench/FINDINGS.md)
+}
+#: the size-dependent part of an AMI's pending time, seconds per GiB of its volumes (an estimate)
+IMAGE_SECONDS_PER_GIB: tuple[float, float] = (2.0, 8.0)
+#: the size of basic.json's image (moto's source AMI has one 8 GiB root volume)
+IMAGE_GIB = 8
+#: Packer's default waiter delay (aws-sdk-go/botocore ec2 waiters: 15 s, 40 attempts)
+PACKER_DELAY = 15
+
+#: (resource id prefix, ready state) -> wait label, in build order
+WAITS = {
+    ("i-", "running"): "instance running",
+    ("ssh", "open"): "SSH ready",
+    ("i-", "stopped"): "instance stopped",
+    ("ami-", "available"): "image available",
+    ("i-", "terminated"): "instance terminated",
+}
+
+
+def draw(seed: int, build: int, kind: str, n: int, gib: float = IMAGE_GIB) -> float:
+    """The scale-1 duration of the ``n``-th transition of ``kind`` in build ``build`` (seeded)."""
+    rng = random.Random(f"{seed}/{build}/{kind}/{n}")
+    lo, hi = RANGES[kind]
+    d = rng.uniform(lo, hi)
+    if kind in ("image_pending", "copy"):
+        d += gib * rng.uniform(*IMAGE_SECONDS_PER_GIB)
+    return d
+
+
+def check_scale(scale: float) -> Fraction:
+    """The scale as a fraction; Packer's AWS_POLL_DELAY_SECONDS (15 * scale) must be whole seconds."""
+    frac = Fraction(scale).limit_denominator(1000)
+    if not 0 < frac <= 1 or (frac * PACKER_DELAY).denominator != 1:
+        raise SystemExit(
+            f"--scale {scale}: 15 x scale must be a whole number of seconds (Packer 1.6.6 reads "
+            "AWS_POLL_DELAY_SECONDS with strconv.Atoi), so the scale is one of 1, 14/15, ..., 2/15, 1/15"
+        )
+    return frac
+
+
+class EmulatedAws(AwsProxy):
+    """``AwsProxy`` whose transitions last a drawn duration per resource (not one fixed delay per kind).
+
+    ``durations(kind, n)`` gives the (scaled) duration of the ``n``-th transition of ``kind``;
+    CopyImage's AMIs draw from ``"copy"``. ``on_running(instance_id, ready_at)`` is told when an
+    instance will read ``running`` (the SSH gate opens a drawn time after that).
+    """
+
+    def __init__(
+        self,
+        upstream: str,
+        durations: Callable[[str, int], float],
+        on_running: Callable[[str, float], None] | None = None,
+    ) -> None:
+        # non-zero delays so that the base class rewrites states; the real durations come from _dur
+        super().__init__(upstream, delays={k: 1.0 for k in DELAY_KINDS})
+        self._durations = durations
+        self._on_running = on_running
+        self._drawn: Counter[str] = Counter()
+        self._copies: set[str] = set()
+        #: (resource id, delay kind) -> the duration it was given
+        self.duration: dict[tuple[str, str], float] = {}
+
+    def settled(self, rid: str) -> None:
+        """``rid`` existed long before the build (the source AMI): never hold it."""
+        with self._lock:
+            self.events.setdefault(rid, {})["created"] = time.monotonic() - 3600
+            self.duration[(rid, "image_pending")] = 0.0
+
+    def _dur(self, rid: str, kind: str) -> float:  # called with self._lock held
+        key = (rid, kind)
+        if key not in self.duration:
+            k = "copy" if kind == "image_pending" and rid in self._copies else kind
+            self.duration[key] = self._durations(k, self._drawn[k])
+            self._drawn[k] += 1
+        return self.duration[key]
+
+    def _note(self, rid: str, event: str, ready_state: str, delay_kind: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            ev = self.events.setdefault(rid, {})
+            if event in ev:
+                return
+            ev[event] = now
+            ready = now + self._dur(rid, delay_kind)
+            self.ready_at.setdefault(rid, {})[ready_state] = ready
+        if delay_kind == "instance_pending" and self._on_running is not None:
+            self._on_running(rid, ready)
+
+    def _hold(self, rid: str, event: str, delay_kind: str) -> bool:
+        with self._lock:
+            at = self.events.get(rid, {}).get(event)
+            d = self._dur(rid, delay_kind) if at is not None else 0.0
+        if at is None:
+            ready_state = {"created": "running", "stopped": "stopped", "terminated": "terminated"}
+            self._note(rid, event, ready_state.get(event, "available"), delay_kind)
+            return True
+        return time.monotonic() < at + d
+
+    def observe(self, action: str, body: bytes) -> bytes:
+        if action == "CopyImage":
+            ids = re.findall(r"<imageId>(ami-[0-9a-f]+)</imageId>", body.decode("utf-8", "replace"))
+            with self._lock:
+                self._copies.update(ids)
+        return super().observe(action, body)
+
+
+class SshGate:
+    """A loopback TCP port in front of sshd where nothing listens (connections are refused, as on an
+    instance still booting) until ``open_at``'s moment; then connections are relayed to sshd."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = int(probe.getsockname()[1])
+        probe.close()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._timer: threading.Timer | None = None
+        self.opened_at: float | None = None
+        self.first_accept: float | None = None
+
+    def arm(self) -> None:
+        """Close the port (refusing connections) and forget the last build."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            lst, self._listener = self._listener, None
+            self.opened_at = self.first_accept = None
+        if lst is not None:
+            lst.close()
+
+    def open_at(self, when: float) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(max(0.0, when - time.monotonic()), self._open)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _open(self) -> None:
+        lst = socket.socket()
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind(("127.0.0.1", self.port))
+        lst.listen(16)
+        with self._lock:
+            self._listener = lst
+            self.opened_at = time.monotonic()
+        threading.Thread(target=self._accept, args=(lst,), daemon=True).start()
+
+    def _accept(self, lst: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = lst.accept()
+            except OSError:
+                return
+            with self._lock:
+                if self.first_accept is None:
+                    self.first_accept = time.monotonic()
+            try:
+                up = socket.create_connection(("127.0.0.1", self.target), timeout=30)
+            except OSError:
+                conn.close()
+                continue
+            up.settimeout(None)
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=_pipe, args=(a, b), daemon=True).start()
+
+    def close(self) -> None:
+        self.arm()
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+
+@dataclass
+class BuildResult:
+    tool: str
+    index: int
+    wall: float
+    calls: list[str]
+    lags: dict[str, float]
+    durations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def describe_calls(self) -> int:
+        return sum(1 for a in self.calls if a.startswith("Describe"))
+
+
+def lags_of(proxy: EmulatedAws, source_ami: str, gate: SshGate | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for rid, states in proxy.ready_at.items():
+        if rid == source_ami:
+            continue
+        for state, ready in states.items():
+            label = next((v for (p, s), v in WAITS.items() if rid.startswith(p) and s == state), None)
+            seen = proxy.first_seen_ready.get(rid, {}).get(state)
+            if label and seen is not None:
+                out[label] = seen - ready
+    if gate is not None and gate.opened_at is not None and gate.first_accept is not None:
+        out["SSH ready"] = gate.first_accept - gate.opened_at
+    return out
+
+
+def p90(xs: Sequence[float]) -> float:
+    if len(xs) < 2:
+        return xs[0] if xs else float("nan")
+    return statistics.quantiles(xs, n=10, method="inclusive")[-1]
+
+
+def run_realistic(
+    b: Any, builds: int, scale: float, seed: int, ssh_delay: str, notes: list[str]
+) -> str:
+    """``builds`` basic.json builds per tool, alternating; returns the markdown section."""
+    from run import ROOT, SOURCE_AMI, TOOLS, BuildFailed
+
+    frac = check_scale(scale)
+    gate_on = ssh_delay == "on" or (ssh_delay == "auto" and frac == 1)
+    delay = str(int(frac * PACKER_DELAY))
+    amibake_exe = [sys.executable, str(ROOT / "bench" / "amibake_scaled.py")]
+    gate = SshGate(b.stack.sshd.port) if gate_on else None
+    results: dict[str, list[BuildResult]] = {t: [] for t in TOOLS}
+    t_start = time.monotonic()
+    try:
+        for i in range(builds):
+            for tool in TOOLS if i % 2 == 0 else tuple(reversed(TOOLS)):
+
+                def durations(kind: str, n: int, i: int = i) -> float:
+                    return float(frac) * draw(seed, i, kind, n)
+
+                def on_running(_iid: str, ready: float, i: int = i) -> None:
+                    if gate is not None:
+                        gate.open_at(ready + float(frac) * draw(seed, i, "ssh_ready", 0))
+
+                env = {"AWS_POLL_DELAY_SECONDS": delay}
+                if tool == "amibake":
+                    env["AMIBAKE_BENCH_TIME_SCALE"] = str(float(frac))
+                for attempt in range(3):
+                    if gate is not None:
+                        gate.arm()
+                    proxy = EmulatedAws(b.stack.moto.url, durations, on_running)
+                    with proxy:
+                        proxy.settled(SOURCE_AMI)
+                        try:
+                            run = b._build(
+                                tool, "basic.json", endpoint=proxy.url, env=env,
+                                ssh_port=gate.port if gate is not None else None,
+                                exe=amibake_exe if tool == "amibake" else (),
+                            )
+                        except BuildFailed as exc:
+                            if attempt == 2:
+                                raise SystemExit(str(exc)) from None
+                            notes.append(f"emulated AWS: {tool} build {i + 1} repeated: {exc}")
+                            continue
+                        res = BuildResult(
+                            tool, i, run.wall, run.actions, lags_of(proxy, SOURCE_AMI, gate),
+                            {f"{rid} {k}": d for (rid, k), d in proxy.duration.items() if rid != SOURCE_AMI},
+                        )
+                    break
+                results[tool].append(res)
+                print(
+                    f"  emulated AWS {tool:<8} build {i + 1}/{builds}: {res.wall:.2f} s, "
+                    f"{len(res.calls)} EC2 calls, lags "
+                    + ", ".join(f"{k} {v:.2f}" for k, v in res.lags.items()),
+                    flush=True,
+                )
+    finally:
+        if gate is not None:
+            gate.close()
+    elapsed = time.monotonic() - t_start
+    return section(results, frac, gate_on, seed, builds, elapsed)
+
+
+def _fmt_scale(frac: Fraction) -> str:
+    return "1" if frac == 1 else f"{frac.numerator}/{frac.denominator}"
+
+
+def section(
+    results: dict[str, list[BuildResult]], frac: Fraction, gate_on: bool, seed: int, builds: int,
+    elapsed: float,
+) -> str:
+    sc = _fmt_scale(frac)
+    s = float(frac)
+    head = (
+        f"## Emulated AWS timings, scale {sc} (basic.json, {builds} builds per tool, seed {seed})\n\n"
+        f"Transitions drawn from the documented ranges (bench/FINDINGS.md) x {sc}; both tools' polling "
+        f"clocks x {sc} (AWS_POLL_DELAY_SECONDS={int(frac * PACKER_DELAY)} for both, amibake's absolute "
+        f"constants through bench/amibake_scaled.py). SSH start-up "
+        + ("emulated (the port refuses connections until a drawn 5-30 s after running)."
+           if gate_on else
+           "not emulated at this scale: neither tool's SSH retry interval can be scaled (Packer 1.6.6: a "
+           "fixed 5 s), so sshd is reachable as soon as the instance reads running and the SSH wait is not "
+           "in the table.")
+        + f" Measured seconds at scale {sc}; \"x1\" columns divide by the scale (the real-AWS equivalent"
+        " of a polling lag, which is made of poll delays that scale). The run took "
+        f"{elapsed / 60:.1f} min.\n"
+    )
+    labels = [w for w in WAITS.values() if any(w in r.lags for t in results for r in results[t])]
+    lines = [
+        f"| wait (scale {sc}) | Packer lag median | p90 | amibake lag median | p90 | amibake/Packer (median) "
+        "| Packer median x1 | amibake median x1 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+
+    def lagrow(label: str, p: list[float], a: list[float]) -> str:
+        mp, ma = statistics.median(p), statistics.median(a)
+        ratio = f"{ma / mp:.2f}" if mp else "-"
+        return (
+            f"| {label} | {mp:.3f} s | {p90(p):.3f} s | {ma:.3f} s | "
+            f"{p90(a):.3f} s | {ratio} | {mp / s:.1f} s | {ma / s:.1f} s |"
+        )
+
+    for label in labels:
+        p = [r.lags[label] for r in results["packer"] if label in r.lags]
+        a = [r.lags[label] for r in results["amibake"] if label in r.lags]
+        if p and a:
+            lines.append(lagrow(label, p, a))
+    allp = [x for r in results["packer"] for k, x in r.lags.items() if k in labels]
+    alla = [x for r in results["amibake"] for k, x in r.lags.items() if k in labels]
+    lines.append(lagrow("**all waits**", allp, alla))
+    lines += [
+        "",
+        f"| per build (scale {sc}) | Packer median | p90 | amibake median | p90 | amibake/Packer (median) |",
+        "|---|---|---|---|---|---|",
+    ]
+
+    def row(label: str, p: list[float], a: list[float], fmt: str) -> str:
+        mp, ma = statistics.median(p), statistics.median(a)
+        return (f"| {label} | {fmt.format(mp)} | {fmt.format(p90(p))} | {fmt.format(ma)} | "
+                f"{fmt.format(p90(a))} | {ma / mp:.2f} |")
+
+    def col(tool: str, f: Callable[[BuildResult], float]) -> list[float]:
+        return [f(r) for r in results[tool]]
+
+    lines.append(row("build wall time (s)", col("packer", lambda r: r.wall), col("amibake", lambda r: r.wall),
+                     "{:.2f}"))
+    lines.append(row("EC2 API calls", col("packer", lambda r: len(r.calls)),
+                     col("amibake", lambda r: len(r.calls)), "{:.0f}"))
+    lines.append(row("of which Describe*", col("packer", lambda r: r.describe_calls),
+                     col("amibake", lambda r: r.describe_calls), "{:.0f}"))
+    calls = {t: Counter(a for r in results[t] for a in r.calls) for t in results}
+    n = {t: max(1, len(results[t])) for t in results}
+    foot = [
+        "",
+        f"EC2 calls per build (mean over the {builds} builds), Packer: "
+        + ", ".join(f"{k} {v / n['packer']:.1f}" for k, v in sorted(calls["packer"].items())),
+        "; amibake: "
+        + ", ".join(f"{k} {v / n['amibake']:.1f}" for k, v in sorted(calls["amibake"].items()))
+        + ".",
+    ]
+    return head + "\n" + "\n".join(lines) + "\n" + "".join(foot) + "\n"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Put ``text`` between the emulated-AWS markers of ``path`` (appended when they are missing)."""
+    start, end = "<!-- emulated-aws:start -->", "<!-- emulated-aws:end -->"
+    old = path.read_text() if path.exists() else ""
+    block = f"{start}\n{text}{end}\n"
+    if start in old and end in old:
+        before, rest = old.split(start, 1)
+        after = rest.split(end, 1)[1].lstrip("\n")
+        new = before + block + ("\n" + after if after else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + block
+    path.write_text(new)
