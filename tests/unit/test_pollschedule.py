@@ -1,0 +1,134 @@
+"""The poll schedule (builders/amazon/pollschedule.py) against Packer 1.6.6's fixed-delay waiters."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import statistics
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from amibake.builders.amazon import pollschedule as ps
+
+delays = st.one_of(st.sampled_from([1.0, 2.0, 5.0, 15.0, 30.0]), st.floats(0.05, 120.0))
+attempts = st.integers(1, 200)
+
+
+@st.composite
+def priors(draw: st.DrawFn) -> ps.Prior:
+    lo = draw(st.floats(0.0, 3000.0))
+    return ps.Prior(lo, lo + draw(st.floats(0.0, 3000.0)))
+
+
+def count_until(times: list[float], t: float) -> int:
+    """Polls made at or before ``t``."""
+    return bisect.bisect_right(times, t)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(priors(), delays, attempts, st.booleans())
+def test_never_more_calls_than_the_fixed_delay_schedule_over_any_window(
+    prior: ps.Prior, delay: float, max_attempts: int, immediate: bool
+) -> None:
+    times = ps.plan(prior, delay, max_attempts, immediate=immediate)
+    packer = ps.fixed(delay, max_attempts)
+    assert times == sorted(times)
+    assert times[0] >= 0
+    # every window from the wait's start, ended at any poll of either schedule (where counts change)
+    for t in {*times, *packer, *(x - 1e-9 for x in packer if x > 0)}:
+        assert count_until(times, t) <= count_until(packer, t) or t > packer[-1], (t, times[:12])
+    # over the whole wait, no more polls than Packer's max_attempts
+    assert len(times) <= max_attempts
+    # and the k-th poll never precedes Packer's k-th
+    assert all(t >= k * delay - 1e-9 for k, t in enumerate(times))
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(priors(), delays, attempts, st.booleans())
+def test_never_gives_up_earlier_than_packer(
+    prior: ps.Prior, delay: float, max_attempts: int, immediate: bool
+) -> None:
+    times = ps.plan(prior, delay, max_attempts, immediate=immediate)
+    assert times[-1] >= ps.fixed(delay, max_attempts)[-1] - 1e-9
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(priors(), delays, attempts, st.booleans(), st.floats(0.0, 1.0))
+@example(ps.Prior(0.0, 20.0), 15.0, 40, True, 0.001)  # a budget of one poll for a prior wider than a delay
+@example(ps.Prior(10.0, 40.0), 15.0, 40, False, 0.0)
+def test_bounded_lag_for_any_transition_inside_the_prior(
+    prior: ps.Prior, delay: float, max_attempts: int, immediate: bool, where: float
+) -> None:
+    times = ps.plan(prior, delay, max_attempts, immediate=immediate)
+    give_up = ps.fixed(delay, max_attempts)[-1]
+    at = prior.lo + where * (prior.hi - prior.lo)
+    if at > give_up:
+        return  # Packer would have given up too
+    lag = ps.lag(times, at)
+    assert lag is not None
+    assert lag <= delay + 1e-9, (at, lag, times[:20])
+
+
+@pytest.mark.parametrize("kind", sorted(ps.PRIORS))
+def test_documented_priors_beat_packer_on_average_at_no_more_calls(kind: str) -> None:
+    """On the documented ranges (8 GiB images), over transition times spread across the prior:
+    median lag below Packer's, and no more calls to see it, for every time (not just on average)."""
+    prior = ps.prior_for(kind, 8)
+    n = ps.PACKER_ATTEMPTS[kind]
+    mine, packer = ps.plan(prior, 15.0, n), ps.fixed(15.0, n)
+    xs = [prior.lo + (prior.hi - prior.lo) * i / 997 for i in range(998)]
+    mine_lag = statistics.median(ps.lag(mine, x) or 0 for x in xs)
+    packer_lag = statistics.median(ps.lag(packer, x) or 0 for x in xs)
+    if kind == "instance_running":
+        # 10-40 s after an immediate poll: Packer's own budget of two polls in the prior, no gain
+        assert mine_lag <= packer_lag + 0.05
+    else:
+        assert mine_lag < packer_lag
+    for x in xs:
+        assert (ps.calls_until_seen(mine, x) or 0) <= (ps.calls_until_seen(packer, x) or 0), x
+
+
+def test_dense_inside_the_prior_sparse_before_it() -> None:
+    prior = ps.prior_for("image_available", 8)  # 76..244 s
+    times = ps.plan(prior, 15.0, 120)
+    before = [t for t in times if 0 < t < prior.lo]
+    inside = [t for t in times if prior.lo <= t <= prior.hi]
+    assert before == [60.0]  # one sparse poll (every 4 delays) before the prior
+    gaps = [b - a for a, b in itertools.pairwise(inside)]
+    assert max(gaps) < 15.0  # denser than Packer inside the prior
+    assert inside[-1] == pytest.approx(prior.hi)
+    after = [t for t in times if t > prior.hi]
+    assert all(b - a == pytest.approx(15.0) for a, b in itertools.pairwise(after))
+
+
+def test_explicit_overrides_win() -> None:
+    """aws_polling / AWS_POLL_DELAY_SECONDS / AWS_MAX_ATTEMPTS: Packer's fixed schedule, as given."""
+    prior = ps.prior_for("image_available")
+    assert ps.plan(prior, 2.0, 7, explicit=True) == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+    assert ps.plan(None, 15.0, 3) == [0.0, 15.0, 30.0]
+    assert ps.plan(prior, 0.0, 3) == [0.0, 0.0, 0.0]
+
+
+def test_scaled_prior_scales_the_plan() -> None:
+    """The benchmark's scale: a prior and a delay both x s give the plan x s."""
+    prior = ps.prior_for("instance_stopped")
+    full = ps.plan(prior, 15.0, 40)
+    small = ps.plan(prior.scaled(1 / 15), 1.0, 40)
+    assert small == pytest.approx([t / 15 for t in full])
+
+
+def test_bad_input_is_refused_with_a_message() -> None:
+    with pytest.raises(ValueError, match="lo <= hi"):
+        ps.Prior(30.0, 10.0)
+    with pytest.raises(ValueError, match="max_attempts"):
+        ps.plan(ps.prior_for("instance_running"), 15.0, 0)
+    with pytest.raises(ValueError, match="no prior for the wait 'volume'"):
+        ps.prior_for("volume")
+
+
+def test_sleeps_are_the_gaps_between_polls() -> None:
+    times = ps.plan(ps.prior_for("instance_running"), 15.0, 40)
+    assert list(ps.sleeps(times))[:3] == [pytest.approx(times[1]), pytest.approx(times[2] - times[1]),
+                                          pytest.approx(times[3] - times[2])]
