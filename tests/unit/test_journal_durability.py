@@ -212,3 +212,27 @@ def test_sigkill_during_a_create_call_leaves_the_intent_for_cleanup(
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     assert group not in groups(), res.stdout
+
+
+def test_load_run_reads_back_what_a_crash_leaves(tmp_path: Path) -> None:
+    """Intents are matched to their ``created`` record by client token (instances) or name: what is
+    left unmatched is what a crash during the call leaves, with its build and region."""
+    journal = Journal("run-readback", tmp_path)
+    b = journal.for_build("web")
+    b.started(region="us-east-1")
+    b.intent("instance", "us-east-1", token="tok-1")
+    b.created("instance", "us-east-1", "i-1", token="tok-1")
+    b.intent("instance", "us-west-2", token="tok-2")  # in flight at the crash
+    b.intent("key-pair", "us-east-1", name="kp")
+    b.created("key-pair", "us-east-1", "kp", name="kp")
+    journal.close()
+    rec = load_run(journal.path)
+    first = json.loads(journal.path.read_bytes().splitlines()[0])
+    assert rec.run_id == "run-readback" and rec.path == journal.path
+    assert rec.started == first["at"]
+    assert rec.builds == {"web"} and rec.regions == {"us-east-1", "us-west-2"}
+    assert [(r.kind, r.region, r.id, r.build) for r in rec.dangling] == [
+        ("instance", "us-west-2", "tok-2", "web")]
+    assert [(r.kind, r.region, r.id, r.build) for r in rec.live] == [
+        ("instance", "us-east-1", "i-1", "web"), ("key-pair", "us-east-1", "kp", "web")]
+    assert rec.live[0].detail.get("token") == "tok-1"
