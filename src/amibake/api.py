@@ -77,6 +77,14 @@ class BuildEnv:
     render: Callable[[str, Mapping[str, Any]], str] = lambda text, data: text
     #: values that must never be printed (sensitive variables, passwords, keys)
     secrets: list[str] = field(default_factory=list)
+    #: the build's content fingerprint (:class:`amibake.fingerprint.Fingerprint`) without the inputs
+    #: the builder resolves itself (the source AMI id); None when it is not known
+    fingerprint: Any = None
+    #: filled by the builder once its image is known: ``fingerprint`` (the digest its image is
+    #: tagged with), ``breakdown`` (component -> short hash) and ``reused`` (True after a converge)
+    image_fingerprint: dict[str, Any] = field(default_factory=dict)
+    #: ``-skip-unchanged``: the manifest's custom_data carries the fingerprint's breakdown
+    skip_unchanged: bool = False
 
 
 #: the build data of an HTTP server the builder does not run (Packer's PopulateProvisionHookData)
@@ -114,6 +122,41 @@ class Builder(Protocol):
 
     def run(self, hooks: Hooks) -> Artifact | None:
         """Build; clean up every temporary resource before returning or raising."""
+
+
+@dataclass
+class FoundImage:
+    """An image that carries a content fingerprint (``-skip-unchanged``, ``amibake plan``)."""
+
+    id: str
+    region: str
+    fingerprint: str
+    #: RFC 3339, as the cloud reports it
+    created: str
+
+
+class ImageReuse(Protocol):
+    """A builder's side of ``-skip-unchanged`` and ``amibake plan``: resolve the inputs only known
+    at run time, find an image by fingerprint, converge it. Makes no instance."""
+
+    def __init__(self, config: Any, env: BuildEnv) -> None: ...
+
+    def resolve(self) -> dict[str, str]:
+        """The fingerprint components resolved now, e.g. ``{"source AMI": "ami-0abc"}``."""
+
+    def find(self, fingerprint: str, max_age: float | None) -> FoundImage | None:
+        """The newest available image of the caller's own with ``fingerprint``, no older than
+        ``max_age`` seconds (any age when None), in the build region."""
+
+    def newest_of_build(self) -> FoundImage | None:
+        """The newest fingerprinted image this build made (for ``plan``'s reasons)."""
+
+    def converge(self, image: FoundImage, hooks: Hooks) -> Artifact:
+        """Do the distribution steps still missing on ``image`` (copies, tags, sharing, deprecation);
+        returns the artifact, marked reused."""
+
+    def resources(self, image: FoundImage | None) -> list[str]:
+        """What a build (``image`` None) or a converge of ``image`` would create or change."""
 
 
 class Provisioner(Protocol):

@@ -36,6 +36,10 @@ class BuildOptions:
     parallel_builds: int = 0
     debug: bool = False
     force: bool = False
+    #: content fingerprints by build name (amibake.fingerprint); the AMIs are tagged with them
+    fingerprints: dict[str, Any] = field(default_factory=dict)
+    #: -skip-unchanged, -max-age, -force (amibake.reuse.SkipOptions); None: always build
+    skip: Any = None
 
 
 @dataclass
@@ -191,6 +195,8 @@ class BuildRunner:
             run_uuid=self.run.run_id,
             render=self._render(build),
             secrets=self.run.secrets(),
+            fingerprint=self.options.fingerprints.get(build.name),
+            skip_unchanged=bool(self.options.skip and self.options.skip.enabled),
         )
         try:
             spec = registry.lookup("builder", build.type)
@@ -198,7 +204,14 @@ class BuildRunner:
             if impl is None:
                 raise BuildError(f"the {build.type} builder is validated by amibake but cannot build yet")
             builder = impl(build.builder.config, env)
-            artifact = builder.run(BuildHooks(self.run, build, env))
+            hooks = BuildHooks(self.run, build, env)
+            artifact = None
+            if env.skip_unchanged:
+                from amibake.reuse import try_reuse
+
+                artifact = try_reuse(build.type, build.builder.config, env, hooks, self.options.skip)
+            if artifact is None:
+                artifact = builder.run(hooks)
             if artifact is not None:
                 result.artifacts = self.post_process(build, artifact, env)
         except AmibakeError as e:
@@ -292,6 +305,8 @@ class BuildRunner:
             c.machine_line(name, "artifact", str(n), "builder-id", a.builder_id)
             c.machine_line(name, "artifact", str(n), "id", a.id)
             c.machine_line(name, "artifact", str(n), "string", a.string())
+            if getattr(a, "reused", False):
+                c.machine_line(name, "artifact", str(n), "reused", "true")
             c.machine_line(name, "artifact", str(n), "files-count", str(len(a.files)))
             for i, f in enumerate(a.files):
                 c.machine_line(name, "artifact", str(n), "file", str(i), f)

@@ -7,7 +7,8 @@ _PROV = "amibake.provisioners.config"
 _PP = "amibake.postprocessors.config"
 
 # builders
-register(PluginSpec("builder", "amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.builders.amazon.ebs:EbsBuilder"))
+register(PluginSpec("builder", "amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.builders.amazon.ebs:EbsBuilder",
+                    reuse="amibake.builders.amazon.reuse:AmiReuse"))
 register(PluginSpec("builder", "amazon-ebssurrogate", f"{_AMZ}_surrogate:EbsSurrogateConfig"))
 register(PluginSpec("builder", "amazon-ebsvolume", f"{_AMZ}_ebsvolume:EbsVolumeConfig"))
 register(PluginSpec("builder", "amazon-chroot", f"{_AMZ}_chroot:ChrootConfig"))

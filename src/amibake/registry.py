@@ -24,6 +24,9 @@ class PluginSpec:
     impl: str = ""
     #: shown by ``inspect`` and in errors
     summary: str = ""
+    #: builders only: ``"module:Class"`` of what finds and converges an existing image by its content
+    #: fingerprint (an :class:`amibake.api.ImageReuse`), or "" when the builder makes no image to reuse
+    reuse: str = ""
 
     def config_class(self) -> Any:
         return _load(self.config)
@@ -32,6 +35,9 @@ class PluginSpec:
         if not self.impl:
             return None
         return _load(self.impl)
+
+    def reuse_class(self) -> Any:
+        return _load(self.reuse) if self.reuse else None
 
 
 _REGISTRY: dict[tuple[Kind, str], PluginSpec] = {}

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,6 +17,9 @@ from amibake.ui.console import Redactor
 
 if TYPE_CHECKING:
     from amibake.core import PreparedBuild, RunContext
+    from amibake.reuse import SkipOptions
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _prepare(
@@ -105,6 +109,63 @@ def inspect(template: Path, machine: bool, vars_: tuple[str, ...], var_files: tu
     inspect_template(template, machine=machine, var_files=var_files, cli_vars=parse_vars(vars_))
 
 
+def skip_options(f: F) -> F:
+    """-skip-unchanged and -max-age, shared by ``build`` and ``plan``."""
+    f = click.option(
+        "-skip-unchanged",
+        "skip_unchanged",
+        is_flag=True,
+        default=None,
+        help="Reuse an AMI of yours with the same content fingerprint instead of rebuilding: only the "
+        "missing copies, tags and sharing are done (also AMIBAKE_SKIP_UNCHANGED=1).",
+    )(f)
+    f = click.option(
+        "-max-age",
+        "max_age",
+        default="",
+        metavar="duration",
+        help="With -skip-unchanged: do not reuse an AMI older than this (e.g. 168h); default: any age.",
+    )(f)
+    return f
+
+
+def _skip(skip_unchanged: bool | None, max_age: str, force: bool) -> SkipOptions:
+    import os
+
+    from amibake.config.durations import parse_duration
+    from amibake.errors import UserInputError
+    from amibake.reuse import SkipOptions
+
+    enabled = skip_unchanged
+    if enabled is None:
+        flag = os.environ.get("AMIBAKE_SKIP_UNCHANGED", "").strip().lower()
+        enabled = flag not in ("", "0", "false", "no")
+    age: float | None = None
+    if max_age:
+        try:
+            age = parse_duration(max_age)
+        except ValueError as exc:
+            raise UserInputError([f"-max-age: {exc}"]) from None
+        if age < 0:
+            raise UserInputError([f"-max-age: {max_age} is negative"])
+    return SkipOptions(enabled=enabled, max_age=age, force=force)
+
+
+def _fingerprints(
+    template: Path, var_files: tuple[Path, ...], vars_: tuple[str, ...], only: tuple[str, ...],
+    except_: tuple[str, ...], warn: Callable[[str], None],
+) -> dict[str, Any]:
+    """Every selected build's content fingerprint (the template rendered again with fixed time)."""
+    from amibake.errors import AmibakeError
+    from amibake.fingerprint import for_template
+
+    try:
+        return dict(for_template(template, var_files, parse_vars(vars_), split_csv(only), split_csv(except_)))
+    except (AmibakeError, OSError) as exc:
+        warn(f"Warning: the content fingerprint could not be computed, AMIs are not fingerprinted: {exc}")
+        return {}
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option(
     "-force",
@@ -138,6 +199,7 @@ def inspect(template: Path, machine: bool, vars_: tuple[str, ...], var_files: tu
     metavar="N",
     help="Number of builds to run in parallel. 0 means no limit (default: 0).",
 )
+@skip_options
 @var_options
 @only_except_options
 @click.argument("template", type=click.Path(path_type=Path))
@@ -150,6 +212,8 @@ def build(
     timestamps: bool,
     on_error: str,
     parallel: int,
+    skip_unchanged: bool | None,
+    max_age: str,
     vars_: tuple[str, ...],
     var_files: tuple[Path, ...],
     only: tuple[str, ...],
@@ -158,7 +222,8 @@ def build(
     """Build images from a template: every build in parallel, then its post-processors.
 
     Temporary resources (instance, key pair, security group, volumes) are removed whatever
-    happens, unless -on-error=abort says to keep them for debugging.
+    happens, unless -on-error=abort says to keep them for debugging. With -skip-unchanged, a build
+    whose content fingerprint matches an AMI of yours converges that AMI instead (no instance).
     """
     import sys
 
@@ -168,9 +233,13 @@ def build(
     from amibake.errors import Interrupted
     from amibake.ui.console import Console, Redactor
 
+    skip = _skip(skip_unchanged, max_age, force)
     run = load_template(template, var_files, parse_vars(vars_), started=started)
     run.force = force
     builds, warnings = _prepare(run, only, except_)
+    redact = Redactor(run.secrets())
+    fingerprints = _fingerprints(template, var_files, vars_, only, except_,
+                                 lambda w: click.echo(redact(w), err=True))
     if any(getattr(b.builder.config, "communicator", "ssh") == "ssh" for b in builds):
         _prefetch_ssh()
     # Everything alive now (modules, config models, the template) lives until exit: take it out
@@ -187,7 +256,8 @@ def build(
         run,
         builds,
         console,
-        BuildOptions(on_error=on_error, parallel_builds=parallel, debug=debug, force=force),  # type: ignore[arg-type]
+        BuildOptions(on_error=on_error, parallel_builds=parallel, debug=debug, force=force,  # type: ignore[arg-type]
+                     fingerprints=fingerprints, skip=skip),
     )
     state = install_signal_handlers(runner)
     results = runner.run_all()
@@ -218,3 +288,91 @@ def _prefetch_ssh() -> None:
 from amibake.cli import cleanup_command  # noqa: E402, F401, I001
 from amibake.cli import hcl_commands  # noqa: E402, F401
 from amibake.cli import server_command  # noqa: E402, F401
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-force", "force", is_flag=True, help="As build's -force: every build would rebuild.")
+@click.option("-machine-readable", "machine", is_flag=True, help="Produce machine-readable output.")
+@click.option("-color", "color", type=bool, default=None, metavar="false", help="Disable color output.")
+@click.option("-debug", "debug", is_flag=True, hidden=True)
+@click.option("-timestamp-ui", "timestamps", is_flag=True, hidden=True)
+@click.option("-on-error", "on_error", default="cleanup", hidden=True)
+@click.option("-parallel-builds", "parallel", type=click.IntRange(min=0), default=0, hidden=True)
+@skip_options
+@var_options
+@only_except_options
+@click.argument("template", type=click.Path(path_type=Path))
+def plan(
+    template: Path,
+    force: bool,
+    machine: bool,
+    color: bool | None,
+    debug: bool,
+    timestamps: bool,
+    on_error: str,
+    parallel: int,
+    skip_unchanged: bool | None,
+    max_age: str,
+    vars_: tuple[str, ...],
+    var_files: tuple[Path, ...],
+    only: tuple[str, ...],
+    except_: tuple[str, ...],
+) -> None:
+    """Show, per build, what `build` with the same flags would do and why: rebuild, reuse an AMI and
+    converge it, or refused; and what it would create. Nothing is created (only Describe calls).
+
+    Exit status 1 when a build is refused.
+    """
+    import sys
+    import threading
+
+    from amibake.api import BuildEnv
+    from amibake.core import load_template
+    from amibake.reuse import decide
+    from amibake.ui.console import Console
+
+    started = datetime.now(UTC)
+    skip = _skip(skip_unchanged, max_age, force)
+    run = load_template(template, var_files, parse_vars(vars_), started=started)
+    builds, warnings = _prepare(run, only, except_)
+    console = Console(color=color, machine_readable=machine, redactor=Redactor(run.secrets()))
+    for w in warnings:
+        console.error(f"Warning: {w}")
+    if not builds:
+        raise TemplateError(["no build matches -only/-except"])
+    fingerprints = _fingerprints(template, var_files, vars_, only, except_, console.error)
+    refused = False
+    for b in builds:
+        ui = console.build_ui(b.name)
+        env = BuildEnv(build_name=b.name, builder_type=b.type, template_dir=run.template.template_dir, ui=ui,
+                       cancel=threading.Event(), run_id=run.run_id, run_uuid=run.run_id,
+                       secrets=run.secrets(), fingerprint=fingerprints.get(b.name), skip_unchanged=True)
+        d, _ = decide(b.type, b.builder.config, env, skip, explain=True)
+        action = d.action
+        reasons = list(d.reasons)
+        if action == "reuse" and not skip.enabled:
+            assert d.image is not None
+            action = "rebuild"
+            reasons = [f"-skip-unchanged not given (with it: reuse {d.image.id} and converge)"]
+        refused = refused or action == "refused"
+        headline = {"rebuild": "rebuild", "refused": "refused",
+                    "reuse": f"reuse {d.image.id if d.image else ''} and converge"}[action]
+        reused = d.image.id if d.image and action == "reuse" else ""
+        console.machine_line(b.name, "plan-action", action, reused)
+        if d.fingerprint:
+            console.machine_line(b.name, "plan-fingerprint", d.fingerprint)
+        for r in reasons:
+            console.machine_line(b.name, "plan-reason", r)
+        for res in d.resources if action != "refused" else []:
+            console.machine_line(b.name, "plan-resource", res)
+        if machine:
+            continue
+        ui.say(headline)
+        for r in reasons:
+            ui.message(f"why: {r}")
+        if d.fingerprint:
+            ui.message(f"fingerprint: {d.fingerprint}")
+        if action != "refused" and d.resources:
+            ui.message("would create or change: " + "; ".join(d.resources))
+    if refused:
+        sys.exit(1)

@@ -174,6 +174,14 @@ class ManifestPostProcessor:
                     custom[key] = env.render(str(value), data)
                 except AmibakeError as exc:
                     raise BuildError(f"Error interpolating custom data: {exc}") from exc
+        found = env.image_fingerprint
+        if env.skip_unchanged and found.get("fingerprint"):
+            # -skip-unchanged: the fingerprint, its breakdown, and whether the image was reused
+            custom = dict(custom or {})
+            custom["amibake:fingerprint"] = str(found["fingerprint"])
+            custom["amibake:reused"] = "true" if found.get("reused") else "false"
+            for component, short in sorted(found.get("breakdown", {}).items()):
+                custom[f"amibake:fingerprint:{component}"] = str(short)
         files = []
         for name in artifact.files or []:
             try:

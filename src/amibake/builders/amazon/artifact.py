@@ -20,6 +20,8 @@ class AmiArtifact:
     builder_id: str = BUILDER_ID
     state_data: dict[str, Any] = field(default_factory=dict)
     files: list[str] = field(default_factory=list)
+    #: an AMI found by its content fingerprint (``-skip-unchanged``) rather than built by this run
+    reused: bool = False
 
     @property
     def id(self) -> str:
@@ -27,7 +29,8 @@ class AmiArtifact:
 
     def string(self) -> str:
         lines = sorted(f"{region}: {ami}" for region, ami in self.amis.items())
-        return "AMIs were created:\n" + "\n".join(lines) + "\n"
+        verb = "reused (unchanged content fingerprint)" if self.reused else "created"
+        return f"AMIs were {verb}:\n" + "\n".join(lines) + "\n"
 
     def __str__(self) -> str:
         return self.string()

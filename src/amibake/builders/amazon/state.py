@@ -102,6 +102,21 @@ class BuildState:
             "amibake:created": self.created_at,
         }
 
+    def fingerprint_tags(self) -> dict[str, str]:
+        """``amibake:fingerprint`` for the build's AMIs (and their snapshots), once the source AMI is
+        resolved; the breakdown is kept for ``amibake plan``. Empty without a fingerprint."""
+        from amibake import fingerprint
+
+        partial = self.env.fingerprint
+        if partial is None or self.source_image is None:
+            return {}
+        fp = partial.resolved({fingerprint.SOURCE_IMAGE: self.source_image.id})
+        found = self.env.image_fingerprint
+        if found.get("remembered") != fp.digest:
+            found.update(fingerprint=fp.digest, breakdown=fp.breakdown(), reused=False, remembered=fp.digest)
+            fingerprint.remember(fp, self.env.build_name)
+        return {fingerprint.TAG: fp.digest}
+
     def tags_for(self, user_tags: Mapping[str, str]) -> dict[str, str]:
         """User tags (rendered) plus amibake's own; the user's win on a clash."""
         out = self.own_tags()

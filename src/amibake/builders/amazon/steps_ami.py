@@ -156,7 +156,7 @@ def create_ami(st: BuildState, ctx: StepContext) -> None:
         run_tags = st.render_tags(s.all_run_tags)
     # CreateImage carries the run tags and the AMI tags at once (Packer: run tags at creation, then
     # CreateTags with the AMI tags, which win on a clash)
-    tags = {**st.own_tags(), **run_tags, **st.render_tags(s.all_tags)}
+    tags = {**st.own_tags(), **run_tags, **st.render_tags(s.all_tags), **st.fingerprint_tags()}
     description = st.render(s.ami_description)
     try:
         image_id = st.ec2.create_image(
@@ -254,7 +254,7 @@ def region_copy(st: BuildState, ctx: StepContext) -> None:
 def _copy_one(st: BuildState, ctx: StepContext, source_region: str, source_ami: str, region: str,
               kms_key: str) -> None:
     s = st.config
-    tags = st.tags_for(s.all_tags)
+    tags = {**st.tags_for(s.all_tags), **st.fingerprint_tags()}
     image_id = st.ec2.copy_image(
         region, source_region=source_region, source_image_id=source_ami, name=s.ami_name,
         description=st.render(s.ami_description), encrypted=s.encrypt_boot, kms_key_id=kms_key,
