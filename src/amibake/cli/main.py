@@ -9,6 +9,7 @@ its exit code; anything else is a bug, reported as such (with the traceback only
 from __future__ import annotations
 
 import atexit
+import errno
 import gc
 import os
 import sys
@@ -84,6 +85,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
     except OSError as e:
+        if e.filename is None and e.errno in _OUTPUT_FULL and not os.environ.get("AMIBAKE_DEBUG"):
+            # stdout is a file at its size limit (`ulimit -f`) or on a full disk
+            _say_stderr(f"Error: cannot write the output: {e.strerror}")
+            sys.exit(1)
         if e.filename is None or os.environ.get("AMIBAKE_DEBUG"):
             _internal_error()
         # a file amibake was given or keeps (a journal, a socket) that cannot be used: not a bug
@@ -94,6 +99,16 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except Exception:
         _internal_error()
+
+
+_OUTPUT_FULL = frozenset({errno.EFBIG, errno.ENOSPC, errno.EDQUOT})
+
+
+def _say_stderr(text: str) -> None:
+    try:
+        click.echo(text, err=True)
+    except OSError:
+        pass  # stderr is full too: the exit status says it
 
 
 def _internal_error() -> NoReturn:

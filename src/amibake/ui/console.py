@@ -58,9 +58,10 @@ class Console:
             try:
                 s.write(text + "\n")
                 s.flush()
-            except (BrokenPipeError, ValueError):
-                # the reader is gone (`amibake build | head`, a killed launcher): the build and its
-                # cleanup go on; their output has nowhere to go
+            except (OSError, ValueError):
+                # the reader is gone (`amibake build | head`, a killed launcher), or the output file
+                # is at a size limit or on a full disk: the build and its cleanup go on; their
+                # output has nowhere to go (Packer ignores UI write errors too)
                 pass
 
     def _stamp(self, text: str) -> str:
