@@ -82,6 +82,9 @@ class RunContext:
     force: bool = False
     #: sensitive data source outputs (Secrets Manager values, decrypted SecureStrings)
     datasource_secrets: list[str] = field(default_factory=list)
+    #: HCL2: each executed data source's (outputs, sensitive values) by (type, name), for a second
+    #: rendering of the template that must not call them again (the content fingerprint)
+    datasource_outputs: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = field(default_factory=dict)
 
     @property
     def timestamp(self) -> int:
@@ -388,6 +391,7 @@ def load_template(
     env: Mapping[str, str] | None = None,
     execute_datasources: bool = True,
     started: datetime | None = None,
+    datasource_replay: Mapping[tuple[str, str], tuple[dict[str, Any], list[str]]] | None = None,
 ) -> RunContext:
     """Load a JSON or HCL2 template (file or directory) and resolve its variables.
 
@@ -395,6 +399,8 @@ def load_template(
     ``execute_datasources`` (``build``, ``validate -evaluate-datasources``), else their outputs
     stay unknown, as in Packer's ``validate``. ``started``: the run's clock, read once by the
     command (default: now); variables, locals, plugin configs and build names all use it.
+    ``datasource_replay``: data source outputs of an earlier load (``RunContext.datasource_outputs``),
+    used instead of executing them again.
     """
     init_time = started or datetime.now(UTC)
     if is_hcl2(path):
@@ -402,7 +408,8 @@ def load_template(
         from amibake.template.hcl import load_hcl
 
         runner = DatasourceRunner(
-            execute=execute_datasources, template_dir=path if path.is_dir() else path.parent
+            execute=execute_datasources, template_dir=path if path.is_dir() else path.parent,
+            replay=datasource_replay,
         )
         try:
             template = load_hcl(
@@ -417,7 +424,8 @@ def load_template(
             raise _redacted(err, runner.secrets) from None
         values = {n: v.default for n, v in template.variables.items() if isinstance(v.default, str)}
         return RunContext(
-            template=template, user_vars=values, init_time=init_time, datasource_secrets=list(runner.secrets)
+            template=template, user_vars=values, init_time=init_time, datasource_secrets=list(runner.secrets),
+            datasource_outputs=dict(runner.outputs),
         )
     if not path.exists():
         raise TemplateError([Problem(f"template file not found: {path}")])

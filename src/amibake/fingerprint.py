@@ -238,26 +238,59 @@ def _plugin_component(inst: PluginInstance, canon: Canonicalizer) -> str:
     return options_component(inst.raw, not_image_shaping(type(inst.config)), canon)
 
 
+#: what makes a JSON variable's value change from run to run
+_VOLATILE = re.compile(r"timestamp|isotime|strftime|uuid")
+
+
 def for_template(
     template: Path, var_files: Sequence[Path], cli_vars: Mapping[str, str],
-    only: Sequence[str] = (), except_: Sequence[str] = (), *, cwd: Path | None = None,
-    key_dir: Path | None = None,
+    only: Sequence[str] = (), except_: Sequence[str] = (), *, main: RunContext | None = None,
+    main_builds: Sequence[PreparedBuild] | None = None, cwd: Path | None = None, key_dir: Path | None = None,
 ) -> dict[str, Fingerprint]:
-    """The fingerprint of every selected build of a template, by build name. The template is loaded
-    again with time functions fixed (see the module docstring)."""
+    """The fingerprint of every selected build of a template, by build name. The template is rendered
+    again with time functions fixed (see the module docstring). ``main``: the run's own load, whose
+    data source outputs are used again (no second call) and whose JSON variable values are kept
+    unless they come from time functions; ``main_builds``: its builds, whose names key the result
+    (a build name may itself hold a time function)."""
     from amibake.core import load_template, prepare_builds
     from amibake.template import fixed
 
     with fixed.placeholders():
-        run = load_template(template, var_files, cli_vars, started=fixed.FIXED_TIME)
+        if main is not None and main.template.format == "json":
+            run = _json_run(template, var_files, cli_vars, main)
+        else:
+            replay = main.datasource_outputs if main is not None else None
+            run = load_template(template, var_files, cli_vars, started=fixed.FIXED_TIME,
+                                datasource_replay=replay)
         builds, _ = prepare_builds(run, only, except_)
-    return for_builds(run, builds, cwd=cwd, key_dir=key_dir)
+    sensitive = run.secrets() + (main.secrets() if main is not None else [])
+    names = [b.name for b in (main_builds if main_builds is not None and len(main_builds) == len(builds)
+                              else builds)]
+    return {name: compute(b, sensitive=sensitive, template_dir=run.template.template_dir, cwd=cwd,
+                          key_dir=key_dir) for name, b in zip(names, builds, strict=True)}
 
 
-def for_builds(run: RunContext, builds: Sequence[PreparedBuild], *, cwd: Path | None = None,
-               key_dir: Path | None = None) -> dict[str, Fingerprint]:
-    return {b.name: compute(b, sensitive=run.secrets(), template_dir=run.template.template_dir, cwd=cwd,
-                            key_dir=key_dir) for b in builds}
+def _json_run(template: Path, var_files: Sequence[Path], cli_vars: Mapping[str, str],
+              main: RunContext) -> RunContext:
+    """A JSON template's run at the fixed clock. Its variables are the main run's, resolved again
+    only when one of them holds a time or random function (an ``aws_secretsmanager`` variable is
+    then read again)."""
+    from amibake.core import RunContext, render_build_names
+    from amibake.template import fixed
+    from amibake.template.json_loader import load_json
+    from amibake.template.variables import read_json_var_file, resolve_json_variables
+
+    tpl = load_json(template)
+    raw = [v.default for v in tpl.variables.values() if isinstance(v.default, str)] + list(cli_vars.values())
+    for f in var_files:
+        raw += [str(v) for v in read_json_var_file(f).values()]
+    values = dict(main.user_vars)
+    secrets = list(main.datasource_secrets)
+    if any(_VOLATILE.search(r) for r in raw):
+        values = resolve_json_variables(tpl, var_files, cli_vars, init_time=fixed.FIXED_TIME, secrets=secrets)
+    run = RunContext(template=tpl, user_vars=values, init_time=fixed.FIXED_TIME, datasource_secrets=secrets)
+    render_build_names(run)
+    return run
 
 
 # -- the key and the kept breakdowns -------------------------------------------------------------

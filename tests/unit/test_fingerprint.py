@@ -277,3 +277,65 @@ def test_breakdown_kept_and_recalled(tmp_path: Path) -> None:
     assert fpmod.recall("0" * 64, tmp_path) is None
     assert fpmod.recall("../x", tmp_path) is None
     assert changes(None, fp)[0].startswith("no breakdown")
+
+
+def test_main_run_values_are_used_and_time_in_json_variables_is_fixed(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from amibake.core import load_template, prepare_builds
+
+    t = template()
+    t["variables"]["stamp"] = "v-{{timestamp}}"
+    t["provisioners"][2]["inline"].append("echo {{user `stamp`}}")
+    write_tree(tmp_path, t=t)
+    key = tmp_path / "key"
+    out = []
+    with chdir(tmp_path):
+        for year in (2020, 2021):
+            main = load_template(Path("t.json"), started=datetime(year, 1, 1, tzinfo=UTC))
+            builds, _ = prepare_builds(main)
+            out.append(for_template(Path("t.json"), [], {}, main=main, main_builds=builds, key_dir=key)["b"])
+        plain = for_template(Path("t.json"), [], {}, key_dir=key)["b"]
+    assert out[0].digest == out[1].digest == plain.digest
+
+
+def test_hcl2_data_sources_are_not_called_again(tmp_path: Path, monkeypatch: Any) -> None:
+    from amibake.core import load_template, prepare_builds
+    from amibake.datasources import runner
+
+    calls: list[str] = []
+    body = {"v": "one"}
+
+    def fake(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+        calls.append(cfg.url)
+        return {"body": body["v"], "url": cfg.url, "request_headers": {}}, []
+
+    monkeypatch.setitem(runner.SPECS, "http", runner.Spec(runner.SPECS["http"].config, fake))
+    (tmp_path / "b.pkr.hcl").write_text("""
+data "http" "v" {
+  url = "https://example.invalid/version"
+}
+source "amazon-ebs" "b" {
+  region = "us-east-1"
+  source_ami = "ami-785db401"
+  instance_type = "t2.micro"
+  ssh_username = "u"
+  ami_name = "name-b"
+}
+build {
+  sources = ["source.amazon-ebs.b"]
+  provisioner "shell" {
+    inline = ["echo ${data.http.v.body}"]
+  }
+}
+""")
+    with chdir(tmp_path):
+        main = load_template(Path("b.pkr.hcl"))
+        builds, _ = prepare_builds(main)
+        one = for_template(Path("b.pkr.hcl"), [], {}, main=main, main_builds=builds, key_dir=tmp_path / "k")
+        assert calls == ["https://example.invalid/version"]
+        body["v"] = "two"
+        main = load_template(Path("b.pkr.hcl"))
+        two = for_template(Path("b.pkr.hcl"), [], {}, main=main, main_builds=builds, key_dir=tmp_path / "k")
+    assert len(calls) == 2
+    assert changes(one["amazon-ebs.b"].breakdown(), two["amazon-ebs.b"]) == ["provisioner 1 (shell) changed"]

@@ -153,14 +153,15 @@ def _skip(skip_unchanged: bool | None, max_age: str, force: bool) -> SkipOptions
 
 def _fingerprints(
     template: Path, var_files: tuple[Path, ...], vars_: tuple[str, ...], only: tuple[str, ...],
-    except_: tuple[str, ...], warn: Callable[[str], None],
+    except_: tuple[str, ...], warn: Callable[[str], None], run: RunContext, builds: list[PreparedBuild],
 ) -> dict[str, Any]:
     """Every selected build's content fingerprint (the template rendered again with fixed time)."""
     from amibake.errors import AmibakeError
     from amibake.fingerprint import for_template
 
     try:
-        return dict(for_template(template, var_files, parse_vars(vars_), split_csv(only), split_csv(except_)))
+        return dict(for_template(template, var_files, parse_vars(vars_), split_csv(only), split_csv(except_),
+                                 main=run, main_builds=builds))
     except (AmibakeError, OSError) as exc:
         warn(f"Warning: the content fingerprint could not be computed, AMIs are not fingerprinted: {exc}")
         return {}
@@ -239,7 +240,7 @@ def build(
     builds, warnings = _prepare(run, only, except_)
     redact = Redactor(run.secrets())
     fingerprints = _fingerprints(template, var_files, vars_, only, except_,
-                                 lambda w: click.echo(redact(w), err=True))
+                                 lambda w: click.echo(redact(w), err=True), run, builds)
     if any(getattr(b.builder.config, "communicator", "ssh") == "ssh" for b in builds):
         _prefetch_ssh()
     # Everything alive now (modules, config models, the template) lives until exit: take it out
@@ -340,7 +341,7 @@ def plan(
         console.error(f"Warning: {w}")
     if not builds:
         raise TemplateError(["no build matches -only/-except"])
-    fingerprints = _fingerprints(template, var_files, vars_, only, except_, console.error)
+    fingerprints = _fingerprints(template, var_files, vars_, only, except_, console.error, run, builds)
     refused = False
     for b in builds:
         ui = console.build_ui(b.name)

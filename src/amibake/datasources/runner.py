@@ -72,8 +72,14 @@ class DatasourceConfigError(UserInputError):
 class DatasourceRunner:
     """Call as ``runner(type, name, config) -> outputs``. ``execute=False``: check only."""
 
-    def __init__(self, *, execute: bool, template_dir: Path | None = None) -> None:
+    def __init__(self, *, execute: bool, template_dir: Path | None = None,
+                 replay: Mapping[tuple[str, str], tuple[dict[str, Any], list[str]]] | None = None) -> None:
         self.execute = execute
+        #: outputs of an earlier load of the same template, by (type, name): given back without
+        #: executing again (the content fingerprint's second rendering makes no calls)
+        self.replay = replay or {}
+        #: (values, sensitive values) of each data source executed, by (type, name)
+        self.outputs: dict[tuple[str, str], tuple[dict[str, Any], list[str]]] = {}
         self.template_dir = template_dir or Path(".")
         #: sensitive output values seen so far (to register with the run's redactor)
         self.secrets: list[str] = []
@@ -91,8 +97,12 @@ class DatasourceRunner:
             raise DatasourceConfigError(problems or [Problem("invalid configuration")])
         if not self.execute:
             return {}
-        values, secrets = spec.execute(cfg)
-        self.executed.append(f"{typ}.{name}")
+        if (typ, name) in self.replay:
+            values, secrets = self.replay[(typ, name)]
+        else:
+            values, secrets = spec.execute(cfg)
+            self.executed.append(f"{typ}.{name}")
+        self.outputs[(typ, name)] = (values, list(secrets))
         for s in secrets:
             if s and s not in self.secrets:
                 self.secrets.append(s)
