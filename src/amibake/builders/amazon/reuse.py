@@ -33,6 +33,8 @@ class AmiReuse:
         self.ui = SturdyUi(RedactingUi(env.ui, env.secrets))
         self.gateway = Ec2Gateway(config.aws_access(), config.polling())
         self.source_image: Image | None = None
+        #: images seen by find / newest_of_build, by id (a converge needs no second Describe)
+        self.seen: dict[str, Image] = {}
 
     def _state(self, gateway: Ec2Gateway, hooks: Any = None) -> BuildState:
         st = BuildState(config=self.config, ec2=gateway, env=self.env, hooks=hooks,
@@ -58,6 +60,7 @@ class AmiReuse:
                 owners=["self"], filters={**filters, "state": ["available"]}, region=region)
         except AwsError as exc:
             raise BuildError(f"Error looking for AMIs by fingerprint: {exc}") from exc
+        self.seen.update({i.id: i for i in found})
         return sorted(found, key=lambda i: (i.creation_date, i.id), reverse=True)
 
     def find(self, digest: str, max_age: float | None) -> FoundImage | None:
@@ -106,8 +109,9 @@ class AmiReuse:
         return out
 
     def converge(self, image: FoundImage, hooks: Hooks) -> AmiArtifact:
-        from amibake.builders.amazon.ebs import EbsBuilder, mark_finished
-        from amibake.journal import JournalError
+        from amibake.builders.amazon.ebs import EbsBuilder
+        from amibake.journal import JournalError, now_iso
+        from amibake.liveness import FINISHED_TAG
 
         env, ui = self.env, self.ui
         run_id = env.run_id or env.run_uuid or str(uuid.uuid4())
@@ -117,7 +121,8 @@ class AmiReuse:
         journal = EbsBuilder(self.config, env)._journal(run_id)
         gateway.journal = journal
         st = self._state(gateway, hooks)
-        images = gateway.describe_images(image_ids=[image.id])
+        seen = self.seen.get(image.id)
+        images = [seen] if seen is not None else gateway.describe_images(image_ids=[image.id])
         if not images:
             raise BuildError(f"AMI {image.id} is gone")
         found = images[0]
@@ -151,6 +156,14 @@ class AmiReuse:
                 if img.snapshot_ids:
                     snap = {**missing, **st.render_tags(self.config.all_snapshot_tags)}
                     st.ec2.create_tags(list(img.snapshot_ids), snap, region=r)
+
+        def mark_finished(st: BuildState, ctx: StepContext) -> None:
+            """``amibake:finished`` on what this converge made, and on any reused AMI without it."""
+            stamp = {FINISHED_TAG: now_iso()}
+            for r, ami in sorted(st.amis.items()):
+                if r in existing and FINISHED_TAG in existing[r].tags:
+                    continue
+                st.ec2.create_tags([ami, *st.snapshots.get(r, [])], stamp, r)
 
         plan = [
             ("StepAMIRegionCopy", copies),
