@@ -246,3 +246,58 @@ def test_sensitive_value_appears_nowhere_and_still_counts(
     out, _ = plan(["-skip-unchanged", "-var", "pw=another-value"], env, tmp_path, moto)
     assert "==> fp: rebuild" in out and "provisioner 1 (shell) changed" in out, out
     assert tags(image)[TAG] not in out.split("fingerprint: ")[1]
+
+
+def test_hcl2_parallel_builds_decide_alone(
+    stack: Stack, moto: MotoServer, env: dict[str, str], tmp_path: Path,
+) -> None:
+    """Two sources in one HCL2 build, a script provisioned on one only: after a one-byte change of
+    that script, that build rebuilds and the other reuses its AMI, in the same run."""
+    (tmp_path / "a.sh").write_text("echo a\n")
+    src = "\n".join(f'''
+source "amazon-ebs" "{n}" {{
+  region        = "us-east-1"
+  source_ami    = "ami-785db401"
+  instance_type = "t2.micro"
+  ssh_username  = "{stack.sshd.user}"
+  ssh_host      = "127.0.0.1"
+  ssh_port      = {stack.sshd.port}
+  ssh_timeout   = "60s"
+  ami_name      = "fp-hcl-{n}-${{formatdate("YYYYMMDDhhmmss", timestamp())}}"
+}}''' for n in ("a", "b"))
+    (tmp_path / "t.pkr.hcl").write_text(src + """
+build {
+  sources = ["source.amazon-ebs.a", "source.amazon-ebs.b"]
+  provisioner "shell" {
+    only   = ["amazon-ebs.a"]
+    script = "a.sh"
+  }
+  provisioner "shell" {
+    inline = ["echo ${uuidv4()} ${timestamp()}"]
+  }
+}
+""")
+
+    def hcl(verb: str, *args: str) -> tuple[str, AwsProxy]:
+        with AwsProxy(moto.url) as proxy:
+            r = run([verb, "-color=false", *args, "t.pkr.hcl"], {**env, "AWS_ENDPOINT_URL": proxy.url},
+                    tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout + r.stderr, proxy
+
+    _, proxy = hcl("build")
+    assert len(proxy.sent("RunInstances")) == 2
+    before = {tags(i)["amibake:build"]: i["ImageId"] for i in own_images(moto)}
+    assert set(before) == {"amazon-ebs.a", "amazon-ebs.b"}
+    _, proxy = hcl("build", "-skip-unchanged")
+    assert proxy.sent("RunInstances") == []
+
+    (tmp_path / "a.sh").write_text("echo b\n")
+    out, _ = hcl("plan", "-skip-unchanged")
+    assert "amazon-ebs.a: rebuild" in out and "a.sh changed" in out, out
+    assert f"amazon-ebs.b: reuse {before['amazon-ebs.b']} and converge" in out, out
+    out, proxy = hcl("build", "-skip-unchanged", "-machine-readable")
+    assert len(proxy.sent("RunInstances")) == 1
+    assert "amazon-ebs.b,artifact,0,reused,true" in out
+    assert f"amazon-ebs.b,artifact,0,id,us-east-1:{before['amazon-ebs.b']}" in out
+    assert "amazon-ebs.a,artifact,0,reused" not in out
