@@ -124,6 +124,10 @@ class Builder(Protocol):
         """Build; clean up every temporary resource before returning or raising."""
 
 
+class NothingToReuse(Exception):
+    """Raised by :meth:`ImageReuse.resolve` when this build makes no image (it simply builds)."""
+
+
 @dataclass
 class FoundImage:
     """An image that carries a content fingerprint (``-skip-unchanged``, ``amibake plan``)."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from amibake import fingerprint, registry
-from amibake.api import Artifact, BuildEnv, FoundImage, Hooks
+from amibake.api import Artifact, BuildEnv, FoundImage, Hooks, NothingToReuse
 from amibake.errors import AmibakeError
 
 Action = Literal["rebuild", "reuse", "refused"]
@@ -56,6 +56,8 @@ def decide(build_type: str, config: Any, env: BuildEnv, options: SkipOptions,
     reuse = impl(config, env)
     try:
         fp = partial.resolved(reuse.resolve())
+    except NothingToReuse as exc:
+        return Decision(name, "rebuild", [str(exc)]), reuse
     except AmibakeError as exc:
         return Decision(name, "refused", [str(exc)]), reuse
     d = Decision(name, "rebuild", fingerprint=fp.digest, breakdown=fp.breakdown())

@@ -339,3 +339,37 @@ build {
         two = for_template(Path("b.pkr.hcl"), [], {}, main=main, main_builds=builds, key_dir=tmp_path / "k")
     assert len(calls) == 2
     assert changes(one["amazon-ebs.b"].breakdown(), two["amazon-ebs.b"]) == ["provisioner 1 (shell) changed"]
+
+
+def _amibake(args: list[str], cwd: Path) -> Any:
+    import subprocess
+
+    from tests.stackkit import amibake_exe
+
+    env = {**os.environ, "AMIBAKE_STATE_DIR": str(cwd / "state"), "AMIBAKE_NO_SERVER": "1",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_EC2_METADATA_DISABLED": "true"}
+    return subprocess.run([amibake_exe(), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_plan_of_builds_that_make_no_image_makes_no_call(tmp_path: Path) -> None:
+    """null and skip_create_ami builds simply build: plan says so without asking AWS (the endpoint
+    is a closed port: any call would fail the plan)."""
+    t = {"builders": [{"type": "null", "name": "n", "communicator": "none"},
+                      builder(name="e", skip_create_ami=True, custom_endpoint_ec2="http://127.0.0.1:9")],
+         "provisioners": [{"type": "shell-local", "inline": ["echo hi"]}]}
+    (tmp_path / "t.json").write_text(json.dumps(t))
+    r = _amibake(["plan", "-color=false", "-skip-unchanged", "t.json"], tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "==> n: rebuild\n    n: why: the null builder makes no image to reuse" in r.stdout
+    assert "==> e: rebuild\n    e: why: skip_create_ami is set" in r.stdout
+    r = _amibake(["plan", "-machine-readable", "t.json"], tmp_path)
+    assert ",n,plan-action,rebuild," in r.stdout and ",e,plan-action,rebuild," in r.stdout
+
+
+def test_bad_max_age_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "t.json").write_text(json.dumps({"builders": [{"type": "null", "communicator": "none"}]}))
+    for verb in ("build", "plan"):
+        r = _amibake([verb, "-max-age=3d", "t.json"], tmp_path)
+        assert r.returncode == 1 and 'Error: -max-age: time: unknown unit "d" in duration "3d"' in r.stderr
+        assert "Traceback" not in r.stderr

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from amibake import fingerprint
-from amibake.api import BuildEnv, FoundImage, Hooks
+from amibake.api import BuildEnv, FoundImage, Hooks, NothingToReuse
 from amibake.builders.amazon import steps_ami, steps_instance
 from amibake.builders.amazon.artifact import AmiArtifact, generated_data
 from amibake.builders.amazon.config import EbsConfig
@@ -47,7 +47,7 @@ class AmiReuse:
 
     def resolve(self) -> dict[str, str]:
         if self.config.skip_create_ami:
-            raise BuildError("skip_create_ami is set: this build makes no AMI to reuse")
+            raise NothingToReuse("skip_create_ami is set: this build makes no AMI to reuse")
         st = self._state(self.gateway)
         steps_instance.source_ami_info(st, self._ctx())
         self.source_image = st.source_image
