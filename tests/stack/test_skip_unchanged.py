@@ -161,6 +161,7 @@ def test_changed_tag_and_new_region_converge_without_instance(
     write(tmp_path, stack, tags={"Team": "b"}, ami_regions=["us-west-2"], ami_users=["111122223333"])
     out, proxy = plan(["-skip-unchanged"], env, tmp_path, moto)
     assert f"reuse {image['ImageId']} and converge" in out and "AMI copy in us-west-2" in out, out
+    assert f"tags on {image['ImageId']}: Team" in out, out
 
     out, proxy = build(["-skip-unchanged"], env, tmp_path, moto)
     assert proxy.sent("RunInstances") == [] and proxy.sent("CreateImage") == []
@@ -172,7 +173,9 @@ def test_changed_tag_and_new_region_converge_without_instance(
     perms = ec2(moto).describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
     assert [p.get("UserId") for p in perms["LaunchPermissions"]] == ["111122223333"]
 
-    # converged: a second run has nothing left to copy or tag
+    # converged: a second run has nothing left to copy or tag, and plan says so
+    out, _ = plan(["-skip-unchanged"], env, tmp_path, moto)
+    assert "AMI copy in" not in out and "tags on" not in out, out
     _, proxy = build(["-skip-unchanged"], env, tmp_path, moto)
     assert proxy.sent("RunInstances") == [] and proxy.sent("CopyImage") == []
     assert [r.params for r in proxy.sent("CreateTags") if "amibake:finished" not in str(r.params)] == []

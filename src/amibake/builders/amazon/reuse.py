@@ -85,7 +85,13 @@ class AmiReuse:
             have = {r for r in copies if self._images({f"tag:{fingerprint.TAG}": [image.fingerprint]}, r)}
             missing = [r for r in copies if r not in have]
             out = [f"AMI copy in {r} (and its snapshots)" for r in missing]
-            out.append(f"tags on {image.id} where they differ")
+            img = self.seen.get(image.id)
+            if img is not None:
+                tags = self._missing_tags(self._state(self.gateway), img, image.fingerprint)
+                if tags:
+                    out.append(f"tags on {image.id}: " + ", ".join(sorted(tags)))
+            if c.all_snapshot_tags:
+                out.append(f"snapshot tags on the snapshots of {image.id}")
             if c.ami_users or c.ami_groups or c.ami_org_arns or c.ami_ou_arns or c.snapshot_users:
                 out.append("launch/volume permissions (sharing)")
             if c.deprecate_at:
@@ -107,6 +113,11 @@ class AmiReuse:
         out.append(f"AMI in {region}")
         out += [f"AMI copy in {r} (and its snapshots)" for r in copies]
         return out
+
+    def _missing_tags(self, st: BuildState, img: Image, digest: str) -> dict[str, str]:
+        """The template's tags (and the fingerprint) that ``img`` lacks or has with another value."""
+        want = {**st.render_tags(self.config.all_tags), fingerprint.TAG: digest}
+        return {k: v for k, v in want.items() if img.tags.get(k) != v}
 
     def converge(self, image: FoundImage, hooks: Hooks) -> AmiArtifact:
         from amibake.builders.amazon.ebs import EbsBuilder
@@ -146,15 +157,15 @@ class AmiReuse:
                 steps_ami._copy_one(st, ctx, st.region, found.id, r, key)
 
         def tags(st: BuildState, ctx: StepContext) -> None:
-            want = {**st.render_tags(self.config.all_tags), fingerprint.TAG: image.fingerprint}
+            snap_tags = st.render_tags(self.config.all_snapshot_tags)
             for r, img in existing.items():
-                missing = {k: v for k, v in want.items() if img.tags.get(k) != v}
-                if not missing:
-                    continue
-                ui.say(f"Adding tags to AMI ({img.id})...")
-                st.ec2.create_tags([img.id], missing, region=r)
-                if img.snapshot_ids:
-                    snap = {**missing, **st.render_tags(self.config.all_snapshot_tags)}
+                missing = self._missing_tags(st, img, image.fingerprint)
+                if missing:
+                    ui.say(f"Adding tags to AMI ({img.id})...")
+                    st.ec2.create_tags([img.id], missing, region=r)
+                # a snapshot's tags are not in the image's description: snapshot_tags are set each time
+                snap = {**missing, **snap_tags}
+                if img.snapshot_ids and snap:
                     st.ec2.create_tags(list(img.snapshot_ids), snap, region=r)
 
         def mark_finished(st: BuildState, ctx: StepContext) -> None:
