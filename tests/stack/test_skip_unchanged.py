@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.awsproxy import AwsProxy
+from tests.awsproxy import EMULATED, AwsProxy
 from tests.stack.test_build_cli import builder
 from tests.stackkit import MotoServer, Stack, amibake_exe
 
@@ -68,9 +68,10 @@ def write(tmp_path: Path, stack: Stack, *, script: bytes = b"#!/bin/sh\necho set
     (tmp_path / "t.json").write_text(json.dumps(t))
 
 
-def build(args: list[str], env: dict[str, str], tmp_path: Path, moto: MotoServer) -> tuple[str, AwsProxy]:
+def build(args: list[str], env: dict[str, str], tmp_path: Path, moto: MotoServer,
+          **proxy_opts: Any) -> tuple[str, AwsProxy]:
     """``amibake build`` through a fresh recording proxy; returns the output and the proxy."""
-    with AwsProxy(moto.url) as proxy:
+    with AwsProxy(moto.url, **proxy_opts) as proxy:
         r = run(["build", "-color=false", *args, "t.json"], {**env, "AWS_ENDPOINT_URL": proxy.url}, tmp_path)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
@@ -304,3 +305,20 @@ build {
     assert "amazon-ebs.b,artifact,0,reused,true" in out
     assert f"amazon-ebs.b,artifact,0,id,us-east-1:{before['amazon-ebs.b']}" in out
     assert "amazon-ebs.a,artifact,0,reused" not in out
+
+
+def test_deprecation_is_converged_on_the_reused_ami(
+    stack: Stack, moto: MotoServer, env: dict[str, str], tmp_path: Path,
+) -> None:
+    """deprecate_at added after the build: the converge enables it on the reused AMI (moto lacks
+    EnableImageDeprecation: the proxy answers it as AWS documents, and records the request)."""
+    write(tmp_path, stack)
+    build([], env, tmp_path, moto)
+    (image,) = own_images(moto)
+    write(tmp_path, stack, deprecate_at="2031-01-02T03:04:05Z")
+    emulate = {"EnableImageDeprecation": EMULATED["EnableImageDeprecation"]}
+    _, proxy = build(["-skip-unchanged"], env, tmp_path, moto, emulate=emulate)
+    assert proxy.sent("RunInstances") == []
+    (call,) = proxy.sent("EnableImageDeprecation")
+    assert call.params["ImageId"] == image["ImageId"]
+    assert call.params["DeprecateAt"].startswith("2031-01-02T03:04:05")
