@@ -38,6 +38,7 @@ import os
 import re
 import secrets as _secrets
 import stat
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,7 +310,7 @@ def load_key(directory: Path | None = None) -> bytes:
     d.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = d / KEY_FILE
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _read_key(path)
     except FileNotFoundError:
         pass
     tmp = d / f".{KEY_FILE}.{os.getpid()}.{_secrets.token_hex(4)}"
@@ -325,7 +326,22 @@ def load_key(directory: Path | None = None) -> bytes:
             pass  # another run made it first: use theirs
     finally:
         tmp.unlink(missing_ok=True)
-    return bytes.fromhex(path.read_text().strip())
+    return _read_key(path)
+
+
+def _read_key(path: Path) -> bytes:
+    from amibake.errors import AmibakeError
+
+    text = path.read_text().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        raise AmibakeError(f"{path} is not a fingerprint key (64 hexadecimal digits): copy a good one "
+                           "there, or remove it to make a new one (AMIs fingerprinted with sensitive "
+                           "values under the old key will not be reused)")
+    return key
 
 
 def remember(fp: Fingerprint, build_name: str, directory: Path | None = None) -> None:
@@ -333,7 +349,7 @@ def remember(fp: Fingerprint, build_name: str, directory: Path | None = None) ->
     d = _state_dir(directory) / BREAKDOWN_DIR
     try:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = d / f".{fp.digest}.{os.getpid()}.tmp"
+        tmp = d / f".{fp.digest}.{os.getpid()}.{threading.get_ident()}.tmp"
         tmp.write_text(json.dumps({"fingerprint": fp.digest, "build": build_name,
                                    "breakdown": fp.breakdown()}, indent=2, sort_keys=True))
         os.replace(tmp, d / f"{fp.digest}.json")

@@ -373,3 +373,15 @@ def test_bad_max_age_is_a_clear_error(tmp_path: Path) -> None:
         r = _amibake([verb, "-max-age=3d", "t.json"], tmp_path)
         assert r.returncode == 1 and 'Error: -max-age: time: unknown unit "d" in duration "3d"' in r.stderr
         assert "Traceback" not in r.stderr
+
+
+def test_a_damaged_key_is_a_clear_error(tmp_path: Path) -> None:
+    from amibake.errors import AmibakeError
+
+    (tmp_path / fpmod.KEY_FILE).write_text("not hex\n")
+    try:
+        fpmod.load_key(tmp_path)
+    except AmibakeError as exc:
+        assert "is not a fingerprint key" in str(exc) and fpmod.KEY_FILE in str(exc)
+    else:
+        raise AssertionError("a damaged key was used")
