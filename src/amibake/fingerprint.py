@@ -25,8 +25,9 @@ password or key) is included only as an HMAC-SHA256 keyed with a random key kept
 or printed can be checked against a guess without that key. Builds that share AMIs across
 machines with sensitive inputs must share that key file.
 
-Paths under the template directory or the working directory are written relative to them, so a
-checkout in another directory or on another machine has the same fingerprint.
+Paths under the template directory, the working directory or the home directory are written
+relative to them (the deepest first), so a checkout in another directory or on another machine has
+the same fingerprint.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ class Canonicalizer:
                  key_dir: Path | None = None) -> None:
         self.sensitive = sorted({s for s in sensitive if s}, key=len, reverse=True)
         self.prefixes = [(str(p), tag) for p, tag in (
-            (template_dir.resolve(), "{{template_dir}}"), ((cwd or Path.cwd()).resolve(), "."))]
+            (template_dir.resolve(), "{{template_dir}}"), ((cwd or Path.cwd()).resolve(), "."),
+            (Path.home().resolve(), "~"))]
         self.prefixes.sort(key=lambda pt: len(pt[0]), reverse=True)
         self.key_dir = key_dir
         self._key: bytes | None = None
@@ -137,8 +139,11 @@ class Canonicalizer:
         return "sensitive:" + hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
 
     def path(self, text: str) -> str:
-        """A path as the fingerprint shows it: relative to the template or working directory."""
+        """A path as the fingerprint shows it: relative to the template or working directory (or
+        the home directory), the deepest first."""
         for prefix, tag in self.prefixes:
+            if prefix == os.sep:
+                continue
             if text == prefix:
                 return tag
             if text.startswith(prefix + os.sep):

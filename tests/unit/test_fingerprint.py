@@ -385,3 +385,18 @@ def test_a_damaged_key_is_a_clear_error(tmp_path: Path) -> None:
         assert "is not a fingerprint key" in str(exc) and fpmod.KEY_FILE in str(exc)
     else:
         raise AssertionError("a damaged key was used")
+
+
+def test_paths_under_home_are_relative_to_it(tmp_path: Path, monkeypatch: Any) -> None:
+    fps = []
+    for who in ("alice", "bob"):
+        home = tmp_path / who
+        (home / "lib").mkdir(parents=True)
+        (home / "lib" / "common.sh").write_text("echo common\n")
+        work = tmp_path / f"work-{who}"
+        write_tree(work, t=template(provisioners=[{"type": "shell", "script": "~/lib/common.sh"},
+                                                  {"type": "shell", "inline": [f"sh {home}/lib/common.sh"]}]))
+        monkeypatch.setenv("HOME", str(home))
+        fps.append(fp_of(work, tmp_path / "key"))
+    assert fps[0].digest == fps[1].digest, changes(fps[0].breakdown(), fps[1])
+    assert "file ~/lib/common.sh" in fps[0].components
