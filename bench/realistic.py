@@ -398,7 +398,7 @@ def section(
     calls = {t: Counter(a for r in results[t] for a in r.calls) for t in results}
     n = {t: max(1, len(results[t])) for t in results}
     foot = [
-        "",
+        "\n",
         f"EC2 calls per build (mean over the {builds} builds), Packer: "
         + ", ".join(f"{k} {v / n['packer']:.1f}" for k, v in sorted(calls["packer"].items())),
         "; amibake: "
