@@ -843,7 +843,9 @@ def main(argv: list[str] | None = None) -> int:
         from realistic import write_section
 
         command = (f"`bench/run --only {args.only} --builds {args.builds} --scale {args.scale:.6g} "
-                   f"--seed {args.seed}` on {started:%Y-%m-%d %H:%M} UTC, load average before/after "
+                   f"--seed {args.seed}"
+                   + (f" --amibake-src {args.amibake_src}" if args.amibake_src else "")
+                   + f"` on {started:%Y-%m-%d %H:%M} UTC, load average before/after "
                    f"{load0[0]:.2f} / {os.getloadavg()[0]:.2f}")
         write_section(args.out, realistic + f"\nCommand: {command}.\n"
                       + "".join(f"- {n}\n" for n in notes if n.startswith("emulated AWS")))
