@@ -93,6 +93,7 @@ class Journal:
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            _sync_directory(self.directory)  # the new file's entry survives a power loss too
             # held while the run writes: `amibake cleanup` leaves a run alone while it is locked
             fcntl.flock(self._fd, fcntl.LOCK_SH)
         return self._fd
@@ -125,6 +126,14 @@ class Journal:
 
     def for_build(self, build: str) -> BuildJournal:
         return BuildJournal(self, build)
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import uuid
@@ -34,8 +35,14 @@ def test_every_record_is_written_then_fsynced_before_write_returns(
     #: per fsync call: (the file it syncs is the journal, records in the file when it was called)
     synced: list[tuple[bool, int]] = []
 
+    synced_dirs: list[int] = []
+
     def spy(fd: int) -> None:
         st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):  # the directory, once the journal's file was made in it
+            synced_dirs.append(st.st_ino)
+            real_fsync(fd)
+            return
         same = path.exists() and (st.st_dev, st.st_ino) == (path.stat().st_dev, path.stat().st_ino)
         synced.append((same, len(path.read_bytes().splitlines()) if path.exists() else 0))
         real_fsync(fd)
@@ -58,6 +65,8 @@ def test_every_record_is_written_then_fsynced_before_write_returns(
             assert len(synced) == n, f"record {n} returned without an fsync: {synced}"
             assert synced[-1] == (True, n), f"record {n}: fsync of another file or before the write: {synced}"
             assert len(path.read_bytes().splitlines()) == n
+            # the new file's directory entry is made durable once, when the file is created
+            assert synced_dirs == [journal.directory.stat().st_ino]
     finally:
         journal.close()
     events = [json.loads(line)["ev"] for line in path.read_bytes().splitlines()]
