@@ -173,6 +173,12 @@ class SshGate:
             lst, self._listener = self._listener, None
             self.opened_at = self.first_accept = None
         if lst is not None:
+            # shutdown first: a bare close() leaves the socket listening while the accept thread is
+            # blocked in accept() on it, so the next build's early connections would be accepted
+            try:
+                lst.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             lst.close()
 
     def open_at(self, when: float) -> None:
