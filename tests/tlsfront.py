@@ -74,6 +74,7 @@ class TlsFront:
         self.handshakes = 0
         #: why failed handshakes failed (the client's alert, as OpenSSL words it)
         self.refused: list[str] = []
+        self._refusal = threading.Event()
         self._sock: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -109,6 +110,13 @@ class TlsFront:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def wait_refused(self, timeout: float = 30.0) -> list[str]:
+        """The refusals, once at least one was seen (the client may give up before this side's
+        thread has read its alert); empty if none came within ``timeout``."""
+        self._refusal.wait(timeout)
+        with self._lock:
+            return list(self.refused)
+
     def _spawn(self, target: object, *args: object) -> None:
         t = threading.Thread(target=target, args=args, daemon=True, name="tlsfront")  # type: ignore[arg-type]
         with self._lock:
@@ -133,6 +141,7 @@ class TlsFront:
         except (ssl.SSLError, OSError) as exc:
             with self._lock:
                 self.refused.append(getattr(exc, "reason", None) or str(exc))
+            self._refusal.set()
             raw.close()
             return
         with self._lock:

@@ -271,7 +271,7 @@ def test_insecure_skip_tls_verify(
         config = {**cases[typ], "custom_endpoint_ec2": front.url, "region": "us-east-1", "max_retries": 1}
         with pytest.raises(DatasourceError, match=r"certificate verify failed.*insecure_skip_tls_verify"):
             run(typ, config)
-        assert front.handshakes == 0 and front.refused
+        assert front.handshakes == 0 and front.wait_refused()
         out, _ = run(typ, {**config, "insecure_skip_tls_verify": True})
         assert front.handshakes >= 1
     assert (out["id"] if typ == "amazon-ami" else out["value"]) == (

@@ -741,7 +741,7 @@ def test_insecure_skip_tls_verify(
             EbsBuilder(config, make_env(RecUi())).run(Hooks("true"))
         assert "certificate verify failed" in str(exc.value)
         assert "insecure_skip_tls_verify" in str(exc.value)
-        assert front.handshakes == 0 and front.refused  # the client refused the certificate
+        assert front.handshakes == 0 and front.wait_refused()  # the client refused the certificate
         assert proxy.requests == []
         # the same through the CLI: an error message, no traceback
         template = tmp_path / "t.json"
