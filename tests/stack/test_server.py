@@ -78,9 +78,11 @@ def server(tmp_path: Path) -> Iterator[Server]:
     try:
         yield srv
     finally:
-        srv.cmd("server", "stop", "--socket", str(srv.socket))
+        stopped = srv.cmd("server", "stop", "--socket", str(srv.socket))
         log = srv.dir / "server.log"
-        assert not srv.socket.exists(), log.read_text() if log.exists() else "no log"
+        said = f"stop: {stopped.returncode} {stopped.stdout} {stopped.stderr}\n"
+        assert not srv.socket.exists(), said + (log.read_text() if log.exists() else "no log")
+        assert stopped.returncode == 0, said
 
 
 def _exited(pid: int) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -162,7 +164,10 @@ def stop(sock: str) -> None:
     reply = _ask(path, "stop")
 
     def waiting() -> None:
-        if reply is None:  # nothing answered, yet a server holds the lock: it is exiting
+        if reply is None:
+            # nothing answered, yet a server holds the lock: it is exiting, or too busy to answer
+            # within the timeout: `stop` means stop, so it gets the signal `stop` would have sent
+            _signal_server(path)
             click.echo(f"Waiting for the amibake server on {path} to exit...")
 
     try:
@@ -175,6 +180,20 @@ def stop(sock: str) -> None:
         click.echo(f"No amibake server on {path}; removed the socket a killed server left.")
     else:
         click.echo(f"No amibake server on {path}.")
+
+
+def _signal_server(path: Path) -> None:
+    """SIGTERM to the server whose pid file is beside ``path``, if that pid is an amibake server."""
+    from amibake.server.forkserver import PID_NAME
+
+    try:
+        pid = int((path.parent / PID_NAME).read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if b"server" in cmdline and b"run" in cmdline and str(path).encode() in cmdline:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
 
 
 @server.command("status", context_settings=CONTEXT)
