@@ -98,7 +98,7 @@ class CleanupGateway(Ec2Gateway):
     _cache: dict[tuple[object, ...], Any] = {}
 
     def __init__(self, access: AwsAccess) -> None:
-        super().__init__(access, Polling(delay=2.0, max_attempts=60),
+        super().__init__(access, Polling(delay=2.0, max_attempts=60, overridden=True),
                          retry=RetryPolicy(max_attempts=MAX_ATTEMPTS))
 
     def _client(self, service: str, region: str | None = None) -> Any:

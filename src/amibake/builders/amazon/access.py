@@ -9,6 +9,7 @@ a profile, a shared credentials file, an MFA code for a profile's role, and an `
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -101,6 +102,12 @@ class Polling:
     delay: float = 15.0
     max_attempts: int = 40
     first_delay: float = 0.5
+    #: set by the template (``aws_polling``) or the environment; else the AMI and snapshot waits
+    #: last 30 minutes, as Packer's (``LONG_ATTEMPTS``), and the others 10
+    overridden: bool = False
+
+    #: Packer's WaitUntilAMIAvailable / WaitUntilSnapshotDone without overrides: 120 x 15 s
+    LONG_ATTEMPTS = 120
 
     @classmethod
     def resolve(
@@ -123,7 +130,14 @@ class Polling:
         return cls(
             delay=cls.delay if delay is None else max(0.0, float(delay)),
             max_attempts=cls.max_attempts if attempts is None or attempts <= 0 else int(attempts),
+            overridden=delay is not None or (attempts is not None and attempts > 0),
         )
+
+    def long(self) -> Polling:
+        """For the AMI and snapshot waits: 30 minutes unless the template or environment says."""
+        if self.overridden or self.max_attempts >= self.LONG_ATTEMPTS:
+            return self
+        return dataclasses.replace(self, max_attempts=self.LONG_ATTEMPTS)
 
     def delays(self) -> Iterator[float]:
         """The sleeps between polls: 0.5 s doubling to ``delay`` (the first poll is immediate)."""

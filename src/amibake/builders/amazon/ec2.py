@@ -1083,14 +1083,17 @@ class Ec2Gateway:
         retry_codes: Sequence[str] = (),
         failed_states: Sequence[str] = (),
         point: str = "",
+        polling: Polling | None = None,
     ) -> str:
         """Poll ``probe`` (-> (done, state)) until done; return the last state.
 
         The first poll happens at once. ``retry_codes`` are AWS error codes that mean "not there yet".
-        A state in ``failed_states`` ends the wait with an error.
+        A state in ``failed_states`` ends the wait with an error. ``polling`` overrides the
+        gateway's (the longer AMI waits).
         """
-        deadline = time.monotonic() + self.polling.budget
-        delays = self.polling.delays()
+        polling = polling or self.polling
+        deadline = time.monotonic() + polling.budget
+        delays = polling.delays()
         last = "(no answer yet)"
         polls = 0
         while True:
@@ -1113,8 +1116,8 @@ class Ec2Gateway:
             pause = next(delays)
             if time.monotonic() + pause > deadline:
                 raise WaitTimeout(
-                    f"gave up waiting for {what} after {self.polling.budget:g}s "
-                    f"({self.polling.max_attempts} attempts, {self.polling.delay:g}s apart; raise "
+                    f"gave up waiting for {what} after {polling.budget:g}s "
+                    f"({polling.max_attempts} attempts, {polling.delay:g}s apart; raise "
                     "aws_polling or AWS_MAX_ATTEMPTS / AWS_POLL_DELAY_SECONDS to wait longer); "
                     f"last state seen: {last}. If this build is killed now, remove what it left with: "
                     f"{self.cleanup_hint()}"
@@ -1200,6 +1203,7 @@ class Ec2Gateway:
             f"AMI {image_id} to become available" + (f" in {region}" if region else ""), probe,
             cancel=cancel, retry_codes=("InvalidAMIID.NotFound",),
             point="image-available" if region in (None, self.region) else "copy-available",
+            polling=self.polling.long(),
         )
         return seen[-1]
 
