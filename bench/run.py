@@ -264,6 +264,8 @@ class Bench:
             PACKER_CACHE_DIR=str(self.work / "packer_cache"),
             PACKER_NO_COLOR="1",
             TMPDIR="/tmp",
+            # the bench's run journals and fingerprint key stay in its work dir, never the user's
+            AMIBAKE_STATE_DIR=str(self.work / "state"),
         )
         if tool == "amibake" and AMIBAKE_SRC:
             env["PYTHONPATH"] = AMIBAKE_SRC  # a modified copy of src/ (prototypes), ahead of the install
