@@ -172,8 +172,20 @@ def stop(sock: str) -> None:
 
     try:
         removed = wait_until_stopped(path, _STOP_TIMEOUT, waiting)
-    except ServerError as exc:
-        raise UserInputError([str(exc)]) from None
+    except ServerError:
+        # asked, yet still running: `stop` means stop, so the signal the request would have sent,
+        # then SIGKILL (its socket, left behind, is removed once it has gone)
+        removed = False
+        for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 15.0)):
+            _signal_server(path, sig)
+            try:
+                removed = wait_until_stopped(path, wait)
+                click.echo(f"The amibake server on {path} did not stop when asked; sent it {sig.name}.",
+                           err=True)
+                break
+            except ServerError as exc:
+                if sig == signal.SIGKILL:
+                    raise UserInputError([str(exc)]) from None
     if reply is not None:
         click.echo(f"Stopped amibake server {reply.get('stopping')} on {path}.")
     elif removed:
@@ -182,8 +194,8 @@ def stop(sock: str) -> None:
         click.echo(f"No amibake server on {path}.")
 
 
-def _signal_server(path: Path) -> None:
-    """SIGTERM to the server whose pid file is beside ``path``, if that pid is an amibake server."""
+def _signal_server(path: Path, sig: signal.Signals = signal.SIGTERM) -> None:
+    """``sig`` to the server whose pid file is beside ``path``, if that pid is an amibake server."""
     from amibake.server.forkserver import PID_NAME
 
     try:
@@ -193,7 +205,7 @@ def _signal_server(path: Path) -> None:
         return
     if b"server" in cmdline and b"run" in cmdline and str(path).encode() in cmdline:
         with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, sig)
 
 
 @server.command("status", context_settings=CONTEXT)
