@@ -27,9 +27,7 @@ costs seconds, is reported for its run, and the other runs are still cleaned.
 
 from __future__ import annotations
 
-import os
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -63,6 +61,7 @@ from amibake.journal import (
     valid_run_id,
 )
 from amibake.liveness import CREATED_TAG, FINISHED_TAG, last_sign_of_life, parse_time, stale_after
+from amibake.steps.context import pause_requested
 
 RUN_TAG = "amibake:run-id"
 BUILD_TAG = "amibake:build"
@@ -686,23 +685,17 @@ def pause(point: str) -> None:
     ``amibake: paused at <point> (pid N)`` to stderr and wait ``AMIBAKE_PAUSE_SECONDS`` (default 3600)
     or until the process gets SIGCONT. Point: ``cleanup-journals-read`` (the journals are read, the
     tag search has not started)."""
-    wanted = {p.strip() for p in os.environ.get("AMIBAKE_PAUSE_AT", "").split(",") if p.strip()}
-    if point not in wanted and "*" not in wanted:
-        return
-    try:
-        seconds = float(os.environ.get("AMIBAKE_PAUSE_SECONDS", "3600"))
-    except ValueError:
-        seconds = 3600.0
     main = threading.current_thread() is threading.main_thread()
-    if main:
+    if main:  # blocked before the announcement: a SIGCONT sent on seeing it is not lost
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCONT})
-    sys.stderr.write(f"amibake: paused at {point} (pid {os.getpid()})\n")
-    sys.stderr.flush()
     try:
+        seconds = pause_requested(point)
+        if seconds is None:
+            return
         if main:
-            signal.sigtimedwait({signal.SIGCONT}, max(0.0, seconds))
+            signal.sigtimedwait({signal.SIGCONT}, seconds)
         else:
-            time.sleep(max(0.0, seconds))
+            time.sleep(seconds)
     finally:
         if main:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})

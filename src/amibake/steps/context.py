@@ -94,6 +94,25 @@ class Undo:
     step: str = ""
 
 
+def pause_requested(point: str) -> float | None:
+    """How long to pause at ``point`` (``AMIBAKE_PAUSE_SECONDS``, default 3600), once announced as
+    ``amibake: paused at <point> (pid N)`` on stderr; None when ``AMIBAKE_PAUSE_AT`` (a comma list,
+    ``*`` for every point) does not name it. Builds and ``amibake cleanup`` pause through this."""
+    wanted = os.environ.get("AMIBAKE_PAUSE_AT", "")
+    if not wanted:
+        return None
+    points = {p.strip() for p in wanted.split(",") if p.strip()}
+    if point not in points and "*" not in points:
+        return None
+    try:
+        seconds = float(os.environ.get("AMIBAKE_PAUSE_SECONDS", "3600"))
+    except ValueError:
+        seconds = 3600.0
+    sys.stderr.write(f"amibake: paused at {point} (pid {os.getpid()})\n")
+    sys.stderr.flush()
+    return max(0.0, seconds)
+
+
 @dataclass
 class StepContext:
     """What every step of one build shares: output, cancellation and the cleanup stack."""
@@ -160,22 +179,13 @@ class StepContext:
         ``wait-<what>`` inside each wait (``wait-instance-running``, ``wait-image-available``...) and
         ``cleanup`` as the cleanup of a failed or cancelled build starts (not cut short by Ctrl-C).
         """
-        wanted = os.environ.get("AMIBAKE_PAUSE_AT", "")
-        if not wanted:
+        seconds = pause_requested(point)
+        if seconds is None:
             return
-        points = {p.strip() for p in wanted.split(",") if p.strip()}
-        if point not in points and "*" not in points:
-            return
-        try:
-            seconds = float(os.environ.get("AMIBAKE_PAUSE_SECONDS", "3600"))
-        except ValueError:
-            seconds = 3600.0
-        sys.stderr.write(f"amibake: paused at {point} (pid {os.getpid()})\n")
-        sys.stderr.flush()
         if interruptible:
-            self.cancel.wait(max(0.0, seconds))
+            self.cancel.wait(seconds)
         else:
-            time.sleep(max(0.0, seconds))
+            time.sleep(seconds)
 
     def sleep(self, seconds: float, cancel: threading.Event | None = None) -> None:
         """Sleep, waking early (and raising :class:`BuildCancelled`) when ``cancel`` is set."""
