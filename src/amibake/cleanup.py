@@ -36,10 +36,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import botocore.config
-import botocore.credentials
-import botocore.session
-
 from amibake.builders.amazon.access import AssumeRole, AwsAccess, Polling
 from amibake.builders.amazon.ec2 import (
     CLIENTS,
@@ -47,8 +43,6 @@ from amibake.builders.amazon.ec2 import (
     Ec2Gateway,
     RetryPolicy,
     Tagged,
-    _translated,
-    shared_loader,
     tag_dict,
 )
 from amibake.journal import (
@@ -93,50 +87,13 @@ DEFAULT_ACCESS: AccessKey = ("", "", "")
 class CleanupGateway(Ec2Gateway):
     """An :class:`Ec2Gateway` whose clients have short connect/read timeouts and few retries."""
 
-    _lock = threading.Lock()
-    _cache: dict[tuple[object, ...], Any] = {}
-
     def __init__(self, access: AwsAccess) -> None:
         super().__init__(access, Polling(delay=2.0, max_attempts=60, overridden=True),
                          retry=RetryPolicy(max_attempts=MAX_ATTEMPTS))
 
     def _client(self, service: str, region: str | None = None) -> Any:
-        region = region or self.region
-        a = self.access
-        endpoint = a.iam_endpoint if service == "iam" else a.endpoint_ec2
-        key = (service, region, a.credentials_key(), endpoint)
-        with self._lock:
-            client = self._cache.get(key)
-            if client is None:
-                with _translated("client"):
-                    client = self._cache[key] = self._create(service, region, endpoint)
-            return client
-
-    def _create(self, service: str, region: str, endpoint: str) -> Any:
-        a = self.access
-        session = botocore.session.Session(profile=a.profile or None)
-        session.register_component("data_loader", shared_loader())
-        if a.assume_role is not None:
-            creds = CLIENTS.credentials(a, region)
-
-            class Resolved(botocore.credentials.CredentialProvider):
-                METHOD = "amibake-cleanup"
-
-                def load(self) -> Any:
-                    return creds
-
-            session.register_component(
-                "credential_provider", botocore.credentials.CredentialResolver(providers=[Resolved()]))
-        kw: dict[str, Any] = {
-            "region_name": region,
-            "config": botocore.config.Config(
-                retries={"mode": "standard", "total_max_attempts": 1},
-                connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT,
-            ),
-        }
-        if endpoint:
-            kw["endpoint_url"] = endpoint
-        return session.create_client(service, **kw)
+        return CLIENTS.client(service, region or self.region, self.access,
+                              timeouts=(CONNECT_TIMEOUT, READ_TIMEOUT))
 
 
 def gateway_for(access: AccessKey, region: str) -> CleanupGateway:

@@ -315,6 +315,10 @@ def known_regions() -> frozenset[str]:
     return frozenset(regions)
 
 
+#: a client's (connect, read) timeouts in seconds
+CALL_TIMEOUTS = (10.0, 60.0)
+
+
 class ClientPool:
     """The process's botocore sessions and clients, shared by every build of the run.
 
@@ -331,14 +335,16 @@ class ClientPool:
         #: credentials_key -> the credentials every client of those access settings signs with
         self._credentials: dict[tuple[object, ...], Any] = {}
 
-    def client(self, service: str, region: str, access: AwsAccess) -> Any:
+    def client(self, service: str, region: str, access: AwsAccess,
+               timeouts: tuple[float, float] = CALL_TIMEOUTS) -> Any:
+        """The shared client; ``timeouts`` (connect, read) in seconds (cleanup's are short)."""
         endpoint = {"ec2": access.endpoint_ec2, "iam": access.iam_endpoint}.get(service, "")
         key = (service, region, access.credentials_key(), endpoint,
-               access.insecure_skip_tls_verify, access.max_pool_connections)
+               access.insecure_skip_tls_verify, access.max_pool_connections, timeouts)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._clients[key] = self._create(service, region, access, endpoint)
+                client = self._clients[key] = self._create(service, region, access, endpoint, timeouts)
             return client
 
     def _session(self, access: AwsAccess) -> Any:
@@ -440,7 +446,8 @@ class ClientPool:
             self._sessions[key] = session
         return session
 
-    def _create(self, service: str, region: str, access: AwsAccess, endpoint: str) -> Any:
+    def _create(self, service: str, region: str, access: AwsAccess, endpoint: str,
+                timeouts: tuple[float, float]) -> Any:
         with _translated("session"):
             session = self._client_session(access, region)
         kw: dict[str, Any] = {
@@ -449,8 +456,8 @@ class ClientPool:
                 retries={"mode": "standard", "total_max_attempts": 1},  # amibake retries (RetryPolicy)
                 # one pool for every build sharing the client: room for each build's calls
                 max_pool_connections=max(32, access.max_pool_connections),
-                connect_timeout=10,
-                read_timeout=60,
+                connect_timeout=timeouts[0],
+                read_timeout=timeouts[1],
             ),
         }
         if endpoint:
