@@ -13,6 +13,7 @@ as Packer's runner cleans up its steps in reverse.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -40,46 +41,32 @@ class JournalUnwritable(BuildError):
 
 class SturdyUi:
     """A build's Ui whose output failures never stop a step or an undo: a stdout or stderr that hit
-    a file-size limit or a full disk (``EFBIG``, ``ENOSPC``, ``EIO``) loses the line, and the first
-    such failure is kept in ``lost``. Output is best effort, as in Packer; the resources are not."""
+    a file-size limit or a full disk (``EFBIG``, ``ENOSPC``, ``EIO``) loses the line. Output is best
+    effort, as in Packer; the resources are not."""
 
     def __init__(self, inner: Ui) -> None:
         self.inner = inner
-        self.lost: OSError | None = None
-
-    def _lose(self, exc: OSError) -> None:
-        if self.lost is None:
-            self.lost = exc
 
     def say(self, message: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.inner.say(message)
-        except OSError as exc:
-            self._lose(exc)
 
     def message(self, message: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.inner.message(message)
-        except OSError as exc:
-            self._lose(exc)
 
     def error(self, message: str) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.inner.error(message)
-        except OSError as exc:
-            self._lose(exc)
 
     def progress(self, label: str, fraction: float | None) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.inner.progress(label, fraction)
-        except OSError as exc:
-            self._lose(exc)
 
     def ask(self, question: str) -> str:
         try:
             return self.inner.ask(question)
-        except OSError as exc:
-            self._lose(exc)
+        except OSError:
             return ""  # no one to ask: the runner takes the safe choice
 
 
