@@ -9,8 +9,8 @@ build (idempotent calls), and the ``amibake:finished`` mark on what it made.
 
 from __future__ import annotations
 
+import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from amibake import fingerprint
@@ -21,6 +21,7 @@ from amibake.builders.amazon.config import EbsConfig
 from amibake.builders.amazon.ec2 import AwsError, Ec2Gateway, Image
 from amibake.builders.amazon.state import BoundStep, BuildState
 from amibake.errors import BuildError
+from amibake.liveness import parse_time
 from amibake.steps.context import StepContext, SturdyUi
 from amibake.steps.runner import StepRunner
 from amibake.ui.redact import RedactingUi
@@ -200,10 +201,5 @@ class AmiReuse:
 
 def _age(created: str) -> float:
     """Seconds since an RFC 3339 time (an unreadable one counts as infinitely old)."""
-    try:
-        when = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return float("inf")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - when).total_seconds()
+    when = parse_time(created)
+    return float("inf") if when is None else time.time() - when
