@@ -118,15 +118,28 @@ def wait_until_stopped(path: Path, timeout: float, on_wait: Callable[[], None] |
 
 
 def _flock_within(fd: int, timeout: float) -> bool:
+    """Take the exclusive lock on ``fd`` within ``timeout`` seconds (blocking in a helper thread).
+    A lock the helper gets only after the caller gave up is let go at once: a later attempt in this
+    process, on another descriptor, must not wait on this one."""
     got = threading.Event()
+    guard = threading.Lock()
+    abandoned = [False]
 
     def take() -> None:
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_EX)
-            got.set()
+            with guard:
+                if abandoned[0]:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    return
+                got.set()
 
     threading.Thread(target=take, name="server-lock", daemon=True).start()
-    return got.wait(timeout)
+    if got.wait(timeout):
+        return True
+    with guard:
+        abandoned[0] = not got.is_set()
+        return got.is_set()
 
 
 def _read_pid(path: Path) -> str:
