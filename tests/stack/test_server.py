@@ -19,6 +19,7 @@ import socket
 import subprocess
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         said = f"stop: {stopped.returncode} {stopped.stdout} {stopped.stderr}\n"
         assert not srv.socket.exists(), said + (log.read_text() if log.exists() else "no log")
         assert stopped.returncode == 0, said
+        if "did not stop when asked" in stopped.stderr:  # stopped by the escalation: say where it hung
+            warnings.warn(said + (log.read_text() if log.exists() else "no log"), stacklevel=1)
 
 
 def _exited(pid: int) -> bool:
@@ -119,6 +122,19 @@ def test_stop_returns_once_the_server_has_exited_and_removed_its_socket(server: 
     assert _lock_is_free(server.dir)
     again = server.cmd("server", "stop", "--socket", str(server.socket))
     assert again.returncode == 0 and again.stdout.startswith("No amibake server"), again.stdout
+
+
+def test_sigusr1_writes_the_servers_stacks_to_its_log_and_it_goes_on(server: Server) -> None:
+    """What `server stop` asks for before it escalates: where the server's main thread is."""
+    pid = int(server.status()["pid"])
+    os.kill(pid, signal.SIGUSR1)
+    log = server.dir / "server.log"
+    deadline = time.monotonic() + 30
+    while "in serve" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    text = log.read_text()
+    assert "Current thread" in text and "in serve" in text, text
+    assert int(server.status()["pid"]) == pid  # dumped, not killed
 
 
 def test_stop_waits_for_a_server_that_is_still_exiting(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -141,7 +142,7 @@ def run(sock: str, idle: str, watch: tuple[str, ...], log_file: str) -> None:
             log_path.open("a").close()
         except OSError as exc:
             raise UserInputError([f"cannot open the server log {log_path}: {exc.strerror or exc}"]) from None
-    with server_log(log_path):
+    with server_log(log_path), _stack_dumps(log_path):
         try:
             conn = srv.serve()
         except ServerError as exc:
@@ -149,6 +150,22 @@ def run(sock: str, idle: str, watch: tuple[str, ...], log_file: str) -> None:
             raise UserInputError([str(exc)]) from None
         if conn is not None:
             srv.handle(conn)  # a forked worker: runs the command and exits with its code
+
+
+@contextlib.contextmanager
+def _stack_dumps(log_path: Path | None) -> Iterator[None]:
+    """SIGUSR1 makes the server write every thread's Python stack to its log (from the signal
+    handler in C: it works while the main thread is blocked). Workers drop it (see ``handle``)."""
+    import faulthandler
+
+    out = log_path.open("a") if log_path is not None else sys.stderr
+    faulthandler.register(signal.SIGUSR1, file=out, all_threads=True)
+    try:
+        yield
+    finally:
+        faulthandler.unregister(signal.SIGUSR1)
+        if out is not sys.stderr:
+            out.close()
 
 
 @server.command("stop", context_settings=CONTEXT)
@@ -174,7 +191,9 @@ def stop(sock: str) -> None:
         removed = wait_until_stopped(path, _STOP_TIMEOUT, waiting)
     except ServerError:
         # asked, yet still running: `stop` means stop, so the signal the request would have sent,
-        # then SIGKILL (its socket, left behind, is removed once it has gone)
+        # then SIGKILL (its socket, left behind, is removed once it has gone). First SIGUSR1: the
+        # server writes where each of its threads is to its log, for whoever looks into why.
+        _signal_server(path, signal.SIGUSR1)
         removed = False
         for sig, wait in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 15.0)):
             _signal_server(path, sig)

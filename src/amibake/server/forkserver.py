@@ -378,7 +378,10 @@ class Server:
 
     def handle(self, conn: socket.socket) -> NoReturn:
         """In a forked worker: take the launcher's command over and run it; never returns."""
-        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+        import faulthandler
+
+        faulthandler.unregister(signal.SIGUSR1)  # the server's stack dump (``server run``)
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
