@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import re
 import tempfile
 import threading
 import time
@@ -188,55 +187,36 @@ def clean_output_line(line: str) -> str:
     return line[idx + 1 :] if idx >= 0 else line
 
 
-_GO_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def seconds(value: Any) -> float:
-    """A duration option as seconds: None/"" -> 0, numbers (seconds), timedelta, or Go's ``1m30s``."""
+    """A duration option as seconds: None/"" -> 0, numbers (seconds), timedelta, or a Go duration
+    (``1m30s``) read by :func:`amibake.config.durations.parse_duration`.
+
+    Deliberately laxer than Go's ``time.ParseDuration``: blanks around the text are ignored and a
+    blank text is 0, as None is; a number is seconds (a typed config's :data:`Duration` already
+    turned a JSON number into seconds)."""
     if value is None or value == "":
         return 0.0
     if isinstance(value, timedelta):
         return value.total_seconds()
     if isinstance(value, int | float):
         return float(value)
+    from amibake.config.durations import DurationError, parse_duration
+
     text = str(value).strip()
-    sign = -1.0 if text.startswith("-") else 1.0
-    text = text.lstrip("+-")
-    if text == "0":
+    if not text:
         return 0.0
-    pos, total = 0, 0.0
-    while pos < len(text):
-        m = _GO_DURATION.match(text, pos)
-        if not m:
-            raise BuildError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m)")
-        total += float(m.group(1)) * _GO_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * total
+    try:
+        return parse_duration(text)
+    except DurationError:
+        raise BuildError(f"invalid duration {value!r} (expected e.g. 30s, 5m, 1h30m)") from None
 
 
 def go_duration(secs: float) -> str:
     """Format seconds as Go's ``time.Duration.String()`` (``5s``, ``1m30s``, ``1h0m0s``, ``500ms``)."""
-    if secs == 0:
-        return "0s"
-    sign = "-" if secs < 0 else ""
-    ns = round(abs(secs) * 1e9)
-    if ns < 1_000_000_000:
-        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
-            if ns >= size:
-                return sign + _trim(ns / size) + unit
-    h, rem = divmod(ns, 3600 * 10**9)
-    m, rem = divmod(rem, 60 * 10**9)
-    s = _trim(rem / 1e9) + "s"
-    if h:
-        return f"{sign}{h}h{m}m{s}"
-    if m:
-        return f"{sign}{m}m{s}"
-    return sign + s
+    from amibake.config.durations import format_duration
 
+    return format_duration(secs)
 
-def _trim(x: float) -> str:
-    return f"{x:.9f}".rstrip("0").rstrip(".")
 
 
 def retry_start(
