@@ -28,6 +28,11 @@ class PluginSpec:
     #: fingerprint (an :class:`amibake.api.ImageReuse`), or "" when the builder makes no image to reuse
     reuse: str = ""
 
+    @property
+    def runnable(self) -> bool:
+        """Whether ``build`` can carry this type out; False: amibake only validates its config."""
+        return bool(self.impl)
+
     def config_class(self) -> Any:
         return _load(self.config)
 
@@ -58,6 +63,39 @@ def lookup(kind: Kind, type_name: str) -> PluginSpec | None:
 def known(kind: Kind) -> list[str]:
     _ensure_loaded()
     return sorted(t for k, t in _REGISTRY if k == kind)
+
+
+#: the kinds in the order ``plugins installed`` lists them
+KINDS: tuple[Kind, ...] = ("builder", "provisioner", "post-processor", "datasource", "communicator")
+
+
+@dataclass(frozen=True)
+class Installed:
+    """One built-in plugin type as ``plugins installed`` shows it."""
+
+    kind: Kind
+    type: str
+    #: True: ``build`` carries it out; False: its config is checked, but amibake cannot execute it
+    runnable: bool
+
+
+def installed() -> list[Installed]:
+    """Every built-in plugin type, by kind (in :data:`KINDS` order), then by name.
+
+    Builders, provisioners and post-processors come from this registry (a spec without an
+    implementation is validate-only); data sources from :data:`amibake.datasources.runner.SPECS`,
+    where every type is executed, plus ``null``, which the HCL2 loader runs itself.
+    """
+    from amibake.datasources.runner import SPECS
+
+    _ensure_loaded()
+    found = {(k, t): spec.runnable for (k, t), spec in _REGISTRY.items()}
+    for type_name in SPECS:
+        found[("datasource", type_name)] = True
+    found[("datasource", "null")] = True
+    order = {k: i for i, k in enumerate(KINDS)}
+    keys = sorted(found, key=lambda kt: (order[kt[0]], kt[1]))
+    return [Installed(k, t, found[(k, t)]) for k, t in keys]
 
 
 def _load(path: str) -> Any:

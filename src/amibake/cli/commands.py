@@ -288,6 +288,7 @@ def _prefetch_ssh() -> None:
 
 from amibake.cli import cleanup_command  # noqa: E402, F401, I001
 from amibake.cli import hcl_commands  # noqa: E402, F401
+from amibake.cli import plugins_command  # noqa: E402, F401
 from amibake.cli import server_command  # noqa: E402, F401
 
 
