@@ -367,6 +367,38 @@ def prepare_builds(
     return out, run.template.warnings + prep.warnings
 
 
+def refuse_unbuildable(builds: Sequence[PreparedBuild]) -> None:
+    """``build``'s first check: raises :class:`TemplateError` naming every builder, provisioner
+    (``error-cleanup-provisioner`` included) and post-processor of the selected builds that amibake
+    validates but cannot run (a registry spec without an implementation), before anything starts."""
+    problems: dict[tuple[str, str], Problem] = {}
+    for b in builds:
+        blocks = [b.builder, *b.provisioners, *(i for chain in b.post_processors for i in chain)]
+        if b.error_cleanup is not None:
+            blocks.append(b.error_cleanup)
+        for inst in blocks:
+            block = inst.block
+            spec = registry.lookup(block.kind, block.type)
+            if spec is None or spec.runnable:
+                continue
+            where = (block.key_path, str(block.pos))
+            if where not in problems:
+                problems[where] = Problem(
+                    f'{block.kind} type "{block.type}" is validated but cannot be built by amibake yet '
+                    "(`amibake plugins installed` lists the types it can run)",
+                    block.key_path,
+                    block.pos,
+                )
+    if problems:
+        in_order = sorted(problems.values(), key=_in_file_order)
+        raise TemplateError(in_order)
+
+
+def _in_file_order(p: Problem) -> tuple[str, int, int]:
+    pos = p.pos
+    return (pos.file, pos.line or 0, pos.column or 0) if pos else ("", 0, 0)
+
+
 def strings_in(value: Any) -> list[str]:
     """Every string in a config value, dict keys included."""
     if isinstance(value, str):

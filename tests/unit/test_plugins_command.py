@@ -1,7 +1,17 @@
-"""``amibake plugins installed`` lists every built-in type with what ``build`` can do with it."""
+"""``amibake plugins installed`` lists every built-in type with what ``build`` can do with it, and
+``build`` refuses a validate-only type at the start: file, block and type named, no AWS call made."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
 from click.testing import CliRunner
 
 from amibake import registry
@@ -90,3 +100,138 @@ def test_machine_readable_listing() -> None:
     for key, runs in EXPECTED.items():
         assert got[key] == ("run" if runs else "validate-only"), key
     assert len(rows) == len(registry.installed())
+
+
+def ebs(**extra: Any) -> dict[str, Any]:
+    return {"type": "amazon-ebs", "region": "us-east-1", "source_ami": "ami-12345678",
+            "instance_type": "t2.micro", "ssh_username": "u", "ami_name": "amibake-test", **extra}
+
+
+#: runs amibake's CLI with every botocore request recorded in a file (and refused), so a test can
+#: tell that no AWS call was even attempted; the endpoint is a closed port besides
+_RUN = """
+import sys
+import botocore.endpoint
+
+def refuse(self, *args, **kwargs):
+    with open(sys.argv[1], "a") as f:
+        f.write("request\\n")
+    raise RuntimeError("an AWS request was made")
+
+botocore.endpoint.Endpoint.make_request = refuse
+from amibake.cli.main import main
+main(sys.argv[2:])
+"""
+
+
+def build(tmp_path: Path, template: str, *args: str) -> tuple[subprocess.CompletedProcess[str], float, Path]:
+    state = tmp_path / "state"
+    calls = tmp_path / "aws-calls"
+    env = {**os.environ, "AMIBAKE_NO_SERVER": "1", "AMIBAKE_STATE_DIR": str(state), "TMPDIR": str(tmp_path),
+           "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true"}
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-c", _RUN, str(calls), "build", *args, template], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.monotonic() - start
+    assert not calls.exists(), "an AWS request was attempted"
+    assert not state.exists() or not any(state.rglob("*")), "a build journal was started"
+    return r, elapsed, state
+
+
+MESSAGE = ("is validated but cannot be built by amibake yet "
+           "(`amibake plugins installed` lists the types it can run)")
+
+
+def test_build_refuses_a_validate_only_builder_at_the_start(tmp_path: Path) -> None:
+    chroot = {"type": "amazon-chroot", "region": "us-east-1", "source_ami": "ami-12345678",
+              "ami_name": "chroot-image"}
+    (tmp_path / "t.json").write_text(json.dumps({"builders": [chroot]}))
+    r, elapsed, _ = build(tmp_path, "t.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert r.stderr == f'Error: t.json:1:15: builders[0]: builder type "amazon-chroot" {MESSAGE}\n'
+    assert r.stdout == ""  # no build was started: no "output will be in this color" line
+    assert elapsed < 20
+
+
+HCL = """
+source "amazon-ebs" "web" {
+  region        = "us-east-1"
+  source_ami    = "ami-12345678"
+  instance_type = "t3.micro"
+  ssh_username  = "ubuntu"
+  ami_name      = "web"
+}
+source "amazon-ebssurrogate" "x" {
+  region        = "us-east-1"
+  source_ami    = "ami-12345678"
+  instance_type = "t3.micro"
+  ssh_username  = "ubuntu"
+  ami_virtualization_type = "hvm"
+  launch_block_device_mappings {
+    device_name = "/dev/xvdf"
+    volume_size = 8
+  }
+  ami_root_device {
+    source_device_name    = "/dev/xvdf"
+    device_name           = "/dev/xvda"
+    volume_size           = 8
+  }
+  ami_name = "surrogate-image"
+}
+build {
+  sources = ["source.amazon-ebs.web", "source.amazon-ebssurrogate.x"]
+  provisioner "shell" { inline = ["true"] }
+  provisioner "ansible" { playbook_file = "play.yml" }
+  post-processor "manifest" {}
+}
+"""
+
+
+def test_build_refuses_every_validate_only_block_of_the_selected_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ansible provisioner would have run after the instance was launched: refused before that,
+    once for both builds; -only leaves the surrogate source out of the refusal."""
+    (tmp_path / "t.pkr.hcl").write_text(HCL)
+    (tmp_path / "play.yml").write_text("- hosts: all\n")
+    monkeypatch.chdir(tmp_path)
+    code, out = cli_run("validate", "t.pkr.hcl")
+    assert (code, out) == (0, "The configuration is valid.\n")
+    r, elapsed, _ = build(tmp_path, "t.pkr.hcl")
+    assert r.returncode == 1, r.stdout + r.stderr
+    ansible = f"t.pkr.hcl:29:3: provisioner 'ansible': provisioner type \"ansible\" {MESSAGE}"
+    assert r.stderr.splitlines() == [
+        "Error: 2 errors occurred:",
+        f'* t.pkr.hcl:9:1: source.amazon-ebssurrogate.x: builder type "amazon-ebssurrogate" {MESSAGE}',
+        f"* {ansible}",
+    ]
+    assert r.stdout == ""
+    assert elapsed < 20
+    r, _, _ = build(tmp_path, "t.pkr.hcl", "-only", "amazon-ebs.web")
+    assert r.returncode == 1
+    assert r.stderr == f"Error: {ansible}\n"
+
+
+def test_build_refuses_a_validate_only_post_processor(tmp_path: Path) -> None:
+    doc = {"builders": [ebs()],
+           "post-processors": [{"type": "amazon-import", "s3_bucket_name": "b", "region": "us-east-1"}]}
+    (tmp_path / "t.json").write_text(json.dumps(doc, indent=2))
+    r, _, _ = build(tmp_path, "t.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "post-processors[0]" in r.stderr
+    assert f'post-processor type "amazon-import" {MESSAGE}' in r.stderr
+
+
+@pytest.mark.parametrize("kind", ["provisioners", "error-cleanup-provisioner"])
+def test_build_refuses_a_provisioner_that_would_only_fail_later(tmp_path: Path, kind: str) -> None:
+    prov = {"type": "powershell", "inline": ["Write-Output hi"]}
+    doc: dict[str, Any] = {"builders": [ebs()], "provisioners": [{"type": "shell", "inline": ["true"]}]}
+    if kind == "provisioners":
+        doc["provisioners"].append(prov)
+    else:
+        doc["error-cleanup-provisioner"] = prov
+    (tmp_path / "t.json").write_text(json.dumps(doc, indent=2))
+    r, _, _ = build(tmp_path, "t.json")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f'provisioner type "powershell" {MESSAGE}' in r.stderr

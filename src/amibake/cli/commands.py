@@ -230,7 +230,7 @@ def build(
 
     started = datetime.now(UTC)  # the run's one clock: {{timestamp}}, {{isotime}}, timestamp()
     from amibake.build import BuildOptions, BuildRunner, install_signal_handlers
-    from amibake.core import load_template
+    from amibake.core import load_template, refuse_unbuildable
     from amibake.errors import Interrupted
     from amibake.ui.console import Console, Redactor
 
@@ -238,6 +238,7 @@ def build(
     run = load_template(template, var_files, parse_vars(vars_), started=started)
     run.force = force
     builds, warnings = _prepare(run, only, except_)
+    refuse_unbuildable(builds)  # before any builder, fingerprint or AWS call of the build itself
     redact = Redactor(run.secrets())
     fingerprints = _fingerprints(template, var_files, vars_, only, except_,
                                  lambda w: click.echo(redact(w), err=True), run, builds)
