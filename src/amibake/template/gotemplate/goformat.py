@@ -146,7 +146,11 @@ def _sprint(args: Sequence[Any]) -> str:
 
 
 def _sprintf(fmt: str, args: Sequence[Any]) -> str:
-    """``fmt.Sprintf`` for the verbs templates use: %v %s %d %q %t %x %%."""
+    """``fmt.Sprintf`` for the verbs templates use: %v %s %d %q %t %x %%.
+
+    ``provisioners.shell.go_sprintf`` (``env_var_format``) is a narrower copy that prints every
+    verb's string operand as is (``%q`` of ``b`` gives ``b``, not ``"b"``) and keeps a trailing
+    ``%`` (here ``%!(NOVERB)``, as Go); HCL's ``format`` follows cty, not Go's fmt."""
     out: list[str] = []
     i = 0
     argi = 0
