@@ -13,12 +13,23 @@ and the values of key-material and secret-key fields are blanked whatever their 
 
 Every output channel uses this module: the console and machine-readable lines
 (:mod:`amibake.ui.console`), the debug log (:class:`RedactingFilter`), a build's Ui
-(:class:`RedactingUi`), local commands (:mod:`amibake.localexec`) and error messages.
+(:class:`RedactingUi`), local commands (:mod:`amibake.localexec`) and error messages
+(:func:`without_secrets`). The rules, all here:
+
+* the replacement text is :data:`SENSITIVE`;
+* a value shorter than :data:`MIN_LENGTH` is never redacted, a line of a multi-line secret is
+  redacted on its own from :data:`MIN_LINE_LENGTH`, a derived form from :data:`MIN_FORM_LENGTH`;
+* the forms are matched longest first, in one pass, so a secret inside a longer one never leaves
+  the rest of the longer one behind;
+* a :class:`Redactor` also blanks PEM private keys and key-material and secret-key fields whatever
+  their value; the one-off :func:`redact` with no secrets returns the text as it is;
+* an option named like a secret (:func:`is_secret_option`) never has its value shown.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import logging
 import re
@@ -28,7 +39,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from amibake.errors import Problem, TemplateError
+from amibake.errors import TemplateError, UserInputError
 
 if TYPE_CHECKING:
     from amibake.api import Ui
@@ -40,6 +51,9 @@ MIN_LENGTH = 3
 MIN_LINE_LENGTH = 8
 #: a derived form shorter than this (a base64 fragment of a short secret) is not used on its own
 MIN_FORM_LENGTH = 6
+
+#: option names whose values are never shown (in a config error, a fingerprint's canonical text)
+SECRET_OPTION = re.compile(r"password|secret|token|mfa_code|access_key|private_key$", re.IGNORECASE)
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S)
 _FIELDS = re.compile(
@@ -195,7 +209,8 @@ def _compile(alternatives: str) -> Any:
 
 
 def redact(text: str, secrets: Sequence[str]) -> str:
-    """``text`` with every secret (in every form) blanked: for one-off use."""
+    """``text`` with every secret (in every form) blanked: for one-off use. With no secrets the text
+    is returned as it is (a :class:`Redactor` would still blank PEM keys and secret-key fields)."""
     return Redactor(secrets)(text) if secrets else text
 
 
@@ -268,7 +283,13 @@ def leaves(value: object) -> list[str]:
     return out
 
 
-def without_secrets(err: TemplateError, secrets: Iterable[str]) -> TemplateError:
-    """``err`` with every secret blanked in its messages (keys and positions kept)."""
+def is_secret_option(name: str) -> bool:
+    """Whether an option named ``name`` holds a secret (``ssh_password``, ``secret_key``, ``token``...)."""
+    return bool(SECRET_OPTION.search(name))
+
+
+def without_secrets(err: UserInputError, secrets: Iterable[str]) -> TemplateError:
+    """``err`` as a :class:`TemplateError` with every secret blanked in its messages (keys and
+    positions kept); the patterns of :class:`Redactor` apply even when ``secrets`` is empty."""
     r = Redactor(secrets)
-    return TemplateError([Problem(r(p.message), p.key, p.pos) for p in err.problems])
+    return TemplateError([dataclasses.replace(p, message=r(p.message)) for p in err.problems])
