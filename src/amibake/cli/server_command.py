@@ -159,11 +159,16 @@ def _stack_dumps(log_path: Path | None) -> Iterator[None]:
     import faulthandler
 
     out = log_path.open("a") if log_path is not None else sys.stderr
-    faulthandler.register(signal.SIGUSR1, file=out, all_threads=True)
+    try:
+        faulthandler.register(signal.SIGUSR1, file=out, all_threads=True)
+        registered = True
+    except (AttributeError, ValueError, OSError):  # a stderr with no file descriptor (embedded use)
+        registered = False
     try:
         yield
     finally:
-        faulthandler.unregister(signal.SIGUSR1)
+        if registered:
+            faulthandler.unregister(signal.SIGUSR1)
         if out is not sys.stderr:
             out.close()
 
