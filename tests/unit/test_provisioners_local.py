@@ -229,6 +229,10 @@ def test_go_sprintf() -> None:
     assert go_sprintf("100%% %s", "x") == "100% x"
     assert go_sprintf("%s", "a", "b") == "a%!(EXTRA string=b)"
     assert go_sprintf("%s %s", "a") == "a %!s(MISSING)"
+    # Go's verbs, as Packer's fmt.Sprintf: %q quotes, %d of a string is a mismatch, a lone % has no verb
+    assert go_sprintf("%s=%q ", "A", "b c") == 'A="b c" '
+    assert go_sprintf("%s=%d ", "A", "1") == "A=%!d(string=1) "
+    assert go_sprintf("export %s=%s %", "A", "b") == "export A=b %!(NOVERB)"
 
 
 @given(st.dictionaries(st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True),

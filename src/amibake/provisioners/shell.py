@@ -94,27 +94,10 @@ def quote_value(value: str) -> str:
 
 
 def go_sprintf(fmt: str, *args: str) -> str:
-    """Packer's ``fmt.Sprintf`` for ``env_var_format``: ``%s`` and ``%%`` (any other verb as ``%s``)."""
-    out: list[str] = []
-    queue = list(args)
-    i = 0
-    while i < len(fmt):
-        ch = fmt[i]
-        if ch != "%" or i + 1 >= len(fmt):
-            out.append(ch)
-            i += 1
-            continue
-        verb = fmt[i + 1]
-        i += 2
-        if verb == "%":
-            out.append("%")
-        elif queue:
-            out.append(queue.pop(0))
-        else:
-            out.append(f"%!{verb}(MISSING)")
-    if queue:
-        out.append("%!(EXTRA " + ", ".join(f"string={a}" for a in queue) + ")")
-    return "".join(out)
+    """Packer's ``fmt.Sprintf(env_var_format, key, value)``: Go's verbs, so ``%q`` quotes."""
+    from amibake.template.gotemplate.goformat import sprintf
+
+    return sprintf(fmt, args)
 
 
 def split_env_var(kv: str) -> tuple[str, str]:

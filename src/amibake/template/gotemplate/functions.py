@@ -14,8 +14,8 @@ from amibake.template.gotemplate.goformat import (
     _go_format,
     _go_type,
     _sprint,
-    _sprintf,
     _truth,
+    sprintf,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def _b_println(ctx: Context, *args: Any) -> str:
 
 
 def _b_printf(ctx: Context, fmt: str, *args: Any) -> str:
-    return _sprintf(fmt, args)
+    return sprintf(fmt, args)
 
 
 def _basic_kind(v: Any) -> str:

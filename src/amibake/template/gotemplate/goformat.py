@@ -145,12 +145,10 @@ def _sprint(args: Sequence[Any]) -> str:
     return "".join(out)
 
 
-def _sprintf(fmt: str, args: Sequence[Any]) -> str:
-    """``fmt.Sprintf`` for the verbs templates use: %v %s %d %q %t %x %%.
-
-    ``provisioners.shell.go_sprintf`` (``env_var_format``) is a narrower copy that prints every
-    verb's string operand as is (``%q`` of ``b`` gives ``b``, not ``"b"``) and keeps a trailing
-    ``%`` (here ``%!(NOVERB)``, as Go); HCL's ``format`` follows cty, not Go's fmt."""
+def sprintf(fmt: str, args: Sequence[Any]) -> str:
+    """``fmt.Sprintf`` for the verbs templates and ``env_var_format`` use: %v %s %d %q %t %x %%,
+    with Go's ``%!verb(type=value)``, ``%!(MISSING)``, ``%!(EXTRA ...)`` and ``%!(NOVERB)`` for
+    mismatches (flags and widths are not read). HCL's ``format`` follows cty, not Go's fmt."""
     out: list[str] = []
     i = 0
     argi = 0
