@@ -993,8 +993,8 @@ class _Source:
                 spool.write(data)
             size = spool.tell()
             spool.seek(0)
-            self._own = spool  # type: ignore[assignment]
-            return spool, size  # type: ignore[return-value]
+            self._own = spool
+            return spool, size
 
     def __exit__(self, *exc: object) -> None:
         if self._own is not None:

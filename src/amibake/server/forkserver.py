@@ -372,7 +372,7 @@ class Server:
     def _same_user(conn: socket.socket) -> bool:
         creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         _pid, uid, _gid = struct.unpack("3i", creds)
-        return uid == os.getuid()
+        return bool(uid == os.getuid())
 
     # -- a worker's side --------------------------------------------------------------------
 

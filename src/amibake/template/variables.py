@@ -173,7 +173,7 @@ class _PendingVars(dict[str, str]):
         self._check(key)
         return super().__getitem__(key)
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self._check(key)
         return super().get(key, default)
 

@@ -433,7 +433,7 @@ class ClientPool:
         if session is None:
             creds = self.credentials(access, region)
 
-            class Resolved(botocore.credentials.CredentialProvider):
+            class Resolved(botocore.credentials.CredentialProvider):  # type: ignore[misc]
                 METHOD = "amibake"
 
                 def load(self) -> Any:

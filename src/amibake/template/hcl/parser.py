@@ -463,7 +463,7 @@ class Parser:
             kstart = self.i
             key = self.parse_expr()
             if isinstance(key, A.Variable):
-                key = A.Literal(*self.node_at(kstart), key.name)  # type: ignore[assignment]
+                key = A.Literal(*self.node_at(kstart), key.name)
             self.ws()
             if (self.peek("=") and not self.peek("==")) or self.peek(":"):
                 self.i += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,7 +208,7 @@ class Translator:
             return f"${{{'local' if args[0] in self.locals_ else 'var'}.{args[0]}}}"
         if name == "aws_secretsmanager":
             return f"${{data.amazon-secretsmanager.{self.secret(args)}.value}}"
-        return {
+        table: dict[str, Callable[[], str]] = {
             "env": lambda: f"${{env({json.dumps(args[0]) if args else ''})}}",
             "build": lambda: f"${{build.{args[0]}}}",
             "data": lambda: f"${{data.{args[0]}}}",
@@ -217,7 +218,8 @@ class Translator:
             "uuid": lambda: "${uuidv4()}",
             "build_name": lambda: "${build.name}",
             "build_type": lambda: "${build.type}",
-        }[name]()
+        }
+        return table[name]()
 
     def secret(self, args: list[str]) -> str:
         wanted = {"name": args[0], **({"key": args[1]} if len(args) == 2 else {})}
