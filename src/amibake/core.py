@@ -480,7 +480,6 @@ def _redacted(err: TemplateError, secrets: Sequence[str]) -> TemplateError:
     """``err`` with every sensitive data source output masked in its messages."""
     if not secrets:
         return err
-    from amibake.ui.console import Redactor
+    from amibake.ui.redact import without_secrets
 
-    redact = Redactor(secrets)
-    return TemplateError([Problem(redact(p.message), p.key, p.pos) for p in err.problems])
+    return without_secrets(err, secrets)

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from amibake import __version__
+from amibake.ui.redact import SECRET_OPTION
 
 if TYPE_CHECKING:
     from amibake.core import PluginInstance, PreparedBuild, RunContext
@@ -61,7 +62,7 @@ BREAKDOWN_DIR = "fingerprints"
 SHORT = 12
 
 #: option names whose values are always sensitive (the rule the config decoder uses for messages)
-_SECRET_KEY = re.compile(r"password|secret|token|mfa_code|access_key|private_key$", re.IGNORECASE)
+_SECRET_KEY = SECRET_OPTION
 
 
 def major_version() -> str:

@@ -26,16 +26,14 @@ def _prepare(
     run: RunContext, only: tuple[str, ...], except_: tuple[str, ...]
 ) -> tuple[list[PreparedBuild], list[str]]:
     """Prepare the selected builds; a problem never shows a sensitive value."""
-    from dataclasses import replace
-
     from amibake.core import prepare_builds
     from amibake.errors import UserInputError
+    from amibake.ui.redact import without_secrets
 
     try:
         return prepare_builds(run, split_csv(only), split_csv(except_))
     except UserInputError as err:
-        redact = Redactor(run.secrets())
-        raise TemplateError([replace(p, message=redact(p.message)) for p in err.problems]) from None
+        raise without_secrets(err, run.secrets()) from None
 
 
 @cli.command(context_settings=CONTEXT)

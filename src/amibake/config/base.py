@@ -24,11 +24,12 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from amibake.errors import Pos, Problem
+from amibake.ui.redact import SECRET_OPTION
 
 C = TypeVar("C", bound="PluginConfig")
 
 #: option names whose values never appear in messages
-_SECRET = re.compile(r"password|secret|token|mfa_code|access_key|private_key$", re.IGNORECASE)
+_SECRET = SECRET_OPTION
 
 
 @dataclass

@@ -391,13 +391,6 @@ def enable_deregistration_protection(st: BuildState, ctx: StepContext) -> None:
 
 def _go_duration(seconds: float) -> str:
     """Go's time.Duration String(): ``1m30s``, ``5s``, ``1.5s``, ``2h0m0s``."""
-    if seconds < 1:
-        return f"{seconds * 1000:g}ms" if seconds else "0s"
-    h, rest = divmod(seconds, 3600)
-    m, sec = divmod(rest, 60)
-    text = f"{sec:g}s"
-    if h:
-        return f"{int(h)}h{int(m)}m{text}"
-    if m:
-        return f"{int(m)}m{text}"
-    return text
+    from amibake.config.durations import format_duration
+
+    return format_duration(seconds)

@@ -9,7 +9,6 @@ by ``only``/``except`` for that source are left out, as Packer leaves them out. 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -456,4 +455,10 @@ def source_ref(s: str) -> tuple[str, str] | None:
 
 
 def _valid_duration(s: str) -> bool:
-    return bool(re.fullmatch(r"[+-]?((\d+(\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h))+|0", s.strip()))
+    from amibake.config.durations import DurationError, parse_duration
+
+    try:
+        parse_duration(s.strip())
+    except DurationError:
+        return False
+    return True

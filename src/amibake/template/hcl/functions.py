@@ -895,25 +895,15 @@ def formatdate(fmt: Any, ts: Any) -> Any:
     return "".join(out)
 
 
-_DURATION = re.compile(r"([0-9]*\.?[0-9]+)(ns|us|µs|ms|s|m|h)")
-
-
 def parse_duration(s: str) -> timedelta:
-    text = s.strip()
-    sign = -1 if text.startswith("-") else 1
-    body = text.lstrip("+-")
-    if body == "0":
-        return timedelta(0)
-    pos, total = 0, 0.0
-    units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-    for m in _DURATION.finditer(body):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * units[m.group(2)]
-        pos = m.end()
-    if pos != len(body) or not body:
-        raise FunctionError(f'invalid duration "{s}"')
-    return timedelta(seconds=sign * total)
+    """Go's ``time.ParseDuration`` (the one parser, :mod:`amibake.config.durations`), around blanks
+    trimmed, with this function's own message: Packer's ``timeadd`` neither trims nor words it so."""
+    from amibake.config.durations import DurationError, parse_duration_ns
+
+    try:
+        return timedelta(microseconds=parse_duration_ns(s.strip()) / 1000)
+    except DurationError:
+        raise FunctionError(f'invalid duration "{s}"') from None
 
 
 def timeadd(ts: Any, duration: Any) -> str:
