@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from amibake.template.model import Template
+if TYPE_CHECKING:
+    from amibake.template.model import Template
 
 
 def load_hcl(
