@@ -284,10 +284,10 @@ def _json_run(template: Path, var_files: Sequence[Path], cli_vars: Mapping[str, 
     then read again)."""
     from amibake.core import RunContext, render_build_names
     from amibake.template import fixed
-    from amibake.template.json_loader import load_json
+    from amibake.template.load import load
     from amibake.template.variables import read_json_var_file, resolve_json_variables
 
-    tpl = load_json(template)
+    tpl = load(template)
     raw = [v.default for v in tpl.variables.values() if isinstance(v.default, str)] + list(cli_vars.values())
     for f in var_files:
         raw += [str(v) for v in read_json_var_file(f).values()]

@@ -70,20 +70,15 @@ def validate(
     Exit status 0 when valid, 1 otherwise; every problem is reported at once, each with its file,
     line and key.
     """
-    from amibake.core import is_hcl2, load_template
-
     started = datetime.now(UTC)  # the run's one clock: {{timestamp}}, {{isotime}}, timestamp()
     if syntax_only:
-        if is_hcl2(template):
-            from amibake.template.hcl import load_hcl
+        from amibake.template.load import load
 
-            load_hcl(template, var_files=var_files, vars=parse_vars(vars_), init_time=started)
-        else:
-            from amibake.template.json_loader import load_json
-
-            load_json(template)
+        load(template, var_files=var_files, vars=parse_vars(vars_), init_time=started)
         click.echo("Syntax-only check passed. Everything looks okay.")
         return
+    from amibake.core import load_template
+
     run = load_template(
         template, var_files, parse_vars(vars_), execute_datasources=evaluate_datasources, started=started
     )

@@ -29,15 +29,9 @@ class _Out:
 
 
 def _load(path: Path, var_files: tuple[Path, ...], cli_vars: Mapping[str, str]) -> Template:
-    from amibake.core import is_hcl2
+    from amibake.template.load import load
 
-    if is_hcl2(path):
-        from amibake.template.hcl import load_hcl
-
-        return load_hcl(path, var_files=var_files, vars=dict(cli_vars), lenient=True)
-    from amibake.template.json_loader import load_json
-
-    return load_json(path)
+    return load(path, var_files=var_files, vars=cli_vars, lenient=True)
 
 
 def inspect_template(
