@@ -9,6 +9,7 @@ as written and only checked for syntax. Every problem of every selected build is
 from __future__ import annotations
 
 import fnmatch
+import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,27 +19,50 @@ from typing import Any
 
 from amibake import PACKER_COMPAT_VERSION, registry
 from amibake.errors import InterpolationError, Problem, TemplateError
+from amibake.template.facts import PluginFacts
 from amibake.template.model import BuildBlock, PluginBlock, Template
-
-#: config keys each plugin renders itself, later, with data only known then
-LATE_KEYS: dict[str, frozenset[str]] = {
-    "shell": frozenset({"execute_command"}),
-    "shell-local": frozenset({"execute_command"}),
-    "powershell": frozenset({"execute_command", "elevated_execute_command"}),
-    "windows-shell": frozenset({"execute_command"}),
-    "ansible": frozenset({"command"}),
-    "manifest": frozenset({"output"}),
-    "checksum": frozenset({"output"}),
-    "compress": frozenset({"output"}),
-}
 
 
 def late_keys(kind: str, type_name: str) -> frozenset[str]:
-    if kind == "builder" and type_name.startswith("amazon-"):
-        from amibake.template.interpolate import LATE_FIELDS_AMAZON
+    """The config keys plugin ``type_name`` renders itself, later, with data only known then."""
+    return template_facts().late(kind, type_name)
 
-        return LATE_FIELDS_AMAZON
-    return LATE_KEYS.get(type_name, frozenset())
+
+def build_data_keys(builder_type: str) -> tuple[str, ...]:
+    """Every key ``{{ build `X` }}`` / ``build.X`` may name in a build of ``builder_type``."""
+    return template_facts().build_data_keys(builder_type)
+
+
+def complete_build_data(builder_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with every key of :func:`build_data_keys` the builder did not supply set to Go's
+    ``<no value>`` (see :func:`amibake.template.interpolate.complete_build_data`)."""
+    from amibake.template.interpolate import complete_build_data as complete
+
+    return complete(build_data_keys(builder_type), data)
+
+
+@functools.cache
+def template_facts() -> PluginFacts:
+    """The registered plugins' facts the template layer needs, gathered from the registry once."""
+    specs = registry.specs()
+    funcs: dict[str, Any] = {}
+    renamed: dict[str, str] = {}
+    for spec in specs:
+        for name, path in spec.template_funcs:
+            funcs.setdefault(name, registry.load_attr(path))
+        renamed.update(spec.renamed_funcs)
+    return PluginFacts(
+        late_keys={(s.kind, s.type): s.late_keys for s in specs if s.late_keys},
+        build_data={s.type: s.build_data_keys for s in specs if s.kind == "builder"},
+        template_funcs=funcs,
+        renamed_funcs=renamed,
+        datasource_outputs={s.type: s.outputs for s in specs if s.kind == "datasource"},
+        local_datasources={
+            s.type: registry.load_attr(s.impl) for s in specs if s.kind == "datasource" and s.local
+        },
+        single_blocks=frozenset().union(*(s.single_blocks for s in specs)),
+        plugins=frozenset(s.plugin for s in specs if s.plugin),
+    )
 
 
 @dataclass
@@ -101,6 +125,9 @@ class RunContext:
     def interp(self, build_name: str | None, build_type: str | None, **kw: Any) -> Any:
         from amibake.template.interpolate import InterpContext
 
+        facts = template_facts()
+        kw.setdefault("extra_funcs", facts.template_funcs)
+        kw.setdefault("renamed_funcs", facts.renamed_funcs)
         return InterpContext(
             # HCL2 has no {{user}} variables: a plugin renders legacy templates with none
             user_vars=self.user_vars if self.template.format == "json" else {},
@@ -128,7 +155,7 @@ def render_build_names(run: RunContext) -> None:
 
     if run.template.format != "json":
         return
-    ctx = run.interp(None, None, extra_funcs=frozenset())
+    ctx = run.interp(None, None, extra_funcs={})
     problems: list[Problem] = []
     seen: dict[str, PluginBlock] = {}
     for _, source in run.template.all_sources():
@@ -253,7 +280,7 @@ class Preparer:
         from amibake.config.base import CheckContext, decode
         from amibake.config.durations import parse_duration
         from amibake.template.hcl import unknowns
-        from amibake.template.interpolate import build_data_keys, placeholder_build_data
+        from amibake.template.interpolate import placeholder_build_data
 
         kind = block.kind
         spec = registry.lookup(kind, block.type)

@@ -1,8 +1,13 @@
 """Plugins register here under their Packer type names (``amazon-ebs``, ``shell``, ``manifest``).
 
-A registration names the plugin's typed config class (imported eagerly: ``validate`` needs it)
-and its implementation as ``"module:attr"`` (imported lazily: ``validate`` must not pay for
-boto3 or asyncssh). Registrations live in :mod:`amibake.plugins`, one line per plugin.
+A registration names the plugin's typed config class and its implementation as ``"module:attr"``
+(imported lazily: ``validate`` must not pay for boto3, asyncssh or the validators of plugins the
+template does not name). Registrations live in :mod:`amibake.plugins`, one line per plugin.
+
+A spec also carries the plugin's facts the template layer needs (the keys it renders late, the
+build data it offers, the template functions it adds, a data source's outputs, the nested blocks
+its HCL2 spec declares single). :func:`amibake.core.template_facts` gathers them and passes them
+to the template layer, which never names a plugin itself. Data sources register here too.
 """
 
 from __future__ import annotations
@@ -27,6 +32,25 @@ class PluginSpec:
     #: builders only: ``"module:Class"`` of what finds and converges an existing image by its content
     #: fingerprint (an :class:`amibake.api.ImageReuse`), or "" when the builder makes no image to reuse
     reuse: str = ""
+    #: config keys the plugin leaves out of the first interpolation pass and renders itself, later,
+    #: with data only known then (``{{ .SourceAMI }}``, ``{{ .Vars }}``); they are still parsed
+    late_keys: frozenset[str] = frozenset()
+    #: builders only: the build data keys the builder adds to Packer's common ones (``build.X``)
+    build_data_keys: tuple[str, ...] = ()
+    #: builders only: template functions the builder adds, ``(name, "module:function")``; the
+    #: function takes string arguments and returns a string (loaded when a template needs them)
+    template_funcs: tuple[tuple[str, str], ...] = ()
+    #: functions a template may still call by an old name: ``(old, new)``, for a hint in the error
+    renamed_funcs: tuple[tuple[str, str], ...] = ()
+    #: nested blocks the plugin's HCL2 spec declares as a single block (decoded to one object)
+    single_blocks: frozenset[str] = frozenset()
+    #: the Packer plugin (``required_plugins`` source name) the type belongs to, "" for Packer's core
+    plugin: str = ""
+    #: data sources only: the output attributes (unknown while ``validate`` does not execute it)
+    outputs: tuple[str, ...] = ()
+    #: data sources only: True when the HCL loader evaluates it itself, in ``validate`` too (a pure
+    #: function of its config); ``impl`` is then ``"module:function"`` of ``config -> outputs``
+    local: bool = False
 
     @property
     def runnable(self) -> bool:
@@ -34,7 +58,7 @@ class PluginSpec:
         return bool(self.impl)
 
     def config_class(self) -> Any:
-        return _load(self.config)
+        return _load(self.config) if self.config else None
 
     def impl_class(self) -> Any:
         if not self.impl:
@@ -60,6 +84,12 @@ def lookup(kind: Kind, type_name: str) -> PluginSpec | None:
     return _REGISTRY.get((kind, type_name))
 
 
+def specs() -> list[PluginSpec]:
+    """Every registered spec, in registration order."""
+    _ensure_loaded()
+    return list(_REGISTRY.values())
+
+
 def known(kind: Kind) -> list[str]:
     _ensure_loaded()
     return sorted(t for k, t in _REGISTRY if k == kind)
@@ -82,20 +112,18 @@ class Installed:
 def installed() -> list[Installed]:
     """Every built-in plugin type, by kind (in :data:`KINDS` order), then by name.
 
-    Builders, provisioners and post-processors come from this registry (a spec without an
-    implementation is validate-only); data sources from :data:`amibake.datasources.runner.SPECS`,
-    where every type is executed, plus ``null``, which the HCL2 loader runs itself.
+    A spec without an implementation is validate-only.
     """
-    from amibake.datasources.runner import SPECS
-
     _ensure_loaded()
     found = {(k, t): spec.runnable for (k, t), spec in _REGISTRY.items()}
-    for type_name in SPECS:
-        found[("datasource", type_name)] = True
-    found[("datasource", "null")] = True
     order = {k: i for i, k in enumerate(KINDS)}
     keys = sorted(found, key=lambda kt: (order[kt[0]], kt[1]))
     return [Installed(k, t, found[(k, t)]) for k, t in keys]
+
+
+def load_attr(path: str) -> Any:
+    """The attribute ``attr`` of module ``module`` named by ``"module:attr"`` (imported now)."""
+    return _load(path)
 
 
 def _load(path: str) -> Any:

@@ -264,9 +264,9 @@ def check_claim(entry: Entry, claim: str, validate: Callable[[list[str], Path], 
         inside = target == root or root in target.parents
         return f"{arg} exists in the corpus copy" if inside and target.exists() else ""
     if name == "plugin":
-        from amibake.template.hcl.loader import IMPLEMENTED_PLUGINS
+        from amibake.core import template_facts
 
-        return f"amibake implements {arg}" if arg in IMPLEMENTED_PLUGINS else ""
+        return f"amibake implements {arg}" if arg in template_facts().plugins else ""
     if name == "unset":
         given = [v.split("=", 1)[0] for v in entry.dummy_vars]
         word = re.compile(rf"\b{re.escape(arg)}\b")
@@ -274,10 +274,12 @@ def check_claim(entry: Entry, claim: str, validate: Callable[[list[str], Path], 
         return f"{arg} is given a value" if arg in given or in_files else ""
     if name == "datasource-refuses":
         from amibake.config.base import unsupported_options
-        from amibake.datasources.runner import SPECS
+        from amibake import registry
 
         typ, _, key = arg.partition(".")
-        return "" if key in unsupported_options(SPECS[typ].config) else f"data source {typ} takes {key}"
+        spec = registry.lookup("datasource", typ)
+        assert spec is not None, typ
+        return "" if key in unsupported_options(spec.config_class()) else f"data source {typ} takes {key}"
     if name == "newer":
         return "" if arg in entry.newer else f"the record does not call {arg} newer than 1.6.6"
     if name == "undefined-vars":

@@ -310,7 +310,7 @@ def test_hcl2_data_sources_are_not_called_again(tmp_path: Path, monkeypatch: Any
         calls.append(cfg.url)
         return {"body": body["v"], "url": cfg.url, "request_headers": {}}, []
 
-    monkeypatch.setitem(runner.SPECS, "http", runner.Spec(runner.SPECS["http"].config, fake))
+    monkeypatch.setattr(runner, "execute_http", fake)
     (tmp_path / "b.pkr.hcl").write_text("""
 data "http" "v" {
   url = "https://example.invalid/version"

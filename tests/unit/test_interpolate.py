@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from amibake.builders.amazon.facts import BUILD_DATA_FIELDS as BUILD_DATA_FIELDS_AMAZON
+from amibake.builders.amazon.facts import LATE_FIELDS as LATE_FIELDS_AMAZON
+from amibake.builders.amazon.facts import LATE_FIELDS_BY_BUILDER
 from amibake.errors import InterpolationError
 from amibake.template.interpolate import (
-    BUILD_DATA_FIELDS_AMAZON,
     ERR_VARIABLE_NOT_SET,
-    LATE_FIELDS_AMAZON,
-    LATE_FIELDS_BY_BUILDER,
     DeepInterpolationError,
     InterpContext,
     ListNode,
@@ -505,7 +505,7 @@ def test_build_function() -> None:
 
 
 def test_clean_resource_name_only_for_builders() -> None:
-    provisioner_ctx = make_ctx(extra_funcs=frozenset())
+    provisioner_ctx = make_ctx(extra_funcs={})
     with pytest.raises(TemplateSyntaxError, match='function "clean_resource_name" not defined'):
         render("{{ clean_resource_name `x` }}", provisioner_ctx)
     assert "clean_resource_name" in available_functions()

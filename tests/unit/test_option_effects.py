@@ -28,7 +28,6 @@ from pydantic import BaseModel
 
 from amibake import registry
 from amibake.config.base import PluginConfig, _find_model, unsupported_options
-from amibake.datasources.runner import SPECS
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -44,10 +43,8 @@ def implemented_plugins() -> dict[str, type[PluginConfig]]:
     for kind in KINDS:
         for name in registry.known(kind):
             spec = registry.lookup(kind, name)
-            if spec is not None and spec.impl:
+            if spec is not None and spec.impl and spec.config:
                 out[f"{kind}/{name}"] = spec.config_class()
-    for name, ds in SPECS.items():
-        out.setdefault(f"datasource/{name}", ds.config)
     return dict(sorted(out.items()))
 
 

@@ -10,59 +10,61 @@ collected in :attr:`DatasourceRunner.secrets` for the run's redactor.
 from __future__ import annotations
 
 import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from amibake import registry
 from amibake.config.base import CheckContext, PluginConfig, decode
-from amibake.datasources import configs
 from amibake.datasources.errors import DatasourceError
 from amibake.errors import Problem, UserInputError
+from amibake.registry import PluginSpec
 
 #: what an unknown value becomes in a config (the HCL loader's placeholder)
 UNKNOWN = "<unknown>"
 
 
-@dataclass(frozen=True)
-class Spec:
-    config: type[PluginConfig]
-    execute: Callable[[Any], tuple[dict[str, Any], list[str]]]
-
-
-def _ami(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+def execute_ami(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    """``amazon-ami``: (outputs, sensitive values)."""
     from amibake.datasources.amazon import amazon_ami
 
     out = amazon_ami(cfg)
     return out.values, out.secrets
 
 
-def _parameterstore(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+def execute_parameterstore(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    """``amazon-parameterstore``: (outputs, sensitive values)."""
     from amibake.datasources.amazon import amazon_parameterstore
 
     out = amazon_parameterstore(cfg)
     return out.values, out.secrets
 
 
-def _secretsmanager(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+def execute_secretsmanager(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    """``amazon-secretsmanager``: (outputs, sensitive values)."""
     from amibake.datasources.amazon import amazon_secretsmanager
 
     out = amazon_secretsmanager(cfg)
     return out.values, out.secrets
 
 
-def _http(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+def execute_http(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    """``http``: (outputs, no sensitive values)."""
     from amibake.datasources.http import http
 
     return http(cfg), []
 
 
-SPECS: dict[str, Spec] = {
-    "amazon-ami": Spec(configs.AmiDatasourceConfig, _ami),
-    "amazon-parameterstore": Spec(configs.ParameterStoreConfig, _parameterstore),
-    "amazon-secretsmanager": Spec(configs.SecretsManagerConfig, _secretsmanager),
-    "http": Spec(configs.HttpConfig, _http),
-}
+def null_output(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Packer's ``null`` data source: its ``input``, as ``output`` (evaluated by the HCL loader, in
+    ``validate`` too)."""
+    return {"output": config.get("input")}
+
+
+def executed_spec(typ: str) -> PluginSpec | None:
+    """The registry's spec of a data source this runner configures and executes (not ``null``)."""
+    spec = registry.lookup("datasource", typ)
+    return None if spec is None or spec.local else spec
 
 
 class DatasourceConfigError(UserInputError):
@@ -87,12 +89,13 @@ class DatasourceRunner:
         self.executed: list[str] = []
 
     def __call__(self, typ: str, name: str, config: dict[str, Any]) -> dict[str, Any]:
-        spec = SPECS.get(typ)
+        spec = executed_spec(typ)
         if spec is None:
             return {}
-        raw = config if self.execute else _without_unknown(spec.config, config)
+        config_cls = spec.config_class()
+        raw = config if self.execute else _without_unknown(config_cls, config)
         ctx = CheckContext(template_dir=self.template_dir, key_path="", check_files=False)
-        cfg, problems, _warnings = decode(spec.config, raw, ctx)
+        cfg, problems, _warnings = decode(config_cls, raw, ctx)
         if problems or cfg is None:
             raise DatasourceConfigError(problems or [Problem("invalid configuration")])
         if not self.execute:
@@ -100,7 +103,7 @@ class DatasourceRunner:
         if (typ, name) in self.replay:
             values, secrets = self.replay[(typ, name)]
         else:
-            values, secrets = spec.execute(cfg)
+            values, secrets = spec.impl_class()(cfg)
             self.executed.append(f"{typ}.{name}")
         self.outputs[(typ, name)] = (values, list(secrets))
         for s in secrets:
@@ -124,4 +127,4 @@ def _without_unknown(cls: type[PluginConfig], config: Mapping[str, Any]) -> dict
     return out
 
 
-__all__ = ["SPECS", "DatasourceConfigError", "DatasourceError", "DatasourceRunner"]
+__all__ = ["DatasourceConfigError", "DatasourceError", "DatasourceRunner", "executed_spec"]

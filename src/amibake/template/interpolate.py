@@ -2,18 +2,20 @@
 
 The engine (lexer, parse tree, parser, evaluator, functions, Go formatting) lives in
 :mod:`amibake.template.gotemplate`; this module offers it to the rest of amibake together with
-:class:`InterpContext` (what a template sees) and the amazon builders' template facts (late
-fields, build data, the functions they add).
+:class:`InterpContext` (what a template sees). The plugins' facts (the functions they add, the
+build data they offer) come from the core in a :class:`~amibake.template.facts.PluginFacts`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import amibake
+from amibake.template import facts
+from amibake.template.facts import BUILD_DATA_COMMON_KEYS
 from amibake.template.gotemplate.context import DeepInterpolationError, TemplateExecError, TemplateSyntaxError
 from amibake.template.gotemplate.executor import (
     check,
@@ -55,13 +57,8 @@ from amibake.template.gotemplate.nodes import (
 from amibake.template.gotemplate.parser import parse, validate
 
 __all__ = [
-    "AMAZON_BUILDER_FUNCS",
     "BUILD_DATA_COMMON_KEYS",
-    "BUILD_DATA_FIELDS_AMAZON",
-    "BUILD_DATA_GENERATED",
     "ERR_VARIABLE_NOT_SET",
-    "LATE_FIELDS_AMAZON",
-    "LATE_FIELDS_BY_BUILDER",
     "PLACEHOLDER_MSG",
     "ActionNode",
     "BoolNode",
@@ -89,7 +86,6 @@ __all__ = [
     "VariableNode",
     "WithNode",
     "available_functions",
-    "build_data_keys",
     "check",
     "complete_build_data",
     "parse",
@@ -102,99 +98,24 @@ __all__ = [
     "validate",
 ]
 
-# ---------------------------------------------------------------------------------------------
-# Amazon builder facts
-# ---------------------------------------------------------------------------------------------
-
-#: The config keys each amazon builder leaves out of its first interpolation pass (in Prepare)
-#: and renders later, at build time, with the build data (``{{ .SourceAMI }}``...). They are still
-#: *parsed* in Prepare, so an unknown function in them is an error before the build starts.
-#: Source: the ``InterpolateFilter: &interpolate.RenderFilter{Exclude: ...}`` list of each
-#: builder's ``Prepare`` in github.com/hashicorp/packer-plugin-amazon (HEAD of 2026-07):
-#: ``builder/ebs/builder.go``, ``builder/ebssurrogate/builder.go``, ``builder/ebsvolume/builder.go``,
-#: ``builder/instance/builder.go``, ``builder/chroot/builder.go``. Packer 1.6.6's copies in
-#: ``builder/amazon/*/builder.go`` are the same lists without ``fleet_tags``/``fleet_tag`` (keys
-#: that 1.6.6 did not have at all). The filter compares keys case-insensitively.
-LATE_FIELDS_BY_BUILDER: Mapping[str, frozenset[str]] = {
-    "amazon-ebs": frozenset({
-        "ami_description", "fleet_tags", "fleet_tag", "run_tags", "run_tag", "run_volume_tags",
-        "run_volume_tag", "spot_tags", "spot_tag", "snapshot_tags", "snapshot_tag", "tags", "tag",
-    }),
-    "amazon-ebssurrogate": frozenset({
-        "ami_description", "fleet_tags", "fleet_tag", "run_tags", "run_tag", "run_volume_tags",
-        "run_volume_tag", "snapshot_tags", "snapshot_tag", "spot_tags", "spot_tag", "tags", "tag",
-    }),
-    "amazon-ebsvolume": frozenset({
-        "fleet_tags", "fleet_tag", "run_tags", "run_tag", "run_volume_tags", "run_volume_tag",
-        "spot_tags", "spot_tag", "tags", "tag",
-    }),
-    "amazon-instance": frozenset({
-        "ami_description", "bundle_upload_command", "bundle_vol_command", "fleet_tags", "fleet_tag",
-        "run_tags", "run_volume_tags", "snapshot_tags", "tags", "spot_tags",
-    }),
-    "amazon-chroot": frozenset({
-        "ami_description", "snapshot_tags", "snapshot_tag", "tags", "tag", "root_volume_tags",
-        "root_volume_tag", "command_wrapper", "post_mount_commands", "pre_mount_commands",
-        "mount_path",
-    }),
-}  # fmt: skip
-
-#: Union of :data:`LATE_FIELDS_BY_BUILDER`.
-LATE_FIELDS_AMAZON: frozenset[str] = frozenset().union(*LATE_FIELDS_BY_BUILDER.values())
-
-#: The build data the amazon builders offer to late fields (``{{ .SourceAMI }}``), from
-#: packer-plugin-amazon ``common/build_filter.go``/``step_source_ami_info.go`` (``BuildInfoTemplate``).
-BUILD_DATA_FIELDS_AMAZON: frozenset[str] = frozenset({
-    "BuildRegion", "SourceAMI", "SourceAMIName", "SourceAMIOwner", "SourceAMIOwnerName",
-    "SourceAMICreationDate", "SourceAMITags",
-})  # fmt: skip
-
-#: packer ``packer/provisioner.go`` ``BuilderDataCommonKeys``: the build data every builder offers
-#: to ``{{ build `X` }}`` (JSON) and ``build.X`` (HCL2), whatever its type.
-BUILD_DATA_COMMON_KEYS: tuple[str, ...] = (
-    "ID", "Host", "Port", "User", "Password", "ConnType", "PackerRunUUID", "PackerHTTPPort",
-    "PackerHTTPIP", "PackerHTTPAddr", "SSHPublicKey", "SSHPrivateKey", "WinRMPassword",
-)  # fmt: skip
-
-#: The keys each builder adds (its ``Prepare``'s generated-data list): packer-plugin-amazon
-#: ``common/interpolate_build_info.go`` ``GetGeneratedDataList`` for every amazon builder,
-#: plus ``Device`` and ``MountPath`` for amazon-chroot (``builder/chroot/builder.go``). Not
-#: ``SourceAMITags``: a map, offered only to the builder's own late fields (``{{ .SourceAMITags.X }}``),
-#: never to ``build``. The null builder adds none.
-_AMAZON_GENERATED = (
-    "SourceAMIName", "BuildRegion", "SourceAMI", "SourceAMICreationDate", "SourceAMIOwner",
-    "SourceAMIOwnerName",
-)  # fmt: skip
-BUILD_DATA_GENERATED: Mapping[str, tuple[str, ...]] = {
-    "amazon-ebs": _AMAZON_GENERATED,
-    "amazon-ebssurrogate": _AMAZON_GENERATED,
-    "amazon-ebsvolume": _AMAZON_GENERATED,
-    "amazon-instance": _AMAZON_GENERATED,
-    "amazon-chroot": (*_AMAZON_GENERATED, "Device", "MountPath"),
-    "null": (),
-}
-
-
-def build_data_keys(builder_type: str) -> tuple[str, ...]:
-    """Every key ``{{ build `X` }}`` / ``build.X`` may name in a build of ``builder_type``."""
-    return BUILD_DATA_COMMON_KEYS + BUILD_DATA_GENERATED.get(builder_type, ())
-
-
-def complete_build_data(builder_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` with every key of :func:`build_data_keys` the builder did not supply set to Go's
-    ``<no value>``: what Packer's two passes give (``{{ build `Host` }}`` becomes ``{{.Host}}`` in
-    Prepare, then renders against the build's data, where a missing key prints ``<no value>``)."""
-    out: dict[str, Any] = {k: "<no value>" for k in build_data_keys(builder_type)}
+def complete_build_data(keys: Collection[str], data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with every key of ``keys`` (the build's :meth:`PluginFacts.build_data_keys`) the
+    builder did not supply set to Go's ``<no value>``: what Packer's two passes give (``{{ build
+    `Host` }}`` becomes ``{{.Host}}`` in Prepare, then renders against the build's data, where a
+    missing key prints ``<no value>``). ``keys`` may still be a builder type (the registry's facts)."""
+    if isinstance(keys, str):
+        keys = facts.registered().build_data_keys(keys)
+    out: dict[str, Any] = {k: "<no value>" for k in keys}
     out.update(data)
     return out
 
 
-#: Functions the amazon builders add to their interpolation context
-#: (packer-plugin-amazon ``common/template_funcs.go``: ``TemplateFuncs``). Not available in
-#: provisioner or post-processor configs. ``clean_ami_name``, its name before Packer 1.5, is
-#: rejected by Packer 1.6.6 and by current Packer alike (``function "clean_ami_name" not
-#: defined``), and so it is here.
-AMAZON_BUILDER_FUNCS: frozenset[str] = frozenset({"clean_resource_name"})
+def _plugin_funcs() -> Mapping[str, Callable[..., str]]:
+    return facts.registered().template_funcs
+
+
+def _renamed_funcs() -> Mapping[str, str]:
+    return facts.registered().renamed_funcs
 
 
 def _now() -> datetime:
@@ -230,9 +151,11 @@ class InterpContext:
     #: ``{{ build `ID` }}`` values; None: not available (Packer's error, or verbatim with
     #: ``keep_unknown_fields``)
     build_fn_data: Mapping[str, Any] | None = None
-    #: functions a plugin adds (the amazon builders: ``clean_resource_name``); pass
-    #: ``frozenset()`` for provisioner and post-processor configs
-    extra_funcs: frozenset[str] = AMAZON_BUILDER_FUNCS
+    #: functions plugins add, by name (the core passes the registry's; default: the same); ``{}``
+    #: for Packer's core context
+    extra_funcs: Mapping[str, Callable[..., str]] = field(default_factory=_plugin_funcs)
+    #: old function names, with their new name, for a hint in the "not defined" error
+    renamed_funcs: Mapping[str, str] = field(default_factory=_renamed_funcs)
     #: where ``aws_secretsmanager`` records each value it read (the run redacts them); None: nowhere
     secrets_out: list[str] | None = None
 
@@ -251,6 +174,7 @@ class InterpContext:
         return available_functions(self.extra_funcs)
 
 
-def available_functions(extra: Collection[str] = AMAZON_BUILDER_FUNCS) -> frozenset[str]:
-    """Names usable in a template: Go's builtins, Packer's functions and the plugin's ``extra``."""
-    return _functions_with(frozenset(extra))
+def available_functions(extra: Collection[str] | None = None) -> frozenset[str]:
+    """Names usable in a template: Go's builtins, Packer's functions and the plugins' ``extra``
+    (default: the registered plugins' functions)."""
+    return _functions_with(frozenset(_plugin_funcs() if extra is None else extra))

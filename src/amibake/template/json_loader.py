@@ -11,6 +11,7 @@ from typing import Any
 
 from amibake.errors import Pos, Problem, TemplateError
 from amibake.template.jsonpos import PosDict, PosList, loads, read_source
+from amibake.template.meta import POST_PROCESSOR_META, PROVISIONER_META
 from amibake.template.model import MISSING, BuildBlock, PluginBlock, Template, Variable
 
 ROOT_KEYS = frozenset(
@@ -28,17 +29,8 @@ ROOT_KEYS = frozenset(
 )
 #: keys Packer's core consumes; the plugin never sees them
 BUILDER_CORE_KEYS = ("type", "name")
-PROVISIONER_CORE_KEYS = (
-    "type",
-    "name",
-    "only",
-    "except",
-    "override",
-    "pause_before",
-    "max_retries",
-    "timeout",
-)
-POST_PROCESSOR_CORE_KEYS = ("type", "name", "only", "except", "keep_input_artifact")
+PROVISIONER_CORE_KEYS = ("type", *PROVISIONER_META)
+POST_PROCESSOR_CORE_KEYS = ("type", *POST_PROCESSOR_META)
 
 
 def weak_string(value: Any) -> str | None:

@@ -1,8 +1,8 @@
 """A parser and evaluator of Go's text/template, for Packer's legacy-JSON ``{{ }}`` interpolation.
 
 Packer renders every string of a JSON template with Go's ``text/template`` and the function set of
-``packer-plugin-sdk/template/interpolate/funcs.go`` (plus ``clean_resource_name`` that the amazon
-builders add). This module reimplements the part of that language templates use:
+``packer-plugin-sdk/template/interpolate/funcs.go`` (plus the functions plugins add, which the
+context brings). This module reimplements the part of that language templates use:
 
 * text outside ``{{ }}`` copied verbatim; ``{{-`` / ``-}}`` trim the white space next to them
   (the marker needs a space: ``{{-3}}`` is the number -3); ``{{/* comments */}}``;

@@ -7,7 +7,7 @@ that dataclass carries).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -29,6 +29,8 @@ class Context(Protocol):
     keep_unknown_fields: bool
     build_fn_data: Mapping[str, Any] | None
     secrets_out: list[str] | None
+    extra_funcs: Mapping[str, Callable[..., str]]
+    renamed_funcs: Mapping[str, str]
 
     @property
     def timestamp(self) -> int:

@@ -3,7 +3,7 @@ configuration, and the static inspection of a string (references, check)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -446,7 +446,7 @@ class _State:
         self, dot: Any, node: IdentifierNode, cmd: Node, args: Sequence[Node] | None, final: Any
     ) -> Any:
         name = node.name
-        spec = _lookup_func(name) if name in self.funcs else None
+        spec = _lookup_func(name, self.ctx.extra_funcs) if name in self.funcs else None
         if spec is None:
             raise _ExecErr(f'"{name}" is not a defined function', node)
         call_args = list(args[1:]) if args else []
@@ -710,22 +710,25 @@ def check(text: str, ctx: Context) -> list[str]:
         tree = parse(text, ctx.functions())
     except InterpolationError as e:
         msg = e.message
-        if '"clean_ami_name" not defined' in msg:
-            msg += " (it was renamed clean_resource_name)"
+        for old, new in ctx.renamed_funcs.items():
+            if f'"{old}" not defined' in msg:
+                msg += f" (it was renamed {new})"
         return [msg]
     problems: list[str] = []
     for node in _walk(tree):
         if isinstance(node, PipeNode):
             for stage, cmd in enumerate(node.cmds):
-                problems.extend(_check_command(text, cmd, piped=stage > 0))
+                problems.extend(_check_command(text, cmd, piped=stage > 0, extra=ctx.extra_funcs))
     return problems
 
 
-def _check_command(text: str, cmd: CommandNode, piped: bool) -> list[str]:
+def _check_command(
+    text: str, cmd: CommandNode, piped: bool, extra: Mapping[str, Callable[..., str]]
+) -> list[str]:
     first = cmd.args[0]
     if not isinstance(first, IdentifierNode):
         return []
-    spec = _lookup_func(first.name)
+    spec = _lookup_func(first.name, extra)
     if spec is None:
         return []
     name = first.name

@@ -1,9 +1,10 @@
 """The functions of a template: Packer's (``packer-plugin-sdk/template/interpolate/funcs.go``),
-the ones plugins add, and Go's builtins (``src/text/template/funcs.go``)."""
+the ones plugins add (given by the context), and Go's builtins (``src/text/template/funcs.go``)."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
@@ -218,19 +219,6 @@ def _f_lower(ctx: Context, s: str) -> str:
     return "".join(c.lower()[0] for c in s)
 
 
-_CLEAN_ALLOWED = frozenset(b"()[] ./-'@_")
-
-
-def _f_clean_resource_name(ctx: Context, s: str) -> str:
-    """packer-plugin-amazon ``templateCleanAMIName``: byte by byte, anything but ASCII letters,
-    digits and ``( ) [ ] space . / - ' @ _`` becomes ``-`` (so a 2-byte UTF-8 char gives ``--``)."""
-    out = bytearray()
-    for b in s.encode("utf-8", "surrogatepass"):
-        ok = 48 <= b <= 57 or 65 <= b <= 90 or 97 <= b <= 122 or b in _CLEAN_ALLOWED
-        out.append(b if ok else 0x2D)
-    return out.decode("ascii")
-
-
 # Go builtins (text/template/funcs.go), the commonly useful ones
 
 
@@ -401,10 +389,6 @@ _PACKER_FUNCS: Mapping[str, _Func] = {
     "lower": _Func((_STR,), _f_lower),
 }
 
-_PLUGIN_FUNCS: Mapping[str, _Func] = {
-    "clean_resource_name": _Func((_STR,), _f_clean_resource_name),
-}
-
 _GO_BUILTINS: Mapping[str, _Func] = {
     "and": _Func((_ANY,), _b_and, variadic=_ANY),
     "or": _Func((_ANY,), _b_or, variadic=_ANY),
@@ -430,8 +414,19 @@ _GO_BUILTINS: Mapping[str, _Func] = {
 
 @functools.lru_cache(maxsize=16)
 def _functions_with(extra: frozenset[str]) -> frozenset[str]:
-    return frozenset(_GO_BUILTINS) | frozenset(_PACKER_FUNCS) | (extra & frozenset(_PLUGIN_FUNCS))
+    return frozenset(_GO_BUILTINS) | frozenset(_PACKER_FUNCS) | extra
 
 
-def _lookup_func(name: str) -> _Func | None:
-    return _PACKER_FUNCS.get(name) or _PLUGIN_FUNCS.get(name) or _GO_BUILTINS.get(name)
+def _lookup_func(name: str, extra: Mapping[str, Callable[..., str]] | None = None) -> _Func | None:
+    """Packer's function, else a plugin's (from ``extra``, the context's), else Go's builtin."""
+    found = _PACKER_FUNCS.get(name)
+    if found is None and extra and name in extra:
+        found = _plugin_func(extra[name])
+    return found or _GO_BUILTINS.get(name)
+
+
+@functools.lru_cache(maxsize=32)
+def _plugin_func(fn: Callable[..., str]) -> _Func:
+    """A plugin's template function (string arguments, a string result) as the engine calls it."""
+    n = len(inspect.signature(fn).parameters)
+    return _Func((_STR,) * n, lambda ctx, *args: fn(*args))

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from amibake.template.facts import PluginFacts
     from amibake.template.model import Template
 
 
@@ -21,13 +22,15 @@ def load_hcl(
     plugins: Collection[str] | None = None,
     lenient: bool = False,
     init_time: datetime | None = None,
+    facts: PluginFacts | None = None,
 ) -> Template:
     """Load a ``.pkr.hcl``/``.pkr.json`` file or a directory of them into a :class:`Template`.
 
-    ``datasource_resolver(type, name, config) -> outputs`` executes data sources (amazon-ami,
-    amazon-parameterstore, amazon-secretsmanager, http); without one their outputs are unknown
-    and end up as ``"<unknown>"`` in plugin configs, as in ``packer validate``. ``plugins``:
-    plugin names satisfying ``required_plugins`` (default: the ones amibake implements). ``lenient``
+    ``datasource_resolver(type, name, config) -> outputs`` executes data sources (those of
+    ``facts.datasource_outputs`` but the local ones); without one their outputs are unknown
+    and end up as ``"<unknown>"`` in plugin configs, as in ``packer validate``. ``facts``: the
+    plugins' facts (default: the registry's, as :func:`amibake.core.template_facts` gathers them).
+    ``plugins``: plugin names satisfying ``required_plugins`` (default: the facts'). ``lenient``
     (``inspect``): unset variables are unknown and sources a build names but nobody defines are listed.
     ``init_time``: the run's clock (``timestamp()``, ``legacy_isotime``), read once per command.
     Raises :class:`amibake.errors.TemplateError` with every problem found.
@@ -37,7 +40,8 @@ def load_hcl(
 
     version = PACKER_COMPAT_VERSION
     return load(
-        Path(path), var_files, vars, env, datasource_resolver, plugins, version, lenient, init_time=init_time
+        Path(path), var_files, vars, env, datasource_resolver, plugins, version, lenient, init_time=init_time,
+        facts=facts,
     )
 
 

@@ -18,20 +18,11 @@ from amibake.template.hcl import ast as A
 from amibake.template.hcl.base import IDENT, File, Recorder
 from amibake.template.hcl.scope import Scope
 from amibake.template.hcl.values import UNKNOWN, to_plain
-from amibake.template.interpolate import build_data_keys
+from amibake.template.meta import HCL2_PROVISIONER_META, POST_PROCESSOR_META
 from amibake.template.model import BuildBlock, PluginBlock
 
-_PROVISIONER_META = (
-    "name",
-    "only",
-    "except",
-    "pause_before",
-    "max_retries",
-    "timeout",
-    "override",
-    "continue_on_error",
-)
-_POST_PROCESSOR_META = ("name", "only", "except", "keep_input_artifact")
+_PROVISIONER_META = HCL2_PROVISIONER_META
+_POST_PROCESSOR_META = POST_PROCESSOR_META
 
 #: a provisioner or post-processor block and the scope it is evaluated in (a dynamic block's iterator)
 _Scoped = tuple[A.Block, Mapping[str, Any]]
@@ -277,7 +268,8 @@ class Builds:
         bvars = dict(svars)
         # Packer's BuilderDataCommonKeys and this builder's generated data; each becomes the legacy
         # {{ .Key }} the plugin renders with the build's data (a missing one: "<no value>")
-        build_obj: dict[str, Any] = {k: "{{ ." + k + " }}" for k in build_data_keys(src.type)}
+        keys = self.scope.facts.build_data_keys(src.type)
+        build_obj: dict[str, Any] = {k: "{{ ." + k + " }}" for k in keys}
         build_obj["name"] = bname
         bvars["build"] = build_obj
         provisioners = self._plugins(parts.provisioners, f, bvars, "provisioner", u)

@@ -6,7 +6,7 @@ Semantics follow Packer's ``hcl2template`` package:
   default, ``PKR_VAR_name``, ``*.auto.pkrvars.hcl`` files, ``-var-file`` files in order, ``-var``;
   values are converted to the declared (or default-inferred) type and checked by ``validation``.
 * locals and data sources are evaluated lazily, in dependency order, with cycle detection.
-* data sources: ``null`` runs here; other known types go to ``datasource_resolver`` when given,
+* data sources: the local ones (the plugin facts') run here; others go to ``datasource_resolver``,
   else their outputs are unknown (Packer's ``validate`` without data source execution), and an
   unknown value ends up in a plugin config as Packer's placeholder ``"<unknown>"``.
 * each source used by a build becomes its own :class:`BuildBlock` (one source each), because
@@ -31,16 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from amibake.errors import Pos, Problem, TemplateError
+from amibake.template.facts import PluginFacts, registered
 from amibake.template.hcl import ast as A
 from amibake.template.hcl.base import File, Recorder
 from amibake.template.hcl.builds import Builds, source_ref
-from amibake.template.hcl.scope import DATASOURCE_OUTPUTS, SINGLE_BLOCKS, DatasourceResolver, Scope
+from amibake.template.hcl.scope import DatasourceResolver, Scope
 from amibake.template.hcl.values import to_plain
 from amibake.template.hcl.variables import Variables
 from amibake.template.model import Template
-
-#: plugins whose components amibake implements (``packer { required_plugins }``)
-IMPLEMENTED_PLUGINS = frozenset({"amazon"})
 
 _TOP_BLOCKS = {
     "packer": 0,
@@ -69,6 +67,7 @@ class _Loader:
         packer_version: str,
         lenient: bool = False,
         init_time: datetime | None = None,
+        facts: PluginFacts | None = None,
     ) -> None:
         self.path = path
         self.plugins = plugins
@@ -80,7 +79,7 @@ class _Loader:
         #: ``inspect`` (lenient): like Packer's, unset variables are unknown and undefined sources are listed
         self.rec = Recorder(lenient=lenient)
         self.variables = Variables(self.rec, var_files, cli_vars, env)
-        self.scope = Scope(self.rec, self.variables, path, packer_version, resolver)
+        self.scope = Scope(self.rec, self.variables, path, packer_version, resolver, facts or PluginFacts())
         self.builds = Builds(self.rec, self.scope)
         self.top: dict[str, Callable[[A.Block, File], None]] = {
             "packer": self.top_packer,
@@ -319,8 +318,13 @@ def load(
     packer_version: str,
     lenient: bool = False,
     init_time: datetime | None = None,
+    facts: PluginFacts | None = None,
 ) -> Template:
+    """Load a template; ``facts``: the plugins' (default: the registry's, :func:`registered`);
+    ``plugins``: the ``required_plugins`` amibake provides (default: the facts')."""
+    facts = facts or registered()
     loader = _Loader(
+        facts=facts,
         init_time=init_time,
         lenient=lenient,
         path=path,
@@ -328,7 +332,7 @@ def load(
         cli_vars=dict(vars),
         env=dict(os.environ if env is None else env),
         resolver=datasource_resolver,
-        plugins=frozenset(IMPLEMENTED_PLUGINS if plugins is None else plugins),
+        plugins=frozenset(facts.plugins if plugins is None else plugins),
         packer_version=packer_version,
     )
     try:
@@ -344,9 +348,6 @@ def load(
 
 
 __all__ = [
-    "DATASOURCE_OUTPUTS",
-    "IMPLEMENTED_PLUGINS",
-    "SINGLE_BLOCKS",
     "DatasourceResolver",
     "check_version_constraint",
     "load",

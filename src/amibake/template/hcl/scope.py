@@ -1,10 +1,10 @@
 """The HCL loader's evaluation scope: what ``var.``, ``local.``, ``data.``, ``path.``, ``packer.`` name.
 
 Locals and data sources are evaluated lazily, in dependency order, with cycle detection. Data
-sources: ``null`` runs here; other known types go to the ``datasource_resolver`` when there is one,
-else their outputs are unknown (Packer's ``validate`` without data source execution). Bodies (of data
-sources, sources, provisioners, post-processors) are decoded to config dicts in a scope, ``dynamic``
-blocks expanded.
+sources: the local ones of the plugin facts run here; other known types go to the
+``datasource_resolver`` when there is one, else their outputs are unknown (Packer's ``validate``
+without data source execution). Bodies (of data sources, sources, provisioners, post-processors)
+are decoded to config dicts in a scope, ``dynamic`` blocks expanded.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from amibake.errors import Pos
+from amibake.template.facts import PluginFacts
 from amibake.template.hcl import ast as A
 from amibake.template.hcl.base import File, Recorder
 from amibake.template.hcl.diagnostics import HclError
@@ -25,42 +26,6 @@ from amibake.template.hcl.variables import Variables
 from amibake.template.model import MISSING
 
 DatasourceResolver = Callable[[str, str, dict[str, Any]], dict[str, Any]]
-
-#: data source types and their output attributes (unknown in validate mode)
-DATASOURCE_OUTPUTS: dict[str, list[str]] = {
-    # packer-plugin-amazon datasource/*/data.go DatasourceOutput
-    "amazon-ami": ["id", "name", "creation_date", "owner", "owner_name", "tags"],
-    "amazon-parameterstore": ["value", "version", "arn"],
-    "amazon-secretsmanager": ["value", "secret_string", "secret_binary", "version_id"],
-    # Packer's datasource/http: ``request_headers`` holds the response headers (Packer's naming)
-    "http": ["url", "body", "request_headers"],
-    "null": ["output"],
-}
-
-#: nested blocks the amazon plugin declares as a single block (decoded to a dict);
-#: every other nested block is a list of blocks (decoded to a list of dicts)
-SINGLE_BLOCKS = frozenset(
-    {
-        "source_ami_filter",
-        "security_group_filter",
-        "subnet_filter",
-        "vpc_filter",
-        "metadata_options",
-        "assume_role",
-        "aws_polling",
-        "vault_aws_engine",
-        "placement",
-        "launch_template",
-        "temporary_iam_instance_profile_policy_document",
-        "filters",
-        "ami_filters",
-        "fast_launch",
-        "capacity_reservation",
-        "tenancy",
-        "hcp_packer_registry",
-    }
-)
-
 
 @dataclass
 class Data:
@@ -83,6 +48,8 @@ class Scope:
     path: Path
     packer_version: str
     resolver: DatasourceResolver | None
+    #: the plugins' facts: data source types and outputs, single blocks, build data
+    facts: PluginFacts = field(default_factory=PluginFacts)
     data: dict[tuple[str, str], Data] = field(default_factory=dict)
     #: the scope of top-level expressions; set by :meth:`start` once every value is known
     vars: dict[str, Any] = field(default_factory=dict)
@@ -94,9 +61,10 @@ class Scope:
                 f'Duplicate data block: data "{ref[0]}" "{ref[1]}" is already defined', f, b.line, b.col
             )
             return
-        if ref[0] not in DATASOURCE_OUTPUTS:
+        outputs = self.facts.datasource_outputs
+        if ref[0] not in outputs:
             self.rec.problem(
-                f'Unknown data source type "{ref[0]}": amibake knows {", ".join(sorted(DATASOURCE_OUTPUTS))}',
+                f'Unknown data source type "{ref[0]}": amibake knows {", ".join(sorted(outputs))}',
                 f,
                 b.line,
                 b.col,
@@ -177,10 +145,11 @@ class Scope:
             n_before = len(self.rec.problems)
             config, _ = self.decode_body(d.block.body, d.file, self.vars, key)
             failed = len(self.rec.problems) > n_before
-            outputs = DATASOURCE_OUTPUTS.get(typ, [])
-            if typ == "null":
-                d.value = {"output": config.get("input")}
-            elif self.resolver is not None and not failed and typ in DATASOURCE_OUTPUTS:
+            outputs = self.facts.datasource_outputs.get(typ, ())
+            local = self.facts.local_datasources.get(typ)
+            if local is not None:
+                d.value = local(config)
+            elif self.resolver is not None and not failed and typ in self.facts.datasource_outputs:
                 got = self._execute(d, config, key)
                 d.value = {o: got.get(o, UNKNOWN) for o in outputs} | dict(got)
             else:
@@ -258,7 +227,7 @@ class Scope:
                     p.column,
                     f"{key}.{name}",
                 )
-            if name in SINGLE_BLOCKS:
+            if name in self.facts.single_blocks:
                 if len(items) > 1:
                     self.rec.problem(
                         f'Duplicate {name} block: only one "{name}" block is allowed',

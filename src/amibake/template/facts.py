@@ -1,0 +1,62 @@
+"""What the template layer needs to know about the plugins, handed to it as a parameter.
+
+The template layer never names a plugin: the late keys, the build data, the template functions,
+the data sources' outputs and the single blocks come in a :class:`PluginFacts`, which the core
+gathers from the plugin registry (:func:`amibake.core.template_facts`) and passes to the loaders
+and to every :class:`~amibake.template.interpolate.InterpContext`. A caller that passes none gets
+:func:`registered`, the registry's facts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: packer ``packer/provisioner.go`` ``BuilderDataCommonKeys``: the build data every builder offers
+#: to ``{{ build `X` }}`` (JSON) and ``build.X`` (HCL2), whatever its type.
+BUILD_DATA_COMMON_KEYS: tuple[str, ...] = (
+    "ID", "Host", "Port", "User", "Password", "ConnType", "PackerRunUUID", "PackerHTTPPort",
+    "PackerHTTPIP", "PackerHTTPAddr", "SSHPublicKey", "SSHPrivateKey", "WinRMPassword",
+)  # fmt: skip
+
+
+#: a data source the loader evaluates itself: its config -> its outputs
+LocalDatasource = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PluginFacts:
+    """The plugins' facts, by plugin type (the template layer treats the types as opaque names)."""
+
+    #: config keys each plugin renders late, by (kind, type)
+    late_keys: Mapping[tuple[str, str], frozenset[str]] = field(default_factory=dict)
+    #: the build data keys each builder adds to :data:`BUILD_DATA_COMMON_KEYS`, by builder type
+    build_data: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: template functions plugins add (string arguments, a string result), by name
+    template_funcs: Mapping[str, Callable[..., str]] = field(default_factory=dict)
+    #: old function names a template may still use, with their new name (for a hint)
+    renamed_funcs: Mapping[str, str] = field(default_factory=dict)
+    #: every data source type and its output attributes
+    datasource_outputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: data sources the HCL loader evaluates itself (``config -> outputs``), in ``validate`` too
+    local_datasources: Mapping[str, LocalDatasource] = field(default_factory=dict)
+    #: nested blocks the plugins declare as a single block (every other one is a list of blocks)
+    single_blocks: frozenset[str] = frozenset()
+    #: the plugins (``required_plugins`` source names) whose components amibake implements
+    plugins: frozenset[str] = frozenset()
+
+    def late(self, kind: str, type_name: str) -> frozenset[str]:
+        """The config keys plugin ``type_name`` of ``kind`` renders late."""
+        return self.late_keys.get((kind, type_name), frozenset())
+
+    def build_data_keys(self, builder_type: str) -> tuple[str, ...]:
+        """Every key ``{{ build `X` }}`` / ``build.X`` may name in a build of ``builder_type``."""
+        return BUILD_DATA_COMMON_KEYS + self.build_data.get(builder_type, ())
+
+
+def registered() -> PluginFacts:
+    """The facts of the registered plugins, for a caller that passes none (loaded once)."""
+    from amibake.core import template_facts
+
+    return template_facts()
