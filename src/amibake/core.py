@@ -62,6 +62,8 @@ def template_facts() -> PluginFacts:
         },
         single_blocks=frozenset().union(*(s.single_blocks for s in specs)),
         plugins=frozenset(s.plugin for s in specs if s.plugin),
+        upgrade_block_keys=frozenset().union(*(s.hcl2_block_keys for s in specs)),
+        upgrade_keys={s.type: s.upgrade_keys for s in specs if s.upgrade_keys},
     )
 
 

@@ -14,7 +14,8 @@ def _amazon(type_name: str, config: str, impl: str = "", *, generated: tuple[str
     """An amazon builder: the plugin's late keys, build data, template functions and single blocks."""
     return PluginSpec("builder", type_name, config, impl, reuse=reuse, late_keys=amz.LATE_FIELDS,
                       build_data_keys=generated, template_funcs=amz.TEMPLATE_FUNCS,
-                      renamed_funcs=amz.RENAMED_FUNCS, single_blocks=amz.SINGLE_BLOCKS, plugin=amz.PLUGIN)
+                      renamed_funcs=amz.RENAMED_FUNCS, single_blocks=amz.SINGLE_BLOCKS, plugin=amz.PLUGIN,
+                      hcl2_block_keys=amz.HCL2_BLOCK_KEYS)
 
 
 _EXEC = frozenset({"execute_command"})
@@ -61,7 +62,8 @@ register(PluginSpec("post-processor", "artifice", f"{_PP}:ArtificeConfig",
 
 # data sources (executed by amibake.datasources.runner; null by the HCL loader itself)
 register(PluginSpec("datasource", "amazon-ami", f"{_DS}.configs:AmiDatasourceConfig",
-                    f"{_DS}.runner:execute_ami", outputs=amz.AMI_OUTPUTS, plugin=amz.PLUGIN))
+                    f"{_DS}.runner:execute_ami", outputs=amz.AMI_OUTPUTS, plugin=amz.PLUGIN,
+                    upgrade_keys=amz.ACCESS_KEYS))
 register(PluginSpec("datasource", "amazon-parameterstore", f"{_DS}.configs:ParameterStoreConfig",
                     f"{_DS}.runner:execute_parameterstore", outputs=amz.PARAMETERSTORE_OUTPUTS,
                     plugin=amz.PLUGIN))

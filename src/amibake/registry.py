@@ -46,6 +46,12 @@ class PluginSpec:
     single_blocks: frozenset[str] = frozenset()
     #: the Packer plugin (``required_plugins`` source name) the type belongs to, "" for Packer's core
     plugin: str = ""
+    #: keys the plugin's HCL2 spec declares as (repeatable) blocks even when their JSON value is a
+    #: flat object (``hcl2_upgrade`` writes them as blocks)
+    hcl2_block_keys: frozenset[str] = frozenset()
+    #: data sources only: the builder options ``hcl2_upgrade`` copies into a block of this type it
+    #: generates (from a builder's ``source_ami_filter``)
+    upgrade_keys: tuple[str, ...] = ()
     #: data sources only: the output attributes (unknown while ``validate`` does not execute it)
     outputs: tuple[str, ...] = ()
     #: data sources only: True when the HCL loader evaluates it itself, in ``validate`` too (a pure

@@ -273,8 +273,8 @@ def check_claim(entry: Entry, claim: str, validate: Callable[[list[str], Path], 
         in_files = [f for f in entry.var_files if word.search((entry.path / f).read_text())]
         return f"{arg} is given a value" if arg in given or in_files else ""
     if name == "datasource-refuses":
-        from amibake.config.base import unsupported_options
         from amibake import registry
+        from amibake.config.base import unsupported_options
 
         typ, _, key = arg.partition(".")
         spec = registry.lookup("datasource", typ)

@@ -45,6 +45,10 @@ class PluginFacts:
     single_blocks: frozenset[str] = frozenset()
     #: the plugins (``required_plugins`` source names) whose components amibake implements
     plugins: frozenset[str] = frozenset()
+    #: ``hcl2_upgrade``: keys the plugins' HCL2 specs declare as blocks, even for a flat JSON object
+    upgrade_block_keys: frozenset[str] = frozenset()
+    #: ``hcl2_upgrade``: the builder options it copies into a data source it generates, by its type
+    upgrade_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def late(self, kind: str, type_name: str) -> frozenset[str]:
         """The config keys plugin ``type_name`` of ``kind`` renders late."""

@@ -27,7 +27,8 @@ from typing import Any
 
 from amibake.errors import Pos, Problem, TemplateError
 from amibake.template import hclfmt
-from amibake.template.hcl.upgrade_translate import GoTemplateError, Translator, hcl_quote
+from amibake.template.facts import PluginFacts, registered
+from amibake.template.hcl.upgrade_translate import SECRETS_DATASOURCE, GoTemplateError, Translator, hcl_quote
 from amibake.template.jsonpos import PosDict, loads, read_source
 from amibake.template.meta import POST_PROCESSOR_META, PROVISIONER_META
 
@@ -99,50 +100,13 @@ KNOWN_PLUGINS = {
     "vsphere": "github.com/hashicorp/vsphere",
 }
 
-#: keys the amazon plugin's HCL2 spec declares as (repeatable) blocks even when their JSON value
-#: is a flat object, where Packer's guess (object of scalars = attribute) would be wrong
-BLOCK_KEYS = frozenset(
-    {
-        "ami_block_device_mappings",
-        "assume_role",
-        "aws_polling",
-        "launch_block_device_mappings",
-        "metadata_options",
-        "security_group_filter",
-        "source_ami_filter",
-        "subnet_filter",
-        "vault_aws_engine",
-        "vpc_filter",
-        "temporary_iam_instance_profile_policy_document",
-        "fleet_tag",
-        "run_tag",
-        "run_volume_tag",
-        "spot_tag",
-        "tag",
-    }
-)
 #: objects Packer always writes as attributes
 ATTRIBUTE_KEYS = frozenset({"linux_options", "network_interface", "shared_image_gallery"})
 
-#: access settings copied from an amazon builder into the ``amazon-ami`` data source
-AWS_ACCESS_KEYS = (
-    "access_key",
-    "assume_role",
-    "custom_endpoint_ec2",
-    "shared_credentials_file",
-    "decode_authorization_messages",
-    "insecure_skip_tls_verify",
-    "max_retries",
-    "mfa_code",
-    "profile",
-    "region",
-    "secret_key",
-    "skip_metadata_api_check",
-    "skip_credential_validation",
-    "token",
-    "vault_aws_engine",
-    "aws_polling",
-)
+#: the data source Packer's upgrade makes of a builder's ``source_ami_filter`` (with the builder's
+#: access options, :attr:`PluginFacts.upgrade_keys` of this type): Packer's own ``hcl2_upgrade``
+#: behaviour (``command/hcl2_upgrade.go``), as is the data source of ``aws_secretsmanager`` calls
+AMI_DATASOURCE = "amazon-ami"
 
 # --- HCL text ------------------------------------------------------------------------------
 
@@ -178,17 +142,22 @@ def _value(v: Any, tr: Translator) -> str:
     return hcl_quote(str(v))
 
 
-def _is_block(key: str, value: Any) -> bool:
+def _is_block(key: str, value: Any, block_keys: frozenset[str]) -> bool:
+    """Whether ``key`` is written as a block; ``block_keys``: those the plugins' HCL2 specs declare as
+    (repeatable) blocks even when their JSON value is a flat object, where Packer's guess (object of
+    scalars = attribute) would be wrong."""
     if isinstance(value, dict):
         if key in ATTRIBUTE_KEYS:
             return False
-        return key in BLOCK_KEYS or not all(_is_scalar(x) for x in value.values())
+        return key in block_keys or not all(_is_scalar(x) for x in value.values())
     if isinstance(value, list):
         return any(isinstance(x, dict) for x in value) and all(isinstance(x, dict) for x in value)
     return False
 
 
-def _body(cfg: dict[str, Any], tr: Translator, first: dict[str, Any] | None = None) -> list[str]:
+def _body(
+    cfg: dict[str, Any], tr: Translator, block_keys: frozenset[str], first: dict[str, Any] | None = None
+) -> list[str]:
     """The lines of a block body: ``first`` keys in their order, then ``cfg`` sorted."""
     lines: list[str] = []
     items = [*(first or {}).items(), *sorted(cfg.items())]
@@ -196,9 +165,9 @@ def _body(cfg: dict[str, Any], tr: Translator, first: dict[str, Any] | None = No
         name = key if _IDENT.match(key) else hcl_quote(key)
         if isinstance(value, list) and not value:
             continue
-        if _is_block(key, value) and _IDENT.match(key):
+        if _is_block(key, value, block_keys) and _IDENT.match(key):
             for obj in value if isinstance(value, list) else [value]:
-                lines += [f"{name} {{", *_body(obj, tr), "}"]
+                lines += [f"{name} {{", *_body(obj, tr, block_keys), "}"]
         else:
             lines.append(f"{name} = {_value(value, tr)}")
     return lines
@@ -296,6 +265,8 @@ class _Upgrade:
     translator meets ``aws_secretsmanager`` calls, the ``timestamp`` and the legacy time functions."""
 
     raw: dict[str, Any]
+    #: the plugins' facts: block keys, the options copied into a generated data source
+    facts: PluginFacts
     tr: Translator = field(default_factory=Translator)
     #: HashiCorp plugins the template uses (``required_plugins``)
     plugins: set[str] = field(default_factory=set)
@@ -367,9 +338,9 @@ class _Upgrade:
             cfg = {k: v for k, v in b.items() if k not in ("type", "name")}
             if type_.startswith("amazon-") and isinstance(cfg.get("source_ami_filter"), dict):
                 data_name = self._ami_data(cfg, ami_filters, ami_blocks)
-                cfg["source_ami"] = f"{{{{ data `amazon-ami.{data_name}.id` }}}}"
+                cfg["source_ami"] = f"{{{{ data `{AMI_DATASOURCE}.{data_name}.id` }}}}"
             self.tr.notes = []
-            body = _body(cfg, self.tr)
+            body = _body(cfg, self.tr, self.facts.upgrade_block_keys)
             source_blocks.append(
                 _block(f"source {hcl_quote(type_)} {hcl_quote(new_name)}", body, self.tr.notes)
             )
@@ -383,14 +354,15 @@ class _Upgrade:
         """Move an amazon builder's ``source_ami_filter`` (with its access keys) to an ``amazon-ami``
         data block, one per distinct filter; returns the data block's name."""
         flt = dict(cfg.pop("source_ami_filter"))
-        flt.update({k: cfg[k] for k in AWS_ACCESS_KEYS if k in cfg})
+        flt.update({k: cfg[k] for k in self.facts.upgrade_keys.get(AMI_DATASOURCE, ()) if k in cfg})
         if flt in ami_filters:
             return f"autogenerated_{ami_filters.index(flt) + 1}"
         ami_filters.append(flt)
         data_name = f"autogenerated_{len(ami_filters)}"
         self.tr.notes = []
-        body = _body(flt, self.tr)
-        ami_blocks.append(_block(f'data "amazon-ami" {hcl_quote(data_name)}', body, self.tr.notes))
+        body = _body(flt, self.tr, self.facts.upgrade_block_keys)
+        head = f"data {hcl_quote(AMI_DATASOURCE)} {hcl_quote(data_name)}"
+        ami_blocks.append(_block(head, body, self.tr.notes))
         return data_name
 
     # --- provisioners and post-processors ----------------------------------------------------
@@ -419,7 +391,7 @@ class _Upgrade:
             self.tr.notes.append(
                 "the JSON 'override' of this provisioner is not translated: set it in the sources"
             )
-        body = _body(cfg, self.tr)
+        body = _body(cfg, self.tr, self.facts.upgrade_block_keys)
         return _block(f"{kind} {hcl_quote(p['type'])}", body, self.tr.notes)
 
     def post_processors(self) -> list[list[str]]:
@@ -457,7 +429,8 @@ class _Upgrade:
                 cfg[key] = _refs(pp[key])
         if isinstance(pp.get("name"), str) and pp["name"] not in ("", pp["type"]):
             cfg["name"] = pp["name"]
-        return [f"post-processor {hcl_quote(pp['type'])} {{", *_body(cfg, self.tr, first), "}"]
+        body = _body(cfg, self.tr, self.facts.upgrade_block_keys, first)
+        return [f"post-processor {hcl_quote(pp['type'])} {{", *body, "}"]
 
     # --- the packer and build blocks ---------------------------------------------------------
 
@@ -499,7 +472,8 @@ class _Upgrade:
     def secret_blocks(self) -> list[list[str]]:
         """A ``amazon-secretsmanager`` data block for every ``aws_secretsmanager`` call translated."""
         return [
-            [f'data "amazon-secretsmanager" {hcl_quote(sid)} {{', *_body(cfg, Translator()), "}"]
+            [f"data {hcl_quote(SECRETS_DATASOURCE)} {hcl_quote(sid)} {{",
+             *_body(cfg, Translator(), self.facts.upgrade_block_keys), "}"]
             for sid, cfg in sorted(self.tr.secrets.items())
         ]
 
@@ -537,10 +511,13 @@ class _Output:
             self.lines.extend(blk)
 
 
-def upgrade(text: str, filename: str, *, annotations: bool = False) -> UpgradeReport:
-    """Translate the JSON template ``text`` into canonical HCL2 text."""
+def upgrade(
+    text: str, filename: str, *, annotations: bool = False, facts: PluginFacts | None = None
+) -> UpgradeReport:
+    """Translate the JSON template ``text`` into canonical HCL2 text; ``facts``: the plugins'
+    (default: the registry's)."""
     raw, builders, provisioners, variables = _parse(text, filename)
-    up = _Upgrade(raw)
+    up = _Upgrade(raw, facts or registered())
     var_blocks, locals_section = up.variables(variables)
     source_refs, ami_blocks, source_blocks = up.sources(builders)
     prov_blocks = up.provisioners(provisioners)
@@ -577,7 +554,9 @@ def upgrade(text: str, filename: str, *, annotations: bool = False) -> UpgradeRe
     return UpgradeReport(hclfmt.render(tokens), up.warnings)
 
 
-def upgrade_file(path: Path, output: Path, *, annotations: bool = False) -> UpgradeReport:
+def upgrade_file(
+    path: Path, output: Path, *, annotations: bool = False, facts: PluginFacts | None = None
+) -> UpgradeReport:
     """Read the JSON template at ``path`` and write its HCL2 translation to ``output``."""
     try:
         text = read_source(path)
@@ -585,7 +564,7 @@ def upgrade_file(path: Path, output: Path, *, annotations: bool = False) -> Upgr
         raise TemplateError([Problem(f"template file not found: {path}")]) from None
     except (OSError, UnicodeDecodeError) as e:
         raise TemplateError([Problem(f"cannot read template: {e}", pos=Pos(str(path)))]) from None
-    report = upgrade(text, str(path), annotations=annotations)
+    report = upgrade(text, str(path), annotations=annotations, facts=facts)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(report.text, encoding="utf-8")

@@ -85,6 +85,24 @@ SINGLE_BLOCKS: frozenset[str] = frozenset({
     "capacity_reservation", "tenancy", "hcp_packer_registry",
 })  # fmt: skip
 
+#: keys the amazon plugin's HCL2 spec declares as (repeatable) blocks even when their JSON value
+#: is a flat object, where Packer's guess in ``hcl2_upgrade`` (object of scalars = attribute) is wrong
+HCL2_BLOCK_KEYS: frozenset[str] = frozenset({
+    "ami_block_device_mappings", "assume_role", "aws_polling", "launch_block_device_mappings",
+    "metadata_options", "security_group_filter", "source_ami_filter", "subnet_filter", "vault_aws_engine",
+    "vpc_filter", "temporary_iam_instance_profile_policy_document", "fleet_tag", "run_tag",
+    "run_volume_tag", "spot_tag", "tag",
+})  # fmt: skip
+
+#: access settings ``hcl2_upgrade`` copies from an amazon builder into the ``amazon-ami`` data source
+#: it makes of the builder's ``source_ami_filter``
+ACCESS_KEYS: tuple[str, ...] = (
+    "access_key", "assume_role", "custom_endpoint_ec2", "shared_credentials_file",
+    "decode_authorization_messages", "insecure_skip_tls_verify", "max_retries", "mfa_code", "profile",
+    "region", "secret_key", "skip_metadata_api_check", "skip_credential_validation", "token",
+    "vault_aws_engine", "aws_polling",
+)  # fmt: skip
+
 #: packer-plugin-amazon datasource/*/data.go ``DatasourceOutput``
 AMI_OUTPUTS = ("id", "name", "creation_date", "owner", "owner_name", "tags")
 PARAMETERSTORE_OUTPUTS = ("value", "version", "arn")

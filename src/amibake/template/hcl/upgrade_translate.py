@@ -19,6 +19,8 @@ _REPLACE_HINT = (
     "`replace(string, substring, replacement)` or `regex_replace(string, substring, replacement)`",
     f"{_UNHANDLED_DOCS}replace or {_UNHANDLED_DOCS}regex_replace",
 )
+#: the data source Packer's upgrade makes of each ``aws_secretsmanager`` call (``command/hcl2_upgrade.go``)
+SECRETS_DATASOURCE = "amazon-secretsmanager"
 #: Go template functions with no automatic HCL2 translation: (what to use instead, docs)
 UNHANDLED = {
     "lower": ("`lower(var.example)`", f"{_UNHANDLED_DOCS}lower"),
@@ -207,7 +209,7 @@ class Translator:
         if name == "user":
             return f"${{{'local' if args[0] in self.locals_ else 'var'}.{args[0]}}}"
         if name == "aws_secretsmanager":
-            return f"${{data.amazon-secretsmanager.{self.secret(args)}.value}}"
+            return f"${{data.{SECRETS_DATASOURCE}.{self.secret(args)}.value}}"
         table: dict[str, Callable[[], str]] = {
             "env": lambda: f"${{env({json.dumps(args[0]) if args else ''})}}",
             "build": lambda: f"${{build.{args[0]}}}",
