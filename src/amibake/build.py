@@ -3,16 +3,12 @@
 Packer's core, in one module: each build runs in its own thread; the builder calls back
 :meth:`BuildHooks.provision` with its communicator; the post-processor chains then run on the
 builder's artifact with Packer's ``keep_input_artifact`` rules; the closing summary lists the
-artifacts of the successful builds. Exit status 1 if any build failed.
+artifacts of the successful builds. The library raises and returns: signals, exit status and
+the debug log belong to the process, set up by the CLI (:mod:`amibake.cli.process`).
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import stat
-import sys
 import threading
 import time
 from collections.abc import Mapping
@@ -27,7 +23,6 @@ from amibake.communicator.base import Communicator
 from amibake.core import PluginInstance, PreparedBuild, RunContext, late_keys, strings_in
 from amibake.errors import AmibakeError, BuildError, InterpolationError, TemplateError
 from amibake.ui.console import BuildUi, Console, human_duration
-from amibake.ui.redact import RedactingFilter
 
 
 @dataclass
@@ -165,6 +160,32 @@ class BuildRunner:
         self.options = options
         self.cancel = threading.Event()
         self.console.redact.add(*run.secrets())
+
+    def request_cancel(self) -> None:
+        """Cancel every build: each stops at its next step and cleans up what it created, then
+        :meth:`run_all` returns. What stops the process is the caller's (the CLI's) business."""
+        self.cancel.set()
+
+    def left_behind(self) -> list[str]:
+        """What the run's journal says exists and was not removed."""
+        from amibake.journal import Journal, load_run
+
+        try:
+            rec = load_run(Journal(self.run.run_id).path)
+        except (OSError, ValueError):
+            return []
+        return [r.describe() for r in rec.live if not rec.keeps(r)]
+
+    def log_secrets(self) -> list[str]:
+        """Every secret of the run a debug log must mask: the sensitive variables and data source
+        outputs, and the builds' SSH passwords."""
+        secrets = list(self.run.secrets())
+        for build in self.builds:
+            for key in ("ssh_password", "ssh_bastion_password"):
+                password = getattr(build.builder.config, key, "")
+                if isinstance(password, str) and password:
+                    secrets.append(password)
+        return secrets
 
     def _render(self, build: PreparedBuild) -> Any:
         from amibake.template.interpolate import complete_build_data, render
@@ -311,89 +332,3 @@ class BuildRunner:
             for i, f in enumerate(a.files):
                 c.machine_line(name, "artifact", str(n), "file", str(i), f)
             c.machine_line(name, "artifact", str(n), "end")
-
-
-def install_signal_handlers(runner: BuildRunner) -> dict[str, int]:
-    """First SIGINT/SIGTERM cancels the builds (they clean up, then the command exits 130/143); the
-    second is refused with a message; the third exits at once, naming what is left and the command
-    that removes it. Also starts the debug log when AMIBAKE_LOG / PACKER_LOG asks for one."""
-    install_debug_log(runner)
-    state = {"count": 0, "signum": 0}
-
-    def handler(signum: int, frame: Any) -> None:
-        state["count"] += 1
-        state["signum"] = state["signum"] or signum
-        if state["count"] == 1:
-            runner.console.error("Interrupt received. Cancelling the builds and cleaning up...")
-            runner.cancel.set()
-        elif state["count"] == 2:
-            runner.console.error(
-                "Cleanup in progress: interrupting now would leave resources behind. "
-                "Interrupt once more to exit immediately anyway."
-            )
-        else:
-            left = _left_behind(runner.run.run_id)
-            runner.console.error("Exiting without finishing cleanup.")
-            if left:
-                runner.console.error("Left behind: " + ", ".join(left))
-            runner.console.error(f"Remove what is left with: amibake cleanup --run {runner.run.run_id}")
-            sys.stderr.flush()
-            sys.stdout.flush()
-            os._exit(128 + state["signum"])
-
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
-    return state
-
-
-def _left_behind(run_id: str) -> list[str]:
-    """What the run's journal says exists and was not removed."""
-    from amibake.journal import Journal, load_run
-
-    try:
-        rec = load_run(Journal(run_id).path)
-    except (OSError, ValueError):
-        return []
-    return [r.describe() for r in rec.live if not rec.keeps(r)]
-
-
-def install_debug_log(
-    runner: BuildRunner, environ: Mapping[str, str] | None = None
-) -> logging.Handler | None:
-    """AMIBAKE_LOG=1 (or PACKER_LOG=1): debug log of amibake and botocore to AMIBAKE_LOG_PATH
-    (PACKER_LOG_PATH), else stderr, with every known secret redacted."""
-    env = os.environ if environ is None else environ
-    flag = env.get("AMIBAKE_LOG") or env.get("PACKER_LOG") or ""
-    if flag.strip() in ("", "0"):
-        return None
-    path = env.get("AMIBAKE_LOG_PATH") or env.get("PACKER_LOG_PATH") or ""
-    handler: logging.Handler
-    if path:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            if stat.S_ISREG(os.fstat(fd).st_mode):  # a log left by an earlier run may be 0644
-                os.fchmod(fd, 0o600)
-        except OSError as exc:
-            raise AmibakeError(f"cannot open the debug log {path}: {exc.strerror or exc}") from None
-        handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-    secrets = list(runner.run.secrets())
-    secrets += [env[k] for k in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if env.get(k)]
-    for build in runner.builds:
-        for key in ("ssh_password", "ssh_bastion_password"):
-            password = getattr(build.builder.config, key, "")
-            if isinstance(password, str) and password:
-                secrets.append(password)
-    redactor = runner.console.redact
-    redactor.add(*secrets)
-    handler.addFilter(RedactingFilter(redactor))
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.DEBUG)
-    for name in ("amibake", "botocore", "asyncssh"):
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.DEBUG)
-        logger.addHandler(handler)
-    logging.getLogger("amibake").debug("debug log started for run %s", runner.run.run_id)
-    return handler

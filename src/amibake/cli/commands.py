@@ -222,7 +222,8 @@ def build(
     import sys
 
     started = datetime.now(UTC)  # the run's one clock: {{timestamp}}, {{isotime}}, timestamp()
-    from amibake.build import BuildOptions, BuildRunner, install_signal_handlers
+    from amibake.build import BuildOptions, BuildRunner
+    from amibake.cli.process import install_signal_handlers
     from amibake.core import load_template, refuse_unbuildable
     from amibake.errors import Interrupted
     from amibake.ui.console import Console, Redactor
