@@ -1,0 +1,95 @@
+"""The template layer and the core never name a plugin (issue #11): plugin facts live in the
+plugins' registrations (:mod:`amibake.plugins`) and reach the template layer as parameters.
+
+Every string constant in code (docstrings aside) of ``src/amibake/template/**`` and
+``src/amibake/core.py`` is checked against the registered plugin types: equal to one, or holding a
+hyphenated one as a word (``'data "amazon-ami" '``). The few that must stay are listed below, each
+with its reason: Packer's own ``hcl2_upgrade`` behaviour, words that only look like a type (HCL's
+``null``, the ``file()`` function) and examples in error messages.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from amibake import registry
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "amibake"
+
+#: (module path under src/amibake, plugin type) -> why the module may name it
+ALLOWED: dict[tuple[str, str], str] = {
+    # Packer's own hcl2_upgrade (command/hcl2_upgrade.go) writes these, whatever plugins exist
+    ("template/hcl2_upgrade.py", "amazon-ami"): "the data block made of a source_ami_filter, its header",
+    ("template/hcl2_upgrade.py", "amazon-secretsmanager"): "the header of the aws_secretsmanager data block",
+    ("template/hcl/upgrade_translate.py", "amazon-secretsmanager"): "aws_secretsmanager's data block",
+    ("template/hcl2_upgrade.py", "ansible"): "Packer's required_plugins table (a plugin, not the type)",
+    ("template/hcl2_upgrade.py", "shell"): "the builder types Packer's upgrade does not warn about",
+    ("template/hcl2_upgrade.py", "file"): "as above",
+    ("template/hcl2_upgrade.py", "breakpoint"): "as above",
+    ("template/hcl2_upgrade.py", "null"): "as above, and the HCL literal null",
+    # the same words, not plugin types
+    ("template/json_loader.py", "null"): "the JSON literal",
+    ("template/hcl/jsonsyntax.py", "null"): "the JSON literal",
+    ("template/hcl/functions.py", "null"): "HCL's null (a type name in messages)",
+    ("template/hcl/parser.py", "null"): "HCL's null literal",
+    ("template/hcl/values.py", "null"): "HCL's null (a type name)",
+    ("template/hcl/functions.py", "file"): "HCL2's file() function",
+    # examples in error messages (output unchanged)
+    ("template/hcl/builds.py", "amazon-ebs"): 'the examples "source.amazon-ebs.NAME", ["amazon-ebs.NAME"]',
+}
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                ids.add(id(body[0].value))
+    return ids
+
+
+def _modules() -> list[Path]:
+    return [*sorted((SRC / "template").rglob("*.py")), SRC / "core.py"]
+
+
+def _hits(path: Path, types: set[str]) -> list[tuple[str, str, int]]:
+    """(plugin type, string constant, line) of every string constant in code naming a type."""
+    tree = ast.parse(path.read_text(), str(path))
+    docs = _docstrings(tree)
+    words = {t: re.compile(rf"(?<![\w-]){re.escape(t)}(?![\w-])") for t in sorted(types) if "-" in t}
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
+            s = node.value
+            if s in types:
+                out.append((s, s, node.lineno))
+            else:
+                out += [(t, s, node.lineno) for t, w in words.items() if w.search(s)]
+    return out
+
+
+def test_template_layer_and_core_name_no_plugin() -> None:
+    types = {spec.type for spec in registry.specs()}
+    found = []
+    for path in _modules():
+        rel = path.relative_to(SRC).as_posix()
+        for t, s, line in _hits(path, types):
+            if (rel, t) not in ALLOWED:
+                found.append(f"{rel}:{line}: {t} in {s[:80]!r}")
+    assert not found, "plugin types named outside the plugins' registrations:\n" + "\n".join(found)
+
+
+def test_allowed_entries_are_still_needed() -> None:
+    types = {spec.type for spec in registry.specs()}
+    seen = {(p.relative_to(SRC).as_posix(), t) for p in _modules() for t, _, _ in _hits(p, types)}
+    assert set(ALLOWED) <= seen, sorted(set(ALLOWED) - seen)
+
+
+def test_the_check_finds_a_plugin_name(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text('"""naming amazon-ebs is fine"""\nX = {"amazon-ebs": 1}\nY = f"{X} amazon-ebs."\n')
+    found = [(t, s) for t, s, _ in _hits(bad, {"amazon-ebs", "http"})]
+    assert found == [("amazon-ebs", "amazon-ebs"), ("amazon-ebs", " amazon-ebs.")]
