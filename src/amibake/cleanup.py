@@ -36,15 +36,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from amibake.builders.amazon.access import AssumeRole, AwsAccess, Polling
-from amibake.builders.amazon.ec2 import (
-    CLIENTS,
-    AwsError,
-    Ec2Gateway,
-    RetryPolicy,
-    Tagged,
-    tag_dict,
-)
+from amibake.aws.access import AssumeRole, AwsAccess
+from amibake.aws.errors import AwsError
+from amibake.aws.retry import RetryPolicy
+from amibake.aws.session import CLIENTS
+from amibake.builders.amazon.access import Polling
+from amibake.builders.amazon.ec2 import Ec2Gateway, Tagged, tag_dict
 from amibake.journal import (
     KINDS,
     Journal,

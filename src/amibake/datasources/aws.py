@@ -1,28 +1,28 @@
-"""boto3 clients for the AWS data sources, with the builders' access rules.
+"""AWS clients for the data sources, from the AWS session layer (:mod:`amibake.aws`).
 
-Credentials: ``access_key``/``secret_key``/``token``, else ``profile``, else boto3's default chain
+Credentials: ``access_key``/``secret_key``/``token``, else ``profile``, else botocore's default chain
 (environment, shared files; ``shared_credentials_file`` names the credentials file). Region:
 ``region``, else ``AWS_REGION``/``AWS_DEFAULT_REGION`` or the profile's. Calls go to
 ``custom_endpoint_ec2`` when set (Packer puts it on the session, so the SSM and Secrets Manager data
-sources use it too); every service also honours boto3's ``AWS_ENDPOINT_URL`` /
+sources use it too); every service also honours botocore's ``AWS_ENDPOINT_URL`` /
 ``AWS_ENDPOINT_URL_<SERVICE>``. ``insecure_skip_tls_verify`` turns certificate verification off for
-every client of the data source (Packer sets it on the session's HTTP transport). This module
-imports boto3: it is imported only when a data source is executed.
+every client of the data source (Packer sets it on the session's HTTP transport). Each client is the
+data source's own (:meth:`~amibake.aws.session.ClientPool.detached`), retried by botocore's standard
+mode ``max_retries`` times (10 when unset). This module imports botocore: it is imported only when a
+data source is executed.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import boto3
-import botocore.config
 import botocore.exceptions
-import botocore.session
+import botocore.parsers
 
-from amibake.builders.amazon.access import TLS_HINT, quiet_insecure_warnings
+from amibake.aws.errors import AwsError, error_parts
+from amibake.aws.session import CLIENTS
 from amibake.builders.amazon.config_access import AccessConfig
 from amibake.datasources.errors import DatasourceError
 
@@ -39,53 +39,22 @@ class AwsCallError(DatasourceError):
 
 
 def client(access: AccessConfig, service: str) -> Any:
-    kwargs: dict[str, Any] = {}
-    if access.profile:
-        kwargs["profile_name"] = access.profile
-    if access.access_key:
-        kwargs["aws_access_key_id"] = access.access_key
-        kwargs["aws_secret_access_key"] = access.secret_key
-        if access.token:
-            kwargs["aws_session_token"] = access.token
-    region = access.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
     with translated():
-        core = botocore.session.Session()
-        if access.shared_credentials_file:
-            core.set_config_variable("credentials_file", os.path.expanduser(access.shared_credentials_file))
-        session = boto3.session.Session(region_name=region, botocore_session=core, **kwargs)
-        cfg = botocore.config.Config(
-            retries={"mode": "standard", "max_attempts": max(1, access.max_retries or 10)},
-            connect_timeout=10,
-            read_timeout=60,
-        )
-        kw: dict[str, Any] = {"config": cfg}
-        # Packer sets it on the session (aws-sdk-go v1): every client of a data source uses it
-        if access.custom_endpoint_ec2:
-            kw["endpoint_url"] = access.custom_endpoint_ec2
-        if access.insecure_skip_tls_verify:
-            kw["verify"] = False
-            quiet_insecure_warnings()
-        if session.region_name is None:
-            raise AwsCallError(
-                "", "no AWS region: set `region` in the data source, AWS_REGION, or a profile's region"
-            )
-        return session.client(service, **kw)
+        return CLIENTS.detached(service, access.aws_access(), attempts=max(1, access.max_retries or 10))
 
 
 @contextmanager
 def translated() -> Iterator[None]:
-    """botocore's exceptions become :class:`AwsCallError` (code and AWS's message)."""
+    """botocore's exceptions (and the session layer's :class:`AwsError`) become
+    :class:`AwsCallError` (code and AWS's message)."""
     try:
         yield
-    except botocore.exceptions.ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise AwsCallError(str(err.get("Code", "")), str(err.get("Message", exc))) from exc
-    except botocore.exceptions.SSLError as exc:
-        raise AwsCallError("", f"{exc}; {TLS_HINT}") from exc
-    except botocore.exceptions.NoCredentialsError as exc:
-        raise AwsCallError("", f"no AWS credentials found ({exc})") from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise AwsCallError("", str(exc)) from exc
+    except AwsError as exc:
+        raise AwsCallError(exc.code, exc.aws_message) from exc
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
+            botocore.parsers.ResponseParserError) as exc:
+        code, message = error_parts(exc) or ("", str(exc))
+        raise AwsCallError(code, message) from exc
 
 
 def call(fn: Callable[..., T], **params: Any) -> T:

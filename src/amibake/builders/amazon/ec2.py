@@ -1,8 +1,9 @@
-"""The one module that talks to AWS (EC2 and IAM), through botocore (boto3's core).
+"""The EC2 and IAM gateway of the amazon builders, on the AWS session layer (:mod:`amibake.aws`).
 
-Everything else in the amazon builders calls :class:`Ec2Gateway`. botocore errors are translated
-here into :class:`AwsError` (a :class:`~amibake.errors.BuildError` carrying the AWS error code), and
-the API's dictionaries are turned into the few small typed records the steps need.
+The steps call :class:`Ec2Gateway` through the narrow :class:`Ec2Api` protocol. Clients, retries and
+the mapping of botocore errors into :class:`AwsError` (a :class:`~amibake.errors.BuildError`
+carrying the AWS error code) come from :mod:`amibake.aws`; the API's dictionaries are turned here
+into the few small typed records the steps need.
 
 Waits poll at once, then with a backoff that starts tight (0.5 s) and doubles up to ``delay``
 seconds (Packer's fixed 15 s by default): a state reached within seconds is seen within a second,
@@ -13,27 +14,40 @@ that gives up names what it waited for and the last state it saw.
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import botocore.config
 import botocore.exceptions
 import botocore.parsers
-import botocore.session
 
-from amibake.builders.amazon.access import TLS_HINT, AssumeRole, AwsAccess, Polling, quiet_insecure_warnings
+from amibake.aws.access import AwsAccess
+from amibake.aws.errors import AwsError
+from amibake.aws.errors import translated as _translated
+from amibake.aws.retry import (
+    DEFAULT_RETRIES,
+    TRANSIENT_CODES,
+    RetryPolicy,
+    ambiguous,
+    retries,
+)
+from amibake.aws.session import CALL_TIMEOUTS, CLIENTS, ClientPool, known_regions, shared_loader
+from amibake.builders.amazon.access import Polling
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal
 from amibake.steps.context import BuildCancelled, JournalUnwritable
+
+#: re-exported: the session layer's names, importable from here as before
+__all__ = [
+    "CALL_TIMEOUTS", "CLIENTS", "DEFAULT_RETRIES", "TRANSIENT_CODES", "AwsError", "ClientPool", "Ec2Gateway",
+    "Image", "Instance", "NotOurs", "RetryPolicy", "Tagged", "WaitTimeout", "ambiguous",
+    "known_regions", "retries", "shared_loader", "tag_dict", "tag_list", "tag_specs",
+]
 
 log = logging.getLogger("amibake.aws")
 
@@ -47,99 +61,9 @@ PROGRESS_AFTER = 5.0
 PROGRESS_EVERY = 10.0
 
 
-class AwsError(BuildError):
-    """An AWS API call failed. ``code`` is AWS's error code (``InvalidAMIID.NotFound``...)."""
-
-    def __init__(self, operation: str, code: str, message: str) -> None:
-        self.operation = operation
-        self.code = code
-        self.aws_message = message
-        super().__init__(f"{code}: {message}" if code else message)
-
-
 class WaitTimeout(BuildError):
     """A wait gave up."""
 
-
-#: error codes that mean "slow down" or "try again": retried with jittered backoff
-TRANSIENT_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "RequestLimitExceeded", "RequestThrottled", "TooManyRequestsException", "SlowDown",
-    "BandwidthLimitExceeded", "EC2ThrottledException", "PriorRequestNotComplete",
-    "InternalError", "InternalFailure", "ServiceUnavailable", "Unavailable", "ServerError",
-    "RequestTimeout", "RequestTimeoutException", "RequestExpired",
-})
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded, full-jitter exponential backoff for throttling, 5xx and connection errors.
-
-    botocore's own retries are turned off (one attempt per botocore call) so that this policy is the
-    only one: its base is much smaller than botocore's standard mode (1 s), which wastes seconds on
-    every throttled call, and its attempt count is larger, so that a burst of faults is survived.
-    """
-
-    max_attempts: int = 12
-    base: float = 0.1
-    cap: float = 8.0
-
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.cap, self.base * (2 ** attempt)))
-
-    @staticmethod
-    def transient(exc: BaseException) -> bool:
-        if isinstance(exc, botocore.exceptions.ClientError):
-            err = exc.response.get("Error", {})
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            return str(err.get("Code", "")) in TRANSIENT_CODES or status >= 500 or status == 429
-        return isinstance(exc, (
-            botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-            botocore.exceptions.ReadTimeoutError, botocore.exceptions.ConnectTimeoutError,
-        ))
-
-
-#: Packer's ``max_retries`` when the template leaves it 0 (the AccessConfig's Prepare)
-DEFAULT_RETRIES = 10
-
-
-def retries(access: AwsAccess) -> int:
-    """``max_retries``: the retries after a call's first attempt on throttling, 5xx and connection
-    errors (aws-sdk-go's MaxRetries, so 1 + max_retries attempts); 0 means Packer's 10."""
-    return access.max_retries if access.max_retries > 0 else DEFAULT_RETRIES
-
-
-@contextmanager
-def _translated(operation: str) -> Iterator[None]:
-    try:
-        yield
-    except botocore.exceptions.ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise AwsError(operation, str(err.get("Code", "")), str(err.get("Message", exc))) from exc
-    except botocore.exceptions.SSLError as exc:
-        raise AwsError(operation, "", f"{exc}; {TLS_HINT}") from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise AwsError(operation, "", str(exc)) from exc
-    except botocore.parsers.ResponseParserError as exc:
-        raise AwsError(operation, "", f"unreadable answer from AWS: {str(exc)[:300]}") from exc
-
-
-def ambiguous(exc: BaseException) -> bool:
-    """True when a failed call may still have been carried out by AWS: a 5xx answer (other than
-    throttling), a connection dropped after the request went out, a read timeout, or an answer that
-    could not be read. A create call that failed so must look for what it may have made before it
-    is sent again (throttling and connection failures before sending are not ambiguous)."""
-    if isinstance(exc, botocore.exceptions.ClientError):
-        err = exc.response.get("Error", {})
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        return status >= 500 and str(err.get("Code", "")) not in _THROTTLING
-    return isinstance(exc, (
-        botocore.exceptions.ConnectionClosedError, botocore.exceptions.ReadTimeoutError,
-        botocore.parsers.ResponseParserError,
-    ))
-
-
-_THROTTLING = frozenset(c for c in TRANSIENT_CODES if "hrottl" in c or "Limit" in c or c == "SlowDown")
 
 #: the tags that make a resource found by name this build's own (``amibake:*`` as sent)
 OWNER_TAGS = ("amibake:run-id", "amibake:build")
@@ -147,10 +71,6 @@ OWNER_TAGS = ("amibake:run-id", "amibake:build")
 
 class NotOurs(BuildError):
     """A create call's resource already exists, but this build did not make it."""
-
-
-# ---------------------------------------------------------------------------------------------
-# settings
 
 
 # ---------------------------------------------------------------------------------------------
@@ -272,211 +192,6 @@ def tag_specs(tags: Tags, *resource_types: str) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------------------
 # the gateway
-
-
-_LOADER: list[Any] = []
-_LOADER_LOCK = threading.Lock()
-
-
-def shared_loader() -> Any:
-    """One botocore data loader for every build of the run.
-
-    Each botocore session otherwise parses its own copy of the EC2 API model (about 2 MB of JSON,
-    23 MiB in memory and 0.1-0.4 s of CPU per build). The models every build needs are loaded once,
-    under a lock, before build threads ask for them concurrently; botocore caches them after that.
-    """
-    import botocore.loaders
-
-    with _LOADER_LOCK:
-        if not _LOADER:
-            loader = botocore.loaders.create_loader()
-            for name in ("service-2", "endpoint-rule-set-1", "waiters-2", "paginators-1"):
-                try:
-                    loader.load_service_model("ec2", name)
-                except Exception:  # a model this botocore does not ship is loaded lazily, if ever
-                    pass
-            try:
-                loader.load_data("partitions")
-            except Exception:
-                pass
-            _LOADER.append(loader)
-        return _LOADER[0]
-
-
-@functools.cache
-def known_regions() -> frozenset[str]:
-    """The EC2 regions of every partition this botocore knows (its endpoint data, no API call);
-    read once per process."""
-    session = botocore.session.Session()
-    session.register_component("data_loader", shared_loader())
-    regions: set[str] = set()
-    for partition in session.get_available_partitions():
-        regions.update(session.get_available_regions("ec2", partition))
-    return frozenset(regions)
-
-
-#: a client's (connect, read) timeouts in seconds
-CALL_TIMEOUTS = (10.0, 60.0)
-
-
-class ClientPool:
-    """The process's botocore sessions and clients, shared by every build of the run.
-
-    botocore clients are thread-safe and each costs 20-60 ms of CPU to make (an SSL context with the
-    CA bundle, a credential resolver chain, one Python method per API operation), which 16 parallel
-    builds used to pay 16 times over. Builds with the same access settings (profile, keys, endpoint,
-    region) share one client; sessions (not thread-safe) are only touched under the lock.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._sessions: dict[tuple[object, ...], Any] = {}
-        self._clients: dict[tuple[object, ...], Any] = {}
-        #: credentials_key -> the credentials every client of those access settings signs with
-        self._credentials: dict[tuple[object, ...], Any] = {}
-
-    def client(self, service: str, region: str, access: AwsAccess,
-               timeouts: tuple[float, float] = CALL_TIMEOUTS) -> Any:
-        """The shared client; ``timeouts`` (connect, read) in seconds (cleanup's are short)."""
-        endpoint = {"ec2": access.endpoint_ec2, "iam": access.iam_endpoint}.get(service, "")
-        key = (service, region, access.credentials_key(), endpoint,
-               access.insecure_skip_tls_verify, access.max_pool_connections, timeouts)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                client = self._clients[key] = self._create(service, region, access, endpoint, timeouts)
-            return client
-
-    def _session(self, access: AwsAccess) -> Any:
-        """The botocore session for ``access`` (its profile, credentials file, MFA, IMDS choice)."""
-        key = access.session_key()
-        session = self._sessions.get(key)
-        if session is None:
-            session = botocore.session.Session(profile=access.profile or None)
-            session.register_component("data_loader", shared_loader())
-            if access.region:
-                # the template's region also serves the STS calls a profile's role makes
-                session.set_config_variable("region", access.region)
-            if access.shared_credentials_file:
-                session.set_config_variable(
-                    "credentials_file", os.path.expanduser(access.shared_credentials_file))
-            resolver = session.get_component("credential_provider")
-            if access.skip_metadata_api_check:
-                resolver.remove("iam-role")
-            if access.mfa_code:
-                # a profile's role with mfa_serial asks for a token code: give it the template's
-                code = access.mfa_code
-                provider = resolver.get_provider("assume-role")
-                provider._prompter = lambda _prompt: code
-            self._sessions[key] = session
-        return session
-
-    def credentials(self, access: AwsAccess, region: str) -> Any:
-        """The credentials clients for ``access`` sign with: explicit keys, else the session's
-        chain; with ``assume_role``, temporary ones from STS AssumeRole on top of those (refreshed
-        before they expire)."""
-        with self._lock:
-            return self._resolve(access, region)
-
-    def _resolve(self, access: AwsAccess, region: str) -> Any:
-        key = access.credentials_key()
-        creds = self._credentials.get(key)
-        if creds is not None:
-            return creds
-        import botocore.credentials
-
-        session = self._session(access)
-        if access.access_key:
-            base = botocore.credentials.Credentials(
-                access.access_key, access.secret_key, access.token or None)
-        else:
-            base = session.get_credentials()
-        if base is None:
-            raise AwsError("credentials", "NoCredentialProviders",
-                           "no valid credential sources found for the AWS builder: set access_key and "
-                           "secret_key, a profile, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an "
-                           "instance role")
-        creds = base
-        if access.assume_role is not None:
-            creds = self._assumed(session, base, access.assume_role, region, access)
-        self._credentials[key] = creds
-        return creds
-
-    def _assumed(self, session: Any, base: Any, role: AssumeRole, region: str, access: AwsAccess) -> Any:
-        import botocore.credentials
-
-        def sts_client(service: str, **kw: Any) -> Any:
-            kw.setdefault("region_name", region)
-            if access.insecure_skip_tls_verify:
-                kw["verify"] = False
-                quiet_insecure_warnings()
-            return session.create_client(service, **kw)
-
-        args = role.api_args()
-        args["RoleSessionName"] = role.session_name or f"packer-{int(time.time() * 1000)}"
-        fetcher = botocore.credentials.AssumeRoleCredentialFetcher(
-            client_creator=sts_client, source_credentials=base, role_arn=role.role_arn,
-            extra_args=args,
-        )
-        creds = botocore.credentials.DeferredRefreshableCredentials(
-            refresh_using=fetcher.fetch_credentials, method="assume-role")
-        with _translated("AssumeRole"):
-            creds.get_frozen_credentials()  # assume now: a wrong role fails before anything exists
-        return creds
-
-    def _client_session(self, access: AwsAccess, region: str) -> Any:
-        """A session whose credential chain is exactly the credentials resolved for ``access``."""
-        import botocore.credentials
-
-        key = ("client", access.credentials_key())
-        session = self._sessions.get(key)
-        if session is None:
-            creds = self.credentials(access, region)
-
-            class Resolved(botocore.credentials.CredentialProvider):  # type: ignore[misc]
-                METHOD = "amibake"
-
-                def load(self) -> Any:
-                    return creds
-
-            session = botocore.session.Session(profile=access.profile or None)
-            session.register_component("data_loader", shared_loader())
-            session.register_component(
-                "credential_provider", botocore.credentials.CredentialResolver(providers=[Resolved()]))
-            self._sessions[key] = session
-        return session
-
-    def _create(self, service: str, region: str, access: AwsAccess, endpoint: str,
-                timeouts: tuple[float, float]) -> Any:
-        with _translated("session"):
-            session = self._client_session(access, region)
-        kw: dict[str, Any] = {
-            "region_name": region,
-            "config": botocore.config.Config(
-                retries={"mode": "standard", "total_max_attempts": 1},  # amibake retries (RetryPolicy)
-                # one pool for every build sharing the client: room for each build's calls
-                max_pool_connections=max(32, access.max_pool_connections),
-                connect_timeout=timeouts[0],
-                read_timeout=timeouts[1],
-            ),
-        }
-        if endpoint:
-            kw["endpoint_url"] = endpoint
-        if access.insecure_skip_tls_verify:
-            kw["verify"] = False
-            quiet_insecure_warnings()
-        with _translated("client"):
-            return session.create_client(service, **kw)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._clients.clear()
-            self._sessions.clear()
-            self._credentials.clear()
-
-
-#: the clients of this process (builds, data sources and ``amibake cleanup`` share them)
-CLIENTS = ClientPool()
 
 
 class Ec2Gateway:
