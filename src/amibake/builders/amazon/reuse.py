@@ -19,6 +19,7 @@ from amibake.builders.amazon import steps_ami, steps_instance
 from amibake.builders.amazon.artifact import AmiArtifact, generated_data
 from amibake.builders.amazon.config import EbsConfig
 from amibake.builders.amazon.ec2 import AwsError, Ec2Gateway, Image
+from amibake.builders.amazon.ec2api import Ec2Api
 from amibake.builders.amazon.state import BoundStep, BuildState
 from amibake.errors import BuildError
 from amibake.liveness import parse_time
@@ -37,7 +38,7 @@ class AmiReuse:
         #: images seen by find / newest_of_build, by id (a converge needs no second Describe)
         self.seen: dict[str, Image] = {}
 
-    def _state(self, gateway: Ec2Gateway, hooks: Any = None) -> BuildState:
+    def _state(self, gateway: Ec2Api, hooks: Any = None) -> BuildState:
         st = BuildState(config=self.config, ec2=gateway, env=self.env, hooks=hooks,
                         run_uuid=self.env.run_uuid or str(uuid.uuid4()), ui_=self.ui)
         st.source_image = self.source_image

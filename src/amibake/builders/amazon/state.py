@@ -9,7 +9,8 @@ from typing import Any
 
 from amibake.api import HTTP_NOT_IMPLEMENTED, BuildEnv, Hooks
 from amibake.builders.amazon.config import EbsConfig
-from amibake.builders.amazon.ec2 import Ec2Gateway, Image, Instance
+from amibake.builders.amazon.ec2 import Image, Instance
+from amibake.builders.amazon.ec2api import Ec2Api
 from amibake.steps.context import StepContext
 
 #: the Name tag Packer gives the temporary instance when run_tags names none
@@ -20,7 +21,8 @@ DEFAULT_INSTANCE_NAME = "Packer Builder"
 class BuildState:
     #: the template's frozen, typed options: the steps read them directly
     config: EbsConfig
-    ec2: Ec2Gateway
+    #: EC2 and IAM as the steps see them (the gateway, or a fake in unit tests)
+    ec2: Ec2Api
     env: BuildEnv
     hooks: Hooks
     run_uuid: str
