@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from amibake.template.facts import PluginFacts
     from amibake.template.model import Template
 
 #: the file names Packer reads as HCL2 (a directory is HCL2 too)
@@ -35,14 +36,16 @@ def load(
     init_time: datetime | None = None,
     datasource_resolver: Callable[[str, str, dict[str, Any]], dict[str, Any]] | None = None,
     plugins: Collection[str] | None = None,
+    facts: PluginFacts | None = None,
 ) -> Template:
     """Load the JSON or HCL2 template at ``path`` (file or directory).
 
     HCL2: variables (``var_files``, ``vars``, ``env``), locals and data sources are evaluated while
     loading; see :func:`amibake.template.hcl.load_hcl` for ``lenient``, ``init_time``,
-    ``datasource_resolver`` and ``plugins``. JSON: only the document is read and checked; its user
-    variables are resolved afterwards against the run (``amibake.template.variables``), so the
-    other arguments do not apply. Raises :class:`amibake.errors.TemplateError` with every problem.
+    ``datasource_resolver``, ``plugins`` and ``facts`` (the plugins' facts; default: the
+    registry's). JSON: only the document is read and checked; its user variables are resolved
+    afterwards against the run (``amibake.template.variables``), so the other arguments do not
+    apply. Raises :class:`amibake.errors.TemplateError` with every problem.
     """
     path = Path(path)
     if is_hcl2(path):
@@ -57,6 +60,7 @@ def load(
             plugins=plugins,
             lenient=lenient,
             init_time=init_time,
+            facts=facts,
         )
     from amibake.template.json_loader import load_json
 
