@@ -12,13 +12,15 @@ from __future__ import annotations
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amibake import registry
-from amibake.config.base import CheckContext, PluginConfig, decode
 from amibake.datasources.errors import DatasourceError
 from amibake.errors import Problem, UserInputError
-from amibake.registry import PluginSpec
+
+if TYPE_CHECKING:
+    from amibake.config.base import PluginConfig
+    from amibake.registry import PluginSpec
 
 #: what an unknown value becomes in a config (the HCL loader's placeholder)
 UNKNOWN = "<unknown>"
@@ -89,6 +91,8 @@ class DatasourceRunner:
         self.executed: list[str] = []
 
     def __call__(self, typ: str, name: str, config: dict[str, Any]) -> dict[str, Any]:
+        from amibake.config.base import CheckContext, decode
+
         spec = executed_spec(typ)
         if spec is None:
             return {}
