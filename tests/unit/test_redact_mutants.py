@@ -1,0 +1,98 @@
+"""ui.redact details that mutation testing (docs/mutation.md) found untested: each XML and JSON form
+of a secret exactly (the property tests leave ``<``, ``>`` and control characters out), what is kept
+around a blanked key field, the RE2 automaton doing the work, and the log filter's exception text."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from typing import Any
+
+import pytest
+
+from amibake.ui.redact import SENSITIVE, RedactingFilter, RedactingUi, Redactor
+
+
+@pytest.mark.parametrize("form", [
+    "p&lt;w&gt;\"q'r&amp;s",  # element text
+    "p&lt;w&gt;&quot;q&apos;r&amp;s",  # attribute, named entities
+    "p&lt;w&gt;&#34;q&#39;r&amp;s",  # Go's encoding/xml and html.EscapeString
+    "p&lt;w&gt;&quot;q&#39;r&amp;s",  # Python's html.escape
+])
+def test_each_xml_form_of_a_secret_is_blanked_whole(form: str) -> None:
+    assert Redactor(["p<w>\"q'r&s"])(f"[{form}]") == f"[{SENSITIVE}]"
+
+
+def test_the_xml_form_of_control_characters_is_blanked_whole() -> None:
+    r = Redactor(["ab\r\ncd\tef"])
+    assert r("[ab&#xD;&#xA;cd&#x9;ef]") == f"[{SENSITIVE}]"
+
+
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_the_json_forms_of_a_non_ascii_secret_are_blanked_whole(ensure_ascii: bool) -> None:
+    r = Redactor(["pässwörd-ü"])
+    assert r(json.dumps({"v": "pässwörd-ü"}, ensure_ascii=ensure_ascii)) == '{"v": "<sensitive>"}'
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("aws_secret_access_key = zzz999 rest", f"aws_secret_access_key = {SENSITIVE} rest"),
+    ('{"KeyMaterial": "abc123", "KeyName": "k"}', f'{{"KeyMaterial": "{SENSITIVE}", "KeyName": "k"}}'),
+    ("<keyMaterial>abc123</keyMaterial>", f"<keyMaterial>{SENSITIVE}</keyMaterial>"),
+    ("SecretAccessKey: wJal/rXU,next", f"SecretAccessKey: {SENSITIVE},next"),
+])
+def test_a_key_field_keeps_its_name_and_loses_its_value(text: str, expected: str) -> None:
+    assert Redactor()(text) == expected
+
+
+def test_utf8_text_is_redacted_by_the_re2_automaton(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's re is the fallback for text RE2 refuses (a lone surrogate), never the common path."""
+    r = Redactor(["s3cr3t-value"])
+
+    def no_fallback(*_args: Any, **_kwargs: Any) -> str:
+        raise AssertionError("the re fallback was used for UTF-8 text")
+
+    monkeypatch.setattr(re, "sub", no_fallback)
+    assert r("a s3cr3t-value b") == f"a {SENSITIVE} b"
+
+
+def _failing_record(msg: str) -> logging.LogRecord:
+    try:
+        raise ValueError(msg)
+    except ValueError:
+        return logging.LogRecord("amibake", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
+
+
+def test_the_log_filter_formats_and_redacts_a_records_exception() -> None:
+    f = RedactingFilter(["s3cr3t-value"])
+    rec = _failing_record("bad s3cr3t-value")
+    assert f.filter(rec)
+    assert rec.exc_info is None  # no handler can format the unredacted traceback again
+    assert rec.exc_text is not None and rec.exc_text.startswith("Traceback (most recent call last):")
+    assert rec.exc_text.endswith(f"ValueError: bad {SENSITIVE}")
+    assert logging.Formatter().format(rec) == f"failed\n{rec.exc_text}"
+
+
+def test_the_log_filter_redacts_an_exception_text_already_formatted() -> None:
+    f = RedactingFilter(["s3cr3t-value"])
+    rec = _failing_record("bad s3cr3t-value")
+    rec.exc_text = "already formatted: s3cr3t-value"
+    assert f.filter(rec)
+    assert rec.exc_text == f"already formatted: {SENSITIVE}" and rec.exc_info is None
+    plain = logging.LogRecord("amibake", logging.INFO, __file__, 1, "no exception", (), None)
+    assert f.filter(plain)
+    assert plain.exc_text is None and plain.exc_info is None
+
+
+def test_a_build_ui_passes_the_progress_fraction_on() -> None:
+    seen: list[tuple[str, float | None]] = []
+
+    class Inner:
+        def progress(self, label: str, fraction: float | None) -> None:
+            seen.append((label, fraction))
+
+    ui = RedactingUi(Inner(), ["s3cr3t-value"])
+    ui.progress("copy s3cr3t-value", 0.25)
+    ui.progress("wait", None)
+    assert seen == [(f"copy {SENSITIVE}", 0.25), ("wait", None)]
