@@ -96,3 +96,19 @@ def test_a_build_ui_passes_the_progress_fraction_on() -> None:
     ui.progress("copy s3cr3t-value", 0.25)
     ui.progress("wait", None)
     assert seen == [(f"copy {SENSITIVE}", 0.25), ("wait", None)]
+
+
+@pytest.mark.parametrize("text", [
+    "v=Pass%2Fw%C3%B6rd&x",  # quote(safe="")
+    "v=Pass%2fw%c3%b6rd&x",  # the same with lower-case escapes (Go's and some SDKs' encoders)
+    "v=Pass/w%C3%B6rd&x",  # quote() keeping "/"
+    "v=Pass/w%c3%b6rd&x",
+])
+def test_each_url_form_of_a_secret_is_blanked_whole(text: str) -> None:
+    assert Redactor(["Pass/wörd"])(text) == f"v={SENSITIVE}&x"
+
+
+def test_the_double_quoted_shell_form_of_a_secret_is_blanked_whole() -> None:
+    """Inside double quotes, a shell line escapes ``"``, ``\\``, ``$`` and backquotes."""
+    r = Redactor(['a`b\\c"d$e-f'])
+    assert r('X="a\\`b\\\\c\\"d\\$e-f" ./run') == f'X="{SENSITIVE}" ./run'
