@@ -100,7 +100,7 @@ def gateway_for(access: AccessKey, region: str) -> CleanupGateway:
 
 
 def make_gateway(region: str) -> Ec2Gateway:
-    """A gateway for cleanup: credentials, endpoint, profile from the environment, as boto3 finds them."""
+    """A gateway for cleanup: credentials, endpoint, profile from the environment, as botocore finds them."""
     return gateway_for(DEFAULT_ACCESS, region)
 
 

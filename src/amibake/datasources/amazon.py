@@ -1,5 +1,6 @@
 """The amazon plugin's data sources: ``amazon-ami``, ``amazon-parameterstore``,
-``amazon-secretsmanager`` (packer-plugin-amazon ``datasource/*``), executed with boto3."""
+``amazon-secretsmanager`` (packer-plugin-amazon ``datasource/*``), executed through the AWS session
+layer (:mod:`amibake.aws`, by way of :mod:`amibake.datasources.aws`)."""
 
 from __future__ import annotations
 
