@@ -112,3 +112,33 @@ def test_the_double_quoted_shell_form_of_a_secret_is_blanked_whole() -> None:
     """Inside double quotes, a shell line escapes ``"``, ``\\``, ``$`` and backquotes."""
     r = Redactor(['a`b\\c"d$e-f'])
     assert r('X="a\\`b\\\\c\\"d\\$e-f" ./run') == f'X="{SENSITIVE}" ./run'
+
+
+def test_a_quote_escaped_by_the_repr_of_a_longer_string_is_blanked_whole() -> None:
+    """``repr`` escapes ``'`` when the whole string holds a ``"`` too, whatever the secret holds."""
+    assert Redactor(["pa'ss-wd"])(repr('say "pa\'ss-wd"')) == f"'say \"{SENSITIVE}\"'"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("pä'ss-wd".encode(), f'b"{SENSITIVE}"'),  # repr picks double quotes: ' as is
+    ("pä'ss-wd".encode() + b"'\"", f"b'{SENSITIVE}\\'\"'"),  # single quotes: ' escaped
+    (b'x"' + "pä'ss-wd".encode(), f"b'x\"{SENSITIVE}'"),
+])
+def test_each_bytes_repr_form_of_a_secret_is_blanked_whole(value: bytes, expected: str) -> None:
+    """botocore logs response bodies as ``b'...'``: UTF-8 bytes escaped, the quote chosen by the whole."""
+    assert Redactor(["pä'ss-wd"])(repr(value)) == expected
+
+
+def test_the_machine_readable_form_of_a_secret_is_blanked_whole() -> None:
+    r = Redactor(["pass,wo\r\nrd"])
+    assert r("1,b,ui,say,pass%!(PACKER_COMMA)wo\\r\\nrd") == f"1,b,ui,say,{SENSITIVE}"
+
+
+@pytest.mark.parametrize("text", [
+    "ä'ss-wd", "pä'ss-w",  # raw
+    "\\xc3\\xa4'ss-wd", "p\\xc3\\xa4'ss-w", "p\\xc3\\xa4\\'ss-w",  # bytes repr
+    "\\xe4'ss-wd", "p\\xe4'ss-w",  # ascii() and unicode_escape
+])
+def test_a_part_of_a_secret_in_any_form_is_left_as_it_is(text: str) -> None:
+    """Only whole forms are blanked: a text holding a part of one is not redacted."""
+    assert Redactor(["pä'ss-wd"])(f"[{text}]") == f"[{text}]"
