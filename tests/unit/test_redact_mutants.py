@@ -142,3 +142,51 @@ def test_the_machine_readable_form_of_a_secret_is_blanked_whole() -> None:
 def test_a_part_of_a_secret_in_any_form_is_left_as_it_is(text: str) -> None:
     """Only whole forms are blanked: a text holding a part of one is not redacted."""
     assert Redactor(["pä'ss-wd"])(f"[{text}]") == f"[{text}]"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("sh -c 'p@ss w0rd' x", f"sh -c {SENSITIVE} x"),  # shlex.quote: the quotes go with the value
+    ("PW='it'\"'\"'s-secret' x", f"PW={SENSITIVE} x"),  # shlex.quote's way of quoting a '
+    ("PW='it'\\''s-secret' x", f"PW='{SENSITIVE}' x"),  # the other common way
+])
+def test_each_single_quoted_shell_form_of_a_secret_is_blanked_whole(text: str, expected: str) -> None:
+    secret = "p@ss w0rd" if "p@ss" in text else "it's-secret"
+    assert Redactor([secret])(text) == expected
+
+
+def _b64(data: str) -> str:
+    import base64
+
+    return base64.b64encode(data.encode()).decode()
+
+
+def test_the_base64_of_a_secret_on_its_own_is_blanked_with_its_padding() -> None:
+    assert Redactor(["s3cr3t-val"])(f"UserData: {_b64('s3cr3t-val')}") == f"UserData: {SENSITIVE}"
+
+
+@pytest.mark.parametrize("before", ["abc", "a", "ab"])
+def test_the_whole_base64_groups_of_a_secret_are_blanked_at_each_alignment(before: str) -> None:
+    """Inside a longer base64 text, the groups that encode bytes of the secret alone go; the groups it
+    shares with the text around it stay."""
+    secret = "s3cr3t-value"  # 12 bytes
+    full = _b64(before + secret + "xyz")
+    head = 4 if before else 0
+    tail = ((len(before) + len(secret)) // 3) * 4
+    assert Redactor([secret])(full) == full[:head] + SENSITIVE + full[tail:]
+
+
+def test_the_url_safe_base64_of_a_secret_is_blanked() -> None:
+    import base64
+
+    secret = "?>?~~~?>?"  # base64 Pz4/fn5+Pz4/: both characters the URL-safe alphabet changes
+    assert base64.b64encode(secret.encode()) == b"Pz4/fn5+Pz4/"
+    assert Redactor([secret])("v=Pz4_fn5-Pz4_&x") == f"v={SENSITIVE}&x"
+
+
+def test_a_short_secret_at_the_start_of_a_base64_text_loses_its_whole_groups() -> None:
+    assert Redactor(["abcd"])(_b64("abcdyy")) == f"{SENSITIVE}ZHl5"  # YWJj encodes "abc"
+
+
+def test_a_line_of_exactly_the_minimum_length_is_redacted_on_its_own() -> None:
+    r = Redactor(["abcdefgh\nijklmnop\nshort"])
+    assert r("[ijklmnop] [short]") == f"[{SENSITIVE}] [short]"
