@@ -192,10 +192,6 @@ def render_build_names(run: RunContext) -> None:
         raise TemplateError(problems)
 
 
-def is_hcl2(path: Path) -> bool:
-    """A directory, a ``.pkr.hcl`` or a ``.pkr.json`` file is HCL2; anything else a legacy JSON template."""
-    return path.is_dir() or path.name.endswith((".pkr.hcl", ".pkr.json"))
-
 
 def select_builds(
     template: Template, only: Sequence[str] = (), except_: Sequence[str] = ()
@@ -463,23 +459,20 @@ def load_template(
     ``datasource_replay``: data source outputs of an earlier load (``RunContext.datasource_outputs``),
     used instead of executing them again.
     """
+    from amibake.template.load import is_hcl2, load
+
     init_time = started or datetime.now(UTC)
     if is_hcl2(path):
         from amibake.datasources import DatasourceRunner
-        from amibake.template.hcl import load_hcl
 
         runner = DatasourceRunner(
             execute=execute_datasources, template_dir=path if path.is_dir() else path.parent,
             replay=datasource_replay,
         )
         try:
-            template = load_hcl(
-                path,
-                var_files=var_files,
-                vars=dict(cli_vars or {}),
-                env=env,
-                datasource_resolver=runner,
-                init_time=init_time,
+            template = load(
+                path, var_files=var_files, vars=cli_vars, env=env, datasource_resolver=runner,
+                init_time=init_time, facts=template_facts(),
             )
         except TemplateError as err:
             raise _redacted(err, runner.secrets) from None
@@ -490,10 +483,9 @@ def load_template(
         )
     if not path.exists():
         raise TemplateError([Problem(f"template file not found: {path}")])
-    from amibake.template.json_loader import load_json
     from amibake.template.variables import resolve_json_variables
 
-    template = load_json(path)
+    template = load(path)
     secrets: list[str] = []  # values read by aws_secretsmanager: redacted like data source secrets
     try:
         values = resolve_json_variables(template, var_files, cli_vars, env=env, init_time=init_time,
