@@ -11,7 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from amibake.journal import Journal, JournalError, Resource, RunRecord, load_run, run_files
+from amibake.journal import (
+    Journal,
+    JournalError,
+    Resource,
+    RunRecord,
+    is_active,
+    load_run,
+    now_iso,
+    run_files,
+    state_dir,
+)
 
 # ---- RunRecord.keeps: exactly the listed artifacts of finished builds, and their snapshots ------
 
@@ -197,6 +207,7 @@ def test_started_finished_and_removed_records_carry_the_build(tmp_path: Path) ->
     ]
     rec = load_run(j.path)
     assert rec.builds == {"web"} and rec.finished == {"web": {"us-east-1": "ami-1"}}
+    assert rec.access == {}  # only access records say how a region was reached
 
 
 def test_access_records_carry_the_build_and_leave_out_empty_values(tmp_path: Path) -> None:
@@ -242,14 +253,14 @@ def test_the_summary_follows_the_cloud_when_the_journal_fails(
 
 def test_records_missing_keys_read_as_empty_text(tmp_path: Path) -> None:
     path = tmp_path / "bare.jsonl"
-    records = [{"ev": "created", "kind": "volume"}, {"ev": "intent", "kind": "instance"},
+    records = [{"ev": "created", "kind": "volume"}, {"ev": "intent", "kind": "instance"}, {"ev": "created"},
                {"ev": "finished", "build": "b", "artifacts": ["not", "a", "map"]},
                {"ev": "access", "region": "r", "endpoint": 5, "profile": "p", "role_arn": ""},
                {"kind": "nothing"}, ["not", "a", "record"]]
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     rec = load_run(path)
     assert rec.run_id == "bare" and rec.started == ""
-    assert [(r.kind, r.region, r.id, r.build) for r in rec.live] == [("volume", "", "", "")]
+    assert [(r.kind, r.region, r.id, r.build) for r in rec.live] == [("volume", "", "", ""), ("", "", "", "")]
     assert [(r.kind, r.region, r.id, r.build) for r in rec.dangling] == [("instance", "", "", "")]
     assert rec.builds == {"b"} and rec.regions == {"r"}
     assert rec.finished == {"b": {}}
@@ -279,3 +290,59 @@ def test_run_files_are_listed_oldest_first(tmp_path: Path) -> None:
         os.utime(runs / f"{name}.jsonl", (1_000_000 + i, 1_000_000 + i))
     (runs / "notes.txt").write_text("")
     assert [p.name for p in run_files(tmp_path)] == ["b.jsonl", "a.jsonl", "c.jsonl"]
+
+
+def test_a_dangling_intent_keeps_its_detail(tmp_path: Path) -> None:
+    j = Journal("dangling", tmp_path)
+    j.for_build("b").intent("image", "r", name="my-ami", source="ami-0")
+    j.close()
+    (res,) = load_run(j.path).dangling
+    assert {k: v for k, v in res.detail.items() if k != "at"} == {"name": "my-ami", "source": "ami-0"}
+
+
+def test_records_after_a_line_that_is_not_json_are_still_read(tmp_path: Path) -> None:
+    """A bad line is skipped, not the end of the journal. (A torn last line with no newline is another
+    matter: the next record appended is glued to it and lost; see docs/mutation.md.)"""
+    j = Journal("torn", tmp_path)
+    j.for_build("b").created("volume", "r", "vol-1")
+    j.close()
+    with open(j.path, "ab") as f:
+        f.write(b'{"ev": "created", "kind": "inst\n')
+    j2 = Journal("torn", tmp_path)
+    j2.write("removed", build="b", kind="volume", region="r", id="vol-1", by="cleanup")
+    j2.close()
+    assert load_run(j.path).live == []
+
+
+def test_a_journal_reopens_after_close(tmp_path: Path) -> None:
+    j = Journal("reopen", tmp_path)
+    j.write("intent", build="b")
+    j.close()
+    j.write("intent", build="c")
+    j.close()
+    assert load_run(j.path).builds == {"b", "c"}
+
+
+def test_a_missing_journal_is_not_active(tmp_path: Path) -> None:
+    assert not is_active(tmp_path / "runs" / "gone.jsonl")
+
+
+def test_the_state_dir_comes_from_the_process_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMIBAKE_STATE_DIR", str(tmp_path / "s"))
+    assert state_dir() == tmp_path / "s"
+
+
+def test_times_are_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+    from datetime import UTC, datetime
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        stamp = datetime.strptime(now_iso(), "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
+    finally:
+        monkeypatch.undo()
+        time.tzset()
