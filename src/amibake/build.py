@@ -58,7 +58,8 @@ class BuildHooks:
         if not _has_action(inst.raw):
             return inst.config
         from amibake.config.base import CheckContext, decode
-        from amibake.template.interpolate import complete_build_data, render_deep
+        from amibake.core import complete_build_data
+        from amibake.template.interpolate import render_deep
 
         data = complete_build_data(self.build.type, build_data)
         ctx = self.run.interp(
@@ -188,7 +189,8 @@ class BuildRunner:
         return secrets
 
     def _render(self, build: PreparedBuild) -> Any:
-        from amibake.template.interpolate import complete_build_data, render
+        from amibake.core import complete_build_data
+        from amibake.template.interpolate import render
 
         def render_late(text: str, data: Mapping[str, Any]) -> str:
             if "{{" not in text:

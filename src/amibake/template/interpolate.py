@@ -102,9 +102,7 @@ def complete_build_data(keys: Collection[str], data: Mapping[str, Any]) -> dict[
     """``data`` with every key of ``keys`` (the build's :meth:`PluginFacts.build_data_keys`) the
     builder did not supply set to Go's ``<no value>``: what Packer's two passes give (``{{ build
     `Host` }}`` becomes ``{{.Host}}`` in Prepare, then renders against the build's data, where a
-    missing key prints ``<no value>``). ``keys`` may still be a builder type (the registry's facts)."""
-    if isinstance(keys, str):
-        keys = facts.registered().build_data_keys(keys)
+    missing key prints ``<no value>``)."""
     out: dict[str, Any] = {k: "<no value>" for k in keys}
     out.update(data)
     return out

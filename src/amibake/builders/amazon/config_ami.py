@@ -7,12 +7,12 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from amibake.builders.amazon.config_common import ena_support_field, sriov_support_field
+from amibake.builders.amazon.facts import clean_resource_name
 from amibake.config.base import CheckContext, ConfigModel, PluginConfig
 from amibake.config.custom_types import KeyValues, merged_tags
 from amibake.config.weak import AsStruct, Bool, Int, Str, StrList, StrMap, Trilean
 from amibake.errors import Problem
 
-_AMI_NAME_ALLOWED = re.compile(r"[A-Za-z0-9()\[\] ./\-'@_]*")
 _KMS_KEY_ID = r"[a-f0-9]+[a-f0-9-]+$"
 _KMS_MRK = r"mrk-[a-f0-9]+[a-f0-9-]+$"
 _KMS_ALIAS = r"alias/[a-zA-Z0-9:/_-]+$"
@@ -31,13 +31,6 @@ AMI_NAME_MESSAGE = (
     "underscores(_). You can use the `clean_resource_name` template filter to automatically clean "
     "your ami name."
 )
-
-
-def clean_resource_name(name: str) -> str:
-    """Packer's ``clean_resource_name``: every byte outside the allowed set becomes ``-``."""
-    return "".join(
-        c if c.isascii() and _AMI_NAME_ALLOWED.fullmatch(c) else "-" * len(c.encode()) for c in name
-    )
 
 
 def valid_kms_key(key: str) -> bool:
