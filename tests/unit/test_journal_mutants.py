@@ -346,3 +346,8 @@ def test_times_are_utc_whatever_the_local_zone(monkeypatch: pytest.MonkeyPatch) 
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_bad_run_id_is_named_in_the_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"^not a valid run id: '\.\./x'$"):
+        Journal("../x", tmp_path)
