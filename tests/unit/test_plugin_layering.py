@@ -32,10 +32,11 @@ ALLOWED: dict[tuple[str, str], str] = {
     # the same words, not plugin types
     ("template/json_loader.py", "null"): "the JSON literal",
     ("template/hcl/jsonsyntax.py", "null"): "the JSON literal",
-    ("template/hcl/functions.py", "null"): "HCL's null (a type name in messages)",
+    ("template/hcl/functions/strings.py", "null"): "HCL's null (a type name in messages)",
     ("template/hcl/parser.py", "null"): "HCL's null literal",
     ("template/hcl/values.py", "null"): "HCL's null (a type name)",
-    ("template/hcl/functions.py", "file"): "HCL2's file() function",
+    ("template/hcl/functions/filesystem.py", "file"): "HCL2's file() function",
+    ("template/hcl/functions/__init__.py", "file"): "as above (templatefile() reads through it)",
     # examples in error messages (output unchanged)
     ("template/hcl/builds.py", "amazon-ebs"): 'the examples "source.amazon-ebs.NAME", ["amazon-ebs.NAME"]',
 }
