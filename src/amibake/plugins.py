@@ -1,10 +1,11 @@
 """Every plugin amibake knows, under its Packer type name. One line each; see :mod:`amibake.registry`."""
 
+from typing import Any
+
 from amibake.builders.amazon import facts as amz
-from amibake.registry import PluginSpec, register
+from amibake.registry import Kind, PluginSpec, register
 
 _AMZ = "amibake.builders.amazon.config"
-_PROV = "amibake.provisioners.config"
 _PP = "amibake.postprocessors.config"
 _DS = "amibake.datasources"
 
@@ -20,6 +21,23 @@ def _amazon(type_name: str, config: str, impl: str = "", *, generated: tuple[str
 
 _EXEC = frozenset({"execute_command"})
 _OUTPUT = frozenset({"output"})
+_POWERSHELL_LATE = frozenset({"execute_command", "elevated_execute_command"})
+
+
+def _in_folder(kind: Kind, package: str, impl_module: str, type_name: str, config: str, impl: str,
+               facts: dict[str, Any]) -> PluginSpec:
+    """A plugin that is one folder, ``<package>/<type name, "-" as "_">/``: ``config`` names the class
+    in its ``config.py`` (its options), ``impl`` the one in its ``<impl_module>.py`` ("" when amibake
+    only validates the type); ``facts`` are :class:`PluginSpec`'s other fields."""
+    folder = f"{package}.{type_name.replace('-', '_')}"
+    return PluginSpec(kind, type_name, f"{folder}.config:{config}",
+                      f"{folder}.{impl_module}:{impl}" if impl else "", **facts)
+
+
+def _provisioner(type_name: str, config: str, impl: str = "", **facts: Any) -> PluginSpec:
+    """A provisioner in ``amibake/provisioners/<type>/`` (``config.py``, ``provisioner.py``)."""
+    return _in_folder("provisioner", "amibake.provisioners", "provisioner", type_name, config, impl, facts)
+
 
 # builders
 register(_amazon("amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.builders.amazon.ebs:EbsBuilder",
@@ -32,20 +50,15 @@ register(PluginSpec("builder", "null", "amibake.builders.null.config:NullConfig"
                     "amibake.builders.null.builder:NullBuilder"))
 
 # provisioners
-register(PluginSpec("provisioner", "shell", f"{_PROV}:ShellConfig",
-                    "amibake.provisioners.shell:ShellProvisioner", late_keys=_EXEC))
-register(PluginSpec("provisioner", "file", f"{_PROV}:FileConfig",
-                    "amibake.provisioners.file:FileProvisioner"))
-register(PluginSpec("provisioner", "shell-local", f"{_PROV}:ShellLocalConfig",
-                    "amibake.provisioners.shell_local:ShellLocalProvisioner", late_keys=_EXEC))
-register(PluginSpec("provisioner", "breakpoint", f"{_PROV}:BreakpointConfig",
-                    "amibake.provisioners.breakpoint:BreakpointProvisioner"))
-register(PluginSpec("provisioner", "powershell", f"{_PROV}:PowershellConfig",
-                    late_keys=frozenset({"execute_command", "elevated_execute_command"})))
-register(PluginSpec("provisioner", "windows-restart", f"{_PROV}:WindowsRestartConfig"))
-register(PluginSpec("provisioner", "windows-shell", f"{_PROV}:WindowsShellConfig", late_keys=_EXEC))
-register(PluginSpec("provisioner", "ansible", f"{_PROV}:AnsibleConfig", late_keys=frozenset({"command"})))
-register(PluginSpec("provisioner", "ansible-local", f"{_PROV}:AnsibleLocalConfig"))
+register(_provisioner("shell", "ShellConfig", "ShellProvisioner", late_keys=_EXEC))
+register(_provisioner("file", "FileConfig", "FileProvisioner"))
+register(_provisioner("shell-local", "ShellLocalConfig", "ShellLocalProvisioner", late_keys=_EXEC))
+register(_provisioner("breakpoint", "BreakpointConfig", "BreakpointProvisioner"))
+register(_provisioner("powershell", "PowershellConfig", late_keys=_POWERSHELL_LATE))
+register(_provisioner("windows-restart", "WindowsRestartConfig"))
+register(_provisioner("windows-shell", "WindowsShellConfig", late_keys=_EXEC))
+register(_provisioner("ansible", "AnsibleConfig", late_keys=frozenset({"command"})))
+register(_provisioner("ansible-local", "AnsibleLocalConfig"))
 
 # post-processors
 register(PluginSpec("post-processor", "manifest", f"{_PP}:ManifestConfig",

@@ -11,9 +11,10 @@ import pytest
 
 from amibake.communicator.ssh import SSHCommunicator, SSHSettings, connect
 from amibake.errors import BuildError
-from amibake.provisioners.config import FileConfig, ShellConfig
-from amibake.provisioners.file import FileProvisioner
-from amibake.provisioners.shell import ExitCodeError, ShellProvisioner
+from amibake.provisioners.file.config import FileConfig
+from amibake.provisioners.file.provisioner import FileProvisioner
+from amibake.provisioners.shell.config import ShellConfig
+from amibake.provisioners.shell.provisioner import ExitCodeError, ShellProvisioner
 from tests.stackkit import Stack
 from tests.unit.test_provisioners_local import RecordingUi, make_env
 

@@ -20,15 +20,13 @@ from amibake.postprocessors.config import (
     ManifestConfig,
     ShellLocalPostProcessorConfig,
 )
-from amibake.provisioners.config import (
-    AnsibleConfig,
-    AnsibleLocalConfig,
-    FileConfig,
-    PowershellConfig,
-    ShellConfig,
-    ShellLocalConfig,
-    WindowsRestartConfig,
-)
+from amibake.provisioners.ansible.config import AnsibleConfig
+from amibake.provisioners.ansible_local.config import AnsibleLocalConfig
+from amibake.provisioners.file.config import FileConfig
+from amibake.provisioners.powershell.config import PowershellConfig
+from amibake.provisioners.shell.config import ShellConfig
+from amibake.provisioners.shell_local.config import ShellLocalConfig
+from amibake.provisioners.windows_restart.config import WindowsRestartConfig
 
 
 def ctx() -> CheckContext:

@@ -15,7 +15,8 @@ from amibake.config.communicator import CommunicatorConfig
 from amibake.config.durations import format_duration, parse_duration
 from amibake.config.weak import go_float_string, parse_go_int, to_bool, to_list, to_map, to_str
 from amibake.errors import Pos
-from amibake.provisioners.config import BreakpointConfig, ShellConfig
+from amibake.provisioners.breakpoint.config import BreakpointConfig
+from amibake.provisioners.shell.config import ShellConfig
 
 
 def ctx(**kw: Any) -> CheckContext:

@@ -18,7 +18,7 @@ from amibake.config.durations import (
     parse_duration_ns,
 )
 from amibake.errors import BuildError
-from amibake.provisioners.shell import go_duration, seconds
+from amibake.provisioners.shell.provisioner import go_duration, seconds
 
 NS, US, MS, S, M, H = 1, 1_000, 1_000_000, 1_000_000_000, 60_000_000_000, 3_600_000_000_000
 

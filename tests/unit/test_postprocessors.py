@@ -42,7 +42,7 @@ from amibake.postprocessors.manifest import (
     read_manifest,
 )
 from amibake.postprocessors.shell_local import ShellLocalPostProcessor
-from amibake.provisioners.shell import ExitCodeError
+from amibake.provisioners.shell.provisioner import ExitCodeError
 from tests.unit.test_provisioners_local import RecordingUi, make_env, render, shell_local_config
 
 
@@ -503,8 +503,8 @@ def run_shell_local(kind: str, ui: RecordingUi, **raw: Any) -> None:
     """Decode ``raw`` with the real config class of ``kind`` and run it on this machine."""
     from amibake.config.base import CheckContext, decode
     from amibake.postprocessors.config import ShellLocalPostProcessorConfig
-    from amibake.provisioners.config import ShellLocalConfig
-    from amibake.provisioners.shell_local import ShellLocalProvisioner
+    from amibake.provisioners.shell_local.config import ShellLocalConfig
+    from amibake.provisioners.shell_local.provisioner import ShellLocalProvisioner
     from tests.unit.test_provisioners_local import LocalComm
 
     cls = ShellLocalConfig if kind.startswith("provisioner") else ShellLocalPostProcessorConfig
@@ -520,7 +520,7 @@ def run_shell_local(kind: str, ui: RecordingUi, **raw: Any) -> None:
 def shell_local_problems(kind: str, **raw: Any) -> list[str]:
     from amibake.config.base import CheckContext, decode
     from amibake.postprocessors.config import ShellLocalPostProcessorConfig
-    from amibake.provisioners.config import ShellLocalConfig
+    from amibake.provisioners.shell_local.config import ShellLocalConfig
 
     cls = ShellLocalConfig if kind.startswith("provisioner") else ShellLocalPostProcessorConfig
     _, problems, _ = decode(cls, raw, CheckContext(template_dir=Path("."), key_path=""))
@@ -586,7 +586,7 @@ def test_shell_local_command_and_execute_command(kind: str) -> None:
 @pytest.mark.effect("post-processor/shell-local", "only_on")
 @pytest.mark.parametrize("kind", SHELL_LOCAL)
 def test_shell_local_only_on_both_kinds(kind: str) -> None:
-    from amibake.provisioners.shell_local import current_os
+    from amibake.provisioners.shell_local.provisioner import current_os
 
     ui = RecordingUi()
     other = "windows" if current_os() != "windows" else "linux"

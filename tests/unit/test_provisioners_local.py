@@ -25,10 +25,10 @@ from amibake import localexec
 from amibake.api import BuildEnv
 from amibake.communicator.base import Communicator, DisconnectedError, LineSink
 from amibake.errors import BuildError, CommunicatorError
-from amibake.provisioners import shell as shellmod
-from amibake.provisioners.breakpoint import BreakpointProvisioner
-from amibake.provisioners.file import FileProvisioner
-from amibake.provisioners.shell import (
+from amibake.provisioners.breakpoint.provisioner import BreakpointProvisioner
+from amibake.provisioners.file.provisioner import FileProvisioner
+from amibake.provisioners.shell import provisioner as shellmod
+from amibake.provisioners.shell.provisioner import (
     CMD_DISCONNECT,
     ExitCodeError,
     ShellProvisioner,
@@ -44,7 +44,7 @@ from amibake.provisioners.shell import (
     seconds,
     to_unix_newlines,
 )
-from amibake.provisioners.shell_local import (
+from amibake.provisioners.shell_local.provisioner import (
     ShellLocalProvisioner,
     current_os,
     execute_command_of,
@@ -589,7 +589,7 @@ def test_file_upload_sources_then_source_order_and_render(tmp_path: Path) -> Non
 @pytest.mark.effect("provisioner/file", "generated")
 def test_file_generated_is_checked_when_uploading_not_when_validating(tmp_path: Path) -> None:
     from amibake.config.base import CheckContext, decode
-    from amibake.provisioners.config import FileConfig
+    from amibake.provisioners.file.config import FileConfig
 
     src, dest = tmp_path / "made-later.txt", tmp_path / "dest.txt"
     raw = {"source": str(src), "destination": str(dest)}
@@ -808,7 +808,10 @@ def test_local_comm_preserves_mode(tmp_path: Path) -> None:
 
 
 def test_real_config_classes_drive_the_provisioners(tmp_path: Path) -> None:
-    from amibake.provisioners.config import BreakpointConfig, FileConfig, ShellConfig, ShellLocalConfig
+    from amibake.provisioners.breakpoint.config import BreakpointConfig
+    from amibake.provisioners.file.config import FileConfig
+    from amibake.provisioners.shell.config import ShellConfig
+    from amibake.provisioners.shell_local.config import ShellLocalConfig
 
     ui = RecordingUi()
     env = make_env(ui)
@@ -829,7 +832,7 @@ def test_real_config_classes_drive_the_provisioners(tmp_path: Path) -> None:
 
 def test_default_remote_script_numbers_never_repeat_within_a_run() -> None:
     """Parallel builds reaching one host must not overwrite or delete each other's scripts."""
-    from amibake.provisioners.shell import unique_number
+    from amibake.provisioners.shell.provisioner import unique_number
 
     seen = [unique_number() for _ in range(3000)]
     assert len(set(seen)) == len(seen)

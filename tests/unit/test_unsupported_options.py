@@ -17,7 +17,8 @@ from amibake.builders.amazon.config_access import AccessConfig
 from amibake.cli.main import cli
 from amibake.config.base import CheckContext, decode, unsupported_options
 from amibake.postprocessors.config import AmazonImportConfig, ManifestConfig
-from amibake.provisioners.config import ShellCommon, ShellConfig
+from amibake.provisioners.common import ShellCommon
+from amibake.provisioners.shell.config import ShellConfig
 
 CANARY = "hunter2-canary-value"
 

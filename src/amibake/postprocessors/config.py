@@ -7,7 +7,7 @@ from amibake.builders.amazon.config_access import AccessConfig
 from amibake.config.base import CheckContext, PluginConfig
 from amibake.config.weak import Bool, Int, Str, StrList, StrMap
 from amibake.errors import Problem
-from amibake.provisioners.config import ShellLocalConfig
+from amibake.provisioners.shell_local.config import ShellLocalConfig
 
 CHECKSUM_TYPES = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
 

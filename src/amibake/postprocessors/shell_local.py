@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from amibake.api import Artifact, BuildEnv
-from amibake.provisioners.shell_local import execute_command_of, run_shell_local
+from amibake.provisioners.shell_local.provisioner import execute_command_of, run_shell_local
 
 
 class ShellLocalPostProcessor:

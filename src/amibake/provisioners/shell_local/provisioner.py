@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from amibake import localexec
 from amibake.api import BuildEnv
 from amibake.errors import BuildError
-from amibake.provisioners.shell import (
+from amibake.provisioners.shell.provisioner import (
     DEFAULT_ENV_VAR_FORMAT,
     DEFAULT_INLINE_SHEBANG,
     check_exit_code,

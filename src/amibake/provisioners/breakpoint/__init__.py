@@ -1,0 +1,2 @@
+"""The ``breakpoint`` provisioner: its options (:mod:`.config`) and its implementation
+(:mod:`.provisioner`)."""

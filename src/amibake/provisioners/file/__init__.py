@@ -1,0 +1,2 @@
+"""The ``file`` provisioner: its options (:mod:`.config`) and its implementation
+(:mod:`.provisioner`)."""

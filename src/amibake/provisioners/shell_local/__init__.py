@@ -1,0 +1,2 @@
+"""The ``shell-local`` provisioner: its options (:mod:`.config`) and its implementation
+(:mod:`.provisioner`)."""
