@@ -267,7 +267,8 @@ def test_check_journal_passes_while_nothing_failed() -> None:
 @pytest.mark.parametrize(("at", "point", "paused"), [
     ("", "cleanup", False), ("cleanup", "cleanup", True), ("wait-x, cleanup ,", "cleanup", True),
     ("*", "after-run-instances", True), ("cleanup", "after-run-instances", False),
-    ("clean", "cleanup", False), (" , ", "cleanup", False),
+    ("clean", "cleanup", False), (" , ", "cleanup", False), ("wait-x,cleanup", "cleanup", True),
+    ("wait-x cleanup", "cleanup", False),
 ])
 def test_pause_points_are_named_in_a_comma_list(
     at: str, point: str, paused: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -291,7 +292,9 @@ def test_no_pause_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert pause_requested("cleanup") is None
 
 
-def test_a_pause_waits_on_cancel_unless_it_must_not_be_interrupted(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_pause_waits_on_cancel_unless_it_must_not_be_interrupted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     slept: list[float] = []
     monkeypatch.setattr(context_module.time, "sleep", slept.append)
     monkeypatch.setenv("AMIBAKE_PAUSE_AT", "*")
@@ -307,6 +310,7 @@ def test_a_pause_waits_on_cancel_unless_it_must_not_be_interrupted(monkeypatch: 
     ctx.cancel = Ev()
     ctx.pause("wait-x")
     assert waited == [30.0] and slept == []
+    assert capsys.readouterr().err == f"amibake: paused at wait-x (pid {os.getpid()})\n"
     ctx.pause("cleanup", interruptible=False)
     assert waited == [30.0] and slept == [30.0]
     monkeypatch.setenv("AMIBAKE_PAUSE_AT", "other")
@@ -405,3 +409,24 @@ def test_sturdy_ui_lets_other_errors_through(method: str) -> None:
     ui = SturdyUi(BrokenUi(ValueError("a bug")))
     with pytest.raises(ValueError, match="a bug"):
         getattr(ui, method)(*(("p", 0.5) if method == "progress" else ("x",)))
+
+
+def test_two_journal_problems_are_counted() -> None:
+    ctx, ui = make()
+    ctx.journal_failed("first")
+    ctx.journal_failed("second")
+    with pytest.raises(JournalUnwritable):
+        StepRunner(ctx).run([FnStep("s", lambda ctx: None)])
+    assert ui.lines[0].startswith(
+        "err The run journal could not be written: first (and 1 more record(s) missing).")
+
+
+def test_a_rollback_knows_the_step_that_registered_it() -> None:
+    ctx, _ = make()
+
+    def step(ctx: StepContext) -> None:
+        ctx.on_failure("deregister ami", lambda: None)
+
+    StepRunner(ctx)._run_step(FnStep("create-image", step))
+    (undo,) = ctx.pending()
+    assert (undo.description, undo.kind, undo.step) == ("deregister ami", "rollback", "create-image")
