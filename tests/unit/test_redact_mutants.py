@@ -190,3 +190,13 @@ def test_a_short_secret_at_the_start_of_a_base64_text_loses_its_whole_groups() -
 def test_a_line_of_exactly_the_minimum_length_is_redacted_on_its_own() -> None:
     r = Redactor(["abcdefgh\nijklmnop\nshort"])
     assert r("[ijklmnop] [short]") == f"[{SENSITIVE}] [short]"
+
+
+def test_the_ascii_form_with_an_escaped_quote_is_blanked_whole() -> None:
+    """``ascii()`` of a longer string holding both quotes: non-ASCII as ``\\xe4``, ``'`` escaped."""
+    assert Redactor(["pä'ss-wd"])(ascii('say "pä\'ss-wd"')) == f"'say \"{SENSITIVE}\"'"
+
+
+def test_the_repr_form_of_a_secret_with_a_control_character_is_blanked_whole() -> None:
+    """``repr`` keeps ``ä`` and writes ESC as ``\\x1b`` (JSON would write ``\\u001b``)."""
+    assert Redactor(["pä\x1bss-wd"])(repr("x pä\x1bss-wd")) == f"'x {SENSITIVE}'"
