@@ -81,7 +81,10 @@ def undo_calls(fake: CountingEc2, since: int) -> list[str]:
 # -- the protocol --------------------------------------------------------------------------------
 
 def _methods(cls: type) -> set[str]:
-    return {n for n, v in vars(cls).items() if callable(v) and not n.startswith("_")}
+    """The public methods ``cls`` defines or inherits from its own bases (the gateway's IAM and
+    discovery calls live in base classes), not those of ``object`` or ``typing``."""
+    own = [c for c in cls.__mro__ if c.__module__ not in ("builtins", "typing")]
+    return {n for c in own for n, v in vars(c).items() if callable(v) and not n.startswith("_")}
 
 
 def test_the_gateway_and_the_fake_implement_every_method_of_ec2api_with_its_signature() -> None:

@@ -2,8 +2,11 @@
 
 The steps call :class:`Ec2Gateway` through the narrow :class:`Ec2Api` protocol. Clients, retries and
 the mapping of botocore errors into :class:`AwsError` (a :class:`~amibake.errors.BuildError`
-carrying the AWS error code) come from :mod:`amibake.aws`; the API's dictionaries are turned here
-into the few small typed records the steps need.
+carrying the AWS error code) come from :mod:`amibake.aws`; the API's dictionaries are turned into
+the few small typed records the steps need (:mod:`~amibake.builders.amazon.records`). The gateway's
+foundation (journal records, ``_call``) is :mod:`~amibake.builders.amazon.ec2_base`, its IAM calls
+:mod:`~amibake.builders.amazon.ec2_iam` and its discovery calls for ``amibake cleanup``
+:mod:`~amibake.builders.amazon.ec2_discovery`; this module holds the EC2 calls and the waits.
 
 Waits poll at once, then with a backoff that starts tight (0.5 s) and doubles up to ``delay``
 seconds (Packer's fixed 15 s by default): a state reached within seconds is seen within a second,
@@ -15,18 +18,12 @@ that gives up names what it waited for and the last state it saw.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import botocore.exceptions
-import botocore.parsers
-
-from amibake.aws.access import AwsAccess
 from amibake.aws.errors import AwsError
 from amibake.aws.errors import translated as _translated
 from amibake.aws.retry import (
@@ -38,23 +35,33 @@ from amibake.aws.retry import (
 )
 from amibake.aws.session import CALL_TIMEOUTS, CLIENTS, ClientPool, known_regions, shared_loader
 from amibake.builders.amazon.access import Polling
+from amibake.builders.amazon.ec2_base import OWNER_TAGS, NotOurs
+from amibake.builders.amazon.ec2_discovery import DiscoveryCalls
+from amibake.builders.amazon.ec2_iam import IamCalls
+from amibake.builders.amazon.records import (
+    BlockDevice,
+    Image,
+    Instance,
+    Tagged,
+    Tags,
+    tag_dict,
+    tag_list,
+    tag_specs,
+)
 from amibake.errors import BuildError
-from amibake.journal import BuildJournal
-from amibake.steps.context import BuildCancelled, JournalUnwritable
+from amibake.steps.context import BuildCancelled
 
-#: re-exported: the session layer's names, importable from here as before
+#: re-exported: the session layer's names, the records and the ownership check's, importable from here
+#: as before
 __all__ = [
-    "CALL_TIMEOUTS", "CLIENTS", "DEFAULT_RETRIES", "TRANSIENT_CODES", "AwsError", "ClientPool", "Ec2Gateway",
-    "Image", "Instance", "NotOurs", "RetryPolicy", "Tagged", "WaitTimeout", "ambiguous",
-    "known_regions", "retries", "shared_loader", "tag_dict", "tag_list", "tag_specs",
+    "CALL_TIMEOUTS", "CLIENTS", "DEFAULT_RETRIES", "OWNER_TAGS", "TRANSIENT_CODES", "AwsError", "BlockDevice",
+    "ClientPool", "Ec2Gateway", "Image", "Instance", "NotOurs", "RetryPolicy", "Tagged", "WaitTimeout",
+    "ambiguous", "known_regions", "retries", "shared_loader", "tag_dict", "tag_list", "tag_specs",
 ]
 
 log = logging.getLogger("amibake.aws")
 
 T = TypeVar("T")
-
-Tags = Mapping[str, str]
-
 
 #: a wait longer than this shows progress, refreshed at most this often (seconds)
 PROGRESS_AFTER = 5.0
@@ -63,113 +70,6 @@ PROGRESS_EVERY = 10.0
 
 class WaitTimeout(BuildError):
     """A wait gave up."""
-
-
-#: the tags that make a resource found by name this build's own (``amibake:*`` as sent)
-OWNER_TAGS = ("amibake:run-id", "amibake:build")
-
-
-class NotOurs(BuildError):
-    """A create call's resource already exists, but this build did not make it."""
-
-
-# ---------------------------------------------------------------------------------------------
-# records
-
-
-def tag_dict(raw: Sequence[Mapping[str, Any]] | None) -> dict[str, str]:
-    return {str(t.get("Key", "")): str(t.get("Value", "")) for t in raw or ()}
-
-
-def tag_list(tags: Tags) -> list[dict[str, str]]:
-    return [{"Key": k, "Value": v} for k, v in tags.items()]
-
-
-@dataclass(frozen=True)
-class Image:
-    id: str
-    name: str
-    state: str
-    owner_id: str = ""
-    owner_alias: str = ""
-    creation_date: str = ""
-    root_device_type: str = ""
-    virtualization_type: str = ""
-    description: str = ""
-    tags: dict[str, str] = field(default_factory=dict)
-    snapshot_ids: tuple[str, ...] = ()
-    state_reason: str = ""
-
-    @classmethod
-    def from_api(cls, d: Mapping[str, Any]) -> Image:
-        snaps = tuple(
-            str(b["Ebs"]["SnapshotId"])
-            for b in d.get("BlockDeviceMappings", [])
-            if b.get("Ebs") and b["Ebs"].get("SnapshotId")
-        )
-        return cls(
-            id=str(d.get("ImageId", "")),
-            name=str(d.get("Name", "")),
-            state=str(d.get("State", "")),
-            owner_id=str(d.get("OwnerId", "")),
-            owner_alias=str(d.get("ImageOwnerAlias", "")),
-            creation_date=str(d.get("CreationDate", "")),
-            root_device_type=str(d.get("RootDeviceType", "")),
-            virtualization_type=str(d.get("VirtualizationType", "")),
-            description=str(d.get("Description", "") or ""),
-            tags=tag_dict(d.get("Tags")),
-            snapshot_ids=snaps,
-            state_reason=str((d.get("StateReason") or {}).get("Message", "")),
-        )
-
-
-@dataclass(frozen=True)
-class BlockDevice:
-    device_name: str
-    volume_id: str
-    delete_on_termination: bool
-
-
-@dataclass(frozen=True)
-class Instance:
-    id: str
-    state: str
-    public_ip: str = ""
-    private_ip: str = ""
-    public_dns: str = ""
-    private_dns: str = ""
-    ipv6: str = ""
-    vpc_id: str = ""
-    block_devices: tuple[BlockDevice, ...] = ()
-    state_reason: str = ""
-
-    @classmethod
-    def from_api(cls, d: Mapping[str, Any]) -> Instance:
-        bdm = tuple(
-            BlockDevice(
-                str(b.get("DeviceName", "")),
-                str(b["Ebs"].get("VolumeId", "")),
-                bool(b["Ebs"].get("DeleteOnTermination", False)),
-            )
-            for b in d.get("BlockDeviceMappings", [])
-            if b.get("Ebs")
-        )
-        ipv6 = ""
-        for nic in d.get("NetworkInterfaces", []):
-            for addr in nic.get("Ipv6Addresses", []):
-                ipv6 = ipv6 or str(addr.get("Ipv6Address", ""))
-        return cls(
-            id=str(d.get("InstanceId", "")),
-            state=str((d.get("State") or {}).get("Name", "")),
-            public_ip=str(d.get("PublicIpAddress", "") or ""),
-            private_ip=str(d.get("PrivateIpAddress", "") or ""),
-            public_dns=str(d.get("PublicDnsName", "") or ""),
-            private_dns=str(d.get("PrivateDnsName", "") or ""),
-            ipv6=ipv6,
-            vpc_id=str(d.get("VpcId", "") or ""),
-            block_devices=bdm,
-            state_reason=str((d.get("StateReason") or {}).get("Message", "")),
-        )
 
 
 #: errors right after a create, while the new resource is not yet visible everywhere (retried)
@@ -184,164 +84,12 @@ def _profile_not_visible(exc: AwsError) -> bool:
     return exc.code == "InvalidParameterValue" and "iam instance profile" in exc.aws_message.lower()
 
 
-def tag_specs(tags: Tags, *resource_types: str) -> list[dict[str, Any]]:
-    if not tags:
-        return []
-    return [{"ResourceType": rt, "Tags": tag_list(tags)} for rt in resource_types]
-
-
 # ---------------------------------------------------------------------------------------------
 # the gateway
 
 
-class Ec2Gateway:
+class Ec2Gateway(IamCalls, DiscoveryCalls):
     """EC2 and IAM calls for one build, through the process's shared clients (``CLIENTS``)."""
-
-    def __init__(
-        self,
-        access: AwsAccess,
-        polling: Polling | None = None,
-        *,
-        journal: BuildJournal | None = None,
-        pause: Callable[[str], None] | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        self.access = access
-        self.region = access.region
-        self.polling = polling or Polling()
-        #: where every create is recorded before and after the call (None: not recorded)
-        self.journal = journal
-        #: called with a point name after each create call and inside each wait (AMIBAKE_PAUSE_AT)
-        self._pause = pause or (lambda point: None)
-        self.retry = retry or RetryPolicy(max_attempts=1 + retries(access))
-        self._rng = random.Random()
-        #: what could not be written to the journal (each write that failed, in order)
-        self.journal_errors: list[str] = []
-        #: told of each journal write that failed (the step context: the build stops after the step)
-        self.on_journal_error: Callable[[str], None] | None = None
-
-    def cleanup_hint(self) -> str:
-        run = self.journal.run_id if self.journal else ""
-        return f"amibake cleanup --run {run}" if run else "amibake cleanup"
-
-    def _journal_problem(self, what: str, exc: BaseException) -> str:
-        path = getattr(getattr(self.journal, "journal", None), "path", "")
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        if "run journal" in reason:  # the journal's own error names the file already
-            problem = f"{reason} ({what} not recorded)"
-        else:
-            problem = f"cannot write the run journal {path}: {reason} ({what} not recorded)"
-        self.journal_errors.append(problem)
-        log.debug("%s", problem)
-        if self.on_journal_error is not None:
-            self.on_journal_error(problem)
-        return problem
-
-    def _intent(self, kind: str, region: str | None, **detail: Any) -> None:
-        """Record what is about to be created; a journal that cannot record it stops the create
-        (nothing is created that the journal does not know about)."""
-        if self.journal is None:
-            return
-        if self.journal_errors:
-            raise JournalUnwritable(f"{self.journal_errors[0]}; no {kind} is created after that")
-        try:
-            self.journal.intent(kind, self.region if region is None else region, **detail)
-        except Exception as exc:
-            problem = self._journal_problem(f"the intent to create the {kind}", exc)
-            raise JournalUnwritable(f"{problem}; no {kind} was created") from None
-
-    def _created(self, kind: str, region: str | None, rid: str, **detail: Any) -> None:
-        """Record what a create call made. The resource exists whatever the journal says: a failed
-        write is noted (the build stops after this step) and the caller goes on to register its undo."""
-        if self.journal is None:
-            return
-        try:
-            self.journal.created(kind, self.region if region is None else region, rid, **detail)
-        except Exception as exc:
-            self._journal_problem(f"{kind} {rid} created", exc)
-
-    def _removed(self, kind: str, region: str | None, rid: str) -> None:
-        """Record a removal; a failed write is noted, never stops the undo it follows."""
-        if self.journal is None:
-            return
-        try:
-            self.journal.removed(kind, self.region if region is None else region, rid)
-        except Exception as exc:
-            self._journal_problem(f"{kind} {rid} removed", exc)
-
-    def _owned(self, what: str, found: Mapping[str, str], sent: Tags | None) -> None:
-        """Raise :class:`NotOurs` unless ``found`` carries the build's own tags of ``sent``."""
-        own = {k: v for k, v in (sent or {}).items() if k in OWNER_TAGS}
-        if len(own) == len(OWNER_TAGS) and all(found.get(k) == v for k, v in own.items()):
-            return
-        have = ", ".join(f"{k}={found[k]}" for k in OWNER_TAGS if k in found) or "no amibake tags"
-        raise NotOurs(
-            f"{what} already exists and was not made by this build ({have}): amibake does not adopt "
-            "or remove it; use another name, or remove it if it is a leftover"
-        )
-
-    # -- clients --------------------------------------------------------------------------
-
-    def _client(self, service: str, region: str | None = None) -> Any:
-        return CLIENTS.client(service, region or self.region, self.access)
-
-    def _call(
-        self,
-        op: str,
-        region: str | None = None,
-        service: str = "ec2",
-        *,
-        retry_codes: Sequence[str] = (),
-        adopt: Callable[[], Any] | None = None,
-        duplicate_codes: Sequence[str] = (),
-        **params: Any,
-    ) -> Any:
-        """One API call, retried on throttling, 5xx and connection errors (and ``retry_codes``:
-        the eventual-consistency errors that follow a create) with bounded jittered backoff.
-
-        For a create call with no client token, ``adopt`` looks up what an attempt may have made
-        (by name, checking the build's own tags): after an ambiguous failure (:func:`ambiguous`) it
-        is asked before the call is sent again, and its answer (the create call's answer, made up
-        from what was found) is returned instead; None means nothing is there. A ``duplicate_codes``
-        error after an ambiguous failure is the first attempt's resource: looked up again (it may not
-        be visible yet) and adopted."""
-        client = self._client(service, region)
-        fn = getattr(client, op)
-        attempt = 0
-        lost = False  # an earlier attempt may have been carried out
-        while True:
-            try:
-                with _translated(op):
-                    try:
-                        return fn(**params)
-                    except botocore.exceptions.ClientError as exc:
-                        code = str(exc.response.get("Error", {}).get("Code", ""))
-                        duplicate = lost and adopt is not None and code in duplicate_codes
-                        if not (duplicate or RetryPolicy.transient(exc) or code in retry_codes):
-                            raise
-                        failure: BaseException = exc
-                    except (botocore.exceptions.EndpointConnectionError,
-                            botocore.parsers.ResponseParserError,
-                            botocore.exceptions.ConnectionClosedError,
-                            botocore.exceptions.ReadTimeoutError,
-                            botocore.exceptions.ConnectTimeoutError) as exc:
-                        failure = exc
-                    if adopt is not None and (lost or ambiguous(failure)):
-                        lost = True
-                        found = adopt()
-                        if found is not None:
-                            log.debug("%s (%s): adopted what an attempt whose answer was lost made",
-                                      op, region or self.region)
-                            return found
-                    attempt += 1
-                    if attempt >= self.retry.max_attempts:
-                        raise failure
-            except AwsError:
-                raise
-            pause = self.retry.backoff(attempt, self._rng)
-            log.debug("%s (%s): %s; retry %d of %d in %.2fs", op, region or self.region, failure,
-                      attempt, self.retry.max_attempts - 1, pause)
-            time.sleep(pause)
 
     # -- images ---------------------------------------------------------------------------
 
@@ -720,80 +468,6 @@ class Ec2Gateway:
             raise BuildError(f"Error waiting for fleet request: {errors or 'no instance was launched'}")
         return ids
 
-    # -- IAM ------------------------------------------------------------------------------
-
-    def instance_profile_exists(self, name: str) -> bool:
-        try:
-            self._call("get_instance_profile", service="iam", InstanceProfileName=name)
-        except AwsError as exc:
-            if exc.code == "NoSuchEntity":
-                return False
-            raise
-        return True
-
-    def create_instance_profile(self, name: str, tags: Tags) -> None:
-        self._intent("iam-instance-profile", "", name=name)
-        self._call("create_instance_profile", service="iam", InstanceProfileName=name, Tags=tag_list(tags),
-                   adopt=lambda: self._adopt_iam("get_instance_profile", "InstanceProfile",
-                                                 f"instance profile {name!r}", tags,
-                                                 InstanceProfileName=name),
-                   duplicate_codes=("EntityAlreadyExists",))
-        self._created("iam-instance-profile", "", name, name=name)
-        self._pause("after-create-instance-profile")
-
-    def _adopt_iam(self, op: str, key: str, what: str, tags: Tags, **params: Any) -> dict[str, Any] | None:
-        try:
-            found = self._call(op, service="iam", **params).get(key, {})
-        except AwsError as exc:
-            if exc.code == "NoSuchEntity":
-                return None
-            raise
-        self._owned(what, tag_dict(found.get("Tags")), tags)
-        return {key: found}
-
-    def delete_instance_profile(self, name: str) -> None:
-        self._call("delete_instance_profile", service="iam", InstanceProfileName=name)
-        self._removed("iam-instance-profile", "", name)
-
-    def create_role(self, name: str, trust_policy: str, tags: Tags) -> None:
-        self._intent("iam-role", "", name=name)
-        self._call(
-            "create_role", service="iam", RoleName=name, AssumeRolePolicyDocument=trust_policy,
-            Tags=tag_list(tags), duplicate_codes=("EntityAlreadyExists",),
-            adopt=lambda: self._adopt_iam("get_role", "Role", f"IAM role {name!r}", tags, RoleName=name),
-        )
-        self._created("iam-role", "", name, name=name)
-        self._pause("after-create-role")
-
-    def delete_role(self, name: str) -> None:
-        self._call("delete_role", service="iam", RoleName=name)
-        self._removed("iam-role", "", name)
-
-    def put_role_policy(self, role: str, policy_name: str, document: str) -> None:
-        self._intent("iam-role-policy", "", name=role, policy=policy_name)
-        self._call(
-            "put_role_policy", service="iam", RoleName=role, PolicyName=policy_name, PolicyDocument=document,
-            retry_codes=("NoSuchEntity",),
-        )
-        self._created("iam-role-policy", "", role, name=role, policy=policy_name)
-
-    def delete_role_policy(self, role: str, policy_name: str) -> None:
-        self._call("delete_role_policy", service="iam", RoleName=role, PolicyName=policy_name)
-        self._removed("iam-role-policy", "", role)
-
-    def add_role_to_instance_profile(self, profile: str, role: str) -> None:
-        self._intent("iam-role-in-profile", "", name=profile, role=role)
-        self._call("add_role_to_instance_profile", service="iam", InstanceProfileName=profile, RoleName=role,
-                   retry_codes=("NoSuchEntity",), duplicate_codes=("LimitExceeded", "EntityAlreadyExists"),
-                   adopt=lambda: {} if role in self.iam_profile_roles(profile) else None)
-        self._created("iam-role-in-profile", "", profile, name=profile, role=role)
-
-    def remove_role_from_instance_profile(self, profile: str, role: str) -> None:
-        self._call(
-            "remove_role_from_instance_profile", service="iam", InstanceProfileName=profile, RoleName=role
-        )
-        self._removed("iam-role-in-profile", "", profile)
-
     # -- waits ----------------------------------------------------------------------------
 
     def wait(
@@ -928,108 +602,3 @@ class Ec2Gateway:
             polling=self.polling.long(),
         )
         return seen[-1]
-
-    # -- discovery (amibake cleanup) ------------------------------------------------------
-
-    def find_tagged(self, region: str, tag: str, value: str = "") -> list[Tagged]:
-        """Every resource of this account in ``region`` carrying tag ``tag`` (``= value`` if given)."""
-        flt = [{"Name": f"tag:{tag}", "Values": [value]}] if value else [{"Name": "tag-key", "Values": [tag]}]
-        out: list[Tagged] = []
-        resp = self._call("describe_instances", region, Filters=flt)
-        for res in resp.get("Reservations", []):
-            for inst in res.get("Instances", []):
-                state = str((inst.get("State") or {}).get("Name", ""))
-                if state != "terminated":
-                    out.append(Tagged("instance", region, str(inst["InstanceId"]), tag_dict(inst.get("Tags")),
-                                      state))
-        for kind, op, key, id_key, extra in _TAGGED_LISTS:
-            resp = self._call(op, region, Filters=flt, **extra)
-            for item in resp.get(key, []):
-                out.append(Tagged(kind, region, str(item.get(id_key, "")), tag_dict(item.get("Tags")),
-                                  str(item.get("State", "") or "")))
-        return out
-
-    def find_tagged_iam(self, tag: str, value: str = "", name_prefix: str = "packer-") -> list[Tagged]:
-        """Temporary IAM roles and instance profiles (named ``packer-...``) carrying ``tag``."""
-        out: list[Tagged] = []
-        roles = self._call("list_roles", service="iam").get("Roles", [])
-        for role in roles:
-            name = str(role.get("RoleName", ""))
-            if not name.startswith(name_prefix):
-                continue
-            try:
-                tags = tag_dict(self._call("list_role_tags", service="iam", RoleName=name).get("Tags"))
-            except AwsError as exc:
-                if exc.code == "NoSuchEntity":  # deleted between the listing and now
-                    continue
-                raise
-            if tag in tags and (not value or tags[tag] == value):
-                out.append(Tagged("iam-role", "", name, tags))
-        profiles = self._call("list_instance_profiles", service="iam").get("InstanceProfiles", [])
-        for prof in profiles:
-            name = str(prof.get("InstanceProfileName", ""))
-            if not name.startswith(name_prefix):
-                continue
-            try:
-                tags = tag_dict(prof.get("Tags")) or tag_dict(self._call(
-                    "list_instance_profile_tags", service="iam", InstanceProfileName=name).get("Tags"))
-            except AwsError as exc:
-                if exc.code == "NoSuchEntity":
-                    continue
-                raise
-            if tag in tags and (not value or tags[tag] == value):
-                out.append(Tagged("iam-instance-profile", "", name, tags))
-        return out
-
-    def iam_profile_roles(self, profile: str) -> list[str]:
-        resp = self._call("get_instance_profile", service="iam", InstanceProfileName=profile)
-        return [str(r["RoleName"]) for r in resp.get("InstanceProfile", {}).get("Roles", [])]
-
-    def iam_role_policies(self, role: str) -> list[str]:
-        resp = self._call("list_role_policies", service="iam", RoleName=role)
-        return [str(p) for p in resp.get("PolicyNames", [])]
-
-    def iam_role_profiles(self, role: str) -> list[str]:
-        resp = self._call("list_instance_profiles_for_role", service="iam", RoleName=role)
-        return [str(p["InstanceProfileName"]) for p in resp.get("InstanceProfiles", [])]
-
-    def security_group_by_name(self, name: str, region: str) -> list[str]:
-        flt = [{"Name": "group-name", "Values": [name]}]
-        resp = self._call("describe_security_groups", region, Filters=flt)
-        return [str(g["GroupId"]) for g in resp.get("SecurityGroups", [])]
-
-    def instances_by_token(self, token: str, region: str) -> list[str]:
-        resp = self._call("describe_instances", region, Filters=[{"Name": "client-token", "Values": [token]}])
-        return [str(i["InstanceId"]) for r in resp.get("Reservations", []) for i in r.get("Instances", [])
-                if (i.get("State") or {}).get("Name") != "terminated"]
-
-    def launch_templates_named(self, name: str, region: str) -> list[str]:
-        try:
-            resp = self._call("describe_launch_templates", region, LaunchTemplateNames=[name])
-        except AwsError as exc:
-            if "NotFound" in exc.code:
-                return []
-            raise
-        return [str(t["LaunchTemplateId"]) for t in resp.get("LaunchTemplates", [])]
-
-
-@dataclass(frozen=True)
-class Tagged:
-    """A resource found by tag: kind (a journal kind), region ("" for IAM), id, tags, state."""
-
-    kind: str
-    region: str
-    id: str
-    tags: dict[str, str]
-    state: str = ""
-
-
-#: (kind, Describe call, list key, id key, extra params) of the EC2 resources found by tag
-_TAGGED_LISTS: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (
-    ("security-group", "describe_security_groups", "SecurityGroups", "GroupId", {}),
-    ("key-pair", "describe_key_pairs", "KeyPairs", "KeyName", {}),
-    ("volume", "describe_volumes", "Volumes", "VolumeId", {}),
-    ("launch-template", "describe_launch_templates", "LaunchTemplates", "LaunchTemplateId", {}),
-    ("image", "describe_images", "Images", "ImageId", {"Owners": ["self"]}),
-    ("snapshot", "describe_snapshots", "Snapshots", "SnapshotId", {"OwnerIds": ["self"]}),
-)

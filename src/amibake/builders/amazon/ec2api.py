@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from amibake.builders.amazon.access import Polling
-    from amibake.builders.amazon.ec2 import Image, Instance
+    from amibake.builders.amazon.records import Image, Instance
 
 Tags = Mapping[str, str]
 
