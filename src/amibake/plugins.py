@@ -6,7 +6,6 @@ from amibake.builders.amazon import facts as amz
 from amibake.registry import Kind, PluginSpec, register
 
 _AMZ = "amibake.builders.amazon.config"
-_PP = "amibake.postprocessors.config"
 _DS = "amibake.datasources"
 
 
@@ -39,6 +38,12 @@ def _provisioner(type_name: str, config: str, impl: str = "", **facts: Any) -> P
     return _in_folder("provisioner", "amibake.provisioners", "provisioner", type_name, config, impl, facts)
 
 
+def _post_processor(type_name: str, config: str, impl: str = "", **facts: Any) -> PluginSpec:
+    """A post-processor in ``amibake/postprocessors/<type>/`` (``config.py``, ``postprocessor.py``)."""
+    return _in_folder("post-processor", "amibake.postprocessors", "postprocessor", type_name, config, impl,
+                      facts)
+
+
 # builders
 register(_amazon("amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.builders.amazon.ebs:EbsBuilder",
                  reuse="amibake.builders.amazon.reuse:AmiReuse"))
@@ -61,17 +66,13 @@ register(_provisioner("ansible", "AnsibleConfig", late_keys=frozenset({"command"
 register(_provisioner("ansible-local", "AnsibleLocalConfig"))
 
 # post-processors
-register(PluginSpec("post-processor", "manifest", f"{_PP}:ManifestConfig",
-                    "amibake.postprocessors.manifest:ManifestPostProcessor", late_keys=_OUTPUT))
-register(PluginSpec("post-processor", "checksum", f"{_PP}:ChecksumConfig",
-                    "amibake.postprocessors.checksum:ChecksumPostProcessor", late_keys=_OUTPUT))
-register(PluginSpec("post-processor", "compress", f"{_PP}:CompressConfig",
-                    "amibake.postprocessors.compress:CompressPostProcessor", late_keys=_OUTPUT))
-register(PluginSpec("post-processor", "shell-local", f"{_PP}:ShellLocalPostProcessorConfig",
-                    "amibake.postprocessors.shell_local:ShellLocalPostProcessor", late_keys=_EXEC))
-register(PluginSpec("post-processor", "amazon-import", f"{_PP}:AmazonImportConfig", plugin=amz.PLUGIN))
-register(PluginSpec("post-processor", "artifice", f"{_PP}:ArtificeConfig",
-                    "amibake.postprocessors.artifice:ArtificePostProcessor"))
+register(_post_processor("manifest", "ManifestConfig", "ManifestPostProcessor", late_keys=_OUTPUT))
+register(_post_processor("checksum", "ChecksumConfig", "ChecksumPostProcessor", late_keys=_OUTPUT))
+register(_post_processor("compress", "CompressConfig", "CompressPostProcessor", late_keys=_OUTPUT))
+register(_post_processor("shell-local", "ShellLocalPostProcessorConfig", "ShellLocalPostProcessor",
+                         late_keys=_EXEC))
+register(_post_processor("amazon-import", "AmazonImportConfig", plugin=amz.PLUGIN))
+register(_post_processor("artifice", "ArtificeConfig", "ArtificePostProcessor"))
 
 # data sources (executed by amibake.datasources.runner; null by the HCL loader itself)
 register(PluginSpec("datasource", "amazon-ami", f"{_DS}.configs:AmiDatasourceConfig",

@@ -13,13 +13,11 @@ from hypothesis import strategies as st
 from amibake import registry
 from amibake.builders.amazon.config import EbsConfig
 from amibake.config.base import CheckContext, PluginConfig, decode
-from amibake.postprocessors.config import (
-    AmazonImportConfig,
-    ChecksumConfig,
-    CompressConfig,
-    ManifestConfig,
-    ShellLocalPostProcessorConfig,
-)
+from amibake.postprocessors.amazon_import.config import AmazonImportConfig
+from amibake.postprocessors.checksum.config import ChecksumConfig
+from amibake.postprocessors.compress.config import CompressConfig
+from amibake.postprocessors.manifest.config import ManifestConfig
+from amibake.postprocessors.shell_local.config import ShellLocalPostProcessorConfig
 from amibake.provisioners.ansible.config import AnsibleConfig
 from amibake.provisioners.ansible_local.config import AnsibleLocalConfig
 from amibake.provisioners.file.config import FileConfig

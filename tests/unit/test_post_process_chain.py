@@ -11,7 +11,7 @@ import pytest
 from amibake.api import BuildEnv
 from amibake.build import BuildOptions, BuildRunner
 from amibake.core import load_template, prepare_builds
-from amibake.postprocessors.artifacts import FileArtifact
+from amibake.postprocessors.common import FileArtifact
 from amibake.ui.console import Console
 
 

@@ -25,23 +25,23 @@ from hypothesis import strategies as st
 
 from amibake.api import BuildEnv
 from amibake.errors import BuildError
-from amibake.postprocessors.artifacts import FileArtifact
-from amibake.postprocessors.checksum import ChecksumPostProcessor
-from amibake.postprocessors.compress import (
+from amibake.postprocessors.checksum.postprocessor import ChecksumPostProcessor
+from amibake.postprocessors.common import FileArtifact
+from amibake.postprocessors.compress.postprocessor import (
     BgzfWriter,
     CompressPostProcessor,
     Scheme,
     compression_level,
     detect,
 )
-from amibake.postprocessors.manifest import (
+from amibake.postprocessors.manifest.postprocessor import (
     ManifestPostProcessor,
     append_build,
     build_entry,
     go_json,
     read_manifest,
 )
-from amibake.postprocessors.shell_local import ShellLocalPostProcessor
+from amibake.postprocessors.shell_local.postprocessor import ShellLocalPostProcessor
 from amibake.provisioners.shell.provisioner import ExitCodeError
 from tests.unit.test_provisioners_local import RecordingUi, make_env, render, shell_local_config
 
@@ -216,7 +216,7 @@ def test_manifest_concurrent_appends_from_processes(tmp_path: Path) -> None:
     out = str(tmp_path / "m.json")
     code = (
         "import sys\n"
-        "from amibake.postprocessors.manifest import append_build, build_entry\n"
+        "from amibake.postprocessors.manifest.postprocessor import append_build, build_entry\n"
         "for i in range(15):\n"
         "    e = build_entry(name=f'{sys.argv[2]}-{i}', builder_type='t', build_time=1,\n"
         "                    files=None, artifact_id='x', packer_run_uuid='r', custom_data=None)\n"
@@ -416,7 +416,7 @@ def test_compression_level_changes_the_output(tmp_path: Path, output: str) -> No
 
 @pytest.mark.effect("post-processor/compress", "format", "output")
 def test_compress_format_picks_the_archive(tmp_path: Path) -> None:
-    from amibake.postprocessors.config import CompressConfig
+    from amibake.postprocessors.compress.config import CompressConfig
 
     files = two_files(tmp_path)
     target = tmp_path / "artifact"
@@ -502,7 +502,7 @@ SHELL_LOCAL = ("provisioner/shell-local", "post-processor/shell-local")
 def run_shell_local(kind: str, ui: RecordingUi, **raw: Any) -> None:
     """Decode ``raw`` with the real config class of ``kind`` and run it on this machine."""
     from amibake.config.base import CheckContext, decode
-    from amibake.postprocessors.config import ShellLocalPostProcessorConfig
+    from amibake.postprocessors.shell_local.config import ShellLocalPostProcessorConfig
     from amibake.provisioners.shell_local.config import ShellLocalConfig
     from amibake.provisioners.shell_local.provisioner import ShellLocalProvisioner
     from tests.unit.test_provisioners_local import LocalComm
@@ -519,7 +519,7 @@ def run_shell_local(kind: str, ui: RecordingUi, **raw: Any) -> None:
 
 def shell_local_problems(kind: str, **raw: Any) -> list[str]:
     from amibake.config.base import CheckContext, decode
-    from amibake.postprocessors.config import ShellLocalPostProcessorConfig
+    from amibake.postprocessors.shell_local.config import ShellLocalPostProcessorConfig
     from amibake.provisioners.shell_local.config import ShellLocalConfig
 
     cls = ShellLocalConfig if kind.startswith("provisioner") else ShellLocalPostProcessorConfig
@@ -648,12 +648,10 @@ def test_render_stand_in_is_used(tmp_path: Path) -> None:
 
 
 def test_real_config_classes_drive_the_post_processors(tmp_path: Path) -> None:
-    from amibake.postprocessors.config import (
-        ChecksumConfig,
-        CompressConfig,
-        ManifestConfig,
-        ShellLocalPostProcessorConfig,
-    )
+    from amibake.postprocessors.checksum.config import ChecksumConfig
+    from amibake.postprocessors.compress.config import CompressConfig
+    from amibake.postprocessors.manifest.config import ManifestConfig
+    from amibake.postprocessors.shell_local.config import ShellLocalPostProcessorConfig
 
     ui = RecordingUi()
     env = env_for("b", ui=ui)

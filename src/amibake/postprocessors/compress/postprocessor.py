@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from amibake.api import Artifact, BuildEnv
 from amibake.errors import BuildError
-from amibake.postprocessors.artifacts import FileArtifact
+from amibake.postprocessors.common import FileArtifact
 
 BUILDER_ID = "packer.post-processor.compress"
 DEFAULT_OUTPUT = "packer_{{.BuildName}}_{{.BuilderType}}"

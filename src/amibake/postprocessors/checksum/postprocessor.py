@@ -16,7 +16,7 @@ from typing import Any
 
 from amibake.api import Artifact, BuildEnv
 from amibake.errors import BuildError
-from amibake.postprocessors.artifacts import FileArtifact
+from amibake.postprocessors.common import FileArtifact
 
 BUILDER_ID = "packer.post-processor.checksum"
 DEFAULT_OUTPUT = "packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum"

@@ -1,85 +1,12 @@
-"""Typed configuration of the post-processors: manifest, checksum, compress, shell-local and
-amazon-import. ``keep_input_artifact`` and ``only``/``except`` are handled by the core."""
+"""The ``amazon-import`` post-processor's options.
+``keep_input_artifact`` and ``only``/``except`` are handled by the core."""
 
 from pydantic import Field
 
 from amibake.builders.amazon.config_access import AccessConfig
-from amibake.config.base import CheckContext, PluginConfig
-from amibake.config.weak import Bool, Int, Str, StrList, StrMap
+from amibake.config.base import CheckContext
+from amibake.config.weak import Bool, Str, StrList, StrMap
 from amibake.errors import Problem
-from amibake.provisioners.shell_local.config import ShellLocalConfig
-
-CHECKSUM_TYPES = ("md5", "sha1", "sha224", "sha256", "sha384", "sha512")
-
-
-class ManifestConfig(PluginConfig):
-    """manifest: write the artifacts of the builds to a JSON file."""
-
-    output: Str = Field(
-        "packer-manifest.json",
-        description=("The manifest will be written to this file. This defaults to `packer-manifest.json`."),
-    )
-    strip_path: Bool = Field(
-        False,
-        description=("Write only filename without the path to the manifest file. This defaults to false."),
-    )
-    strip_time: Bool = Field(False, description="Don't write the `build_time` field from the output.")
-    custom_data: StrMap = Field(
-        default_factory=dict,
-        description=(
-            "Arbitrary data to add to the manifest. This is a template engine. Therefore, you may use "
-            "user variables and template functions in this field."
-        ),
-    )
-
-
-class ChecksumConfig(PluginConfig):
-    """checksum: write checksums of the artifact's files."""
-
-    checksum_types: StrList = Field(
-        default_factory=lambda: ["md5"],
-        description="The checksum types to compute: md5, sha1, sha224, sha256, sha384, sha512.",
-    )
-    output: Str = Field(
-        "packer_{{.BuildName}}_{{.BuilderType}}_{{.ChecksumType}}.checksum",
-        description="The file the checksums are written to (a template).",
-    )
-
-    def check(self, ctx: CheckContext) -> list[Problem]:
-        return [
-            ctx.problem(f"Unrecognized checksum type: {kind}", f"checksum_types[{i}]")
-            for i, kind in enumerate(self.checksum_types)
-            if kind not in CHECKSUM_TYPES
-        ]
-
-
-class CompressConfig(PluginConfig):
-    """compress: archive the artifact's files."""
-
-    output: Str = Field("packer_{{.BuildName}}_{{.BuilderType}}", description="Fields from config file")
-    format: Str = Field(
-        "", description="The archive format (tar.gz, zip, lz4, bgzf, xz...); by default from `output`."
-    )
-    compression_level: Int = Field(
-        0, description="The compression level, 1 (fastest) to 9 (best); 0 or -1 is the default (6)."
-    )
-
-    @property
-    def effective_level(self) -> int:
-        """``compression_level`` as Packer uses it: at most 9, 0 and -1 meaning 6."""
-        level = min(self.compression_level, 9)
-        return 6 if level in (0, -1) else level
-
-
-class ShellLocalPostProcessorConfig(ShellLocalConfig):
-    """shell-local as a post-processor (same options as the provisioner)."""
-
-    @property
-    def effective_execute_command(self) -> list[str]:
-        """A one-element ``execute_command`` runs through ``sh -c``, as Packer does."""
-        if len(self.execute_command) == 1:
-            return ["sh", "-c", *self.execute_command]
-        return list(self.execute_command) or ["/bin/sh", "-c", "{{.Vars}} {{.Script}}"]
 
 
 class AmazonImportConfig(AccessConfig):
@@ -174,22 +101,3 @@ class AmazonImportConfig(AccessConfig):
 
     def warnings(self, ctx: CheckContext) -> list[str]:
         return self.access_warnings()
-
-
-class ArtificeConfig(PluginConfig):
-    """artifice: replace the build's artifact with the listed local files (Packer's
-    ``post-processor/artifice``). ``keep_input_artifact`` is the core's, as for every post-processor."""
-
-    files: StrList = Field(
-        default_factory=list,
-        description=(
-            "A list of files that comprise your artifact. These files must exist on your local disk "
-            "after the provisioning phase of packer is complete. These will replace any of the "
-            "builder's original artifacts (such as a VM snapshot). Glob patterns are expanded."
-        ),
-    )
-
-    def check(self, ctx: CheckContext) -> list[Problem]:
-        if not self.files:
-            return [ctx.problem("No files specified in artifice configuration", "files")]
-        return []

@@ -1,0 +1,2 @@
+"""The ``artifice`` post-processor: its options (:mod:`.config`) and its implementation
+(:mod:`.postprocessor`)."""

@@ -1,0 +1,2 @@
+"""The ``compress`` post-processor: its options (:mod:`.config`) and its implementation
+(:mod:`.postprocessor`)."""

@@ -1,0 +1,2 @@
+"""The ``manifest`` post-processor: its options (:mod:`.config`) and its implementation
+(:mod:`.postprocessor`)."""

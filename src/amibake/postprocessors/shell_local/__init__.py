@@ -1,0 +1,2 @@
+"""The ``shell-local`` post-processor: its options (:mod:`.config`) and its implementation
+(:mod:`.postprocessor`)."""
