@@ -1,7 +1,6 @@
 """The ``shell-local`` post-processor's options.
 ``keep_input_artifact`` and ``only``/``except`` are handled by the core."""
 
-
 from amibake.provisioners.shell_local.config import ShellLocalConfig
 
 

@@ -1,6 +1,5 @@
 """The ``ansible`` provisioner's options (amibake validates it; it does not run it)."""
 
-
 from pydantic import Field
 
 from amibake.config.base import CheckContext, PluginConfig

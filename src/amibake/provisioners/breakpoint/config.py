@@ -1,6 +1,5 @@
 """The ``breakpoint`` provisioner's options."""
 
-
 from pydantic import Field
 
 from amibake.config.base import PluginConfig

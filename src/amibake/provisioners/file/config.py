@@ -1,6 +1,5 @@
 """The ``file`` provisioner's options."""
 
-
 from pydantic import Field
 
 from amibake.config.base import CheckContext, PluginConfig

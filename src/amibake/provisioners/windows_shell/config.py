@@ -1,6 +1,5 @@
 """The ``windows-shell`` provisioner's options (amibake validates it; it does not run it)."""
 
-
 from amibake.config.base import CheckContext
 from amibake.config.durations import Duration
 from amibake.errors import Problem
