@@ -359,7 +359,7 @@ def test_big_upload_roundtrip(tcomm: SSHCommunicator, remote_dir: str, tmp_path:
 def test_direct_connections_acknowledge_every_read(settings: SSHSettings) -> None:
     """The TCP connection to sshd goes through the quick-ACK protocol (sshd's Nagle would otherwise
     hold a packet behind a delayed ACK: 40 ms on the first channel), and everything still flows."""
-    from amibake.communicator import ssh
+    from amibake.communicator import ssh_connect
 
     c = connect(settings)
     try:
@@ -367,7 +367,7 @@ def test_direct_connections_acknowledge_every_read(settings: SSHSettings) -> Non
         if not hasattr(socket, "TCP_QUICKACK"):
             pytest.skip("no TCP_QUICKACK on this platform")
         proto = transport.get_protocol()
-        assert isinstance(proto, ssh._QuickAckProtocol) and proto.inner is c._conn
+        assert isinstance(proto, ssh_connect._QuickAckProtocol) and proto.inner is c._conn
         out: list[str] = []
         assert c.run("echo first; echo second", stdout=out.append) == 0
         assert out == ["first", "second"]
