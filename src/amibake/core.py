@@ -277,7 +277,6 @@ class Preparer:
     ) -> PluginInstance | None:
         from amibake.config.base import CheckContext, decode
         from amibake.config.durations import parse_duration
-        from amibake.template.hcl import unknowns
         from amibake.template.interpolate import placeholder_build_data
 
         kind = block.kind
@@ -310,9 +309,16 @@ class Preparer:
             build_name=build,
             force=self.run.force,
         )
-        # validate without executed data sources: values they feed are unknown, never value-checked
-        config, problems, warnings = unknowns.prepare(
-            lambda r: decode(spec.config_class(), r, check_ctx), raw, block.key_path)
+        def decoded(r: Mapping[str, Any]) -> tuple[Any, list[Problem], list[str]]:
+            return decode(spec.config_class(), r, check_ctx)
+
+        if self.run.template.format == "hcl2":
+            from amibake.template.hcl import unknowns
+
+            # validate without executed data sources: values they feed are unknown, never value-checked
+            config, problems, warnings = unknowns.prepare(decoded, raw, block.key_path)
+        else:  # a JSON template has no unknown values (no data sources): no HCL2 code for it
+            config, problems, warnings = decoded(raw)
         self.problems += problems
         self.warnings += [f"{block.key_path}: {w}" for w in warnings]
         inst = PluginInstance(block=block, raw=raw, config=config)

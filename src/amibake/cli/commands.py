@@ -1,4 +1,4 @@
-"""The verbs beyond ``version``: ``validate``, ``inspect``, ``build``..."""
+"""The template verbs: ``validate``, ``inspect``, ``build``, ``plan`` (see :data:`amibake.cli.main.VERBS`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import click
 from amibake.cli.main import CONTEXT, cli
 from amibake.cli.options import only_except_options, parse_vars, split_csv, var_options
 from amibake.errors import TemplateError
-from amibake.ui.console import Redactor
 
 if TYPE_CHECKING:
     from amibake.core import PreparedBuild, RunContext
@@ -28,11 +27,12 @@ def _prepare(
     """Prepare the selected builds; a problem never shows a sensitive value."""
     from amibake.core import prepare_builds
     from amibake.errors import UserInputError
-    from amibake.ui.redact import without_secrets
 
     try:
         return prepare_builds(run, split_csv(only), split_csv(except_))
     except UserInputError as err:
+        from amibake.ui.redact import without_secrets
+
         raise without_secrets(err, run.secrets()) from None
 
 
@@ -83,9 +83,12 @@ def validate(
         template, var_files, parse_vars(vars_), execute_datasources=evaluate_datasources, started=started
     )
     builds, warnings = _prepare(run, only, except_)
-    redact = Redactor(run.secrets())
-    for w in warnings:
-        click.echo(redact(f"Warning: {w}"), err=True)
+    if warnings:
+        from amibake.ui.redact import Redactor
+
+        redact = Redactor(run.secrets())
+        for w in warnings:
+            click.echo(redact(f"Warning: {w}"), err=True)
     if not builds and (only or except_):
         raise TemplateError(["no build matches -only/-except"])
     click.echo("The configuration is valid.")
@@ -281,12 +284,6 @@ def _prefetch_ssh() -> None:
     threading.Thread(target=load, name="amibake-prefetch-ssh", daemon=True).start()
 
 
-from amibake.cli import cleanup_command  # noqa: E402, F401, I001
-from amibake.cli import hcl_commands  # noqa: E402, F401
-from amibake.cli import plugins_command  # noqa: E402, F401
-from amibake.cli import server_command  # noqa: E402, F401
-
-
 @cli.command(context_settings=CONTEXT)
 @click.option("-force", "force", is_flag=True, help="As build's -force: every build would rebuild.")
 @click.option("-machine-readable", "machine", is_flag=True, help="Produce machine-readable output.")
@@ -326,7 +323,7 @@ def plan(
     from amibake.api import BuildEnv
     from amibake.core import load_template
     from amibake.reuse import decide
-    from amibake.ui.console import Console
+    from amibake.ui.console import Console, Redactor
 
     started = datetime.now(UTC)
     skip = _skip(skip_unchanged, max_age, force)

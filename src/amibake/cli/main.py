@@ -11,8 +11,10 @@ from __future__ import annotations
 import atexit
 import errno
 import gc
+import importlib
 import os
 import sys
+import types
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -26,11 +28,35 @@ F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT = {"help_option_names": ["-h", "-help", "--help"], "max_content_width": 100}
 
 
+#: every verb but ``version``, in ``--help`` order, with the module that declares it: a verb's module
+#: is imported when the verb is used, so ``version`` imports none of them and ``validate`` no server,
+#: cleanup or ``fmt`` code (``--help`` imports them all)
+VERBS: dict[str, str] = {
+    "validate": "amibake.cli.commands",
+    "inspect": "amibake.cli.commands",
+    "build": "amibake.cli.commands",
+    "cleanup": "amibake.cli.cleanup_command",
+    "fmt": "amibake.cli.hcl_commands",
+    "hcl2_upgrade": "amibake.cli.hcl_commands",
+    "plugins": "amibake.cli.plugins_command",
+    "server": "amibake.cli.server_command",
+    "plan": "amibake.cli.commands",
+}
+
+
 class _Group(click.Group):
-    """Keeps commands in the order they were added in ``--help``."""
+    """Declares its verbs lazily (:data:`VERBS`) and lists them in that order in ``--help``."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(self.commands)
+        for module in dict.fromkeys(VERBS.values()):
+            importlib.import_module(module)
+        order = ["version", *VERBS]
+        return [n for n in order if n in self.commands] + [n for n in self.commands if n not in order]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in VERBS:
+            importlib.import_module(VERBS[cmd_name])
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         """Library errors become their message on stderr and their exit code, never a traceback."""
@@ -62,10 +88,10 @@ def main(argv: list[str] | None = None) -> None:
     # amibake's config models use no pydantic plugins; without this, pydantic scans every
     # installed distribution's entry points for plugins when it builds its first validator.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    _no_plugin_discovery()
     # Runs after every other exit handler: the interpreter's final collections then skip the
     # objects alive at exit (0.1-0.5 s of CPU with boto3, asyncssh and pydantic loaded).
     atexit.register(gc.freeze)
-    from amibake.cli import commands  # noqa: F401  (registers the verbs)
 
     try:
         rv = cli.main(args=argv, prog_name="amibake", standalone_mode=False)
@@ -99,6 +125,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except Exception:
         _internal_error()
+
+
+def _no_plugin_discovery() -> None:
+    """With pydantic's plugins off, stand in for its plugin loader module: pydantic's own finds no
+    plugins then either, but imports importlib.metadata (zipfile, email, csv...: ~25 ms of CPU, a
+    tenth of an in-process ``validate``) when it builds the first validator."""
+    name = "pydantic.plugin._loader"
+    if os.environ.get("PYDANTIC_DISABLE_PLUGINS") != "__all__" or name in sys.modules:
+        return
+    stub = types.ModuleType(name, "amibake's stand-in while pydantic's plugins are off (amibake.cli.main)")
+    # what pydantic's own get_plugins returns with PYDANTIC_DISABLE_PLUGINS=__all__
+    stub.get_plugins = lambda: ()  # type: ignore[attr-defined]
+    sys.modules[name] = stub
 
 
 _OUTPUT_FULL = frozenset({errno.EFBIG, errno.ENOSPC, errno.EDQUOT})

@@ -24,12 +24,8 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from amibake.errors import Pos, Problem
-from amibake.ui.redact import SECRET_OPTION
 
 C = TypeVar("C", bound="PluginConfig")
-
-#: option names whose values never appear in messages
-_SECRET = SECRET_OPTION
 
 
 @dataclass
@@ -252,8 +248,10 @@ def _translate(cls: type[BaseModel], err: Any, ctx: CheckContext) -> Problem:
         if suggestion:
             message += f'; did you mean "{suggestion}"?'
         return ctx.problem(message, key)
+    from amibake.ui.redact import SECRET_OPTION  # only on a problem: a valid template needs no redaction
+
     ectx = err.get("ctx") or {}
-    secret = bool(_SECRET.search(str(last)))
+    secret = bool(SECRET_OPTION.search(str(last)))  # option names whose values never appear in messages
     if err["type"] == "weak":
         message = ectx["what"] if secret else err["msg"]
     elif err["type"] == "duration":
