@@ -92,7 +92,7 @@ class Journal:
     def _open(self) -> int:
         if self._fd is None:
             self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             _sync_directory(self.directory)  # the new file's entry survives a power loss too
             # held while the run writes: `amibake cleanup` leaves a run alone while it is locked
             fcntl.flock(self._fd, fcntl.LOCK_SH)
@@ -105,6 +105,10 @@ class Journal:
         with self._lock:
             fd = self._open()
             size = os.lseek(fd, 0, os.SEEK_END)
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                # a torn last line (a writer killed mid-write): this record starts a line of its own,
+                # or it would be glued to the torn one and lost with it when read
+                line = b"\n" + line
             try:
                 _write_all(fd, line)
                 os.fsync(fd)

@@ -245,3 +245,20 @@ def test_load_run_reads_back_what_a_crash_leaves(tmp_path: Path) -> None:
     assert [(r.kind, r.region, r.id, r.build) for r in rec.live] == [
         ("instance", "us-east-1", "i-1", "web"), ("key-pair", "us-east-1", "kp", "web")]
     assert rec.live[0].detail.get("token") == "tok-1"
+
+
+def test_a_record_after_a_torn_last_line_starts_a_line_of_its_own(tmp_path: Path) -> None:
+    """A writer killed mid-write leaves a last line with no newline; the next record (another
+    process's, e.g. cleanup's ``removed``) must not be glued to it and lost with it when read."""
+    from amibake.journal import Journal, _entries
+
+    j = Journal("run-torn", tmp_path)
+    j.write("created", kind="instance", id="i-1", region="r")
+    j.close()
+    with open(j.path, "ab") as f:
+        f.write(b'{"ev": "created", "kind": "key')  # torn
+    again = Journal("run-torn", tmp_path)
+    again.write("removed", kind="instance", id="i-1", region="r")
+    again.close()
+    events = [e["ev"] for e in _entries(j.path)]
+    assert events == ["created", "removed"], j.path.read_bytes()

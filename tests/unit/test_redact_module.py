@@ -173,3 +173,19 @@ def test_the_log_filter_shares_the_run_redactor() -> None:
     rec = logging.LogRecord("amibake", logging.DEBUG, __file__, 1, "value %s %d", ("added-later", 7), None)
     assert f.filter(rec)
     assert rec.getMessage() == f"value {SENSITIVE} 7" and rec.args is None
+
+
+def test_a_secret_with_a_lone_surrogate_is_redacted_and_does_not_crash() -> None:
+    """A secret read from a non-UTF-8 environment holds lone surrogates (os.environ's
+    surrogateescape): adding it must not raise, and it is still blanked."""
+    r = Redactor(["ab\udcffcdef"])
+    assert r("x ab\udcffcdef y") == f"x {SENSITIVE} y"
+
+
+def test_a_non_ascii_secret_with_a_quote_inside_a_longer_repr_is_redacted() -> None:
+    """repr of a string holding a double quote quotes with ' and escapes the secret's ' while
+    keeping its non-ASCII characters: that form is blanked too."""
+    secret = "pä'ss-wd"
+    text = repr('say "' + secret + '"')
+    assert "ss-wd" in text
+    assert "ss-wd" not in Redactor([secret])(text)

@@ -78,12 +78,14 @@ def _json(s: str) -> list[str]:
 
 
 def _url(s: str) -> list[str]:
+    # surrogatepass: a secret read from a non-UTF-8 environment holds lone surrogates
+    enc = {"encoding": "utf-8", "errors": "surrogatepass"}
     forms = [
-        urllib.parse.quote(s, safe="-_.~"),
-        urllib.parse.quote(s, safe=""),
-        urllib.parse.quote(s),
-        urllib.parse.quote_plus(s),
-        urllib.parse.quote_plus(s, safe="-_.~"),
+        urllib.parse.quote(s, safe="-_.~", **enc),
+        urllib.parse.quote(s, safe="", **enc),
+        urllib.parse.quote(s, **enc),
+        urllib.parse.quote_plus(s, **enc),
+        urllib.parse.quote_plus(s, safe="-_.~", **enc),
     ]
     return forms + [re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), f) for f in forms]
 
@@ -98,8 +100,10 @@ def _repr(s: str) -> list[str]:
     """Python's ``repr`` of the value on its own, or inside a longer string or bytes (where the
     quote chosen, and so which quote is escaped, depends on the whole)."""
     esc = s.encode("unicode_escape").decode("ascii")
-    return [repr(s)[1:-1], esc, ascii(s)[1:-1], esc.replace("'", "\\'"), esc.replace('"', '\\"'),
-            *_bytes_repr(s)]
+    # inside a longer string that holds a double quote, repr quotes with ' and escapes the secret's '
+    # while keeping its printable non-ASCII characters: repr(s + '"') ends in "' (two characters)
+    return [repr(s)[1:-1], repr(s + '"')[1:-2], esc, ascii(s)[1:-1], esc.replace("'", "\\'"),
+            esc.replace('"', '\\"'), *_bytes_repr(s)]
 
 
 def _bytes_repr(s: str) -> list[str]:
@@ -204,7 +208,7 @@ def _compile(alternatives: str) -> Any:
     options.max_mem = 64 << 20
     try:
         return re2.compile(alternatives, options=options)
-    except re2.error:
+    except (re2.error, UnicodeError):  # too large, or a lone surrogate (RE2 takes UTF-8 only)
         return re.compile(alternatives)
 
 
