@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 
 def scale_polling(scale: float) -> None:
-    from amibake.builders.amazon import access, ec2
+    from amibake.plugins.amazon import access, ec2
 
     original = access.Polling.delays
 

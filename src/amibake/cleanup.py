@@ -40,8 +40,6 @@ from amibake.aws.access import AssumeRole, AwsAccess
 from amibake.aws.errors import AwsError
 from amibake.aws.retry import RetryPolicy
 from amibake.aws.session import CLIENTS
-from amibake.builders.amazon.access import Polling
-from amibake.builders.amazon.ec2 import Ec2Gateway, Tagged, tag_dict
 from amibake.journal import (
     KINDS,
     Journal,
@@ -52,6 +50,8 @@ from amibake.journal import (
     valid_run_id,
 )
 from amibake.liveness import CREATED_TAG, FINISHED_TAG, last_sign_of_life, parse_time, stale_after
+from amibake.plugins.amazon.access import Polling
+from amibake.plugins.amazon.ec2 import Ec2Gateway, Tagged, tag_dict
 from amibake.steps.context import pause_requested
 
 RUN_TAG = "amibake:run-id"

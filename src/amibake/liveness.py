@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from amibake.journal import now_iso
 
 if TYPE_CHECKING:
-    from amibake.builders.amazon.ec2 import Ec2Gateway
     from amibake.journal import BuildJournal
+    from amibake.plugins.amazon.ec2 import Ec2Gateway
 
 log = logging.getLogger("amibake.liveness")
 
@@ -97,7 +97,7 @@ class Heartbeat:
                 log.debug("heartbeat of %s failed: %s", self.journal.build, exc)
 
     def beat(self) -> None:
-        from amibake.builders.amazon.ec2 import AwsError
+        from amibake.plugins.amazon.ec2 import AwsError
 
         by_region: dict[str, list[str]] = {}
         for kind, region, rid in self.journal.live_resources():

@@ -237,7 +237,7 @@ def check_claim(entry: Entry, claim: str, validate: Callable[[list[str], Path], 
     import json
 
     from amibake import registry
-    from amibake.builders.amazon.config import EbsConfig
+    from amibake.plugins.amazon.config import EbsConfig
 
     name, _, arg = claim.partition(":")
     if name in ("no-builder", "no-provisioner", "no-post-processor"):
@@ -253,7 +253,7 @@ def check_claim(entry: Entry, claim: str, validate: Callable[[list[str], Path], 
         said = f'"{key}" is not supported by amibake yet' in out or f'{key} "{value}" is not supported' in out
         return "" if code == 1 and said else f"amibake does not refuse {key}={value}: {out}"
     if name == "accepts":
-        from amibake.builders.amazon.config_surrogate import EbsSurrogateConfig
+        from amibake.plugins.amazon.config_surrogate import EbsSurrogateConfig
 
         if arg not in EbsConfig.model_fields and arg not in EbsSurrogateConfig.model_fields:
             return f"amibake's amazon-ebs and amazon-ebssurrogate have no option {arg}"

@@ -1,4 +1,4 @@
-"""``CountingEc2``: an in-memory fake of :class:`~amibake.builders.amazon.ec2api.Ec2Api`.
+"""``CountingEc2``: an in-memory fake of :class:`~amibake.plugins.amazon.ec2api.Ec2Api`.
 
 It talks to no AWS and no moto: the resources are dictionaries, ids are counters. Every call is
 recorded in ``calls`` (method name, positional and keyword arguments), so a test asserts what a step
@@ -21,9 +21,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from amibake.builders.amazon.access import Polling
-from amibake.builders.amazon.ec2 import AwsError, BlockDevice, Image, Instance, WaitTimeout
-from amibake.builders.amazon.ec2api import Ec2Api
+from amibake.plugins.amazon.access import Polling
+from amibake.plugins.amazon.ec2 import AwsError, BlockDevice, Image, Instance, WaitTimeout
+from amibake.plugins.amazon.ec2api import Ec2Api
 from amibake.steps.context import BuildCancelled
 
 Tags = Mapping[str, str]

@@ -17,9 +17,9 @@ import boto3
 import pytest
 
 from amibake.api import BuildEnv
-from amibake.builders.amazon.ebs import EbsBuilder
-from amibake.builders.amazon.ec2 import CLIENTS
 from amibake.cleanup import BUILD_TAG, CREATED_TAG, RUN_TAG
+from amibake.plugins.amazon.ebs import EbsBuilder
+from amibake.plugins.amazon.ec2 import CLIENTS
 from tests.awsproxy import AwsProxy, Request
 from tests.stack.test_ebs_builder import Hooks, RecUi, make_config
 from tests.stackkit import MotoServer, Stack

@@ -12,9 +12,9 @@ import boto3
 import pytest
 
 from amibake.api import BuildEnv
-from amibake.builders.amazon.config import EbsConfig
-from amibake.builders.amazon.ebs import EbsBuilder
 from amibake.errors import BuildError
+from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.ebs import EbsBuilder
 from tests.stackkit import MotoServer, Stack
 
 pytestmark = pytest.mark.stack

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from amibake.builders.amazon.ebs import EbsBuilder
-from amibake.builders.amazon.ec2 import CLIENTS
 from amibake.errors import BuildError, CommunicatorError
+from amibake.plugins.amazon.ebs import EbsBuilder
+from amibake.plugins.amazon.ec2 import CLIENTS
 from tests.awsproxy import EMULATED, AwsProxy, Request
 from tests.stack.test_ebs_builder import Hooks, RecUi, ec2, make_config, make_env, own_images
 from tests.stackkit import MotoServer, Stack

@@ -33,9 +33,9 @@ from typing import Any
 import asyncssh
 import pytest
 
-from amibake.builders.amazon.ebs import EbsBuilder
-from amibake.builders.amazon.ec2 import CLIENTS
 from amibake.errors import CommunicatorError
+from amibake.plugins.amazon.ebs import EbsBuilder
+from amibake.plugins.amazon.ec2 import CLIENTS
 from tests.awsproxy import AwsProxy
 from tests.stack.test_ebs_builder import SOURCE_AMI, Hooks, RecUi, make_config, make_env
 from tests.stackkit import MotoServer, Sshd, Stack

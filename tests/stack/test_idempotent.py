@@ -19,9 +19,9 @@ import boto3
 import pytest
 
 from amibake.api import BuildEnv
-from amibake.builders.amazon.ebs import EbsBuilder
-from amibake.builders.amazon.ec2 import CLIENTS
 from amibake.errors import BuildError
+from amibake.plugins.amazon.ebs import EbsBuilder
+from amibake.plugins.amazon.ec2 import CLIENTS
 from tests.awsproxy import AwsProxy
 from tests.endstate import end_state, iam_state, leftovers
 from tests.stack.test_ebs_builder import Hooks, RecUi, make_config

@@ -23,10 +23,10 @@ from typing import Any
 import boto3
 import pytest
 
-from amibake.builders.amazon.ebs import EbsBuilder
-from amibake.builders.amazon.ec2 import CLIENTS
 from amibake.errors import BuildError
 from amibake.journal import Journal
+from amibake.plugins.amazon.ebs import EbsBuilder
+from amibake.plugins.amazon.ec2 import CLIENTS
 from tests.stack.test_ebs_builder import Hooks, RecUi, assert_no_temporaries, make_config, make_env
 from tests.stackkit import MotoServer, Stack, amibake_exe
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
-from amibake.builders.amazon.access import AwsAccess
-from amibake.builders.amazon.ec2 import OWNER_TAGS, Ec2Gateway, NotOurs, ambiguous
+from amibake.plugins.amazon.access import AwsAccess
+from amibake.plugins.amazon.ec2 import OWNER_TAGS, Ec2Gateway, NotOurs, ambiguous
 
 
 def client_error(status: int, code: str) -> botocore.exceptions.ClientError:

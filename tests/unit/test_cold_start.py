@@ -59,8 +59,8 @@ def test_validate_json_imports_no_hcl_no_aws_no_plugin_discovery(tmp_path: Path)
     assert under(mods, *HEAVY, "amibake.template.hcl", "amibake.cli.server_command",
                  "amibake.cli.hcl_commands", "amibake.ui.redact", "importlib.metadata") == []
     # only the configs of the plugins the template names (amazon-ebs, shell)
-    assert under(mods, "amibake.builders.amazon.config_chroot", "amibake.builders.amazon.config_surrogate",
-                 "amibake.builders.amazon.config_ebsvolume", "amibake.builders.null") == []
+    assert under(mods, "amibake.plugins.amazon.config_chroot", "amibake.plugins.amazon.config_surrogate",
+                 "amibake.plugins.amazon.config_ebsvolume", "amibake.builders.null") == []
 
 
 @pytest.mark.parametrize(

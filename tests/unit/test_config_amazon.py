@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from amibake.builders.amazon.config import EbsConfig
-from amibake.builders.amazon.config_ami import clean_resource_name, valid_kms_key
-from amibake.builders.amazon.config_chroot import ChrootConfig
-from amibake.builders.amazon.config_ebsvolume import EbsVolumeConfig
-from amibake.builders.amazon.config_instance import InstanceConfig
-from amibake.builders.amazon.config_surrogate import EbsSurrogateConfig
 from amibake.config.base import CheckContext, decode
+from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.config_ami import clean_resource_name, valid_kms_key
+from amibake.plugins.amazon.config_chroot import ChrootConfig
+from amibake.plugins.amazon.config_ebsvolume import EbsVolumeConfig
+from amibake.plugins.amazon.config_instance import InstanceConfig
+from amibake.plugins.amazon.config_surrogate import EbsSurrogateConfig
 
 BASE: dict[str, Any] = {
     "ami_name": "packer-example 1234",

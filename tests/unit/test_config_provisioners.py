@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from amibake import registry
-from amibake.builders.amazon.config import EbsConfig
 from amibake.config.base import CheckContext, PluginConfig, decode
-from amibake.postprocessors.amazon_import.config import AmazonImportConfig
+from amibake.plugins.amazon.amazon_import.config import AmazonImportConfig
+from amibake.plugins.amazon.config import EbsConfig
 from amibake.postprocessors.checksum.config import ChecksumConfig
 from amibake.postprocessors.compress.config import CompressConfig
 from amibake.postprocessors.manifest.config import ManifestConfig
@@ -221,7 +221,7 @@ def test_registrations() -> None:
             cls.model_rebuild(force=True)  # every model builds
             for fname, info in cls.model_fields.items():
                 assert info.description, f"{name}.{fname} has no description"
-    assert registry.lookup("builder", "amazon-ebs").impl == "amibake.builders.amazon.ebs:EbsBuilder"  # type: ignore[union-attr]
+    assert registry.lookup("builder", "amazon-ebs").impl == "amibake.plugins.amazon.ebs:EbsBuilder"  # type: ignore[union-attr]
 
 
 # -- property: mutated configs only ever produce problems ---------------------------------------

@@ -19,10 +19,17 @@ from hypothesis import strategies as st
 
 from amibake.core import load_template, prepare_builds
 from amibake.datasources import DatasourceConfigError, DatasourceError, DatasourceRunner
-from amibake.datasources.amazon import ami_params, image_outputs, most_recent, pick_image, secret_value
-from amibake.datasources.configs import AmiDatasourceConfig, HttpConfig
 from amibake.datasources.http import canonical_header, http
+from amibake.datasources.http_config import HttpConfig
 from amibake.errors import TemplateError
+from amibake.plugins.amazon.datasource_configs import AmiDatasourceConfig
+from amibake.plugins.amazon.datasources import (
+    ami_params,
+    image_outputs,
+    most_recent,
+    pick_image,
+    secret_value,
+)
 
 CHECK = DatasourceRunner(execute=False)
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from amibake.builders.amazon.facts import BUILD_DATA_FIELDS as BUILD_DATA_FIELDS_AMAZON
-from amibake.builders.amazon.facts import LATE_FIELDS as LATE_FIELDS_AMAZON
-from amibake.builders.amazon.facts import LATE_FIELDS_BY_BUILDER
 from amibake.errors import InterpolationError
+from amibake.plugins.amazon.facts import BUILD_DATA_FIELDS as BUILD_DATA_FIELDS_AMAZON
+from amibake.plugins.amazon.facts import LATE_FIELDS as LATE_FIELDS_AMAZON
+from amibake.plugins.amazon.facts import LATE_FIELDS_BY_BUILDER
 from amibake.template.interpolate import (
     ERR_VARIABLE_NOT_SET,
     DeepInterpolationError,

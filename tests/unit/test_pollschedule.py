@@ -1,4 +1,4 @@
-"""The poll schedule (builders/amazon/pollschedule.py) against Packer 1.6.6's fixed-delay waiters."""
+"""The poll schedule (plugins/amazon/pollschedule.py) against Packer 1.6.6's fixed-delay waiters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from amibake.builders.amazon import pollschedule as ps
+from amibake.plugins.amazon import pollschedule as ps
 
 delays = st.one_of(st.sampled_from([1.0, 2.0, 5.0, 15.0, 30.0]), st.floats(0.05, 120.0))
 attempts = st.integers(1, 200)

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from amibake.api import BuildEnv
-from amibake.builders.amazon import steps_ami, steps_instance
-from amibake.builders.amazon.config import EbsConfig
-from amibake.builders.amazon.ec2 import Ec2Gateway
-from amibake.builders.amazon.ec2api import Ec2Api
-from amibake.builders.amazon.state import BoundStep, BuildState
 from amibake.config.base import CheckContext, decode
 from amibake.errors import BuildError
+from amibake.plugins.amazon import steps_ami, steps_instance
+from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.ec2 import Ec2Gateway
+from amibake.plugins.amazon.ec2api import Ec2Api
+from amibake.plugins.amazon.state import BoundStep, BuildState
 from amibake.steps.context import StepContext
 from amibake.steps.runner import StepRunner
 from tests.fakes.ec2 import CountingEc2, as_ec2api, aws_error

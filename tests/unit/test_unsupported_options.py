@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from amibake.builders.amazon.config_access import AccessConfig
 from amibake.cli.main import cli
 from amibake.config.base import CheckContext, decode, unsupported_options
-from amibake.postprocessors.amazon_import.config import AmazonImportConfig
+from amibake.plugins.amazon.amazon_import.config import AmazonImportConfig
+from amibake.plugins.amazon.config_access import AccessConfig
 from amibake.postprocessors.manifest.config import ManifestConfig
 from amibake.provisioners.common import ShellCommon
 from amibake.provisioners.shell.config import ShellConfig

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from amibake.builders.amazon.access import AwsAccess, Polling
-from amibake.builders.amazon.ec2 import Ec2Gateway, Image, WaitTimeout
+from amibake.plugins.amazon.access import AwsAccess, Polling
+from amibake.plugins.amazon.ec2 import Ec2Gateway, Image, WaitTimeout
 
 
 def test_defaults_are_packers() -> None:

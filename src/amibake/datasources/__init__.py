@@ -1,5 +1,6 @@
 """Packer's data sources for HCL2 templates: ``amazon-ami``, ``amazon-parameterstore``,
-``amazon-secretsmanager`` and ``http`` (``null`` is evaluated by the HCL loader).
+``amazon-secretsmanager`` (the amazon plugin's, in :mod:`amibake.plugins.amazon.datasources`) and
+``http`` (``null`` is evaluated by the HCL loader).
 
 :class:`DatasourceRunner` is the ``datasource_resolver`` given to
 :func:`amibake.template.hcl.load_hcl`. Importing this package is cheap: boto3 and urllib are

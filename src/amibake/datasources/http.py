@@ -10,8 +10,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from amibake.datasources.configs import HttpConfig
 from amibake.datasources.errors import DatasourceError
+from amibake.datasources.http_config import HttpConfig
 
 TIMEOUT = 60.0
 

@@ -26,30 +26,6 @@ if TYPE_CHECKING:
 UNKNOWN = "<unknown>"
 
 
-def execute_ami(cfg: Any) -> tuple[dict[str, Any], list[str]]:
-    """``amazon-ami``: (outputs, sensitive values)."""
-    from amibake.datasources.amazon import amazon_ami
-
-    out = amazon_ami(cfg)
-    return out.values, out.secrets
-
-
-def execute_parameterstore(cfg: Any) -> tuple[dict[str, Any], list[str]]:
-    """``amazon-parameterstore``: (outputs, sensitive values)."""
-    from amibake.datasources.amazon import amazon_parameterstore
-
-    out = amazon_parameterstore(cfg)
-    return out.values, out.secrets
-
-
-def execute_secretsmanager(cfg: Any) -> tuple[dict[str, Any], list[str]]:
-    """``amazon-secretsmanager``: (outputs, sensitive values)."""
-    from amibake.datasources.amazon import amazon_secretsmanager
-
-    out = amazon_secretsmanager(cfg)
-    return out.values, out.secrets
-
-
 def execute_http(cfg: Any) -> tuple[dict[str, Any], list[str]]:
     """``http``: (outputs, no sensitive values)."""
     from amibake.datasources.http import http

@@ -2,10 +2,12 @@
 
 from typing import Any
 
-from amibake.builders.amazon import facts as amz
+from amibake.plugins.amazon import facts as amz
 from amibake.registry import Kind, PluginSpec, register
 
-_AMZ = "amibake.builders.amazon.config"
+_AMZ = "amibake.plugins.amazon.config"
+_AMZ_DS = "amibake.plugins.amazon.datasources"
+_AMZ_DS_CONFIG = "amibake.plugins.amazon.datasource_configs"
 _DS = "amibake.datasources"
 
 
@@ -45,8 +47,8 @@ def _post_processor(type_name: str, config: str, impl: str = "", **facts: Any) -
 
 
 # builders
-register(_amazon("amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.builders.amazon.ebs:EbsBuilder",
-                 reuse="amibake.builders.amazon.reuse:AmiReuse"))
+register(_amazon("amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.plugins.amazon.ebs:EbsBuilder",
+                 reuse="amibake.plugins.amazon.reuse:AmiReuse"))
 register(_amazon("amazon-ebssurrogate", f"{_AMZ}_surrogate:EbsSurrogateConfig"))
 register(_amazon("amazon-ebsvolume", f"{_AMZ}_ebsvolume:EbsVolumeConfig"))
 register(_amazon("amazon-chroot", f"{_AMZ}_chroot:ChrootConfig", generated=amz.CHROOT_GENERATED))
@@ -71,20 +73,21 @@ register(_post_processor("checksum", "ChecksumConfig", "ChecksumPostProcessor", 
 register(_post_processor("compress", "CompressConfig", "CompressPostProcessor", late_keys=_OUTPUT))
 register(_post_processor("shell-local", "ShellLocalPostProcessorConfig", "ShellLocalPostProcessor",
                          late_keys=_EXEC))
-register(_post_processor("amazon-import", "AmazonImportConfig", plugin=amz.PLUGIN))
+register(PluginSpec("post-processor", "amazon-import",
+                    "amibake.plugins.amazon.amazon_import.config:AmazonImportConfig", plugin=amz.PLUGIN))
 register(_post_processor("artifice", "ArtificeConfig", "ArtificePostProcessor"))
 
 # data sources (executed by amibake.datasources.runner; null by the HCL loader itself)
-register(PluginSpec("datasource", "amazon-ami", f"{_DS}.configs:AmiDatasourceConfig",
-                    f"{_DS}.runner:execute_ami", outputs=amz.AMI_OUTPUTS, plugin=amz.PLUGIN,
+register(PluginSpec("datasource", "amazon-ami", f"{_AMZ_DS_CONFIG}:AmiDatasourceConfig",
+                    f"{_AMZ_DS}:execute_ami", outputs=amz.AMI_OUTPUTS, plugin=amz.PLUGIN,
                     upgrade_keys=amz.ACCESS_KEYS))
-register(PluginSpec("datasource", "amazon-parameterstore", f"{_DS}.configs:ParameterStoreConfig",
-                    f"{_DS}.runner:execute_parameterstore", outputs=amz.PARAMETERSTORE_OUTPUTS,
+register(PluginSpec("datasource", "amazon-parameterstore", f"{_AMZ_DS_CONFIG}:ParameterStoreConfig",
+                    f"{_AMZ_DS}:execute_parameterstore", outputs=amz.PARAMETERSTORE_OUTPUTS,
                     plugin=amz.PLUGIN))
-register(PluginSpec("datasource", "amazon-secretsmanager", f"{_DS}.configs:SecretsManagerConfig",
-                    f"{_DS}.runner:execute_secretsmanager", outputs=amz.SECRETSMANAGER_OUTPUTS,
+register(PluginSpec("datasource", "amazon-secretsmanager", f"{_AMZ_DS_CONFIG}:SecretsManagerConfig",
+                    f"{_AMZ_DS}:execute_secretsmanager", outputs=amz.SECRETSMANAGER_OUTPUTS,
                     plugin=amz.PLUGIN))
 # Packer's datasource/http: ``request_headers`` holds the response headers (Packer's naming)
-register(PluginSpec("datasource", "http", f"{_DS}.configs:HttpConfig", f"{_DS}.runner:execute_http",
+register(PluginSpec("datasource", "http", f"{_DS}.http_config:HttpConfig", f"{_DS}.runner:execute_http",
                     outputs=("url", "body", "request_headers")))
 register(PluginSpec("datasource", "null", "", f"{_DS}.runner:null_output", outputs=("output",), local=True))

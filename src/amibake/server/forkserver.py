@@ -61,7 +61,7 @@ WARM_MODULES = (
     "amibake.template.hclfmt",
     "amibake.template.hcl2_upgrade",
     "amibake.aws.session",
-    "amibake.builders.amazon.ec2",
+    "amibake.plugins.amazon.ec2",
     "botocore.client",
     "botocore.httpsession",
     "botocore.loaders",
@@ -197,7 +197,7 @@ def warm() -> float:
     for name in WARM_MODULES:
         importlib.import_module(name)
     from amibake import registry
-    from amibake.builders.amazon.ec2 import shared_loader
+    from amibake.plugins.amazon.ec2 import shared_loader
 
     registry._ensure_loaded()
     for spec in list(registry._REGISTRY.values()):

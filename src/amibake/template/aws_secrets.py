@@ -31,7 +31,7 @@ def get_aws_secret(name: str, key: str = "") -> str:
         raise AwsSecretError("At least one secret name must be provided")
     import botocore.config
 
-    from amibake.datasources.aws import AwsCallError, translated
+    from amibake.plugins.amazon.datasource_aws import AwsCallError, translated
 
     try:
         with translated():

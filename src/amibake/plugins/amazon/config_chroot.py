@@ -4,21 +4,21 @@ from typing import Annotated
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_access import AccessConfig
-from amibake.builders.amazon.config_ami import AMIConfig, valid_kms_key
-from amibake.builders.amazon.config_blockdev import BlockDevices, check_devices
-from amibake.builders.amazon.config_common import (
+from amibake.config.base import CheckContext
+from amibake.config.custom_types import KeyValues
+from amibake.config.weak import AsStruct, Bool, Int, Str, StrList, StrListList, StrMap, Trilean
+from amibake.errors import Problem
+from amibake.plugins.amazon.config_access import AccessConfig
+from amibake.plugins.amazon.config_ami import AMIConfig, valid_kms_key
+from amibake.plugins.amazon.config_blockdev import BlockDevices, check_devices
+from amibake.plugins.amazon.config_common import (
     ami_architecture_field,
     boot_mode_field,
     check_arch_boot,
     tpm_support_field,
     uefi_data_field,
 )
-from amibake.builders.amazon.config_run import AmiFilterOptions
-from amibake.config.base import CheckContext
-from amibake.config.custom_types import KeyValues
-from amibake.config.weak import AsStruct, Bool, Int, Str, StrList, StrListList, StrMap, Trilean
-from amibake.errors import Problem
+from amibake.plugins.amazon.config_run import AmiFilterOptions
 
 
 class ChrootConfig(AccessConfig, AMIConfig):

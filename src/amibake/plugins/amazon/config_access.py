@@ -5,10 +5,10 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from amibake.builders.amazon.access import AssumeRole, AwsAccess, Polling
 from amibake.config.base import CheckContext, ConfigModel, PluginConfig
 from amibake.config.weak import AsStruct, Bool, Int, Str, StrList, StrMap
 from amibake.errors import Problem
+from amibake.plugins.amazon.access import AssumeRole, AwsAccess, Polling
 
 
 class AssumeRoleConfig(ConfigModel):

@@ -6,8 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from amibake.builders.amazon.ec2 import AwsError, Ec2Gateway
 from amibake.errors import BuildError
+from amibake.plugins.amazon.ec2 import AwsError, Ec2Gateway
 
 BUILDER_ID = "mitchellh.amazonebs"
 

@@ -2,23 +2,23 @@
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_access import AccessConfig
-from amibake.builders.amazon.config_ami import AMIConfig
-from amibake.builders.amazon.config_blockdev import (
+from amibake.config.base import CheckContext
+from amibake.config.weak import Str
+from amibake.errors import Problem
+from amibake.plugins.amazon.config_access import AccessConfig
+from amibake.plugins.amazon.config_ami import AMIConfig
+from amibake.plugins.amazon.config_blockdev import (
     BlockDevices,
     ami_devices_field,
     check_devices,
     launch_devices_field,
 )
-from amibake.builders.amazon.config_common import (
+from amibake.plugins.amazon.config_common import (
     SPOT_NO_MODIFY,
     builder_warnings,
     tpm_support_field,
 )
-from amibake.builders.amazon.config_run import RunConfig
-from amibake.config.base import CheckContext
-from amibake.config.weak import Str
-from amibake.errors import Problem
+from amibake.plugins.amazon.config_run import RunConfig
 
 
 class InstanceConfig(AccessConfig, AMIConfig, RunConfig):

@@ -2,19 +2,19 @@
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_access import AccessConfig
-from amibake.builders.amazon.config_blockdev import BlockDevice, check_devices
-from amibake.builders.amazon.config_common import (
+from amibake.config.base import CheckContext
+from amibake.config.custom_types import KeyValues, merged_tags
+from amibake.config.weak import Bool, Str, StrMap, StructList, Trilean
+from amibake.errors import Problem
+from amibake.plugins.amazon.config_access import AccessConfig
+from amibake.plugins.amazon.config_blockdev import BlockDevice, check_devices
+from amibake.plugins.amazon.config_common import (
     SPOT_NO_MODIFY,
     ena_support_field,
     snapshot_description_field,
     sriov_support_field,
 )
-from amibake.builders.amazon.config_run import RunConfig
-from amibake.config.base import CheckContext
-from amibake.config.custom_types import KeyValues, merged_tags
-from amibake.config.weak import Bool, Str, StrMap, StructList, Trilean
-from amibake.errors import Problem
+from amibake.plugins.amazon.config_run import RunConfig
 
 
 class VolumeBlockDevice(BlockDevice):

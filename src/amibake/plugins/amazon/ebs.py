@@ -12,15 +12,15 @@ import urllib.parse
 import uuid
 
 from amibake.api import BuildEnv, Hooks, Ui
-from amibake.builders.amazon import steps_ami, steps_instance
-from amibake.builders.amazon.artifact import AmiArtifact, generated_data
-from amibake.builders.amazon.config import EbsConfig
-from amibake.builders.amazon.ec2 import Ec2Gateway
-from amibake.builders.amazon.state import BoundStep, BuildState
-from amibake.builders.amazon.steps_ami import Connector
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal, Journal, JournalError, now_iso
 from amibake.liveness import FINISHED_TAG, Heartbeat
+from amibake.plugins.amazon import steps_ami, steps_instance
+from amibake.plugins.amazon.artifact import AmiArtifact, generated_data
+from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.ec2 import Ec2Gateway
+from amibake.plugins.amazon.state import BoundStep, BuildState
+from amibake.plugins.amazon.steps_ami import Connector
 from amibake.steps.context import BuildCancelled, StepContext, SturdyUi
 from amibake.steps.runner import StepRunner
 from amibake.ui.redact import RedactingUi

@@ -3,10 +3,10 @@
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_access import AccessConfig
 from amibake.config.base import CheckContext
 from amibake.config.weak import Bool, Str, StrList, StrMap
 from amibake.errors import Problem
+from amibake.plugins.amazon.config_access import AccessConfig
 
 
 class AmazonImportConfig(AccessConfig):

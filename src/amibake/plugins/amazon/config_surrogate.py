@@ -4,9 +4,13 @@ from typing import Annotated
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_access import AccessConfig
-from amibake.builders.amazon.config_ami import AMIConfig
-from amibake.builders.amazon.config_blockdev import (
+from amibake.config.base import CheckContext, ConfigModel
+from amibake.config.custom_types import NameValues, merged_tags
+from amibake.config.weak import AsStruct, Bool, Int, Str, StrMap, StructList
+from amibake.errors import Problem
+from amibake.plugins.amazon.config_access import AccessConfig
+from amibake.plugins.amazon.config_ami import AMIConfig
+from amibake.plugins.amazon.config_blockdev import (
     BlockDevice,
     BlockDevices,
     ami_devices_field,
@@ -17,7 +21,7 @@ from amibake.builders.amazon.config_blockdev import (
     launch_devices_field,
     volume_size_field,
 )
-from amibake.builders.amazon.config_common import (
+from amibake.plugins.amazon.config_common import (
     ami_architecture_field,
     boot_mode_field,
     builder_warnings,
@@ -30,11 +34,7 @@ from amibake.builders.amazon.config_common import (
     tpm_support_field,
     uefi_data_field,
 )
-from amibake.builders.amazon.config_run import RunConfig
-from amibake.config.base import CheckContext, ConfigModel
-from amibake.config.custom_types import NameValues, merged_tags
-from amibake.config.weak import AsStruct, Bool, Int, Str, StrMap, StructList
-from amibake.errors import Problem
+from amibake.plugins.amazon.config_run import RunConfig
 
 
 class SurrogateBlockDevice(BlockDevice):

@@ -9,26 +9,26 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_access import AccessConfig
-from amibake.builders.amazon.config_ami import AMIConfig
-from amibake.builders.amazon.config_blockdev import (
+from amibake.config.base import CheckContext, ConfigModel
+from amibake.config.custom_types import NameValues, merged_tags
+from amibake.config.weak import AsStruct, Bool, Int, Str, StrMap, StructList, Trilean
+from amibake.errors import Problem
+from amibake.plugins.amazon.config_access import AccessConfig
+from amibake.plugins.amazon.config_ami import AMIConfig
+from amibake.plugins.amazon.config_blockdev import (
     BlockDevices,
     ami_devices_field,
     check_devices,
     launch_devices_field,
 )
-from amibake.builders.amazon.config_common import (
+from amibake.plugins.amazon.config_common import (
     builder_warnings,
     run_volume_tag_field,
     run_volume_tags_field,
     skip_ami_run_tags_field,
     spot_modification,
 )
-from amibake.builders.amazon.config_run import RunConfig
-from amibake.config.base import CheckContext, ConfigModel
-from amibake.config.custom_types import NameValues, merged_tags
-from amibake.config.weak import AsStruct, Bool, Int, Str, StrMap, StructList, Trilean
-from amibake.errors import Problem
+from amibake.plugins.amazon.config_run import RunConfig
 
 WINRM = "the WinRM communicator is not implemented yet"
 SSM = 'Session Manager connections (ssh_interface = "session_manager") are not implemented yet'

@@ -1,6 +1,6 @@
 """The narrow interface the amazon-ebs steps see of EC2 and IAM: :class:`Ec2Api`.
 
-:class:`~amibake.builders.amazon.ec2.Ec2Gateway` implements it against AWS; a step can be unit-tested
+:class:`~amibake.plugins.amazon.ec2.Ec2Gateway` implements it against AWS; a step can be unit-tested
 against a small in-memory fake (``tests/fakes/ec2.py``) implementing the same methods. Exactly the
 calls the steps (``steps_*.py``, ``ebs.py``, ``reuse.py``) make are listed; the gateway's journal,
 retries and discovery calls (``amibake cleanup``) are not part of it.
@@ -13,8 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from amibake.builders.amazon.access import Polling
-    from amibake.builders.amazon.records import Image, Instance
+    from amibake.plugins.amazon.access import Polling
+    from amibake.plugins.amazon.records import Image, Instance
 
 Tags = Mapping[str, str]
 

@@ -1,4 +1,5 @@
-"""The configuration of each data source, as Packer's plugins declare it (strict, with did-you-mean).
+"""The configuration of the amazon plugin's data sources, as Packer's plugin declares it (strict, with
+did-you-mean).
 
 Every AWS data source embeds the amazon plugin's ``AccessConfig`` (region, profile, keys,
 ``custom_endpoint_ec2``...), as the builders do. Required options and cross-field rules are checked
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_access import AccessConfig
-from amibake.config.base import CheckContext, PluginConfig
+from amibake.config.base import CheckContext
 from amibake.config.weak import Bool, Str, StrList, StrMap
 from amibake.errors import Problem
+from amibake.plugins.amazon.config_access import AccessConfig
 
 #: the access options the AWS data sources do not carry out yet (the builders' own list, if any, counts too)
 ACCESS_UNSUPPORTED = {
@@ -86,14 +87,3 @@ class SecretsManagerConfig(AccessConfig):
     def stage(self) -> str:
         return self.version_stage or "AWSCURRENT"
 
-
-class HttpConfig(PluginConfig):
-    """``data "http"`` (Packer core's http data source)."""
-
-    url: Str = Field("", description="The URL to request data from.")
-    request_headers: StrMap = Field(default_factory=dict, description="Additional HTTP request headers.")
-
-    def check(self, ctx: CheckContext) -> list[Problem]:
-        if not self.url:
-            return [ctx.problem("the `url` must be specified", "url")]
-        return []

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from amibake.aws.errors import AwsError
-from amibake.builders.amazon.ec2_base import GatewayBase
-from amibake.builders.amazon.records import Tags, tag_dict, tag_list
+from amibake.plugins.amazon.ec2_base import GatewayBase
+from amibake.plugins.amazon.records import Tags, tag_dict, tag_list
 
 
 class IamCalls(GatewayBase):

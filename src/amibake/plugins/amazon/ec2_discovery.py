@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from amibake.aws.errors import AwsError
-from amibake.builders.amazon.ec2_base import GatewayBase
-from amibake.builders.amazon.records import Tagged, tag_dict
+from amibake.plugins.amazon.ec2_base import GatewayBase
+from amibake.plugins.amazon.records import Tagged, tag_dict
 
 #: (kind, Describe call, list key, id key, extra params) of the EC2 resources found by tag
 _TAGGED_LISTS: tuple[tuple[str, str, str, str, dict[str, Any]], ...] = (

@@ -6,12 +6,12 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_common import ena_support_field, sriov_support_field
-from amibake.builders.amazon.facts import clean_resource_name
 from amibake.config.base import CheckContext, ConfigModel, PluginConfig
 from amibake.config.custom_types import KeyValues, merged_tags
 from amibake.config.weak import AsStruct, Bool, Int, Str, StrList, StrMap, Trilean
 from amibake.errors import Problem
+from amibake.plugins.amazon.config_common import ena_support_field, sriov_support_field
+from amibake.plugins.amazon.facts import clean_resource_name
 
 _KMS_KEY_ID = r"[a-f0-9]+[a-f0-9-]+$"
 _KMS_MRK = r"mrk-[a-f0-9]+[a-f0-9-]+$"

@@ -1,6 +1,6 @@
 """The EC2 gateway's foundation: its state, the run journal's records of what it creates, and
 :meth:`GatewayBase._call` (one API call through the shared clients, retried, with adoption of what an
-attempt whose answer was lost made). :class:`~amibake.builders.amazon.ec2.Ec2Gateway` builds on it."""
+attempt whose answer was lost made). :class:`~amibake.plugins.amazon.ec2.Ec2Gateway` builds on it."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from amibake.aws.retry import (
     retries,
 )
 from amibake.aws.session import CLIENTS
-from amibake.builders.amazon.access import Polling
-from amibake.builders.amazon.records import Tags
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal
+from amibake.plugins.amazon.access import Polling
+from amibake.plugins.amazon.records import Tags
 from amibake.steps.context import JournalUnwritable
 
 log = logging.getLogger("amibake.aws")

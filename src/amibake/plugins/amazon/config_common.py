@@ -12,10 +12,10 @@ from typing import Any
 
 from pydantic import Field
 
-from amibake.builders.amazon.config_access import AccessConfig
-from amibake.builders.amazon.config_run import RunConfig
 from amibake.config.base import CheckContext
 from amibake.errors import Problem
+from amibake.plugins.amazon.config_access import AccessConfig
+from amibake.plugins.amazon.config_run import RunConfig
 
 ARCHITECTURES = ("arm64", "arm64_mac", "i386", "x86_64", "x86_64_mac")
 BOOT_MODES = ("legacy-bios", "uefi", "uefi-preferred")

@@ -15,14 +15,14 @@ from typing import Any
 
 from amibake import fingerprint
 from amibake.api import BuildEnv, FoundImage, Hooks, NothingToReuse
-from amibake.builders.amazon import steps_ami, steps_instance
-from amibake.builders.amazon.artifact import AmiArtifact, generated_data
-from amibake.builders.amazon.config import EbsConfig
-from amibake.builders.amazon.ec2 import AwsError, Ec2Gateway, Image
-from amibake.builders.amazon.ec2api import Ec2Api
-from amibake.builders.amazon.state import BoundStep, BuildState
 from amibake.errors import BuildError
 from amibake.liveness import parse_time
+from amibake.plugins.amazon import steps_ami, steps_instance
+from amibake.plugins.amazon.artifact import AmiArtifact, generated_data
+from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.ec2 import AwsError, Ec2Gateway, Image
+from amibake.plugins.amazon.ec2api import Ec2Api
+from amibake.plugins.amazon.state import BoundStep, BuildState
 from amibake.steps.context import StepContext, SturdyUi
 from amibake.steps.runner import StepRunner
 from amibake.ui.redact import RedactingUi
@@ -122,9 +122,9 @@ class AmiReuse:
         return {k: v for k, v in want.items() if img.tags.get(k) != v}
 
     def converge(self, image: FoundImage, hooks: Hooks) -> AmiArtifact:
-        from amibake.builders.amazon.ebs import EbsBuilder
         from amibake.journal import JournalError, now_iso
         from amibake.liveness import FINISHED_TAG
+        from amibake.plugins.amazon.ebs import EbsBuilder
 
         env, ui = self.env, self.ui
         run_id = env.run_id or env.run_uuid or str(uuid.uuid4())

@@ -15,9 +15,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from amibake.builders.amazon.ec2 import AwsError, Image, tag_specs
-from amibake.builders.amazon.state import DEFAULT_INSTANCE_NAME, BuildState
 from amibake.errors import BuildError, UserInputError
+from amibake.plugins.amazon.ec2 import AwsError, Image, tag_specs
+from amibake.plugins.amazon.state import DEFAULT_INSTANCE_NAME, BuildState
 from amibake.steps.context import StepContext
 
 

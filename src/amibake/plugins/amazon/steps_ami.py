@@ -10,10 +10,10 @@ from datetime import datetime
 from typing import Any
 
 from amibake import api
-from amibake.builders.amazon.ec2 import AwsError, Image
-from amibake.builders.amazon.state import BuildState
-from amibake.builders.amazon.steps_instance import ssh_host
 from amibake.errors import BuildError
+from amibake.plugins.amazon.ec2 import AwsError, Image
+from amibake.plugins.amazon.state import BuildState
+from amibake.plugins.amazon.steps_instance import ssh_host
 from amibake.steps.context import BuildCancelled, StepContext
 
 #: (settings, cancel, ui) -> communicator; the default imports amibake.communicator.ssh lazily

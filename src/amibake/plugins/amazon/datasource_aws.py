@@ -23,8 +23,8 @@ import botocore.parsers
 
 from amibake.aws.errors import AwsError, error_parts
 from amibake.aws.session import CLIENTS
-from amibake.builders.amazon.config_access import AccessConfig
 from amibake.datasources.errors import DatasourceError
+from amibake.plugins.amazon.config_access import AccessConfig
 
 T = TypeVar("T")
 

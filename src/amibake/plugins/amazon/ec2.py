@@ -3,10 +3,10 @@
 The steps call :class:`Ec2Gateway` through the narrow :class:`Ec2Api` protocol. Clients, retries and
 the mapping of botocore errors into :class:`AwsError` (a :class:`~amibake.errors.BuildError`
 carrying the AWS error code) come from :mod:`amibake.aws`; the API's dictionaries are turned into
-the few small typed records the steps need (:mod:`~amibake.builders.amazon.records`). The gateway's
-foundation (journal records, ``_call``) is :mod:`~amibake.builders.amazon.ec2_base`, its IAM calls
-:mod:`~amibake.builders.amazon.ec2_iam` and its discovery calls for ``amibake cleanup``
-:mod:`~amibake.builders.amazon.ec2_discovery`; this module holds the EC2 calls and the waits.
+the few small typed records the steps need (:mod:`~amibake.plugins.amazon.records`). The gateway's
+foundation (journal records, ``_call``) is :mod:`~amibake.plugins.amazon.ec2_base`, its IAM calls
+:mod:`~amibake.plugins.amazon.ec2_iam` and its discovery calls for ``amibake cleanup``
+:mod:`~amibake.plugins.amazon.ec2_discovery`; this module holds the EC2 calls and the waits.
 
 Waits poll at once, then with a backoff that starts tight (0.5 s) and doubles up to ``delay``
 seconds (Packer's fixed 15 s by default): a state reached within seconds is seen within a second,
@@ -34,11 +34,12 @@ from amibake.aws.retry import (
     retries,
 )
 from amibake.aws.session import CALL_TIMEOUTS, CLIENTS, ClientPool, known_regions, shared_loader
-from amibake.builders.amazon.access import Polling
-from amibake.builders.amazon.ec2_base import OWNER_TAGS, NotOurs
-from amibake.builders.amazon.ec2_discovery import DiscoveryCalls
-from amibake.builders.amazon.ec2_iam import IamCalls
-from amibake.builders.amazon.records import (
+from amibake.errors import BuildError
+from amibake.plugins.amazon.access import Polling
+from amibake.plugins.amazon.ec2_base import OWNER_TAGS, NotOurs
+from amibake.plugins.amazon.ec2_discovery import DiscoveryCalls
+from amibake.plugins.amazon.ec2_iam import IamCalls
+from amibake.plugins.amazon.records import (
     BlockDevice,
     Image,
     Instance,
@@ -48,7 +49,6 @@ from amibake.builders.amazon.records import (
     tag_list,
     tag_specs,
 )
-from amibake.errors import BuildError
 from amibake.steps.context import BuildCancelled
 
 #: re-exported: the session layer's names, the records and the ownership check's, importable from here

@@ -1,6 +1,6 @@
 """The amazon plugin's data sources: ``amazon-ami``, ``amazon-parameterstore``,
 ``amazon-secretsmanager`` (packer-plugin-amazon ``datasource/*``), executed through the AWS session
-layer (:mod:`amibake.aws`, by way of :mod:`amibake.datasources.aws`)."""
+layer (:mod:`amibake.aws`, by way of :mod:`amibake.plugins.amazon.datasource_aws`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from amibake.datasources.aws import AwsCallError, call, client
-from amibake.datasources.configs import AmiDatasourceConfig, ParameterStoreConfig, SecretsManagerConfig
 from amibake.datasources.errors import DatasourceError
+from amibake.plugins.amazon.datasource_aws import AwsCallError, call, client
+from amibake.plugins.amazon.datasource_configs import (
+    AmiDatasourceConfig,
+    ParameterStoreConfig,
+    SecretsManagerConfig,
+)
 
 
 @dataclass
@@ -193,3 +197,21 @@ def amazon_secretsmanager(cfg: SecretsManagerConfig) -> Outputs:
         },
         [s for s in [value, secret_string, secret_binary, *_leaves(secret_string)] if s],
     )
+
+
+def execute_ami(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    """``amazon-ami``: (outputs, sensitive values)."""
+    out = amazon_ami(cfg)
+    return out.values, out.secrets
+
+
+def execute_parameterstore(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    """``amazon-parameterstore``: (outputs, sensitive values)."""
+    out = amazon_parameterstore(cfg)
+    return out.values, out.secrets
+
+
+def execute_secretsmanager(cfg: Any) -> tuple[dict[str, Any], list[str]]:
+    """``amazon-secretsmanager``: (outputs, sensitive values)."""
+    out = amazon_secretsmanager(cfg)
+    return out.values, out.secrets

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from amibake.api import HTTP_NOT_IMPLEMENTED, BuildEnv, Hooks
-from amibake.builders.amazon.config import EbsConfig
-from amibake.builders.amazon.ec2 import Image, Instance
-from amibake.builders.amazon.ec2api import Ec2Api
+from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.ec2 import Image, Instance
+from amibake.plugins.amazon.ec2api import Ec2Api
 from amibake.steps.context import StepContext
 
 #: the Name tag Packer gives the temporary instance when run_tags names none
