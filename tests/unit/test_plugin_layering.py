@@ -25,6 +25,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("template/hcl2_upgrade.py", "amazon-secretsmanager"): "the header of the aws_secretsmanager data block",
     ("template/hcl/upgrade_translate.py", "amazon-secretsmanager"): "aws_secretsmanager's data block",
     ("template/hcl2_upgrade.py", "ansible"): "Packer's required_plugins table (a plugin, not the type)",
+    ("template/hcl2_upgrade.py", "docker"): "as above (the docker plugin, not the docker communicator)",
     ("template/hcl2_upgrade.py", "shell"): "the builder types Packer's upgrade does not warn about",
     ("template/hcl2_upgrade.py", "file"): "as above",
     ("template/hcl2_upgrade.py", "breakpoint"): "as above",
@@ -38,6 +39,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("template/hcl/functions/filesystem.py", "file"): "HCL2's file() function",
     ("template/hcl/functions/__init__.py", "file"): "as above (templatefile() reads through it)",
     # examples in error messages (output unchanged)
+    ("template/hcl/builds.py", "none"): "the word in 'known sources: none', not the none communicator",
     ("template/hcl/builds.py", "amazon-ebs"): 'the examples "source.amazon-ebs.NAME", ["amazon-ebs.NAME"]',
 }
 

@@ -35,6 +35,11 @@ EXPECTED = {
     ("datasource", "amazon-ami"): True,
     ("datasource", "http"): True,
     ("datasource", "null"): True,
+    ("communicator", "ssh"): True,
+    ("communicator", "none"): True,
+    ("communicator", "winrm"): False,
+    ("communicator", "docker"): False,
+    ("communicator", "dockerWindowsContainer"): False,
 }
 
 
@@ -80,9 +85,9 @@ def test_human_listing_by_kind() -> None:
     code, out = cli_run("plugins", "installed")
     assert code == 0, out
     got = sections(out)
-    assert list(got) == ["builders", "provisioners", "post-processors", "data sources"]
+    assert list(got) == ["builders", "provisioners", "post-processors", "data sources", "communicators"]
     heading = {"builder": "builders", "provisioner": "provisioners", "post-processor": "post-processors",
-               "datasource": "data sources"}
+               "datasource": "data sources", "communicator": "communicators"}
     for (kind, type_name), runs in EXPECTED.items():
         assert got[heading[kind]][type_name] == ("run" if runs else "validate-only"), (kind, type_name)
     # shell-local is both a provisioner and a post-processor, each listed under its kind

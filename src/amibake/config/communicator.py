@@ -379,14 +379,30 @@ class CommunicatorConfig(PluginConfig):
             remote_tunnels=tuple(self.ssh_remote_tunnels),
         )
 
+    def refused_communicator(self, ctx: CheckContext) -> list[Problem]:
+        """A communicator type Packer accepts but amibake cannot connect with (a registered
+        communicator without an implementation) is refused by name at validate: Packer itself would
+        fail only in the build, after launching, with "unknown communicator type" (docker's) or
+        connect over WinRM, which amibake does not have."""
+        from amibake import registry
+
+        spec = registry.lookup("communicator", self.communicator)
+        if spec is None or spec.runnable:
+            return []
+        said = f'communicator "{self.communicator}" is not supported by amibake yet: {spec.summary}'
+        return [ctx.problem(said, "communicator")]
+
     def check_communicator(self, ctx: CheckContext) -> list[Problem]:
         p = ctx.problem
         if self.communicator not in COMMUNICATOR_TYPES:
             return [p(f"Communicator type {self.communicator} is invalid", "communicator")]
+        refused = self.refused_communicator(ctx)
         if self.communicator == "winrm":
             if not self.winrm_username:
-                return [p("winrm_username must be specified.", "winrm_username")]
-            return []
+                return [p("winrm_username must be specified.", "winrm_username"), *refused]
+            return refused
+        if refused:
+            return refused
         if self.communicator != "ssh":
             return []
         errs: list[Problem] = []

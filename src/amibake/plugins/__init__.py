@@ -77,6 +77,15 @@ register(PluginSpec("post-processor", "amazon-import",
                     "amibake.plugins.amazon.amazon_import.config:AmazonImportConfig", plugin=amz.PLUGIN))
 register(_post_processor("artifice", "ArtificeConfig", "ArtificePostProcessor"))
 
+# communicators (the `communicator` option of a builder; their options are in CommunicatorConfig)
+_COMM = "amibake.config.communicator:CommunicatorConfig"
+register(PluginSpec("communicator", "ssh", _COMM, "amibake.communicator.ssh:connect"))
+register(PluginSpec("communicator", "none", _COMM, "amibake.communicator.none:NoneCommunicator"))
+register(PluginSpec("communicator", "winrm", _COMM, summary="the WinRM communicator is not implemented yet"))
+_DOCKER = "it connects to a container that only a docker builder starts, and amibake has none"
+register(PluginSpec("communicator", "docker", _COMM, summary=_DOCKER))
+register(PluginSpec("communicator", "dockerWindowsContainer", _COMM, summary=_DOCKER))
+
 # data sources (executed by amibake.datasources.runner; null by the HCL loader itself)
 register(PluginSpec("datasource", "amazon-ami", f"{_AMZ_DS_CONFIG}:AmiDatasourceConfig",
                     f"{_AMZ_DS}:execute_ami", outputs=amz.AMI_OUTPUTS, plugin=amz.PLUGIN,

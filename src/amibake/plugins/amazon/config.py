@@ -289,9 +289,6 @@ class EbsConfig(AccessConfig, AMIConfig, RunConfig):
         errs += self.check_run(ctx)
         errs += self.fast_launch.check_fast_launch(ctx, self.region, self.ami_regions)
         errs += spot_modification(self, ctx, self.ena_support, self.sriov_support)
-        if self.communicator == "winrm":
-            errs.append(ctx.problem(f'communicator "winrm" is not supported by amibake yet: {WINRM}',
-                                    "communicator"))
         if self.ssh_interface == "session_manager":
             errs.append(ctx.problem(f'ssh_interface "session_manager" is not supported by amibake yet: {SSM}',
                                     "ssh_interface"))
