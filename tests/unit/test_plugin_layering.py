@@ -138,3 +138,30 @@ def test_single_blocks_agree_with_the_config_types() -> None:
         if spec.config:
             derived |= _single_fields(spec.config_class(), seen)
     assert derived - template_facts().single_blocks == NOT_YET_SINGLE
+
+
+#: the packages that hold plugins (their configs and implementations)
+PLUGIN_PACKAGES = ("amibake.plugins", "amibake.builders", "amibake.provisioners", "amibake.postprocessors")
+
+
+def _plugin_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import of a plugin package, at any depth of the code."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+        out += [(node.lineno, n) for n in names if n.startswith(PLUGIN_PACKAGES)]
+    return out
+
+
+def test_template_layer_and_core_import_no_plugin() -> None:
+    """They reach plugins only through the registry (core) or the facts core hands over (template)."""
+    found = [f"{p.relative_to(SRC).as_posix()}:{line}: {mod}"
+             for p in _modules() for line, mod in _plugin_imports(p)]
+    assert not found, "plugin packages imported by the template layer or core:\n" + "\n".join(found)
+
+
+def test_the_import_check_finds_a_plugin_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import os\n\ndef f():\n    from amibake.plugins.amazon.ec2 import Ec2Gateway\n")
+    assert _plugin_imports(bad) == [(4, "amibake.plugins.amazon.ec2")]

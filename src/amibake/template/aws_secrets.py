@@ -5,14 +5,15 @@ secret (``packer-plugin-sdk/template/funcs.go`` ``GetAWSSecret`` and
 
 * one ``GetSecretValue`` call for ``SecretId=name``, ``VersionStage=AWSCURRENT``, through the standard
   credential chain (environment, shared files, SSO, container and instance roles) and the region of
-  ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` or the profile; boto3 honours ``AWS_ENDPOINT_URL`` and
+  ``AWS_REGION`` / ``AWS_DEFAULT_REGION`` or the profile; botocore honours ``AWS_ENDPOINT_URL`` and
   ``AWS_ENDPOINT_URL_SECRETS_MANAGER``;
 * a secret without a ``SecretString`` is an error ("Secret is not string");
 * a ``SecretString`` that is not JSON is the value; a JSON object of strings gives the value of
   ``key``, or with no key its only value ("Secret has multiple values and no key was set" when it
   has more than one); a missing key is ``No secret found for key "KEY"``.
 
-Errors never carry the secret's value. boto3 is imported only when the function is called.
+Errors never carry the secret's value. The client comes from the AWS session layer
+(:mod:`amibake.aws`), imported only when the function is called.
 """
 
 from __future__ import annotations
@@ -29,28 +30,30 @@ class AwsSecretError(Exception):
 def get_aws_secret(name: str, key: str = "") -> str:
     if not name:
         raise AwsSecretError("At least one secret name must be provided")
-    import botocore.config
+    import botocore.session
 
-    from amibake.plugins.amazon.datasource_aws import AwsCallError, translated
+    from amibake.aws.access import AwsAccess
+    from amibake.aws.errors import AwsError, error_parts
+    from amibake.aws.session import CLIENTS
 
-    try:
-        with translated():
-            import boto3
-
-            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or None
-            session = boto3.session.Session(region_name=region)
-            if session.region_name is None:
-                raise AwsSecretError(
-                    "MissingRegion: could not find region configuration (set AWS_REGION, "
-                    "AWS_DEFAULT_REGION or a profile's region)"
-                )
-            cfg = botocore.config.Config(
-                retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10, read_timeout=60
-            )
-            client = session.client("secretsmanager", config=cfg)
-            resp = client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
-    except AwsCallError as exc:
+    region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+              or botocore.session.Session().get_config_variable("region"))
+    if not region:
+        raise AwsSecretError(
+            "MissingRegion: could not find region configuration (set AWS_REGION, "
+            "AWS_DEFAULT_REGION or a profile's region)"
+        )
+    try:  # the session layer's client of its own: the standard chain, 3 retries, 10 s / 60 s timeouts
+        client = CLIENTS.detached("secretsmanager", AwsAccess(region=region), attempts=3)
+        resp = client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    except AwsError as exc:
         raise AwsSecretError(str(exc)) from None
+    except Exception as exc:
+        parts = error_parts(exc)
+        if parts is None:
+            raise
+        code, message = parts
+        raise AwsSecretError(f"{code}: {message}" if code else message) from None
     secret = resp.get("SecretString")
     if secret is None:
         raise AwsSecretError("Secret is not string")
