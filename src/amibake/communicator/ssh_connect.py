@@ -119,13 +119,13 @@ def _ask_terminal(name: str, instructions: str, prompts: list[tuple[str, bool]])
                 os.write(fd, text.encode("utf-8", "replace") + b"\r\n")
         answers = []
         for prompt, echo in prompts:
-            os.write(fd, prompt.encode("utf-8", "replace"))
             old = termios.tcgetattr(fd)
-            if not echo:
+            if not echo:  # before the prompt (as getpass): an answer typed at once is not echoed
                 quiet = list(old)
                 quiet[3] &= ~termios.ECHO
                 termios.tcsetattr(fd, termios.TCSANOW, quiet)
             try:
+                os.write(fd, prompt.encode("utf-8", "replace"))
                 line = b""
                 while not line.endswith(b"\n"):
                     data = os.read(fd, 1024)
