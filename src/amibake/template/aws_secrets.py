@@ -33,7 +33,7 @@ def get_aws_secret(name: str, key: str = "") -> str:
     import botocore.session
 
     from amibake.aws.access import AwsAccess
-    from amibake.aws.errors import AwsError, error_parts
+    from amibake.aws.errors import AwsError, translated
     from amibake.aws.session import CLIENTS
 
     region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
@@ -44,16 +44,11 @@ def get_aws_secret(name: str, key: str = "") -> str:
             "AWS_DEFAULT_REGION or a profile's region)"
         )
     try:  # the session layer's client of its own: the standard chain, 3 retries, 10 s / 60 s timeouts
-        client = CLIENTS.detached("secretsmanager", AwsAccess(region=region), attempts=3)
-        resp = client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
-    except AwsError as exc:
+        with translated("GetSecretValue"):
+            client = CLIENTS.detached("secretsmanager", AwsAccess(region=region), attempts=3)
+            resp = client.get_secret_value(SecretId=name, VersionStage="AWSCURRENT")
+    except AwsError as exc:  # "code: message", or the message alone when AWS gave no answer
         raise AwsSecretError(str(exc)) from None
-    except Exception as exc:
-        parts = error_parts(exc)
-        if parts is None:
-            raise
-        code, message = parts
-        raise AwsSecretError(f"{code}: {message}" if code else message) from None
     secret = resp.get("SecretString")
     if secret is None:
         raise AwsSecretError("Secret is not string")

@@ -18,10 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import botocore.exceptions
-import botocore.parsers
-
-from amibake.aws.errors import AwsError, error_parts
+from amibake.aws.errors import AwsError
+from amibake.aws.errors import translated as aws_translated
 from amibake.aws.session import CLIENTS
 from amibake.datasources.errors import DatasourceError
 from amibake.plugins.amazon.config_access import AccessConfig
@@ -48,13 +46,10 @@ def translated() -> Iterator[None]:
     """botocore's exceptions (and the session layer's :class:`AwsError`) become
     :class:`AwsCallError` (code and AWS's message)."""
     try:
-        yield
+        with aws_translated("datasource"):
+            yield
     except AwsError as exc:
         raise AwsCallError(exc.code, exc.aws_message) from exc
-    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError,
-            botocore.parsers.ResponseParserError) as exc:
-        code, message = error_parts(exc) or ("", str(exc))
-        raise AwsCallError(code, message) from exc
 
 
 def call(fn: Callable[..., T], **params: Any) -> T:
