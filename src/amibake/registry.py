@@ -57,6 +57,10 @@ class PluginSpec:
     #: data sources only: True when the HCL loader evaluates it itself, in ``validate`` too (a pure
     #: function of its config); ``impl`` is then ``"module:function"`` of ``config -> outputs``
     local: bool = False
+    #: builders only: ``"module:function"`` making the cleaner of what the builder's runs leave in
+    #: the cloud (``amibake cleanup``), called as ``function(region, state_dir, echo)``; builders
+    #: whose resources one cleaner finds (every amazon builder) name the same function
+    cleanup: str = ""
 
     @property
     def runnable(self) -> bool:
@@ -99,6 +103,12 @@ def specs() -> list[PluginSpec]:
 def known(kind: Kind) -> list[str]:
     _ensure_loaded()
     return sorted(t for k, t in _REGISTRY if k == kind)
+
+
+def cleaners() -> list[str]:
+    """The distinct ``cleanup`` functions of the registered builders, in registration order."""
+    _ensure_loaded()
+    return list(dict.fromkeys(spec.cleanup for spec in _REGISTRY.values() if spec.cleanup))
 
 
 #: the kinds in the order ``plugins installed`` lists them

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from amibake.api import BuildEnv
-from amibake.cleanup import BUILD_TAG, CREATED_TAG, RUN_TAG
+from amibake.plugins.amazon.cleanup import BUILD_TAG, CREATED_TAG, RUN_TAG
 from amibake.plugins.amazon.ebs import EbsBuilder
 from amibake.plugins.amazon.ec2 import CLIENTS
 from tests.awsproxy import AwsProxy, Request

@@ -260,7 +260,7 @@ class _Gateway:
 
 
 def test_a_heartbeat_tags_the_builds_live_ec2_resources_per_region(tmp_path: Path) -> None:
-    from amibake.liveness import HEARTBEAT_TAG, Heartbeat, parse_time
+    from amibake.plugins.amazon.liveness import HEARTBEAT_TAG, Heartbeat, parse_time
 
     j = Journal("hb", tmp_path)
     b = j.for_build("b")
@@ -280,7 +280,7 @@ def test_a_heartbeat_tags_the_builds_live_ec2_resources_per_region(tmp_path: Pat
 
 
 def test_a_heartbeat_goes_on_past_a_resource_that_is_gone(tmp_path: Path) -> None:
-    from amibake.liveness import Heartbeat
+    from amibake.plugins.amazon.liveness import Heartbeat
 
     j = Journal("hb2", tmp_path)
     b = j.for_build("b")
@@ -295,7 +295,7 @@ def test_a_heartbeat_goes_on_past_a_resource_that_is_gone(tmp_path: Path) -> Non
 def test_a_heartbeat_thread_beats_on_schedule_and_stops(tmp_path: Path) -> None:
     import time
 
-    from amibake.liveness import Heartbeat
+    from amibake.plugins.amazon.liveness import Heartbeat
 
     j = Journal("hb3", tmp_path)
     b = j.for_build("b")
@@ -313,7 +313,7 @@ def test_a_heartbeat_thread_beats_on_schedule_and_stops(tmp_path: Path) -> None:
 
 
 def test_last_sign_of_life_is_the_newest_of_heartbeat_and_creation() -> None:
-    from amibake.liveness import last_sign_of_life, parse_time, stale_after
+    from amibake.plugins.amazon.liveness import last_sign_of_life, parse_time, stale_after
 
     created, beat = "2026-01-01T00:00:00.000000Z", "2026-01-01T00:10:00.000000Z"
     assert last_sign_of_life({"amibake:created": created, "amibake:heartbeat": beat}) == parse_time(beat)

@@ -165,3 +165,58 @@ def test_the_import_check_finds_a_plugin_import(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import os\n\ndef f():\n    from amibake.plugins.amazon.ec2 import Ec2Gateway\n")
     assert _plugin_imports(bad) == [(4, "amibake.plugins.amazon.ec2")]
+
+
+#: the folders plugins live in (``amibake/<folder>/<type>/`` or ``amibake/plugins/<family>/``)
+PLUGIN_PACKAGES = ("plugins", "provisioners", "postprocessors", "builders")
+
+
+def _plugin_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import of a plugin package in ``path``, function-level ones included,
+    and every ``"amibake.<plugin package>..."`` string (what importlib would load)."""
+    tree = ast.parse(path.read_text(), str(path))
+    pkgs = tuple(f"amibake.{p}" for p in PLUGIN_PACKAGES)
+    out = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            names = [node.value] if re.fullmatch(r"amibake\.[\w.]+(:\w+)?", node.value) else []
+        out += [(node.lineno, n) for n in names if n == pkgs[0] or n.startswith(tuple(p + "." for p in pkgs))]
+    return sorted(out)
+
+
+def test_only_the_registry_reaches_the_plugins() -> None:
+    """Outside the plugin folders, nothing imports a plugin: the CLI, the server, core, the template
+    layer and the shared layers (aws, ssh, journal, steps) reach plugins through the registry only."""
+    allowed = {("registry.py", "amibake.plugins")}  # the registration list, loaded on first lookup
+    found = []
+    for path in sorted(SRC.rglob("*.py")):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] in PLUGIN_PACKAGES:
+            continue
+        for line, name in _plugin_imports(path):
+            if (rel.as_posix(), name) not in allowed:
+                found.append(f"{rel.as_posix()}:{line}: {name}")
+    assert not found, "plugin modules imported outside the plugin folders:\n" + "\n".join(found)
+
+
+def test_the_import_check_finds_an_import(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from amibake.plugins.amazon.cleanup import new_cleaner\n"
+                   "import amibake.provisioners.shell.provisioner\nX = 'amibake.postprocessors.manifest:M'\n"
+                   "from amibake.journal import state_dir\n")
+    assert [n for _, n in _plugin_imports(bad)] == [
+        "amibake.plugins.amazon.cleanup", "amibake.provisioners.shell.provisioner",
+        "amibake.postprocessors.manifest:M"]
+
+
+def test_cleanup_reaches_the_amazon_cleaner_through_the_registry() -> None:
+    """``amibake cleanup`` runs each registered cleaner once: every amazon builder shares one."""
+    amazon = [s for s in registry.specs() if s.kind == "builder" and s.type.startswith("amazon-")]
+    assert amazon and {s.cleanup for s in amazon} == {"amibake.plugins.amazon.cleanup:new_cleaner"}
+    assert registry.cleaners() == ["amibake.plugins.amazon.cleanup:new_cleaner"]
+    assert callable(registry.load_attr(registry.cleaners()[0]))

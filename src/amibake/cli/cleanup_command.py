@@ -31,7 +31,7 @@ def cleanup(run_id: str, older_than: str, regions: tuple[str, ...], dry_run: boo
     resources under an hour old of runs with no journal here. Goes on past a run it cannot reach,
     prints a per-run summary and exits 1 if anything may be left. Safe to run twice.
     """
-    from amibake.cleanup import Cleaner, make_gateway
+    from amibake import registry
     from amibake.config.durations import parse_duration
     from amibake.journal import state_dir, valid_run_id
 
@@ -47,8 +47,18 @@ def cleanup(run_id: str, older_than: str, regions: tuple[str, ...], dry_run: boo
             ) from None
     region = (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
               or (regions[0] if regions else "us-east-1"))
-    cleaner = Cleaner(make_gateway(region), state_dir(), lambda text: click.echo(text))
-    plan = cleaner.plan(run_id=run_id, regions=regions, older_than=age, dry_run=dry_run)
+    left = False
+    for path in registry.cleaners():  # one per family of builders (every amazon builder shares one)
+        cleaner = registry.load_attr(path)(region, state_dir(), lambda text: click.echo(text))
+        left = _clean(cleaner, run_id=run_id, regions=regions, older_than=age, dry_run=dry_run) or left
+    if left:
+        sys.exit(1)
+
+
+def _clean(cleaner: Any, *, run_id: str, regions: tuple[str, ...], older_than: float | None,
+           dry_run: bool) -> bool:
+    """Plan and remove with one plugin's cleaner, reporting as it goes; True if anything may be left."""
+    plan = cleaner.plan(run_id=run_id, regions=regions, older_than=older_than, dry_run=dry_run)
     for run in plan.skipped_runs:
         click.echo(f"Run {run} is still in progress (its journal is held by a live amibake); left alone.")
     for note in plan.kept:
@@ -62,7 +72,7 @@ def cleanup(run_id: str, older_than: str, regions: tuple[str, ...], dry_run: boo
             if rep.removed or rep.gone or rep.failed or rep.unreachable}
     if not plan.leftovers and not any(rep.left for rep in rows.values()):
         click.echo(f"Nothing to clean up (searched {', '.join(plan.regions) or 'no region'}).")
-        return
+        return False
     if rows:
         click.echo(_table(rows, dry_run))
     problems = [f"{run or '(tag search)'}: {text}" for run, rep in rows.items()
@@ -71,7 +81,8 @@ def cleanup(run_id: str, older_than: str, regions: tuple[str, ...], dry_run: boo
         click.echo("Resources may be left behind:", err=True)
         for text in problems:
             click.echo(f"  - {text}", err=True)
-        sys.exit(1)
+        return True
+    return False
 
 
 def _table(rows: dict[str, Any], dry_run: bool) -> str:

@@ -17,7 +17,7 @@ def _amazon(type_name: str, config: str, impl: str = "", *, generated: tuple[str
     return PluginSpec("builder", type_name, config, impl, reuse=reuse, late_keys=amz.LATE_FIELDS,
                       build_data_keys=generated, template_funcs=amz.TEMPLATE_FUNCS,
                       renamed_funcs=amz.RENAMED_FUNCS, single_blocks=amz.SINGLE_BLOCKS, plugin=amz.PLUGIN,
-                      hcl2_block_keys=amz.HCL2_BLOCK_KEYS)
+                      hcl2_block_keys=amz.HCL2_BLOCK_KEYS, cleanup=amz.CLEANUP)
 
 
 _EXEC = frozenset({"execute_command"})

@@ -36,7 +36,7 @@ from amibake.server import protocol
 log = logging.getLogger("amibake.server")
 
 #: imported by the server so that no worker pays for them; what a build, validate, inspect or fmt
-#: imports lazily (plugin implementations come from the registry)
+#: imports lazily (plugin implementations and cleaners come from the registry, never named here)
 WARM_MODULES = (
     "amibake.cli.commands",
     "amibake.cli.inspect",
@@ -46,7 +46,6 @@ WARM_MODULES = (
     "amibake.cli.plugins_command",
     "amibake.core",
     "amibake.build",
-    "amibake.cleanup",
     "amibake.journal",
     "amibake.localexec",
     "amibake.template.load",
@@ -61,7 +60,6 @@ WARM_MODULES = (
     "amibake.template.hclfmt",
     "amibake.template.hcl2_upgrade",
     "amibake.aws.session",
-    "amibake.plugins.amazon.ec2",
     "botocore.client",
     "botocore.httpsession",
     "botocore.loaders",
@@ -197,13 +195,15 @@ def warm() -> float:
     for name in WARM_MODULES:
         importlib.import_module(name)
     from amibake import registry
-    from amibake.plugins.amazon.ec2 import shared_loader
+    from amibake.aws.session import shared_loader
 
     registry._ensure_loaded()
     for spec in list(registry._REGISTRY.values()):
         spec.config_class()
         if spec.impl:
             spec.impl_class()
+    for path in registry.cleaners():
+        registry.load_attr(path)
     _build_models()
     _warm_botocore(shared_loader())
     tempfile.tempdir = None  # computed from TMPDIR on first use: each worker computes its own

@@ -14,11 +14,11 @@ import uuid
 from amibake.api import BuildEnv, Hooks, Ui
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal, Journal, JournalError, now_iso
-from amibake.liveness import FINISHED_TAG, Heartbeat
 from amibake.plugins.amazon import steps_ami, steps_instance
 from amibake.plugins.amazon.artifact import AmiArtifact, generated_data
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.ec2 import Ec2Gateway
+from amibake.plugins.amazon.liveness import FINISHED_TAG, Heartbeat
 from amibake.plugins.amazon.state import BoundStep, BuildState
 from amibake.plugins.amazon.steps_ami import Connector
 from amibake.steps.context import BuildCancelled, StepContext, SturdyUi

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 
 #: Packer's ``required_plugins`` source name of the plugin (``github.com/hashicorp/amazon``)
 PLUGIN = "amazon"
+#: what finds and removes the leftovers of every amazon builder's runs (``amibake cleanup``)
+CLEANUP = "amibake.plugins.amazon.cleanup:new_cleaner"
 
 #: The config keys each amazon builder leaves out of its first interpolation pass (in Prepare)
 #: and renders later, at build time, with the build data (``{{ .SourceAMI }}``...). They are still

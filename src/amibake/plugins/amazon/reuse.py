@@ -16,12 +16,12 @@ from typing import Any
 from amibake import fingerprint
 from amibake.api import BuildEnv, FoundImage, Hooks, NothingToReuse
 from amibake.errors import BuildError
-from amibake.liveness import parse_time
 from amibake.plugins.amazon import steps_ami, steps_instance
 from amibake.plugins.amazon.artifact import AmiArtifact, generated_data
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.ec2 import AwsError, Ec2Gateway, Image
 from amibake.plugins.amazon.ec2api import Ec2Api
+from amibake.plugins.amazon.liveness import parse_time
 from amibake.plugins.amazon.state import BoundStep, BuildState
 from amibake.steps.context import StepContext, SturdyUi
 from amibake.steps.runner import StepRunner
@@ -123,8 +123,8 @@ class AmiReuse:
 
     def converge(self, image: FoundImage, hooks: Hooks) -> AmiArtifact:
         from amibake.journal import JournalError, now_iso
-        from amibake.liveness import FINISHED_TAG
         from amibake.plugins.amazon.ebs import EbsBuilder
+        from amibake.plugins.amazon.liveness import FINISHED_TAG
 
         env, ui = self.env, self.ui
         run_id = env.run_id or env.run_uuid or str(uuid.uuid4())

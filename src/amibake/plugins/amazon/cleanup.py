@@ -12,7 +12,7 @@ The safety rules, checked for each resource at the moment it would be removed (n
 
 * a run whose journal here is held by a live amibake is in progress: left alone;
 * a run with no journal here (another machine, another state dir, a lost journal) is removed only
-  once its heartbeat is stale (:mod:`amibake.liveness`: no ``amibake:heartbeat`` or
+  once its heartbeat is stale (:mod:`amibake.plugins.amazon.liveness`: no ``amibake:heartbeat`` or
   ``amibake:created`` newer than 5 refresh periods on any of its resources) and, with no
   ``--older-than``, only resources older than :data:`DEFAULT_MIN_AGE`; its AMIs and snapshots are
   kept and reported (no journal here says its build failed);
@@ -49,9 +49,15 @@ from amibake.journal import (
     run_files,
     valid_run_id,
 )
-from amibake.liveness import CREATED_TAG, FINISHED_TAG, last_sign_of_life, parse_time, stale_after
 from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2 import Ec2Gateway, Tagged, tag_dict
+from amibake.plugins.amazon.liveness import (
+    CREATED_TAG,
+    FINISHED_TAG,
+    last_sign_of_life,
+    parse_time,
+    stale_after,
+)
 from amibake.steps.context import pause_requested
 
 RUN_TAG = "amibake:run-id"
@@ -102,6 +108,12 @@ def gateway_for(access: AccessKey, region: str) -> CleanupGateway:
 def make_gateway(region: str) -> Ec2Gateway:
     """A gateway for cleanup: credentials, endpoint, profile from the environment, as botocore finds them."""
     return gateway_for(DEFAULT_ACCESS, region)
+
+
+def new_cleaner(region: str, state: Path, echo: Callable[[str], None]) -> Cleaner:
+    """The amazon builders' cleaner (the ``cleanup`` of their plugin specs): ``region`` is where it
+    searches when no journal names one, ``state`` the state dir whose journals it reads."""
+    return Cleaner(make_gateway(region), state, echo)
 
 
 @dataclass

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from amibake.journal import BuildJournal
     from amibake.plugins.amazon.ec2 import Ec2Gateway
 
-log = logging.getLogger("amibake.liveness")
+log = logging.getLogger("amibake.plugins.amazon.liveness")
 
 HEARTBEAT_TAG = "amibake:heartbeat"
 FINISHED_TAG = "amibake:finished"
