@@ -9,7 +9,6 @@ as written and only checked for syntax. Every problem of every selected build is
 from __future__ import annotations
 
 import fnmatch
-import functools
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 from amibake import PACKER_COMPAT_VERSION, registry
 from amibake.errors import InterpolationError, Problem, TemplateError
 from amibake.template.facts import PluginFacts
+from amibake.template.facts import registered as registered_facts
 from amibake.template.model import BuildBlock, PluginBlock, Template
 
 
@@ -41,30 +41,10 @@ def complete_build_data(builder_type: str, data: Mapping[str, Any]) -> dict[str,
     return complete(build_data_keys(builder_type), data)
 
 
-@functools.cache
 def template_facts() -> PluginFacts:
-    """The registered plugins' facts the template layer needs, gathered from the registry once."""
-    specs = registry.specs()
-    funcs: dict[str, Any] = {}
-    renamed: dict[str, str] = {}
-    for spec in specs:
-        for name, path in spec.template_funcs:
-            funcs.setdefault(name, registry.load_attr(path))
-        renamed.update(spec.renamed_funcs)
-    return PluginFacts(
-        late_keys={(s.kind, s.type): s.late_keys for s in specs if s.late_keys},
-        build_data={s.type: s.build_data_keys for s in specs if s.kind == "builder"},
-        template_funcs=funcs,
-        renamed_funcs=renamed,
-        datasource_outputs={s.type: s.outputs for s in specs if s.kind == "datasource"},
-        local_datasources={
-            s.type: registry.load_attr(s.impl) for s in specs if s.kind == "datasource" and s.local
-        },
-        single_blocks=frozenset().union(*(s.single_blocks for s in specs)),
-        plugins=frozenset(s.plugin for s in specs if s.plugin),
-        upgrade_block_keys=frozenset().union(*(s.hcl2_block_keys for s in specs)),
-        upgrade_keys={s.type: s.upgrade_keys for s in specs if s.upgrade_keys},
-    )
+    """The registered plugins' facts the template layer needs (gathered from the registry once, by
+    :func:`amibake.template.facts.registered`); core passes them to the loaders as a parameter."""
+    return registered_facts()
 
 
 @dataclass

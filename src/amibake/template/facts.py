@@ -2,16 +2,18 @@
 
 The template layer never names a plugin: the late keys, the build data, the template functions,
 the data sources' outputs and the single blocks come in a :class:`PluginFacts`, which the core
-gathers from the plugin registry (:func:`amibake.core.template_facts`) and passes to the loaders
-and to every :class:`~amibake.template.interpolate.InterpContext`. A caller that passes none gets
-:func:`registered`, the registry's facts.
+gathers from the plugin registry (:func:`registered`, through :func:`amibake.core.template_facts`)
+and passes to the loaders and to every :class:`~amibake.template.interpolate.InterpContext`. A
+caller that passes none gets :func:`registered` too. This module imports neither the core nor a
+plugin: only the registry, whose registrations name plugins as strings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 #: packer ``packer/provisioner.go`` ``BuilderDataCommonKeys``: the build data every builder offers
 #: to ``{{ build `X` }}`` (JSON) and ``build.X`` (HCL2), whatever its type.
@@ -59,8 +61,53 @@ class PluginFacts:
         return BUILD_DATA_COMMON_KEYS + self.build_data.get(builder_type, ())
 
 
-def registered() -> PluginFacts:
-    """The facts of the registered plugins, for a caller that passes none (loaded once)."""
-    from amibake.core import template_facts
+class SpecFacts(Protocol):
+    """What :func:`gather` reads of a plugin registration (:class:`amibake.registry.PluginSpec`)."""
 
-    return template_facts()
+    kind: str
+    type: str
+    impl: str
+    late_keys: frozenset[str]
+    build_data_keys: tuple[str, ...]
+    template_funcs: tuple[tuple[str, str], ...]
+    renamed_funcs: tuple[tuple[str, str], ...]
+    single_blocks: frozenset[str]
+    plugin: str
+    hcl2_block_keys: frozenset[str]
+    upgrade_keys: tuple[str, ...]
+    outputs: tuple[str, ...]
+    local: bool
+
+
+def gather(specs: Iterable[SpecFacts], load: Callable[[str], Any]) -> PluginFacts:
+    """The facts of the plugin registrations ``specs``; ``load`` imports a ``"module:attr"`` (the
+    template functions and the local data sources' implementations)."""
+    specs = list(specs)
+    funcs: dict[str, Any] = {}
+    renamed: dict[str, str] = {}
+    for spec in specs:
+        for name, path in spec.template_funcs:
+            funcs.setdefault(name, load(path))
+        renamed.update(spec.renamed_funcs)
+    return PluginFacts(
+        late_keys={(s.kind, s.type): s.late_keys for s in specs if s.late_keys},
+        build_data={s.type: s.build_data_keys for s in specs if s.kind == "builder"},
+        template_funcs=funcs,
+        renamed_funcs=renamed,
+        datasource_outputs={s.type: s.outputs for s in specs if s.kind == "datasource"},
+        local_datasources={s.type: load(s.impl) for s in specs if s.kind == "datasource" and s.local},
+        single_blocks=frozenset().union(*(s.single_blocks for s in specs)),
+        plugins=frozenset(s.plugin for s in specs if s.plugin),
+        upgrade_block_keys=frozenset().union(*(s.hcl2_block_keys for s in specs)),
+        upgrade_keys={s.type: s.upgrade_keys for s in specs if s.upgrade_keys},
+    )
+
+
+@functools.cache
+def registered() -> PluginFacts:
+    """The facts of the registered plugins (gathered once). The registry sits below every layer
+    (it names plugins only as ``"module:attr"`` strings, imported on demand), so this reaches
+    neither the core nor a plugin module beyond the registrations themselves."""
+    from amibake import registry
+
+    return gather(registry.specs(), registry.load_attr)
