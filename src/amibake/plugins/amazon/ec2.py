@@ -8,21 +8,29 @@ foundation (journal records, ``_call``) is :mod:`~amibake.plugins.amazon.ec2_bas
 :mod:`~amibake.plugins.amazon.ec2_iam` and its discovery calls for ``amibake cleanup``
 :mod:`~amibake.plugins.amazon.ec2_discovery`; this module holds the EC2 calls and the waits.
 
-Waits poll at once, then with a backoff that starts tight (0.5 s) and doubles up to ``delay``
-seconds (Packer's fixed 15 s by default): a state reached within seconds is seen within a second,
-in no more calls than Packer's fixed delay makes, and long waits settle to Packer's rhythm. A wait
-lasts until ``delay * max_attempts`` seconds have passed (the same budget as AWS SDK waiters); one
-that gives up names what it waited for and the last state it saw.
+The EC2 state waits (an instance running, stopped or terminated, an AMI or a copy available) poll
+at once, then as :mod:`~amibake.plugins.amazon.pollschedule` plans from the prior of their kind
+(AWS's documented timings, refined by this machine's past waits, :mod:`.pollhistory`): sparse before
+the likely completion, dense around it, never more calls than Packer's fixed delay would have made
+by any moment, never giving up earlier than Packer. ``aws_polling`` / AWS_POLL_DELAY_SECONDS /
+AWS_MAX_ATTEMPTS make them Packer's fixed schedule. Against an endpoint that is not AWS's (moto, a
+proxy) AWS's timings say nothing, so those waits, and the waits that are not state transitions
+(retries while a group is not yet visible), poll with a backoff that starts tight (0.5 s) and
+doubles up to ``delay`` and last until ``delay * max_attempts`` seconds have passed. A wait that
+gives up names what it waited for and the last state it saw.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from amibake.aws.errors import AwsError
 from amibake.aws.errors import translated as _translated
@@ -35,6 +43,7 @@ from amibake.aws.retry import (
 )
 from amibake.aws.session import CALL_TIMEOUTS, CLIENTS, ClientPool, known_regions, shared_loader
 from amibake.errors import BuildError
+from amibake.plugins.amazon import pollhistory, pollschedule
 from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2_base import OWNER_TAGS, NotOurs
 from amibake.plugins.amazon.ec2_discovery import DiscoveryCalls
@@ -82,6 +91,67 @@ _NOT_YET_VISIBLE = (
 
 def _profile_not_visible(exc: AwsError) -> bool:
     return exc.code == "InvalidParameterValue" and "iam instance profile" in exc.aws_message.lower()
+
+
+#: the planned instance waits, by the states waited for
+_INSTANCE_WAITS: dict[tuple[str, ...], str] = {
+    ("running",): "instance_running",
+    ("stopped",): "instance_stopped",
+    ("terminated",): "instance_terminated",
+}
+
+
+def _aws_endpoint(endpoint_ec2: str, environ: Mapping[str, str] | None = None) -> bool:
+    """Whether EC2 is AWS's own: no custom endpoint (``custom_endpoint_ec2``, AWS_ENDPOINT_URL_EC2,
+    AWS_ENDPOINT_URL), or one of AWS's hosts (a VPC endpoint, a FIPS or China endpoint)."""
+    env = os.environ if environ is None else environ
+    url = endpoint_ec2 or env.get("AWS_ENDPOINT_URL_EC2", "") or env.get("AWS_ENDPOINT_URL", "")
+    if not url.strip():
+        return True
+    host = (urlsplit(url if "//" in url else "//" + url).hostname or "").lower().rstrip(".")
+    return host.endswith((".amazonaws.com", ".amazonaws.com.cn", ".api.aws"))
+
+
+class _Planned:
+    """A state wait planned by :func:`pollschedule.plan`: the poll times come from the prior of its
+    kind (the documented range, refined by this machine's past waits of that kind in that region,
+    :mod:`~amibake.plugins.amazon.pollhistory`), within Packer's budget of calls and never giving up
+    before Packer; with ``aws_polling`` / AWS_POLL_DELAY_SECONDS / AWS_MAX_ATTEMPTS it is Packer's
+    fixed schedule with those values. The benchmark's clock scale multiplies the delay and the
+    prior; what is learnt is kept at scale 1."""
+
+    def __init__(
+        self, kind: str, region: str, polling: Polling, scale: float,
+        history: pollhistory.PollHistory | None, size_gib: float = 0.0,
+    ) -> None:
+        self.kind, self.region, self.polling, self.scale = kind, region, polling, scale
+        self.history, self.size_gib = history, size_gib
+        #: what a gave-up message names (the scaled clock when the benchmark scales it)
+        self.shown = polling if polling.overridden else dataclasses.replace(polling,
+                                                                            delay=polling.delay * scale)
+
+    @property
+    def key(self) -> str:
+        return pollhistory.key(self.region, self.kind, self.size_gib)
+
+    def times(self) -> list[float]:
+        if self.polling.overridden:
+            return pollschedule.fixed(self.polling.delay, self.polling.max_attempts)
+        prior = pollschedule.prior_for(self.kind, self.size_gib)
+        if self.history is not None:
+            prior = self.history.prior(self.key, prior)
+        return pollschedule.plan(prior.scaled(self.scale), self.polling.delay * self.scale,
+                                 self.polling.max_attempts)
+
+    def observed(self, lower: float, upper: float) -> None:
+        """The transition completed between ``lower`` and ``upper`` seconds after the wait began.
+
+        Kept only when the interval is at most 1.5 Packer delays wide: a wide one (the immediate poll,
+        then one at the prior's end) says little, and its lower bound would drag the learnt prior's
+        low end towards 0, where the plan turns into Packer's rhythm."""
+        lower, upper = lower / self.scale, upper / self.scale
+        if self.history is not None and upper - lower <= 1.5 * pollschedule.PACKER_DELAY:
+            self.history.record(self.key, lower, upper)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,19 +555,40 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
 
         The first poll happens at once. ``retry_codes`` are AWS error codes that mean "not there yet".
         A state in ``failed_states`` ends the wait with an error. ``polling`` overrides the
-        gateway's (the longer AMI waits).
+        gateway's (the longer AMI waits). This is the wait of things that are not EC2 state
+        transitions (a security group accepting rules, one becoming deletable): it polls with a
+        short backoff; the state waits (:meth:`wait_instance`, :meth:`wait_image_available`) are
+        planned (:class:`_Planned`).
         """
-        polling = polling or self.polling
-        deadline = time.monotonic() + polling.budget
+        return self._wait(what, probe, cancel=cancel, retry_codes=retry_codes, failed_states=failed_states,
+                          point=point, polling=polling or self.polling, planned=None)
+
+    def _wait(
+        self,
+        what: str,
+        probe: Callable[[], tuple[bool, str]],
+        *,
+        cancel: threading.Event | None,
+        retry_codes: Sequence[str],
+        failed_states: Sequence[str],
+        point: str,
+        polling: Polling,
+        planned: _Planned | None,
+    ) -> str:
+        if point:
+            self._pause(f"wait-{point}")
+        started = time.monotonic()
+        deadline = started + polling.budget
         delays = polling.delays()
+        times: list[float] | None = None
         last = "(no answer yet)"
         polls = 0
+        not_ready_at = 0.0  # the last poll that did not see the state (seconds after the start)
         while True:
-            if polls == 0 and point:
-                self._pause(f"wait-{point}")
             polls += 1
             if cancel is not None and cancel.is_set():
                 raise BuildCancelled()
+            asked = time.monotonic() - started
             try:
                 done, last = probe()
             except AwsError as exc:
@@ -506,23 +597,45 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
                 last = exc.code
                 done = False
             if done:
+                if planned is not None:
+                    planned.observed(not_ready_at if polls > 1 else 0.0, asked if polls > 1 else 0.0)
                 return last
+            not_ready_at = asked
             if last in failed_states:
                 raise WaitTimeout(f"{what}: reached the failure state {last!r}")
-            pause = next(delays)
-            if time.monotonic() + pause > deadline:
+            if planned is not None:
+                if times is None:
+                    times = planned.times()
+                pause = started + times[polls] - time.monotonic() if polls < len(times) else None
+            else:
+                pause = next(delays)
+                if time.monotonic() + pause > deadline:
+                    pause = None
+            if pause is None:
+                shown = planned.shown if planned is not None else polling
                 raise WaitTimeout(
-                    f"gave up waiting for {what} after {polling.budget:g}s "
-                    f"({polling.max_attempts} attempts, {polling.delay:g}s apart; raise "
+                    f"gave up waiting for {what} after {shown.budget:g}s "
+                    f"({shown.max_attempts} attempts, {shown.delay:g}s apart; raise "
                     "aws_polling or AWS_MAX_ATTEMPTS / AWS_POLL_DELAY_SECONDS to wait longer); "
                     f"last state seen: {last}. If this build is killed now, remove what it left with: "
                     f"{self.cleanup_hint()}"
                 )
+            pause = max(0.0, pause)
             if cancel is not None:
                 if cancel.wait(pause):
                     raise BuildCancelled()
             else:
                 time.sleep(pause)
+
+    def _planned(self, kind: str, region: str | None, polling: Polling) -> _Planned | None:
+        """The plan of a state wait of ``kind``, or None for the short backoff of :meth:`wait`: an
+        endpoint that is not AWS's (moto, LocalStack, a proxy) has none of AWS's documented timings
+        unless it declares them with the benchmark's clock scale (``AMIBAKE_POLL_SCALE``)."""
+        scale = pollschedule.clock_scale()
+        if not polling.overridden and scale == 1.0 and not _aws_endpoint(self.access.endpoint_ec2):
+            return None
+        history = None if polling.overridden else pollhistory.PollHistory.default()
+        return _Planned(kind, region or self.region, polling, scale, history)
 
     def wait_instance(
         self, instance_id: str, states: Sequence[str], *, cancel: threading.Event | None = None,
@@ -537,10 +650,12 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
             seen.append(inst)
             return inst.state in states, inst.state
 
-        self.wait(
+        kind = _INSTANCE_WAITS.get(tuple(states), "")
+        self._wait(
             f"instance {instance_id} to be {' or '.join(states)}", probe, cancel=cancel,
             retry_codes=("InvalidInstanceID.NotFound",), failed_states=failed_states,
-            point="instance-" + "-or-".join(states),
+            point="instance-" + "-or-".join(states), polling=self.polling,
+            planned=self._planned(kind, region, self.polling) if kind else None,
         )
         return seen[-1]
 
@@ -568,12 +683,14 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
         progress at most every ``PROGRESS_EVERY`` seconds, so a fast endpoint pays no extra call."""
         seen: list[Image] = []
         started = time.monotonic()
-        last_report = [started - PROGRESS_EVERY]  # the first eligible poll reports
+        scale = pollschedule.clock_scale()
+        every, after = PROGRESS_EVERY * scale, PROGRESS_AFTER * scale
+        last_report = [started - every]  # the first eligible poll reports
         label = f"AMI {image_id}" + (f" ({region})" if region else "") + ": snapshot progress"
 
         def report(image: Image) -> None:
             now = time.monotonic()
-            if progress is None or now - started < PROGRESS_AFTER or now - last_report[0] < PROGRESS_EVERY:
+            if progress is None or now - started < after or now - last_report[0] < every:
                 return
             last_report[0] = now
             try:
@@ -595,10 +712,12 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
                 report(images[0])
             return state == "available", state
 
-        self.wait(
+        polling = self.polling.long()
+        copy = region not in (None, self.region)
+        self._wait(
             f"AMI {image_id} to become available" + (f" in {region}" if region else ""), probe,
-            cancel=cancel, retry_codes=("InvalidAMIID.NotFound",),
-            point="image-available" if region in (None, self.region) else "copy-available",
-            polling=self.polling.long(),
+            cancel=cancel, retry_codes=("InvalidAMIID.NotFound",), failed_states=(),
+            point="copy-available" if copy else "image-available", polling=polling,
+            planned=self._planned("image_copy" if copy else "image_available", region, polling),
         )
         return seen[-1]

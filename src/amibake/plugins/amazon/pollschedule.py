@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 #: Packer's default delay for every EC2 waiter it uses (aws-sdk-go / botocore ec2 waiters-2.json)
@@ -82,6 +83,22 @@ def prior_for(kind: str, size_gib: float = 0.0) -> Prior:
     if kind in ("image_available", "image_copy", "snapshot_completed") and size_gib > 0:
         return Prior(base.lo + SECONDS_PER_GIB[0] * size_gib, base.hi + SECONDS_PER_GIB[1] * size_gib)
     return base
+
+
+#: for benchmarks only: multiplies amibake's polling clock (Packer's delay, the priors, the progress
+#: reports) by this factor in (0, 1] without making the polling explicit, so the planner stays on
+#: against an emulated AWS whose transitions are shrunk by the same factor (bench/realistic.py)
+SCALE_ENV = "AMIBAKE_POLL_SCALE"
+
+
+def clock_scale(environ: Mapping[str, str] | None = None) -> float:
+    """``AMIBAKE_POLL_SCALE`` (the benchmark's clock scale; 1 when unset or not a number in (0, 1])."""
+    env = os.environ if environ is None else environ
+    try:
+        value = float(env.get(SCALE_ENV, "") or 1.0)
+    except ValueError:
+        return 1.0
+    return value if 0 < value <= 1 else 1.0
 
 
 def fixed(delay: float, max_attempts: int) -> list[float]:
