@@ -106,10 +106,41 @@ def test_a_learnt_prior_keeps_the_guarantees(obs: list[tuple[float, float]], kin
 
 
 def test_the_clock_scale_is_read_from_one_variable() -> None:
-    assert ps.clock_scale({}) == 1.0
+    assert ps.clock_scale({}) is None
     assert ps.clock_scale({"AMIBAKE_POLL_SCALE": "0.1"}) == 0.1
-    for bad in ("0", "-1", "2", "x", ""):
-        assert ps.clock_scale({"AMIBAKE_POLL_SCALE": bad}) == 1.0
+    assert ps.clock_scale({"AMIBAKE_POLL_SCALE": "1"}) == 1.0
+    for bad in ("0", "-1", "2", "x", "", "nan"):
+        assert ps.clock_scale({"AMIBAKE_POLL_SCALE": bad}) is None
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.sampled_from(sorted(ps.PRIORS)), st.floats(0, 3000), st.lists(st.floats(0, 3000), max_size=40))
+def test_extra_calls_are_made_only_within_packers_budget(
+    kind: str, seen_at: float, asks: list[float]
+) -> None:
+    """The AMI wait's progress calls: asked for at any polls, granted only while polls + extra calls
+    never outnumber Packer's polls over any window from the wait's start."""
+    n = ps.PACKER_ATTEMPTS[kind]
+    times = [t for t in ps.plan(ps.prior_for(kind, 8), 15.0, n) if t <= seen_at] or [0.0]
+    calls: list[float] = []
+    extra = 0
+    for k, t in enumerate(times):
+        calls.append(t)
+        if any(abs(a - t) < 30 for a in asks) and ps.calls_fit(times, 15.0, k + 1, extra, t):
+            extra += 1
+            calls.append(t)
+    for t in calls:
+        assert sum(1 for c in calls if c <= t) <= int(t // 15.0) + 1, (t, calls)
+
+
+def test_a_plan_spends_packers_whole_budget_so_no_progress_call_fits() -> None:
+    """The plan spends all of Packer's calls by the prior's end: the AMI wait's progress report then
+    says the AMI is still pending without its DescribeSnapshots call. A sparser schedule leaves room."""
+    times = ps.plan(ps.prior_for("image_available", 8), 15.0, 120)  # 0, 60, then dense from 76 s
+    assert not ps.calls_fit(times, 15.0, 2, 0, 60.0)
+    sparse = [0.0, 60.0, 120.0]
+    assert ps.calls_fit(sparse, 15.0, 2, 0, 60.0) and ps.calls_fit(sparse, 15.0, 2, 2, 60.0)
+    assert not ps.calls_fit(sparse, 15.0, 2, 3, 60.0)  # 2 polls + 3 + this one > Packer's 5 by 60 s
 
 
 def test_which_endpoints_are_aws() -> None:

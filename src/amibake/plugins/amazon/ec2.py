@@ -126,6 +126,11 @@ class _Planned:
     ) -> None:
         self.kind, self.region, self.polling, self.scale = kind, region, polling, scale
         self.history, self.size_gib = history, size_gib
+        #: the plan (made after the first poll), the polls made, the other calls made (progress)
+        self.plan: list[float] | None = None
+        self.polls = 0
+        self.extra = 0
+        self.started = time.monotonic()
         #: what a gave-up message names (the scaled clock when the benchmark scales it)
         self.shown = polling if polling.overridden else dataclasses.replace(polling,
                                                                             delay=polling.delay * scale)
@@ -135,13 +140,27 @@ class _Planned:
         return pollhistory.key(self.region, self.kind, self.size_gib)
 
     def times(self) -> list[float]:
+        if self.plan is None:
+            if self.polling.overridden:
+                self.plan = pollschedule.fixed(self.polling.delay, self.polling.max_attempts)
+            else:
+                prior = pollschedule.prior_for(self.kind, self.size_gib)
+                if self.history is not None:
+                    prior = self.history.prior(self.key, prior)
+                self.plan = pollschedule.plan(prior.scaled(self.scale), self.polling.delay * self.scale,
+                                              self.polling.max_attempts)
+        return self.plan
+
+    def spend_extra(self) -> bool:
+        """May the wait make a call that is not a poll now (a progress report)? With an explicit
+        ``aws_polling`` always (as before the plan); else only while it keeps the wait within
+        Packer's calls over every window from its start (:func:`pollschedule.calls_fit`)."""
         if self.polling.overridden:
-            return pollschedule.fixed(self.polling.delay, self.polling.max_attempts)
-        prior = pollschedule.prior_for(self.kind, self.size_gib)
-        if self.history is not None:
-            prior = self.history.prior(self.key, prior)
-        return pollschedule.plan(prior.scaled(self.scale), self.polling.delay * self.scale,
-                                 self.polling.max_attempts)
+            return True
+        ok = pollschedule.calls_fit(self.times(), self.polling.delay * self.scale, self.polls, self.extra,
+                                    time.monotonic() - self.started)
+        self.extra += ok
+        return ok
 
     def observed(self, lower: float, upper: float) -> None:
         """The transition completed between ``lower`` and ``upper`` seconds after the wait began.
@@ -578,9 +597,10 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
         if point:
             self._pause(f"wait-{point}")
         started = time.monotonic()
+        if planned is not None:
+            planned.started = started
         deadline = started + polling.budget
         delays = polling.delays()
-        times: list[float] | None = None
         last = "(no answer yet)"
         polls = 0
         not_ready_at = 0.0  # the last poll that did not see the state (seconds after the start)
@@ -589,6 +609,8 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
             if cancel is not None and cancel.is_set():
                 raise BuildCancelled()
             asked = time.monotonic() - started
+            if planned is not None:
+                planned.polls = polls
             try:
                 done, last = probe()
             except AwsError as exc:
@@ -604,8 +626,7 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
             if last in failed_states:
                 raise WaitTimeout(f"{what}: reached the failure state {last!r}")
             if planned is not None:
-                if times is None:
-                    times = planned.times()
+                times = planned.times()
                 pause = started + times[polls] - time.monotonic() if polls < len(times) else None
             else:
                 pause = next(delays)
@@ -632,10 +653,10 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
         endpoint that is not AWS's (moto, LocalStack, a proxy) has none of AWS's documented timings
         unless it declares them with the benchmark's clock scale (``AMIBAKE_POLL_SCALE``)."""
         scale = pollschedule.clock_scale()
-        if not polling.overridden and scale == 1.0 and not _aws_endpoint(self.access.endpoint_ec2):
+        if not polling.overridden and scale is None and not _aws_endpoint(self.access.endpoint_ec2):
             return None
         history = None if polling.overridden else pollhistory.PollHistory.default()
-        return _Planned(kind, region or self.region, polling, scale, history)
+        return _Planned(kind, region or self.region, polling, scale or 1.0, history)
 
     def wait_instance(
         self, instance_id: str, states: Sequence[str], *, cancel: threading.Event | None = None,
@@ -680,17 +701,26 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
         progress: Callable[[str, float | None], None] | None = None,
     ) -> Image:
         """Wait for an AMI; on a long wait (over ``PROGRESS_AFTER`` seconds) report its snapshots'
-        progress at most every ``PROGRESS_EVERY`` seconds, so a fast endpoint pays no extra call."""
+        progress at most every ``PROGRESS_EVERY`` seconds, so a fast endpoint pays no extra call. On
+        a planned wait the DescribeSnapshots call is made only when it keeps the wait within Packer's
+        calls (``_Planned.spend_extra``); otherwise the report says the AMI is pending, without a
+        fraction."""
         seen: list[Image] = []
         started = time.monotonic()
-        scale = pollschedule.clock_scale()
+        scale = pollschedule.clock_scale() or 1.0
         every, after = PROGRESS_EVERY * scale, PROGRESS_AFTER * scale
+        polling = self.polling.long()
+        copy = region not in (None, self.region)
+        planned = self._planned("image_copy" if copy else "image_available", region, polling)
         last_report = [started - every]  # the first eligible poll reports
         label = f"AMI {image_id}" + (f" ({region})" if region else "") + ": snapshot progress"
 
         def report(image: Image) -> None:
             now = time.monotonic()
             if progress is None or now - started < after or now - last_report[0] < every:
+                return
+            if planned is not None and not planned.spend_extra():
+                progress(label, None)  # still pending: said without the DescribeSnapshots call
                 return
             last_report[0] = now
             try:
@@ -712,12 +742,9 @@ class Ec2Gateway(IamCalls, DiscoveryCalls):
                 report(images[0])
             return state == "available", state
 
-        polling = self.polling.long()
-        copy = region not in (None, self.region)
         self._wait(
             f"AMI {image_id} to become available" + (f" in {region}" if region else ""), probe,
             cancel=cancel, retry_codes=("InvalidAMIID.NotFound",), failed_states=(),
-            point="copy-available" if copy else "image-available", polling=polling,
-            planned=self._planned("image_copy" if copy else "image_available", region, polling),
+            point="copy-available" if copy else "image-available", polling=polling, planned=planned,
         )
         return seen[-1]

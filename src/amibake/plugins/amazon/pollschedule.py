@@ -91,14 +91,30 @@ def prior_for(kind: str, size_gib: float = 0.0) -> Prior:
 SCALE_ENV = "AMIBAKE_POLL_SCALE"
 
 
-def clock_scale(environ: Mapping[str, str] | None = None) -> float:
-    """``AMIBAKE_POLL_SCALE`` (the benchmark's clock scale; 1 when unset or not a number in (0, 1])."""
+def clock_scale(environ: Mapping[str, str] | None = None) -> float | None:
+    """``AMIBAKE_POLL_SCALE`` (the benchmark's clock scale), None when unset or not a number in (0, 1]."""
     env = os.environ if environ is None else environ
     try:
-        value = float(env.get(SCALE_ENV, "") or 1.0)
+        value = float(env.get(SCALE_ENV, "").strip() or "nan")
     except ValueError:
-        return 1.0
-    return value if 0 < value <= 1 else 1.0
+        return None
+    return value if 0 < value <= 1 else None
+
+
+def calls_fit(times: Sequence[float], delay: float, done: int, extra: int, now: float) -> bool:
+    """Whether one more call (not a poll) at ``now`` keeps the wait within Packer's calls over every
+    window from its start: ``done`` polls of ``times`` are made, plus ``extra`` other calls so far.
+    At ``now`` and at every poll still planned, the calls made by then (polls, the ``extra``, this
+    one) must not outnumber Packer's polls by then (``floor(t / delay) + 1``)."""
+    if delay <= 0:
+        return False
+
+    def packer_by(t: float) -> int:
+        return math.floor(t / delay + 1e-9) + 1
+
+    if done + extra + 1 > packer_by(now):
+        return False
+    return all(k + 1 + extra + 1 <= packer_by(t) for k, t in enumerate(times) if k >= done)
 
 
 def fixed(delay: float, max_attempts: int) -> list[float]:
