@@ -14,13 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amibake import PACKER_COMPAT_VERSION, registry
 from amibake.errors import InterpolationError, Problem, TemplateError
 from amibake.template.facts import PluginFacts
 from amibake.template.facts import registered as registered_facts
 from amibake.template.model import BuildBlock, PluginBlock, Template
+
+if TYPE_CHECKING:
+    from amibake.ui.redact import Redactor
 
 
 def late_keys(kind: str, type_name: str) -> frozenset[str]:
@@ -97,7 +100,14 @@ class RunContext:
         """``{{timestamp}}``: the run's start in Unix seconds."""
         return int(self.init_time.timestamp())
 
+    def redactor(self) -> Redactor:
+        """The one redactor of this run's output: every sensitive value it knows so far."""
+        from amibake.ui.redact import Redactor
+
+        return Redactor(self.secrets())
+
     def secrets(self) -> list[str]:
+        """The run's secrets: sensitive variables' values and sensitive data source outputs."""
         return [
             self.user_vars[v.name]
             for v in self.template.variables.values()

@@ -6,8 +6,9 @@ template does not name). Registrations live in :mod:`amibake.plugins`, one line 
 
 A spec also carries the plugin's facts the template layer needs (the keys it renders late, the
 build data it offers, the template functions it adds, a data source's outputs, the nested blocks
-its HCL2 spec declares single). :func:`amibake.core.template_facts` gathers them and passes them
-to the template layer, which never names a plugin itself. Data sources register here too.
+its HCL2 spec declares single). :func:`amibake.template.facts.registered` gathers them; the core
+passes them to the template layer, which never names a plugin itself. Data sources register here
+too.
 """
 
 from __future__ import annotations

@@ -84,9 +84,7 @@ def validate(
     )
     builds, warnings = _prepare(run, only, except_)
     if warnings:
-        from amibake.ui.redact import Redactor
-
-        redact = Redactor(run.secrets())
+        redact = run.redactor()
         for w in warnings:
             click.echo(redact(f"Warning: {w}"), err=True)
     if not builds and (only or except_):
@@ -229,14 +227,14 @@ def build(
     from amibake.cli.process import install_signal_handlers
     from amibake.core import load_template, refuse_unbuildable
     from amibake.errors import Interrupted
-    from amibake.ui.console import Console, Redactor
+    from amibake.ui.console import Console
 
     skip = _skip(skip_unchanged, max_age, force)
     run = load_template(template, var_files, parse_vars(vars_), started=started)
     run.force = force
     builds, warnings = _prepare(run, only, except_)
     refuse_unbuildable(builds)  # before any builder, fingerprint or AWS call of the build itself
-    redact = Redactor(run.secrets())
+    redact = run.redactor()
     fingerprints = _fingerprints(template, var_files, vars_, only, except_,
                                  lambda w: click.echo(redact(w), err=True), run, builds)
     if any(getattr(b.builder.config, "communicator", "ssh") == "ssh" for b in builds):
@@ -245,7 +243,7 @@ def build(
     # of the collector's generations, so that no collection during the build walks it again.
     gc.freeze()
     console = Console(
-        color=color, machine_readable=machine, timestamps=timestamps, redactor=Redactor(run.secrets())
+        color=color, machine_readable=machine, timestamps=timestamps, redactor=run.redactor()
     )
     for w in warnings:
         console.error(f"Warning: {w}")
@@ -323,13 +321,13 @@ def plan(
     from amibake.api import BuildEnv
     from amibake.core import load_template
     from amibake.reuse import decide
-    from amibake.ui.console import Console, Redactor
+    from amibake.ui.console import Console
 
     started = datetime.now(UTC)
     skip = _skip(skip_unchanged, max_age, force)
     run = load_template(template, var_files, parse_vars(vars_), started=started)
     builds, warnings = _prepare(run, only, except_)
-    console = Console(color=color, machine_readable=machine, redactor=Redactor(run.secrets()))
+    console = Console(color=color, machine_readable=machine, redactor=run.redactor())
     for w in warnings:
         console.error(f"Warning: {w}")
     if not builds:

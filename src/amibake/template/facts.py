@@ -64,19 +64,44 @@ class PluginFacts:
 class SpecFacts(Protocol):
     """What :func:`gather` reads of a plugin registration (:class:`amibake.registry.PluginSpec`)."""
 
-    kind: str
-    type: str
-    impl: str
-    late_keys: frozenset[str]
-    build_data_keys: tuple[str, ...]
-    template_funcs: tuple[tuple[str, str], ...]
-    renamed_funcs: tuple[tuple[str, str], ...]
-    single_blocks: frozenset[str]
-    plugin: str
-    hcl2_block_keys: frozenset[str]
-    upgrade_keys: tuple[str, ...]
-    outputs: tuple[str, ...]
-    local: bool
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def impl(self) -> str: ...
+
+    @property
+    def late_keys(self) -> frozenset[str]: ...
+
+    @property
+    def build_data_keys(self) -> tuple[str, ...]: ...
+
+    @property
+    def template_funcs(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def renamed_funcs(self) -> tuple[tuple[str, str], ...]: ...
+
+    @property
+    def single_blocks(self) -> frozenset[str]: ...
+
+    @property
+    def plugin(self) -> str: ...
+
+    @property
+    def hcl2_block_keys(self) -> frozenset[str]: ...
+
+    @property
+    def upgrade_keys(self) -> tuple[str, ...]: ...
+
+    @property
+    def outputs(self) -> tuple[str, ...]: ...
+
+    @property
+    def local(self) -> bool: ...
 
 
 def gather(specs: Iterable[SpecFacts], load: Callable[[str], Any]) -> PluginFacts:
