@@ -64,8 +64,9 @@ register(_provisioner("breakpoint", "BreakpointConfig", "BreakpointProvisioner")
 register(_provisioner("powershell", "PowershellConfig", late_keys=_POWERSHELL_LATE))
 register(_provisioner("windows-restart", "WindowsRestartConfig"))
 register(_provisioner("windows-shell", "WindowsShellConfig", late_keys=_EXEC))
-register(_provisioner("ansible", "AnsibleConfig", late_keys=frozenset({"command"})))
-register(_provisioner("ansible-local", "AnsibleLocalConfig"))
+register(_provisioner("ansible", "AnsibleConfig", "AnsibleProvisioner", late_keys=frozenset({"command"}),
+                      plugin="ansible"))
+register(_provisioner("ansible-local", "AnsibleLocalConfig", "AnsibleLocalProvisioner", plugin="ansible"))
 
 # post-processors
 register(_post_processor("manifest", "ManifestConfig", "ManifestPostProcessor", late_keys=_OUTPUT))

@@ -1,0 +1,213 @@
+"""The ``ansible`` and ``ansible-local`` provisioners through ``amibake build``, with real playbooks
+(tests/stack/data/ansible) against the stack's sshd, and the proxy adapter's security.
+
+The effects are read back over SSH: the files the playbooks wrote on the "instance", their content
+and their owner (``become`` writes as root). The stack's instance is this machine's ``amibuild``
+user; ``ansible-local`` runs the venv's ansible-playbook there with the system's Python 3 (a path
+computed here, the product assumes nothing of the kind).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+import pytest
+
+from amibake.communicator.ssh import SSHCommunicator, SSHSettings, connect
+from tests.endstate import end_state, leftovers
+from tests.stack.test_build_cli import amibake, builder
+from tests.stackkit import Stack
+
+pytestmark = pytest.mark.stack
+
+DATA = Path(__file__).parent / "data" / "ansible"
+BIN = Path(sys.executable).parent
+
+
+def remote_ansible(tool: str) -> str:
+    """How the stack's login user runs the venv's ``tool``: /usr/bin/python3 with the venv's packages
+    (the venv's own interpreter lives under root's home)."""
+    purelib = sysconfig.get_paths()["purelib"]
+    return f"PYTHONPATH={purelib} /usr/bin/python3 {BIN / tool}"
+
+
+@pytest.fixture(scope="module")
+def comm(stack: Stack) -> Iterator[SSHCommunicator]:
+    key = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
+    c = connect(SSHSettings(host="127.0.0.1", port=stack.sshd.port, username=stack.sshd.user,
+                            private_key_pem=key, timeout=20))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def marker() -> Iterator[str]:
+    tag = uuid.uuid4().hex[:10]
+    yield f"/tmp/amibake-e2e-{tag}"
+    subprocess.run(f"rm -rf /tmp/amibake-e2e-{tag}*", shell=True, check=False)
+
+
+def remote(comm: SSHCommunicator, command: str) -> str:
+    lines: list[str] = []
+    status = comm.run(command, stdout=lines.append, stderr=lines.append)
+    assert status == 0, (command, lines)
+    return "\n".join(lines)
+
+
+def files(comm: SSHCommunicator, directory: str) -> dict[str, tuple[str, str]]:
+    """``name -> (owner, content)`` of each file in the remote ``directory``."""
+    out = remote(comm, f"cd {directory} && for f in *; do stat -c '%U' \"$f\"; cat \"$f\"; echo '@@'; done")
+    result: dict[str, tuple[str, str]] = {}
+    names = remote(comm, f"ls {directory}").split()
+    for name, chunk in zip(names, out.split("\n@@")):
+        owner, _, content = chunk.strip("\n").partition("\n")
+        result[name] = (owner, content)
+    return result
+
+
+def galaxy_role(where: Path) -> Path:
+    """The greeter role as a tarball (what a galaxy requirements file can name with ``src:``)."""
+    tarball = where / "greeter.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(DATA / "roles_src" / "greeter", arcname="greeter")
+    tarball.chmod(0o644)
+    return tarball
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.effect("provisioner/ansible", "playbook_file", "extra_arguments", "ansible_env_vars",
+                    "ansible_ssh_extra_args", "groups", "empty_groups", "host_alias", "user", "local_port",
+                    "inventory_directory", "keep_inventory_file", "galaxy_file", "roles_path", "use_sftp",
+                    "sftp_command")
+@pytest.mark.effect("provisioner/ansible-local", "playbook_file", "playbook_files", "playbook_dir",
+                    "playbook_paths", "role_paths", "group_vars", "host_vars", "inventory_file",
+                    "inventory_groups", "galaxy_file", "galaxy_command", "extra_arguments",
+                    "staging_directory", "clean_staging_directory", "command")
+def test_ansible_through_the_proxy_and_ansible_local(
+    stack: Stack, aws_env: dict[str, str], tmp_path: Path, marker: str, comm: SSHCommunicator
+) -> None:
+    out_dir, local_dir = f"{marker}-proxy", f"{marker}-local"
+    staging, staging2 = f"{marker}-staging", f"{marker}-staging2"
+    tarball = galaxy_role(tmp_path)
+    (tmp_path / "requirements.yml").write_text(f"roles:\n  - name: greeter\n    src: {tarball}\n")
+    # ansible-local: the galaxy tarball travels in playbook_dir (the instance cannot read tmp_path)
+    pbdir = tmp_path / "pbdir"
+    pbdir.mkdir()
+    (pbdir / "local.j2").write_text((DATA / "local" / "dir" / "local.j2").read_text())
+    galaxy_role(pbdir)
+    (tmp_path / "local-requirements.yml").write_text(
+        f"roles:\n  - name: greeter\n    src: {staging}/greeter.tar.gz\n")
+    (tmp_path / "inv").mkdir()
+    port = free_port()
+    template: dict[str, Any] = {
+        "variables": {"secret": "s3cr3t-ansible-canary"},
+        "sensitive-variables": ["secret"],
+        "builders": [builder(stack, "ans")],
+        "provisioners": [
+            {
+                "type": "ansible",
+                "playbook_file": str(DATA / "site.yml"),
+                "user": "proxyuser",
+                "host_alias": "stackhost",
+                "groups": ["web", "db"],
+                "empty_groups": ["empty"],
+                "local_port": port,
+                "inventory_directory": str(tmp_path / "inv"),
+                "keep_inventory_file": True,
+                "galaxy_file": str(tmp_path / "requirements.yml"),
+                "roles_path": str(tmp_path / "roles"),
+                "use_sftp": True,
+                "sftp_command": f"sh -c 'touch {marker}-sftp-used; exec /usr/lib/sftp-server -e'",
+                "ansible_env_vars": [f"ANSIBLE_ROLES_PATH={tmp_path / 'roles'}",
+                                     "AMIBAKE_ANSIBLE_TEST=from-env"],
+                "ansible_ssh_extra_args": ["-o IdentitiesOnly=yes",
+                                           f"-o UserKnownHostsFile={tmp_path / 'known_hosts'}"],
+                "extra_arguments": ["-e", f"out_dir={out_dir}", "-e", "secret_value={{user `secret`}}"],
+            },
+            {
+                "type": "ansible-local",
+                "command": remote_ansible("ansible-playbook"),
+                "galaxy_command": remote_ansible("ansible-galaxy"),
+                "playbook_file": str(DATA / "local" / "local.yml"),
+                "playbook_dir": str(pbdir),
+                "playbook_paths": [str(DATA / "local" / "extra")],
+                "role_paths": [str(DATA / "local" / "roles" / "localrole")],
+                "group_vars": str(DATA / "local" / "group_vars"),
+                "inventory_groups": ["web"],
+                "galaxy_file": str(tmp_path / "local-requirements.yml"),
+                "staging_directory": staging,
+                "extra_arguments": ["-e", f"out_dir={local_dir}"],
+            },
+            {
+                "type": "ansible-local",
+                "command": remote_ansible("ansible-playbook"),
+                "playbook_files": [str(DATA / "local" / "extra" / "second.yml")],
+                "inventory_file": str(DATA / "local" / "inventory.ini"),
+                "host_vars": str(DATA / "local" / "host_vars"),
+                "staging_directory": staging2,
+                "clean_staging_directory": True,
+                "extra_arguments": ["-e", f"out_dir={local_dir}", "-e", "extra_value=xyz",
+                                    "--limit", "stackhost"],
+            },
+        ],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(template))
+    r = amibake(["build", "-color=false", "t.json"], aws_env, tmp_path, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "==> ans: Provisioning with Ansible..." in out
+    assert "==> ans: Setting up proxy adapter for Ansible...." in out
+    assert "==> ans: PLAY RECAP" in out  # the playbook's output, with the build's prefix
+    assert "s3cr3t-ansible-canary" not in out
+
+    # ansible, through the proxy
+    got = files(comm, out_dir)
+    assert got["facts.txt"] == (stack.sshd.user, f"{stack.sshd.user} Linux")
+    assert got["role.txt"] == (stack.sshd.user, "greeter role")  # from the galaxy requirements
+    assert got["handler.txt"] == (stack.sshd.user, "handler ran")
+    assert got["root.txt"] == ("root", "written with become")
+    owner, info = got["info.txt"]
+    assert owner == stack.sshd.user
+    assert info.splitlines() == [
+        "build=ans", "builder=amazon-ebs", "host=stackhost", "groups=db,web",
+        "all_groups=all,db,empty,ungrouped,web", "secret=s3cr3t-ansible-canary", "env=from-env"]
+    remote(comm, f"test -e {marker}-sftp-used")  # use_sftp: sftp_command served the transfers
+    (inventory,) = (tmp_path / "inv").iterdir()  # kept, in inventory_directory
+    assert inventory.name.startswith("packer-provisioner-ansible")
+    line = inventory.read_text().splitlines()[0]
+    alias, host, user, port_kv = line.split()
+    assert (alias, host, user) == ("stackhost", "ansible_host=127.0.0.1", "ansible_user=proxyuser")
+    assert port <= int(port_kv.removeprefix("ansible_port=")) < port + 10
+    assert inventory.read_text().count("stackhost ansible_host") == 3  # the host, then [web] and [db]
+    assert "[empty]" in inventory.read_text()
+    # the proxy's host key went to the known_hosts file of ansible_ssh_extra_args
+    assert "ecdsa-sha2-nistp256" in (tmp_path / "known_hosts").read_text()
+
+    # ansible-local
+    got = files(comm, local_dir)
+    assert got["local-role.txt"] == (stack.sshd.user, f"local role as {stack.sshd.user}")
+    assert got["role.txt"] == (stack.sshd.user, "greeter role")
+    assert got["local-handler.txt"] == (stack.sshd.user, "handler ran")
+    assert got["local-root.txt"] == ("root", "written with become")
+    assert got["local-info.txt"][1].splitlines() == [
+        "build=ans", "builder=amazon-ebs", "groups=web", "from_group_vars=web group vars"]
+    assert got["local-second.txt"][1] == "host=stackhost from_host_vars=stackhost host vars extra=xyz"
+    remote(comm, f"test -f {staging}/playbooks/extra/second.yml && test -d {staging}/galaxy_roles/greeter")
+    remote(comm, f"test ! -e {staging2}")  # clean_staging_directory
+    assert leftovers(end_state(aws_env, ("us-east-1",))) == {}
