@@ -62,6 +62,10 @@ class PluginSpec:
     #: the cloud (``amibake cleanup``), called as ``function(region, state_dir, echo)``; builders
     #: whose resources one cleaner finds (every amazon builder) name the same function
     cleanup: str = ""
+    #: builders only: ``"module:function"`` running ``amibake prune`` over the images the builder
+    #: family's runs make, called as ``function(console, **options)`` (the verb's options) and
+    #: returning the exit status; shared by the family, as ``cleanup``
+    prune: str = ""
 
     @property
     def runnable(self) -> bool:
@@ -110,6 +114,12 @@ def cleaners() -> list[str]:
     """The distinct ``cleanup`` functions of the registered builders, in registration order."""
     _ensure_loaded()
     return list(dict.fromkeys(spec.cleanup for spec in _REGISTRY.values() if spec.cleanup))
+
+
+def pruners() -> list[str]:
+    """The distinct ``prune`` functions of the registered builders, in registration order."""
+    _ensure_loaded()
+    return list(dict.fromkeys(spec.prune for spec in _REGISTRY.values() if spec.prune))
 
 
 #: the kinds in the order ``plugins installed`` lists them

@@ -36,6 +36,7 @@ VERBS: dict[str, str] = {
     "inspect": "amibake.cli.commands",
     "build": "amibake.cli.commands",
     "cleanup": "amibake.cli.cleanup_command",
+    "prune": "amibake.cli.prune_command",
     "fmt": "amibake.cli.hcl_commands",
     "hcl2_upgrade": "amibake.cli.hcl_commands",
     "plugins": "amibake.cli.plugins_command",

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 PLUGIN = "amazon"
 #: what finds and removes the leftovers of every amazon builder's runs (``amibake cleanup``)
 CLEANUP = "amibake.plugins.amazon.cleanup:new_cleaner"
+#: what deregisters the old AMIs of a selection and deletes their snapshots (``amibake prune``)
+PRUNE = "amibake.plugins.amazon.prune:prune"
 
 #: The config keys each amazon builder leaves out of its first interpolation pass (in Prepare)
 #: and renders later, at build time, with the build data (``{{ .SourceAMI }}``...). They are still
