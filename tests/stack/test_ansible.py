@@ -10,7 +10,6 @@ computed here, the product assumes nothing of the kind).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -92,9 +91,9 @@ def free_port() -> int:
 
 
 @pytest.mark.effect("provisioner/ansible", "playbook_file", "extra_arguments", "ansible_env_vars",
-                    "ansible_ssh_extra_args", "groups", "empty_groups", "host_alias", "user", "local_port",
-                    "inventory_directory", "keep_inventory_file", "galaxy_file", "roles_path", "use_sftp",
-                    "sftp_command")
+                    "ansible_ssh_extra_args", "ansible_proxy_key_type", "groups", "empty_groups",
+                    "host_alias", "user", "local_port", "inventory_directory", "keep_inventory_file",
+                    "galaxy_file", "roles_path", "use_sftp", "sftp_command")
 @pytest.mark.effect("provisioner/ansible-local", "playbook_file", "playbook_files", "playbook_dir",
                     "playbook_paths", "role_paths", "group_vars", "host_vars", "inventory_file",
                     "inventory_groups", "galaxy_file", "galaxy_command", "extra_arguments",
@@ -124,6 +123,7 @@ def test_ansible_through_the_proxy_and_ansible_local(
                 "type": "ansible",
                 "playbook_file": str(DATA / "site.yml"),
                 "user": "proxyuser",
+                "ansible_proxy_key_type": "rsa",
                 "host_alias": "stackhost",
                 "groups": ["web", "db"],
                 "empty_groups": ["empty"],
@@ -196,8 +196,8 @@ def test_ansible_through_the_proxy_and_ansible_local(
     assert port <= int(port_kv.removeprefix("ansible_port=")) < port + 10
     assert inventory.read_text().count("stackhost ansible_host") == 3  # the host, then [web] and [db]
     assert "[empty]" in inventory.read_text()
-    # the proxy's host key went to the known_hosts file of ansible_ssh_extra_args
-    assert "ecdsa-sha2-nistp256" in (tmp_path / "known_hosts").read_text()
+    # the proxy's host key (ansible_proxy_key_type) went to the known_hosts of ansible_ssh_extra_args
+    assert " ssh-rsa " in (tmp_path / "known_hosts").read_text()
 
     # ansible-local
     got = files(comm, local_dir)
@@ -211,3 +211,109 @@ def test_ansible_through_the_proxy_and_ansible_local(
     remote(comm, f"test -f {staging}/playbooks/extra/second.yml && test -d {staging}/galaxy_roles/greeter")
     remote(comm, f"test ! -e {staging2}")  # clean_staging_directory
     assert leftovers(end_state(aws_env, ("us-east-1",))) == {}
+
+
+@pytest.mark.effect("provisioner/ansible", "use_proxy", "inventory_file_template", "skip_version_check",
+                    "command")
+def test_ansible_straight_to_the_instance(
+    stack: Stack, aws_env: dict[str, str], tmp_path: Path, marker: str, comm: SSHCommunicator
+) -> None:
+    """use_proxy = false: Ansible's own ssh reaches the instance's sshd with the build's key pair."""
+    out_dir = f"{marker}-direct"
+    (tmp_path / "roles").mkdir()
+    with tarfile.open(galaxy_role(tmp_path)) as tar:
+        tar.extractall(tmp_path / "roles", filter="data")
+    template = {
+        "builders": [builder(stack, "direct")],
+        "provisioners": [{
+            "type": "ansible",
+            "use_proxy": False,
+            "command": str(BIN / "ansible-playbook"),
+            "skip_version_check": True,
+            "playbook_file": str(DATA / "site.yml"),
+            "inventory_file_template": "{{ .HostAlias }} ansible_host={{ .Host }} ansible_user={{ .User }} "
+                                       "ansible_port={{ .Port }} via_template=yes\n",
+            "ansible_env_vars": [f"ANSIBLE_ROLES_PATH={tmp_path / 'roles'}"],
+            "ansible_ssh_extra_args": [f"-o UserKnownHostsFile={tmp_path / 'known_hosts'}"],
+            "extra_arguments": ["-e", f"out_dir={out_dir}", "-vvv"],
+        }],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(template))
+    r = amibake(["build", "-color=false", "t.json"], aws_env, tmp_path, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "Not using Proxy adapter for Ansible run:" in out
+    assert "Setting up proxy adapter" not in out
+    # Ansible connected to the sshd's own port, as the communicator's user
+    assert f"ESTABLISH SSH CONNECTION FOR USER: {stack.sshd.user}" in out
+    assert f"-o Port={stack.sshd.port}" in out or f"-p {stack.sshd.port}" in out or \
+        f"'Port={stack.sshd.port}'" in out, out
+    assert "via_template" not in (tmp_path / "known_hosts").read_text()
+    assert "ssh-ed25519" in (tmp_path / "known_hosts").read_text()  # the sshd's key, not the proxy's
+    got = files(comm, out_dir)
+    assert got["role.txt"] == (stack.sshd.user, "greeter role")
+    assert got["root.txt"] == ("root", "written with become")
+    assert got["handler.txt"] == (stack.sshd.user, "handler ran")
+    info = got["info.txt"][1].splitlines()
+    assert info[:4] == ["build=direct", "builder=amazon-ebs", "host=default", "groups=ungrouped"]
+    assert leftovers(end_state(aws_env, ("us-east-1",))) == {}
+
+
+def test_failing_play_fails_the_build_and_leaves_nothing(
+    stack: Stack, aws_env: dict[str, str], tmp_path: Path
+) -> None:
+    template = {
+        "builders": [builder(stack, "failing")],
+        "provisioners": [{"type": "ansible", "playbook_file": str(DATA / "fail.yml"),
+                          "user": stack.sshd.user}],
+    }
+    (tmp_path / "t.json").write_text(json.dumps(template))
+    r = amibake(["build", "-color=false", "t.json"], aws_env, tmp_path, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "TASK [this task fails]" in out
+    assert "Error executing Ansible: Non-zero exit status: exit status 2" in out
+    assert "Build 'failing' errored after" in out
+    state = end_state(aws_env, ("us-east-1",))
+    assert leftovers(state) == {}
+    assert state["us-east-1"]["images"] == []
+    assert all(i["state"] == "terminated" for i in state["us-east-1"]["instances"])
+
+
+def test_proxy_accepts_only_its_key_and_listens_on_loopback(comm: SSHCommunicator) -> None:
+    from amibake.provisioners.ansible.adapter import Adapter
+
+    adapter = Adapter(comm, "ansible-user")
+    adapter.start()
+    try:
+        (sock,) = adapter._server.sockets
+        assert sock.getsockname()[0] == "127.0.0.1"
+        right = asyncssh.read_private_key(adapter.private_key_file)
+        assert oct(Path(adapter.private_key_file).stat().st_mode & 0o777) == "0o600"
+        wrong = asyncssh.generate_private_key("ecdsa-sha2-nistp256")
+
+        async def attempt(user: str, key: asyncssh.SSHKey) -> str:
+            async with asyncssh.connect("127.0.0.1", adapter.port, username=user, client_keys=[key],
+                                        known_hosts=None, agent_path=None, password=None,
+                                        preferred_auth="publickey") as conn:
+                result = await conn.run("echo forwarded as $(id -un)", check=True)
+                return str(result.stdout).strip()
+
+        import asyncio
+
+        assert asyncio.run(attempt("ansible-user", right)) == f"forwarded as {comm.settings.username}"
+        for user, key in (("ansible-user", wrong), ("someone-else", right)):
+            with pytest.raises(asyncssh.PermissionDenied):
+                asyncio.run(attempt(user, key))
+        # nothing answers on this machine's other addresses
+        others = {a[4][0] for a in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)}
+        for address in others - {"127.0.0.1"}:
+            with socket.socket() as s, pytest.raises(OSError):
+                s.settimeout(2)
+                s.connect((address, adapter.port))
+    finally:
+        key_file = adapter.private_key_file
+        adapter.close()
+    assert not Path(key_file).exists()
+    with socket.socket() as s, pytest.raises(OSError):
+        s.connect(("127.0.0.1", adapter.port))

@@ -1,4 +1,7 @@
-"""The ``ansible`` provisioner's options (amibake validates it; it does not run it)."""
+"""The ``ansible`` provisioner's options."""
+
+import json
+from typing import ClassVar
 
 from pydantic import Field
 
@@ -17,6 +20,12 @@ from amibake.provisioners.common import (
 
 class AnsibleConfig(PluginConfig):
     """ansible: run an Ansible playbook from this machine against the machine being built."""
+
+    unsupported: ClassVar[dict[str, str]] = {
+        "ssh_host_key_file": "the proxy adapter always uses a host key generated for the run",
+        "ssh_authorized_key_file": "the proxy adapter always accepts a key pair generated for the run",
+        "ansible_winrm_use_http": "the WinRM communicator is not implemented yet",
+    }
 
     command: Str = ansible_command_field()
     extra_arguments: StrList = extra_arguments_field()
@@ -203,6 +212,10 @@ class AnsibleConfig(PluginConfig):
                 errs.append(file_problem(ctx, key, value))
         if self.inventory_directory:
             errs.append(file_problem(ctx, "inventory_directory", self.inventory_directory, directory=True))
+        if self.ansible_proxy_key_type.upper() not in ("", "ECDSA", "RSA"):
+            errs.append(ctx.problem(
+                f"Invalid value for ansible_proxy_key_type: {json.dumps(self.ansible_proxy_key_type)}. "
+                "Supported values are ECDSA or RSA.", "ansible_proxy_key_type"))
         if self.local_port > 65535:
             errs.append(ctx.problem(f"local_port: {self.local_port} must be a valid port", "local_port"))
         return [e for e in errs if e is not None]

@@ -1,4 +1,4 @@
-"""The ``ansible-local`` provisioner's options (amibake validates it; it does not run it)."""
+"""The ``ansible-local`` provisioner's options."""
 
 from pydantic import Field
 
