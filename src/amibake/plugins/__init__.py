@@ -77,6 +77,8 @@ register(_post_processor("shell-local", "ShellLocalPostProcessorConfig", "ShellL
 register(PluginSpec("post-processor", "amazon-import",
                     "amibake.plugins.amazon.amazon_import.config:AmazonImportConfig", plugin=amz.PLUGIN))
 register(_post_processor("artifice", "ArtificeConfig", "ArtificePostProcessor"))
+register(_post_processor("amibake-ssm-parameter", "SsmParameterConfig", "SsmParameterPostProcessor"))
+register(_post_processor("amibake-launch-template", "LaunchTemplateConfig", "LaunchTemplatePostProcessor"))
 
 # communicators (the `communicator` option of a builder; their options are in CommunicatorConfig)
 _COMM = "amibake.config.communicator:CommunicatorConfig"
