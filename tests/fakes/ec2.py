@@ -9,7 +9,9 @@ asked for, in which order and how many times. Behaviour is scripted:
   sticks), so a wait's number of Describe calls is known; unscripted, an instance is running (or
   stopped, or terminated) and an AMI available at the first look;
 * a wait polls without sleeping, at most ``max_polls`` times, like the gateway's (``retry_codes``
-  are "not there yet", ``failed_states`` end it with :class:`WaitTimeout`).
+  are "not there yet", ``failed_states`` end it with :class:`WaitTimeout`, a set ``cancel`` with
+  :class:`BuildCancelled`); an AMI wait reports progress (``None``) at each poll that sees the AMI
+  not yet available, where the gateway does so on a long wait.
 """
 
 from __future__ import annotations
@@ -444,6 +446,9 @@ class CountingEc2:
             seen.append(image)
             if image.state == "failed":
                 raise WaitTimeout(f"AMI {image_id} failed")
+            if image.state != "available" and progress is not None:
+                # the gateway reports its snapshots' progress on a long wait; here at each such poll
+                progress(f"AMI {image_id}" + (f" ({region})" if region else "") + ": snapshot progress", None)
             return image.state == "available", image.state
 
         self.wait(f"AMI {image_id} to become available", probe, cancel=cancel,

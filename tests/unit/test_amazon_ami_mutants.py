@@ -657,6 +657,7 @@ def test_cleanup_temp_keys_reports_failures_and_goes_on() -> None:
 )
 def test_cleanup_temp_keys_not_wanted(opts: dict[str, Any]) -> None:
     fake = CountingEc2()
+    opts = dict(opts)
     public = opts.pop("public_key", "ssh-ed25519 AAAA")
     st, ctx = make_state(fake, **opts)
     st.public_key = public
@@ -702,3 +703,154 @@ def test_modify_instance_errors() -> None:
     fake.fail_next("modify_instance_attribute", aws_error("Denied", "x"))
     with pytest.raises(BuildError, match=rf"^Error disabling Enhanced Networking \(ENA\) on {iid}: .*Denied"):
         sa.modify_instance(st2, ctx2)
+
+
+# -- run 2's survivors -----------------------------------------------------------------------------
+
+
+def test_a_pause_under_a_second_still_pauses_and_the_cancel_message_is_exact() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, pause_before_connecting="500ms")
+    with_instance(fake, st)
+    waited: list[float] = []
+
+    class Ev(threading.Event):
+        def wait(self, timeout: float | None = None) -> bool:
+            waited.append(timeout or 0)
+            return True
+
+    ctx.cancel = Ev()
+    with pytest.raises(BuildCancelled) as err:
+        sa.make_connect_step(lambda s, c: Comm())(st, ctx)
+    assert waited == [0.5] and str(err.value) == "cancelled while pausing before connecting"
+
+
+def cancelled(ctx: StepContext) -> StepContext:
+    ctx.cancel.set()
+    return ctx
+
+
+def test_the_waits_of_the_ami_steps_listen_to_the_cancel() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake)
+    with_instance(fake, st)
+    # a wait's BuildCancelled is a BuildError: the step's message wraps it
+    with pytest.raises(BuildError, match=r"^Error waiting for instance to stop: Build was cancelled\.$"):
+        sa.stop_instance(st, cancelled(ctx))
+    fake2 = CountingEc2()
+    st2, ctx2 = make_state(fake2)
+    with_instance(fake2, st2)
+    with pytest.raises(BuildError, match=r"^Error waiting for AMI: Build was cancelled\.$"):
+        sa.create_ami(st2, cancelled(ctx2))
+    fake3 = CountingEc2()
+    st3, ctx3 = make_state(fake3, ami_regions=["us-west-2"])
+    st3.amis["us-east-1"] = "ami-src"
+    with pytest.raises(BuildError, match=r"^Error Copying AMI \(ami-src\) to region \(us-west-2\): "):
+        sa.region_copy(st3, cancelled(ctx3))
+
+
+def test_ami_waits_report_progress() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, ami_regions=["us-west-2"])
+    with_instance(fake, st)
+    original = fake.create_image
+    original_copy = fake.copy_image
+
+    def create(*a: Any, **k: Any) -> str:
+        image_id = original(*a, **k)
+        fake.image_states[image_id] = ["pending", "available"]
+        return image_id
+
+    def copy(*a: Any, **k: Any) -> str:
+        image_id = original_copy(*a, **k)
+        fake.image_states[image_id] = ["pending", "available"]
+        return image_id
+
+    fake.create_image = create  # type: ignore[method-assign]
+    fake.copy_image = copy  # type: ignore[method-assign]
+    sa.create_ami(st, ctx)
+    sa.region_copy(st, ctx)
+    progress = [line for line in st.ui.lines if line.startswith("progress: ")]
+    assert progress == [
+        f"progress: AMI {st.amis['us-east-1']}: snapshot progress",
+        f"progress: AMI {st.amis['us-west-2']} (us-west-2): snapshot progress",
+    ]
+
+
+def test_a_build_region_only_in_ami_regions_needs_no_intermediary() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, skip_save_build_region=True, ami_regions=["us-east-1"])
+    with_instance(fake, st)
+    sa.create_ami(st, ctx)
+    assert fake.last("create_image").args[1] == "packer-example" and not st.intermediary_ami
+
+
+def test_rollbacks_and_the_intermediary_are_removed_in_their_region() -> None:
+    fake = CountingEc2(region="us-east-1")
+    st, ctx = make_state(fake, ami_regions=["us-west-2"])
+    with_instance(fake, st)
+    sa.create_ami(st, ctx)
+    sa.region_copy(st, ctx)
+    fake.calls.clear()
+    unwind(ctx)
+    regions = {
+        (c.name, c.args[0] if c.args else c.kwargs.get("image_ids", [""])[0], c.kwargs.get("region"))
+        for c in fake.calls
+    }
+    assert ("deregister_image", st.amis["us-west-2"], "us-west-2") in regions
+    assert ("deregister_image", st.amis["us-east-1"], "us-east-1") in regions
+    assert ("describe_images", st.amis["us-west-2"], "us-west-2") in regions
+    fake2 = CountingEc2()
+    st2, ctx2 = make_state(fake2, encrypt_boot=True)
+    with_instance(fake2, st2)
+    sa.create_ami(st2, ctx2)
+    fake2.add_image("unrelated")
+    fake2.calls.clear()
+    unwind(ctx2, rollback=False)
+    assert [
+        (c.kwargs["image_ids"], c.kwargs["region"]) for c in fake2.calls if c.name == "describe_images"
+    ] == [([st2.intermediary_ami], "us-east-1")]
+    assert [c.args[0] for c in fake2.calls if c.name == "destroy_image"] == [st2.intermediary_ami]
+
+
+def test_region_copy_keys_only_when_encrypted_and_none_for_a_region_without_one() -> None:
+    fake = CountingEc2()
+    seen: list[dict[str, Any]] = []
+    original = fake.copy_image
+
+    def copy(region: str, **kw: Any) -> str:
+        seen.append({"region": region, **kw})
+        return original(region, **kw)
+
+    fake.copy_image = copy  # type: ignore[method-assign]
+    st, ctx = make_state(fake, ami_regions=["us-west-2"], region_kms_key_ids={"us-west-2": "k-west"})
+    st.amis["us-east-1"] = "ami-src"
+    sa.region_copy(st, ctx)
+    assert seen[-1]["kms_key_id"] == ""
+    st2, ctx2 = make_state(fake, ami_regions=["us-west-2"], encrypt_boot=True)
+    st2.intermediary_ami = "ami-tmp"
+    sa.region_copy(st2, ctx2)
+    assert {s["region"]: s["kms_key_id"] for s in seen[1:]} == {"us-east-1": "", "us-west-2": ""}
+    st3, ctx3 = make_state(fake, ami_regions=["us-west-2"])
+    sa.region_copy(st3, ctx3)  # no AMI in the build region: nothing to copy from
+    assert seen[-1]["source_image_id"] == ""
+
+
+def test_snapshot_permissions_go_on_after_a_region_without_an_ami() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, snapshot_users=["1"])
+    st.amis["us-east-1"] = "ami-1"
+    st.snapshots.update({"eu-west-1": ["snap-x"], "us-east-1": ["snap-1"]})
+    sa.modify_attributes(st, ctx)
+    assert [c.args[0] for c in fake.calls if c.name == "modify_snapshot_attribute"] == ["snap-1"]
+
+
+def test_cleanup_temp_keys_a_key_without_comment_and_roots_failure_is_quiet() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, ssh_clear_authorized_keys=True)
+    st.public_key = "ssh-ed25519 BODY"
+    st.comm = Comm()
+    st.comm.codes = [0, 1]
+    sa.cleanup_temp_keys(st, ctx)
+    assert st.comm.commands[0].startswith("sed -i.bak '/BODY/d' ")
+    assert says(st) == ["Trying to remove ephemeral keys from authorized_keys files"]

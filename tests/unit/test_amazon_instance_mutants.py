@@ -1182,3 +1182,100 @@ def test_the_undo_of_a_step_runs_through_the_runner() -> None:
     ctx2 = StepContext(ui=st.ui, cancel=threading.Event())
     run_steps(st, ctx2, si.key_pair)
     assert fake.key_pairs == {}
+
+
+# -- run 2's survivors -----------------------------------------------------------------------------
+
+
+def test_no_ami_found_names_the_query_with_sorted_keys() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(
+        fake, source_ami="ami-x", source_ami_filter={"owners": ["self"], "filters": {"n": "v"}}
+    )
+    fake.images.clear()
+    with pytest.raises(BuildError) as err:
+        si.source_ami_info(st, ctx)
+    assert str(err.value) == (
+        "No AMI was found matching filters: "
+        '{"filters": {"n": ["v"]}, "image_ids": ["ami-x"], "owners": ["self"]}'
+    )
+
+
+def test_enhanced_networking_takes_the_sources_type_when_none_is_given() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, ena_support=True)
+    fake.images.clear()
+    img = fake.add_image("hvm", virtualization_type="hvm")
+    st.config = st.config.model_copy(update={"source_ami": img.id})
+    si.source_ami_info(st, ctx)
+    assert st.source_image == img
+
+
+def test_the_virtualization_type_message_in_full() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, ami_virtualization_type="hvm")
+    fake.images.clear()
+    img = fake.add_image("pv", virtualization_type="paravirtual")
+    st.config = st.config.model_copy(update={"source_ami": img.id})
+    with pytest.raises(BuildError) as err:
+        si.source_ami_info(st, ctx)
+    assert str(err.value) == (
+        f"ami_virtualization_type is 'hvm' but the source AMI {img.id} is 'paravirtual': an amazon-ebs image "
+        "has its source AMI's virtualization type (CreateImage cannot change it); choose a source AMI of "
+        "that type or remove ami_virtualization_type"
+    )
+
+
+def test_most_free_counts_a_subnet_without_a_count_as_empty() -> None:
+    fake = CountingEc2()
+    fake.subnets_[:] = [
+        {"SubnetId": "subnet-zero", "AvailableIpAddressCount": 0},
+        {"SubnetId": "subnet-none"},
+    ]
+    st, ctx = make_state(fake, subnet_filter={"filters": {"a": "b"}, "most_free": True})
+    si.network_info(st, ctx)
+    assert st.subnet_id == "subnet-zero"
+
+
+def test_no_security_group_found_names_the_filter_with_sorted_keys() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, security_group_filter={"filters": {"z": "1"}})
+    st.vpc_id = "vpc-1"
+    with pytest.raises(BuildError) as err:
+        si.security_group(st, ctx)
+    assert str(err.value) == 'No security groups matching the filter: {"vpc-id": ["vpc-1"], "z": ["1"]}'
+
+
+def test_the_waits_of_the_instance_steps_listen_to_the_cancel() -> None:
+    from amibake.steps.context import BuildCancelled
+
+    fake = CountingEc2()
+    st, ctx = make_state(fake)
+    ctx.cancel.set()
+    with pytest.raises(BuildCancelled):
+        si.security_group(st, ctx)
+    fake2 = CountingEc2()
+    st2, ctx2 = make_state(fake2)
+    ctx2.cancel.set()
+    with pytest.raises(BuildError, match=r"to become ready: Build was cancelled\.$"):
+        si.run_source_instance(st2, ctx2)
+
+
+def test_debug_shows_the_public_dns() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake)
+    st.env.debug = True
+    fake.instance_template = Instance(
+        id="", state="pending", public_dns="ec2.example", public_ip="", private_ip=""
+    )
+    si.run_source_instance(st, ctx)
+    assert messages(st)[-1] == "Public DNS: ec2.example"
+
+
+def test_an_interface_without_an_address_has_no_host() -> None:
+    fake = CountingEc2()
+    st, _ = make_state(fake)
+    st.config = st.config.model_copy(update={"ssh_interface": "session_manager"})
+    st.instance = Instance("i-1", "running", public_ip="1.1.1.1")
+    with pytest.raises(BuildError, match="couldn't determine address for instance"):
+        si.ssh_host(st)
