@@ -32,7 +32,9 @@ def test_the_documented_prior_until_enough_observations() -> None:
     doc = ps.prior_for("instance_running")
     assert ph.refine(doc, [(1.0, 2.0)] * (ph.MIN_OBSERVATIONS - 1)) == doc
     learnt = ph.refine(doc, [(float(i), float(i) + 1) for i in range(10, 21)])
-    assert (learnt.lo, learnt.hi) == (pytest.approx(11.0), pytest.approx(20.0))
+    assert (learnt.lo, learnt.hi) == (10.5, 21.0)  # the least midpoint, the greatest upper bound
+    # a transition seen by the second poll (lower bound 0, the immediate poll) counts at its midpoint
+    assert ph.refine(doc, [(0.0, 25.0), (25.0, 40.0), (25.0, 40.0)]) == ps.Prior(12.5, 40.0)
 
 
 def test_record_and_read_back_bounded(tmp_path: Path) -> None:

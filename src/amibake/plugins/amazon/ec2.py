@@ -163,14 +163,9 @@ class _Planned:
         return ok
 
     def observed(self, lower: float, upper: float) -> None:
-        """The transition completed between ``lower`` and ``upper`` seconds after the wait began.
-
-        Kept only when the interval is at most 1.5 Packer delays wide: a wide one (the immediate poll,
-        then one at the prior's end) says little, and its lower bound would drag the learnt prior's
-        low end towards 0, where the plan turns into Packer's rhythm."""
-        lower, upper = lower / self.scale, upper / self.scale
-        if self.history is not None and upper - lower <= 1.5 * pollschedule.PACKER_DELAY:
-            self.history.record(self.key, lower, upper)
+        """The transition completed between ``lower`` and ``upper`` seconds after the wait began."""
+        if self.history is not None:
+            self.history.record(self.key, lower / self.scale, upper / self.scale)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -38,8 +38,6 @@ KEEP = 20
 MAX_KEYS = 64
 #: fewer observations than this: the documented prior alone
 MIN_OBSERVATIONS = 3
-#: the quantiles of the observed lower and upper bounds that make the learned prior
-LOW_Q, HIGH_Q = 0.1, 0.9
 #: observations beyond this (seconds) are taken for garbage
 LONGEST = 6 * 3600.0
 
@@ -56,22 +54,21 @@ def key(region: str, kind: str, size_gib: float = 0.0) -> str:
     return f"{region or '-'}/{kind}/{bucket(size_gib)}"
 
 
-def _quantile(xs: list[float], q: float) -> float:
-    s = sorted(xs)
-    pos = q * (len(s) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
-
-
 def refine(documented: Prior, observations: list[tuple[float, float]]) -> Prior:
     """The prior for the next wait: the documented one until ``MIN_OBSERVATIONS`` were made, then
-    the ``LOW_Q`` quantile of the observed lower bounds to the ``HIGH_Q`` quantile of the upper."""
+    from the least midpoint of the observed intervals to the greatest upper bound.
+
+    Midpoints, not lower bounds: a transition seen by the second poll has the immediate poll, 0, as
+    its lower bound, which would pull the low end to 0 (where the plan is Packer's rhythm). Every
+    observation counts, however wide: dropping the wide ones keeps only the late transitions of a
+    sparse plan and narrows the prior onto them (simulated on the documented ranges, that doubled the
+    p90 lag; bench/FINDINGS.md). A transition before the low end is still seen, by the sparse polls
+    (at most ``SPARSE`` delays late); one after the high end within a delay (Packer's rhythm)."""
     if len(observations) < MIN_OBSERVATIONS:
         return documented
-    lo = _quantile([a for a, _ in observations], LOW_Q)
-    hi = _quantile([b for _, b in observations], HIGH_Q)
-    return Prior(lo, max(lo, hi))
+    hi = max(b for _, b in observations)
+    lo = min((a + b) / 2 for a, b in observations)
+    return Prior(min(lo, hi), hi)
 
 
 def _valid(entry: Any) -> list[tuple[float, float]]:
