@@ -28,7 +28,8 @@ EXPECTED = {
     ("provisioner", "shell"): True,
     ("provisioner", "file"): True,
     ("provisioner", "shell-local"): True,
-    ("provisioner", "ansible"): False,
+    ("provisioner", "ansible"): True,
+    ("provisioner", "ansible-local"): True,
     ("provisioner", "powershell"): False,
     ("post-processor", "manifest"): True,
     ("post-processor", "amazon-import"): False,
@@ -187,7 +188,7 @@ source "amazon-ebssurrogate" "x" {
 build {
   sources = ["source.amazon-ebs.web", "source.amazon-ebssurrogate.x"]
   provisioner "shell" { inline = ["true"] }
-  provisioner "ansible" { playbook_file = "play.yml" }
+  provisioner "powershell" { inline = ["Write-Host hi"] }
   post-processor "manifest" {}
 }
 """
@@ -196,7 +197,7 @@ build {
 def test_build_refuses_every_validate_only_block_of_the_selected_builds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The ansible provisioner would have run after the instance was launched: refused before that,
+    """The powershell provisioner would have run after the instance was launched: refused before that,
     once for both builds; -only leaves the surrogate source out of the refusal."""
     (tmp_path / "t.pkr.hcl").write_text(HCL)
     (tmp_path / "play.yml").write_text("- hosts: all\n")
@@ -205,17 +206,17 @@ def test_build_refuses_every_validate_only_block_of_the_selected_builds(
     assert (code, out) == (0, "The configuration is valid.\n")
     r, elapsed, _ = build(tmp_path, "t.pkr.hcl")
     assert r.returncode == 1, r.stdout + r.stderr
-    ansible = f"t.pkr.hcl:29:3: provisioner 'ansible': provisioner type \"ansible\" {MESSAGE}"
+    refused = f"t.pkr.hcl:29:3: provisioner 'powershell': provisioner type \"powershell\" {MESSAGE}"
     assert r.stderr.splitlines() == [
         "Error: 2 errors occurred:",
         f'* t.pkr.hcl:9:1: source.amazon-ebssurrogate.x: builder type "amazon-ebssurrogate" {MESSAGE}',
-        f"* {ansible}",
+        f"* {refused}",
     ]
     assert r.stdout == ""
     assert elapsed < 20
     r, _, _ = build(tmp_path, "t.pkr.hcl", "-only", "amazon-ebs.web")
     assert r.returncode == 1
-    assert r.stderr == f"Error: {ansible}\n"
+    assert r.stderr == f"Error: {refused}\n"
 
 
 def test_build_refuses_a_validate_only_post_processor(tmp_path: Path) -> None:
