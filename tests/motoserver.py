@@ -11,6 +11,11 @@ moto answers a ``snapshot`` specification of CreateImage with ``NotImplementedEr
 ignores CopyImage's specifications altogether. This emulation applies both as documented: the image
 tags to the AMI, the snapshot tags to every snapshot the call made, before the call answers; any
 other resource type fails the request with ``InvalidParameterValue``, as AWS does.
+
+moto also gives every AMI it creates ``RootDeviceType`` ``standard`` (its model's default). AWS
+documents CreateImage as "Creates an Amazon EBS-backed AMI from an Amazon EBS-backed instance", and
+a copy keeps its source's root device type: the emulation answers ``ebs`` for both, as AWS does, so
+that an instance can be launched from a new AMI (amazon-ebs refuses a source AMI that is not EBS).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ def install() -> None:
                      tag_specifications: list[dict[str, Any]]) -> Any:
         image, snapshot = _split(tag_specifications)
         ami = original_create(self, instance_id, name, description, tag_specifications=[])
+        ami.root_device_type = "ebs"
         _tag_new_image(self, ami, image, snapshot)
         return ami
 
@@ -67,6 +73,11 @@ def install() -> None:
             self._get_param("SourceImageId"), self._get_param("SourceRegion"),
             self._get_param("Name"), self._get_param("Description"),
         )
+        from moto.ec2.models import ec2_backends
+
+        source_backend = ec2_backends[self.ec2_backend.account_id][self._get_param("SourceRegion")]
+        source = source_backend.describe_images(ami_ids=[self._get_param("SourceImageId")])
+        ami.root_device_type = source[0].root_device_type if source else ami.root_device_type
         _tag_new_image(self.ec2_backend, ami, image_tags, snapshot_tags)
         return ActionResult({"ImageId": ami.id})
 

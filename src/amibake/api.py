@@ -102,6 +102,14 @@ class Hooks(Protocol):
     def cleanup_provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
         """Run the ``error-cleanup-provisioner`` (after a failed provisioner)."""
 
+    def has_checks(self) -> bool:
+        """Whether ``-checks FILE`` gave this build checks (a builder whose spec says ``checks``
+        then runs :meth:`run_checks` on a fresh instance of its image before distributing it)."""
+
+    def run_checks(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
+        """Run the build's checks on the test instance; fetch their JUnit report when one is named.
+        Raises when a check fails (or the report has failures or errors)."""
+
 
 def provision(hooks: Hooks, comm: Communicator, build_data: Mapping[str, Any], env: BuildEnv, ui: Ui) -> None:
     """Packer's StepProvision for any builder: the template's provisioners, then the

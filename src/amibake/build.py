@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from amibake import registry
@@ -123,6 +124,33 @@ class BuildHooks:
             return
         self.env.ui.say("Provisioning step had errors: Running the cleanup provisioner, if present...")
         self._run_one(self.build.error_cleanup, comm, build_data)
+
+    def has_checks(self) -> bool:
+        return bool(self.build.checks)
+
+    def run_checks(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
+        from amibake.checkreport import fetch_report
+
+        ui = self.env.ui
+        failure: BaseException | None = None
+        for i, inst in enumerate(self.build.checks, 1):
+            if self.env.cancel.is_set():
+                _raise_cancelled()
+            ui.say(f"Running check {i} of {len(self.build.checks)} ({inst.type}, {inst.block.key_path})...")
+            try:
+                self._run_one(inst, comm, build_data)
+            except AmibakeError as e:
+                failure = e
+                ui.error(f"Check {i} failed: {e}")
+                break
+        checks = self.build.checks_file
+        if checks is not None and checks.junit_report and not self.env.cancel.is_set():
+            summary = fetch_report(comm, checks.junit_report, Path(checks.junit_dir), self.build.name, ui)
+            if failure is None and summary.failed:
+                failure = BuildError(f"the checks' JUnit report has {summary.describe()}")
+        if failure is not None:
+            raise BuildError(f"the image failed its checks: {failure}") from None
+        ui.say("All checks passed.")
 
 
 def _raise_cancelled() -> None:

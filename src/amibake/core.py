@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from amibake.template.facts import registered as registered_facts
 from amibake.template.model import BuildBlock, PluginBlock, Template
 
 if TYPE_CHECKING:
+    from amibake.template.checks import Checks
     from amibake.ui.redact import Redactor
 
 
@@ -73,6 +74,10 @@ class PreparedBuild:
     provisioners: list[PluginInstance] = field(default_factory=list)
     post_processors: list[list[PluginInstance]] = field(default_factory=list)
     error_cleanup: PluginInstance | None = None
+    #: ``-checks FILE``: the checks of this build (provisioners run on a fresh instance of its image
+    #: before it is distributed), and where their JUnit report is
+    checks: list[PluginInstance] = field(default_factory=list)
+    checks_file: Checks | None = None
 
 
 @dataclass
@@ -228,8 +233,9 @@ def check_min_version(template: Template) -> list[Problem]:
 
 
 class Preparer:
-    def __init__(self, run: RunContext) -> None:
+    def __init__(self, run: RunContext, checks: Checks | None = None) -> None:
         self.run = run
+        self.checks = checks
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
 
@@ -357,6 +363,7 @@ class Preparer:
         cleanup = None
         if build.error_cleanup_provisioner is not None:
             cleanup = self.instance(build.error_cleanup_provisioner, name, source.type)
+        checks = self._checks(name, source, ref_names, applies) if self.checks is not None else []
         if builder is None or len(self.problems) > n_before:
             return None
         return PreparedBuild(
@@ -367,16 +374,40 @@ class Preparer:
             provisioners=prepared_provs,
             post_processors=pps,
             error_cleanup=cleanup,
+            checks=checks,
+            checks_file=self.checks if checks else None,
         )
+
+    def _checks(self, name: str, source: PluginBlock, ref_names: set[str],
+                applies: Callable[[PluginBlock], bool]) -> list[PluginInstance]:
+        """The checks of ``-checks FILE`` that apply to this build, prepared as its provisioners are;
+        a builder that cannot test its image is refused by name."""
+        assert self.checks is not None
+        blocks = [b for b in self.checks.blocks if applies(b)]
+        spec = registry.lookup("builder", source.type)
+        if blocks and spec is not None and not spec.checks:
+            self._problem(source, None, f'-checks {self.checks.path}: builder type "{source.type}" cannot '
+                          "test its image on a fresh instance; checks run only for builders that make an "
+                          "image from an instance (`amibake plugins installed`)")
+            return []
+        out = []
+        short = name.rsplit(".", 1)[-1]
+        for block in blocks:
+            override = block.override.get(source.ref_name) or block.override.get(short)
+            inst = self.instance(block, name, source.type, override)
+            if inst is not None:
+                out.append(inst)
+        return out
 
 
 def prepare_builds(
-    run: RunContext, only: Sequence[str] = (), except_: Sequence[str] = ()
+    run: RunContext, only: Sequence[str] = (), except_: Sequence[str] = (), checks: Checks | None = None
 ) -> tuple[list[PreparedBuild], list[str]]:
-    """Prepare every selected build; raises :class:`TemplateError` with all problems of all builds."""
+    """Prepare every selected build (with ``checks``, the ``-checks FILE`` that apply to each);
+    raises :class:`TemplateError` with all problems of all builds."""
     problems = check_min_version(run.template)
     selected = select_builds(run.template, only, except_)
-    prep = Preparer(run)
+    prep = Preparer(run, checks)
     out = []
     for build, source in selected:
         p = prep.prepare(build, source)
@@ -394,7 +425,7 @@ def refuse_unbuildable(builds: Sequence[PreparedBuild]) -> None:
     validates but cannot run (a registry spec without an implementation), before anything starts."""
     problems: dict[tuple[str, str], Problem] = {}
     for b in builds:
-        blocks = [b.builder, *b.provisioners, *(i for chain in b.post_processors for i in chain)]
+        blocks = [b.builder, *b.provisioners, *(i for chain in b.post_processors for i in chain), *b.checks]
         if b.error_cleanup is not None:
             blocks.append(b.error_cleanup)
         for inst in blocks:

@@ -66,6 +66,9 @@ class PluginSpec:
     #: family's runs make, called as ``function(console, **options)`` (the verb's options) and
     #: returning the exit status; shared by the family, as ``cleanup``
     prune: str = ""
+    #: builders only: True when the builder runs ``-checks FILE`` on a fresh instance of its new
+    #: image before distributing it (amibake's test-before-distribute); False: such checks are refused
+    checks: bool = False
 
     @property
     def runnable(self) -> bool:

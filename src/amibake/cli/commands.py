@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from amibake.cli.main import CONTEXT, cli
-from amibake.cli.options import only_except_options, parse_vars, split_csv, var_options
+from amibake.cli.options import checks_option, only_except_options, parse_vars, split_csv, var_options
 from amibake.errors import TemplateError
 
 if TYPE_CHECKING:
@@ -22,14 +22,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _prepare(
-    run: RunContext, only: tuple[str, ...], except_: tuple[str, ...]
+    run: RunContext, only: tuple[str, ...], except_: tuple[str, ...], checks_file: Path | None = None
 ) -> tuple[list[PreparedBuild], list[str]]:
-    """Prepare the selected builds; a problem never shows a sensitive value."""
+    """Prepare the selected builds (with ``-checks FILE``'s checks); a problem never shows a
+    sensitive value."""
     from amibake.core import prepare_builds
     from amibake.errors import UserInputError
 
+    checks = None
+    if checks_file is not None:
+        from amibake.template.checks import load_checks
+
+        checks = load_checks(checks_file)
     try:
-        return prepare_builds(run, split_csv(only), split_csv(except_))
+        return prepare_builds(run, split_csv(only), split_csv(except_), checks)
     except UserInputError as err:
         from amibake.ui.redact import without_secrets
 
@@ -53,6 +59,7 @@ def _prepare(
 )
 @var_options
 @only_except_options
+@checks_option
 @click.argument("template", type=click.Path(path_type=Path))
 def validate(
     template: Path,
@@ -64,6 +71,7 @@ def validate(
     var_files: tuple[Path, ...],
     only: tuple[str, ...],
     except_: tuple[str, ...],
+    checks_file: Path | None,
 ) -> None:
     """Check that a template is valid: syntax, variables, and every plugin's configuration.
 
@@ -82,7 +90,7 @@ def validate(
     run = load_template(
         template, var_files, parse_vars(vars_), execute_datasources=evaluate_datasources, started=started
     )
-    builds, warnings = _prepare(run, only, except_)
+    builds, warnings = _prepare(run, only, except_, checks_file)
     if warnings:
         redact = run.redactor()
         for w in warnings:
@@ -197,6 +205,7 @@ def _fingerprints(
 @skip_options
 @var_options
 @only_except_options
+@checks_option
 @click.argument("template", type=click.Path(path_type=Path))
 def build(
     template: Path,
@@ -213,6 +222,7 @@ def build(
     var_files: tuple[Path, ...],
     only: tuple[str, ...],
     except_: tuple[str, ...],
+    checks_file: Path | None,
 ) -> None:
     """Build images from a template: every build in parallel, then its post-processors.
 
@@ -230,9 +240,14 @@ def build(
     from amibake.ui.console import Console
 
     skip = _skip(skip_unchanged, max_age, force)
+    if checks_file is not None and skip.enabled and not skip.force:
+        from amibake.errors import UserInputError
+
+        raise UserInputError(["-checks cannot be combined with -skip-unchanged: a reused image would not "
+                              "be checked again"])
     run = load_template(template, var_files, parse_vars(vars_), started=started)
     run.force = force
-    builds, warnings = _prepare(run, only, except_)
+    builds, warnings = _prepare(run, only, except_, checks_file)
     refuse_unbuildable(builds)  # before any builder, fingerprint or AWS call of the build itself
     redact = run.redactor()
     fingerprints = _fingerprints(template, var_files, vars_, only, except_,

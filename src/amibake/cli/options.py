@@ -52,6 +52,19 @@ def only_except_options(f: F) -> F:
     return f
 
 
+def checks_option(f: F) -> F:
+    """``-checks FILE``: amibake's test-before-distribute (see :mod:`amibake.template.checks`)."""
+    return click.option(
+        "-checks",
+        "checks_file",
+        default=None,
+        metavar="FILE",
+        type=click.Path(path_type=Path),
+        help="Run the checks of this JSON file on a fresh instance of each new AMI before it is copied, "
+        "shared or published; a failed check deletes the AMI and fails the build (amibake only).",
+    )(f)
+
+
 def parse_vars(vars_: tuple[str, ...]) -> dict[str, str]:
     from amibake.template.variables import parse_var_flag
 

@@ -12,12 +12,13 @@ _DS = "amibake.datasources"
 
 
 def _amazon(type_name: str, config: str, impl: str = "", *, generated: tuple[str, ...] = amz.GENERATED,
-            reuse: str = "") -> PluginSpec:
+            reuse: str = "", checks: bool = False) -> PluginSpec:
     """An amazon builder: the plugin's late keys, build data, template functions and single blocks."""
     return PluginSpec("builder", type_name, config, impl, reuse=reuse, late_keys=amz.LATE_FIELDS,
                       build_data_keys=generated, template_funcs=amz.TEMPLATE_FUNCS,
                       renamed_funcs=amz.RENAMED_FUNCS, single_blocks=amz.SINGLE_BLOCKS, plugin=amz.PLUGIN,
-                      hcl2_block_keys=amz.HCL2_BLOCK_KEYS, cleanup=amz.CLEANUP, prune=amz.PRUNE)
+                      hcl2_block_keys=amz.HCL2_BLOCK_KEYS, cleanup=amz.CLEANUP, prune=amz.PRUNE,
+                      checks=checks)
 
 
 _EXEC = frozenset({"execute_command"})
@@ -48,7 +49,7 @@ def _post_processor(type_name: str, config: str, impl: str = "", **facts: Any) -
 
 # builders
 register(_amazon("amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.plugins.amazon.ebs:EbsBuilder",
-                 reuse="amibake.plugins.amazon.reuse:AmiReuse"))
+                 reuse="amibake.plugins.amazon.reuse:AmiReuse", checks=True))
 register(_amazon("amazon-ebssurrogate", f"{_AMZ}_surrogate:EbsSurrogateConfig"))
 register(_amazon("amazon-ebsvolume", f"{_AMZ}_ebsvolume:EbsVolumeConfig"))
 register(_amazon("amazon-chroot", f"{_AMZ}_chroot:ChrootConfig", generated=amz.CHROOT_GENERATED))

@@ -163,8 +163,9 @@ class StepContext:
         prints ``amibake: paused at <point> (pid N)`` to stderr and sleeps
         ``AMIBAKE_PAUSE_SECONDS`` (default 3600) or until the build is cancelled (Ctrl-C).
         Points: ``after-<create call>`` (``after-run-instances``, ``after-create-image``...),
-        ``wait-<what>`` inside each wait (``wait-instance-running``, ``wait-image-available``...) and
-        ``cleanup`` as the cleanup of a failed or cancelled build starts (not cut short by Ctrl-C).
+        ``wait-<what>`` inside each wait (``wait-instance-running``, ``wait-image-available``...),
+        ``run-checks`` as ``-checks`` start on the test instance, and ``cleanup`` as the cleanup of
+        a failed or cancelled build starts (not cut short by Ctrl-C).
         """
         seconds = pause_requested(point)
         if seconds is None:

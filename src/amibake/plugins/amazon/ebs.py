@@ -14,7 +14,7 @@ import uuid
 from amibake.api import BuildEnv, Hooks, Ui
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal, Journal, JournalError, now_iso
-from amibake.plugins.amazon import steps_ami, steps_instance
+from amibake.plugins.amazon import steps_ami, steps_check, steps_instance
 from amibake.plugins.amazon.artifact import AmiArtifact, generated_data
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.ec2 import Ec2Gateway
@@ -54,6 +54,7 @@ class EbsBuilder:
             ("StepModifyEBSBackedInstance", steps_ami.modify_instance),
             ("StepDeregisterAMI", steps_ami.deregister_ami),
             ("StepCreateAMI", steps_ami.create_ami),
+            ("StepTestAMI", steps_check.make_test_step(self.connector)),
             ("StepAMIRegionCopy", steps_ami.region_copy),
             ("StepEnableDeprecation", steps_ami.enable_deprecation),
             ("StepEnableDeregistrationProtection", steps_ami.enable_deregistration_protection),
@@ -90,6 +91,8 @@ class EbsBuilder:
         # an unwritable stdout/stderr loses lines, never stops a step or an undo
         ui = SturdyUi(RedactingUi(self.env.ui, self.env.secrets))
         ctx = StepContext(ui=ui, cancel=self.env.cancel, on_error=self.env.on_error, debug=self.env.debug)
+        if hooks.has_checks():
+            _refuse_untestable(c)
         gateway = Ec2Gateway(c.aws_access(), c.polling(), pause=ctx.pause)
         # a journal write that fails stops the build after its step; every undo still runs
         gateway.on_journal_error = ctx.journal_failed
@@ -138,6 +141,15 @@ class EbsBuilder:
         if left:
             ui.error("Left behind: " + ", ".join(left)
                      + f". Remove them with: amibake cleanup --run {journal.run_id}")
+
+
+def _refuse_untestable(c: EbsConfig) -> None:
+    """``-checks`` on a build that makes no AMI to launch, or names no instance type to test it on."""
+    if c.skip_create_ami:
+        raise BuildError("-checks: skip_create_ami is set, so this build makes no AMI to test")
+    if not c.instance_type:
+        raise BuildError("-checks: the test instance is launched on demand with instance_type; this build "
+                         "names only spot_instance_types")
 
 
 def mark_finished(st: BuildState, ctx: StepContext) -> None:
