@@ -226,10 +226,24 @@ def test_default_regions_and_an_interrupted_prune_is_completed_by_the_next(
     assert "Dry run: nothing was removed. 1 AMI(s) and 2 snapshot(s) would be removed" in r.stdout
     assert "left by an interrupted prune" in r.stdout
 
-    r = amibake(["prune", "--tag", "amibake:build=solo", "--keep", "1", "--yes"], aws_env, tmp_path)
+    # --template: the builds of a template (one named "solo"), by their amibake:build tag
+    (tmp_path / "t.json").write_text(json.dumps({"builders": [
+        {"type": "amazon-ebs", "name": name, "region": "us-west-2", "source_ami": "ami-785db401",
+         "instance_type": "t2.micro", "ssh_username": "u", "ami_name": f"{name}-{{{{timestamp}}}}"}
+        for name in ("solo", "other")]}))
+    stranger = ec2.register_image(Name="stranger")["ImageId"]
+    ec2.create_tags(Resources=[stranger], Tags=[{"Key": "amibake:build", "Value": "not-in-the-template"}])
+    r = amibake(["prune", "--template", "t.json", "--keep", "1", "--region", "us-west-2",
+                 "-machine-readable"], aws_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted((row[1], row[5]) for row in rows(r.stdout, "image")) == sorted(
+        [(amis[1], "remove"), (amis[2], "keep")])
+
+    r = amibake(["prune", "--tag", "amibake:build=solo", "--keep", "1", "--yes", "--region", "us-west-2"],
+                aws_env, tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     left = {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
-    assert left == {amis[2]}
+    assert left == {amis[2], stranger}
     have = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
     assert snaps[0] not in have and snaps[1] not in have and snaps[2] in have
     assert '"ev": "finished"' in (runs / "prune-killed.jsonl").read_text()
