@@ -242,3 +242,20 @@ def test_local_galaxy_and_collections(tmp_path: Path) -> None:
     inventory = [k for k in comm.uploads if "packer-provisioner-ansible-local" in k]
     assert [comm.uploads[k] for k in inventory] == [b"127.0.0.1"]
     assert stat.S_ISREG(os.stat(tmp_path / "play.yml").st_mode)
+
+
+def test_the_example_validates_with_required_plugins_ansible(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """examples/ansible.pkr.hcl names github.com/hashicorp/ansible in required_plugins: the built-in
+    provisioners satisfy it (an unknown plugin is still refused by name)."""
+    from tests.unit.test_plugins_command import cli_run
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "ansible.pkr.hcl"
+    monkeypatch.chdir(example.parent)
+    assert cli_run("validate", example.name) == (0, "The configuration is valid.\n")
+    (tmp_path / "ansible").mkdir()
+    (tmp_path / "ansible" / "playbook.yml").write_text("- hosts: all\n")
+    (tmp_path / "t.pkr.hcl").write_text(example.read_text().replace("hashicorp/ansible", "hashicorp/nope"))
+    monkeypatch.chdir(tmp_path)
+    code, out = cli_run("validate", "t.pkr.hcl")
+    assert code == 1 and 'Missing plugin: plugin "ansible" (github.com/hashicorp/nope)' in out, out
