@@ -33,6 +33,7 @@ from typing import Any
 
 from amibake.aws.access import AwsAccess
 from amibake.aws.errors import AwsError
+from amibake.errors import BuildError
 from amibake.journal import Journal, state_dir
 from amibake.plugins.amazon.ec2_base import GatewayBase
 from amibake.plugins.amazon.prune_plan import (
@@ -206,19 +207,20 @@ class Pruner:
         return replace(image, public=image.public or "all" in who,
                        shared_with=tuple(w for w in who if w != "all"))
 
-    def _snapshot_shares(self, region: str, snapshot: str, usage: Usage) -> None:
+    def _snapshot_shares(self, where: tuple[str, str]) -> list[str]:
+        """Why the snapshot (region, id) is shared: "public", "shared with ..." (none: [])."""
+        region, snapshot = where
         try:
             got = self.gw.call("describe_snapshot_attribute", region, SnapshotId=snapshot,
                                Attribute="createVolumePermission")
         except AwsError as exc:
             if exc.code in SNAPSHOT_GONE:
-                return
+                return []
             raise
         who = _permissions(got.get("CreateVolumePermissions", []))
-        if "all" in who:
-            usage.share(snapshot, "public")
-        if [w for w in who if w != "all"]:
-            usage.share(snapshot, f"shared with {', '.join(w for w in who if w != 'all')}")
+        accounts = [w for w in who if w != "all"]
+        shared = [f"shared with {', '.join(accounts)}"] if accounts else []
+        return (["public"] if "all" in who else []) + shared
 
     def decide(self, scans: Sequence[RegionScan], pending: dict[str, dict[str, str]]) -> Plan:
         """The plan over the regions read completely; launch and volume permissions are read only for
@@ -233,16 +235,19 @@ class Pruner:
                         usage.use(k, r)
         rules = Rules(keep=self.req.keep, older_than=self.req.older_than,
                       include_shared=self.req.include_shared, now=self.now)
-        first = plan(images, selected, usage, rules)
+        result = plan(images, selected, usage, rules)
         if not self.req.include_shared:
-            removed = {d.image.id for d in first.removed_images}
-            images = [self._shares(i) if i.id in removed else i for i in images]
-            second = plan(images, selected, usage, rules)
-            for d in second.snapshots:
-                self._snapshot_shares(d.region, d.id, usage)
+            # read (in parallel) only for what would otherwise be removed: sharing only keeps more
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                checked = {i.id: i for i in pool.map(self._shares, [d.image for d in result.removed_images])}
+                images = [checked.get(i.id, i) for i in images]
+                result = plan(images, selected, usage, rules)
+                places = list(dict.fromkeys([(d.region, d.id) for d in result.snapshots]
+                                            + [(r, snap) for r, snaps in pending.items() for snap in snaps]))
+                for (_, snap), reasons in zip(places, pool.map(self._snapshot_shares, places), strict=True):
+                    for reason in reasons:
+                        usage.share(snap, reason)
             result = plan(images, selected, usage, rules)
-        else:
-            result = first
         # snapshots an interrupted prune left: delete those no image uses
         users: dict[tuple[str, str], list[str]] = {}
         removing = {d.image.id for d in result.removed_images}
@@ -255,8 +260,6 @@ class Pruner:
             for snap, image_id in snaps.items():
                 if (region, snap) in done:
                     continue
-                if not self.req.include_shared:
-                    self._snapshot_shares(region, snap, usage)
                 using = users.get((region, snap), [])
                 reasons = [f"used by {', '.join(sorted(using))}"] if using else []
                 if not self.req.include_shared:
@@ -299,51 +302,62 @@ class Pruner:
     # -- acting -------------------------------------------------------------------------
 
     def act(self, result: Plan, on_line: Callable[[str, str, str, str, str], None]) -> Outcome:
-        """Deregister each image to remove, then delete its snapshots; ``on_line(kind, region, id,
-        what, detail)`` is told of each (what: removed, gone, failed)."""
+        """Deregister the images to remove, then delete the snapshots to delete (each phase in
+        parallel; a snapshot of an image that could not be deregistered is left); ``on_line(kind,
+        region, id, what, detail)`` is told of each (what: removed, gone, failed). A journal that
+        cannot be written stops the removals (nothing is removed without its intent on disk)."""
         out = Outcome()
         run_id = time.strftime("prune-%Y%m%dT%H%M%SZ-", time.gmtime()) + secrets.token_hex(3)
         journal = Journal(run_id, self.directory)
-        journal.write("started", regions=sorted({d.image.region for d in result.images}))
+        stop = threading.Event()
+
+        def write(event: str, **data: Any) -> bool:
+            try:
+                journal.write(event, **data)
+                return True
+            except OSError as exc:
+                if not stop.is_set():
+                    stop.set()
+                    out.failed.append(f"{exc.strerror or exc}; the prune stopped there")
+                return False
+
+        def remove(kind: str, region: str, rid: str, op: str, gone: frozenset[str], **params: Any) -> bool:
+            note = params.pop("note", {})
+            if stop.is_set() or not write("intent", kind=kind, region=region, id=rid, **note):
+                return False
+            doing = "Deregistering AMI" if kind == "image" else "Deleting snapshot"
+            self.say(f"{doing} {rid} ({region})...")
+            try:
+                self.gw.call(op, region, **params)
+                (out.removed_images if kind == "image" else out.deleted_snapshots).append(rid)
+                on_line(kind, region, rid, "removed", "")
+            except AwsError as exc:
+                if exc.code not in gone:
+                    out.failed.append(f"{'AMI' if kind == 'image' else 'snapshot'} {rid} ({region}): {exc}")
+                    on_line(kind, region, rid, "failed", str(exc))
+                    return False
+                out.gone.append(rid)
+                on_line(kind, region, rid, "gone", str(exc))
+            write("removed", kind=kind, region=region, id=rid)
+            return True
+
+        def deregister(d: ImageDecision) -> bool:
+            snaps = [s.id for s in result.snapshots_of(d.image.id) if s.remove]
+            return remove("image", d.image.region, d.image.id, "deregister_image", IMAGE_GONE,
+                          ImageId=d.image.id, note={"snapshots": snaps})
+
         try:
-            failed_images: set[str] = set()
-            for d in result.removed_images:
-                img = d.image
-                snaps = [s.id for s in result.snapshots_of(img.id) if s.remove]
-                journal.write("intent", kind="image", region=img.region, id=img.id, snapshots=snaps)
-                self.say(f"Deregistering AMI {img.id} ({img.region})...")
-                try:
-                    self.gw.call("deregister_image", img.region, ImageId=img.id)
-                    out.removed_images.append(img.id)
-                    on_line("image", img.region, img.id, "removed", "")
-                except AwsError as exc:
-                    if exc.code not in IMAGE_GONE:
-                        failed_images.add(img.id)
-                        out.failed.append(f"AMI {img.id} ({img.region}): {exc}")
-                        on_line("image", img.region, img.id, "failed", str(exc))
-                        continue
-                    out.gone.append(img.id)
-                    on_line("image", img.region, img.id, "gone", str(exc))
-                journal.write("removed", kind="image", region=img.region, id=img.id)
-            for s in result.deleted_snapshots:
-                if s.image_id in failed_images:
-                    continue
-                journal.write("intent", kind="snapshot", region=s.region, id=s.id, image=s.image_id)
-                self.say(f"Deleting snapshot {s.id} ({s.region})...")
-                try:
-                    self.gw.call("delete_snapshot", s.region, SnapshotId=s.id)
-                    out.deleted_snapshots.append(s.id)
-                    on_line("snapshot", s.region, s.id, "removed", "")
-                except AwsError as exc:
-                    if exc.code not in SNAPSHOT_GONE:
-                        out.failed.append(f"snapshot {s.id} ({s.region}): {exc}")
-                        on_line("snapshot", s.region, s.id, "failed", str(exc))
-                        continue
-                    out.gone.append(s.id)
-                    on_line("snapshot", s.region, s.id, "gone", str(exc))
-                journal.write("removed", kind="snapshot", region=s.region, id=s.id)
+            if not write("started", regions=sorted({d.image.region for d in result.images})):
+                raise BuildError(f"{out.failed[0]}: nothing was removed")
+            with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+                images = result.removed_images
+                done = pool.map(deregister, images)
+                left = {d.image.id for d, ok in zip(images, done, strict=True) if not ok}
+                snaps = [s for s in result.deleted_snapshots if s.image_id not in left]
+                list(pool.map(lambda s: remove("snapshot", s.region, s.id, "delete_snapshot", SNAPSHOT_GONE,
+                                               SnapshotId=s.id, note={"image": s.image_id}), snaps))
             if not out.failed:
-                journal.write("finished")
+                write("finished")
         finally:
             journal.close()
         return out
