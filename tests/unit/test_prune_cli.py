@@ -53,3 +53,50 @@ def test_pending_snapshots_of_unfinished_prunes(tmp_path: Path) -> None:
     assert pruner.pending(journals, set()) == {"r1": {"snap-2": "ami-gone"}, "r2": {"snap-3": "ami-still"}}
     pruner.settle(journals)
     assert pruner.unfinished() == []
+
+
+class _Gateway:
+    """Stands in for the session layer: answers every call, refusing to deregister ami-busy."""
+
+    region = "r1"
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, object]]] = []
+
+    def call(self, op: str, region: str, service: str = "ec2", **params: object) -> dict[str, object]:
+        from amibake.aws.errors import AwsError
+
+        self.calls.append((op, params))
+        if params.get("ImageId") == "ami-busy":
+            raise AwsError(op, "InvalidParameterValue", "the image is in use")
+        if params.get("SnapshotId") == "snap-gone":
+            raise AwsError(op, "InvalidSnapshot.NotFound", "no such snapshot")
+        return {}
+
+
+def test_a_failed_deregistration_keeps_its_snapshots_and_leaves_the_journal_unfinished(
+        tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from amibake.plugins.amazon.prune_plan import Image, Rules, Usage, plan
+
+    images = [Image(f"ami-{n}", "r1", f"n{n}", datetime(2026, 1, 1 + i), {"amibake:build": "b"},
+                    (f"snap-{n}",)) for i, n in enumerate(["busy", "ok", "gone", "new"])]
+    result = plan(images, [i.id for i in images], Usage(), Rules(keep=1, now=datetime(2026, 6, 1)))
+    gw = _Gateway()
+    lines: list[tuple[str, ...]] = []
+    pruner = Pruner(gw, Request(), lambda _: None, tmp_path)  # type: ignore[arg-type]
+    out = pruner.act(result, lambda *a: lines.append(a))
+    assert sorted(out.removed_images) == ["ami-gone", "ami-ok"]
+    assert out.deleted_snapshots == ["snap-ok"] and out.gone == ["snap-gone"]
+    assert out.failed == ["AMI ami-busy (r1): InvalidParameterValue: the image is in use"]
+    assert ("delete_snapshot", {"SnapshotId": "snap-busy"}) not in gw.calls
+    assert ("image", "r1", "ami-busy", "failed", "InvalidParameterValue: the image is in use") in lines
+    journal = next((tmp_path / "prune" / "runs").glob("*.jsonl"))
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    assert [e["ev"] for e in events if e.get("id") == "ami-busy"] == ["intent"]
+    assert [e["ev"] for e in events if e.get("id") == "snap-ok"] == ["intent", "removed"]
+    intent = next(e for e in events if e["ev"] == "intent" and e.get("id") == "ami-ok")
+    assert intent["snapshots"] == ["snap-ok"]
+    assert "finished" not in [e["ev"] for e in events]
+    assert pruner.unfinished() == [journal]
