@@ -1,0 +1,296 @@
+"""The amazon-ebs builder (``ebs.py``) in process against moto, with communicator ``none`` (no SSH):
+the step plan, the journal it writes (start, access per region, finish), the finished mark, the
+secrets it redacts, and what it says after an interruption. Written for a mutation run
+(docs/mutation.md); tests/stack/test_ebs_builder.py builds over SSH."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amibake.api import BuildEnv
+from amibake.errors import BuildError
+from amibake.journal import load_run, state_dir
+from amibake.plugins.amazon import ebs
+from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.ebs import EbsBuilder
+from amibake.steps.context import BuildCancelled, StepContext
+from tests.fakes.ec2 import CountingEc2
+from tests.unit.test_amazon_gateway_mutants import moto_url  # noqa: F401  (the module's moto fixture)
+from tests.unit.test_cleanup_mutants import Aws, aws  # noqa: F401  (an AWS account of the test's own)
+from tests.unit.test_steps_fake import make_state
+
+SOURCE_AMI = "ami-785db401"
+
+
+@dataclass
+class Ui:
+    lines: list[str] = field(default_factory=list)
+
+    def say(self, message: str) -> None:
+        self.lines.append(f"say: {message}")
+
+    def message(self, message: str) -> None:
+        self.lines.append(f"message: {message}")
+
+    def error(self, message: str) -> None:
+        self.lines.append(f"error: {message}")
+
+    def progress(self, label: str, fraction: float | None) -> None:
+        pass
+
+    def ask(self, question: str) -> str:
+        return ""
+
+
+@dataclass
+class Hooks:
+    fail: bool = False
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def provision(self, comm: Any, build_data: Mapping[str, Any]) -> None:
+        self.data = dict(build_data)
+        if self.fail:
+            raise BuildError("provisioner failed")
+
+    def cleanup_provision(self, comm: Any, build_data: Mapping[str, Any]) -> None:
+        pass
+
+    def has_checks(self) -> bool:
+        return False
+
+    def run_checks(self, comm: Any, build_data: Mapping[str, Any]) -> None:
+        raise AssertionError
+
+
+def config(**over: Any) -> EbsConfig:
+    base: dict[str, Any] = {
+        "region": "us-east-1",
+        "source_ami": SOURCE_AMI,
+        "instance_type": "t2.micro",
+        "communicator": "none",
+        "ami_name": f"ebs-{uuid.uuid4().hex[:8]}",
+        "skip_region_validation": True,
+        "aws_polling": {"delay_seconds": 1, "max_attempts": 30},
+    }
+    base.update(over)
+    return EbsConfig.model_validate(base)
+
+
+def env(ui: Ui, run_id: str = "", **kw: Any) -> BuildEnv:
+    return BuildEnv(
+        build_name="amazon-ebs.x",
+        builder_type="amazon-ebs",
+        template_dir=Path("."),
+        ui=ui,
+        run_id=run_id,
+        **kw,
+    )
+
+
+def entries(run_id: str) -> list[dict[str, Any]]:
+    path = state_dir() / "runs" / f"{run_id}.jsonl"
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in ("at", "run")}
+        for line in path.read_text().splitlines()
+    ]
+
+
+def test_the_step_plan() -> None:
+    b = EbsBuilder(config(), env(Ui()))
+    fake = CountingEc2()
+    st, _ = make_state(fake)
+    names = [s.name for s in b.steps(st)]
+    assert names == [
+        "StepPreValidate",
+        "StepSourceAMIInfo",
+        "StepNetworkInfo",
+        "StepKeyPair",
+        "StepSecurityGroup",
+        "StepIamInstanceProfile",
+        "StepCleanupVolumes",
+        "StepRunSourceInstance",
+        "StepConnect",
+        "StepProvision",
+        "StepCleanupTempKeys",
+        "StepStopEBSBackedInstance",
+        "StepModifyEBSBackedInstance",
+        "StepDeregisterAMI",
+        "StepCreateAMI",
+        "StepTestAMI",
+        "StepAMIRegionCopy",
+        "StepEnableDeprecation",
+        "StepEnableDeregistrationProtection",
+        "StepModifyAMIAttributes",
+        "StepMarkFinished",
+    ]
+    steps = b.steps(st)
+    assert steps[7].fn.__name__ == "run_source_instance" and steps[0].state is st
+    assert steps[-1].fn is ebs.mark_finished
+    spot = EbsBuilder(config(spot_price="auto"), env(Ui())).steps(st)
+    assert spot[7].name == "StepRunSpotInstance" and spot[7].fn.__name__ == "run_spot_instance"
+    assert b.connector is ebs.steps_ami.ssh_connector and b.leftovers == []
+    mine = EbsBuilder(config(), env(Ui()), connector=print)  # type: ignore[arg-type]
+    assert mine.connector is print
+
+
+def test_public_url_drops_only_a_user_and_password() -> None:
+    assert ebs._public_url("") == ""
+    assert ebs._public_url("http://127.0.0.1:5000/path") == "http://127.0.0.1:5000/path"
+    assert ebs._public_url("https://user:pw@ec2.example:8443/p?q=1") == "https://ec2.example:8443/p"
+    assert ebs._public_url("https://user@ec2.example/p") == "https://ec2.example/p"
+    assert ebs._public_url("https://:pw@ec2.example") == "https://ec2.example"
+
+
+def test_mark_finished_tags_each_regions_ami_and_snapshots() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake)
+    st.amis.update({"us-west-2": "ami-2", "us-east-1": "ami-1"})
+    st.snapshots.update({"us-east-1": ["snap-1", "snap-2"]})
+    ebs.mark_finished(st, ctx)
+    calls = [(c.args[0], list(c.args[1]), c.kwargs["region"]) for c in fake.calls]
+    assert calls == [
+        (["ami-1", "snap-1", "snap-2"], ["amibake:finished"], "us-east-1"),
+        (["ami-2"], ["amibake:finished"], "us-west-2"),
+    ]
+    stamp = fake.calls[0].args[1]["amibake:finished"]
+    from amibake.plugins.amazon.liveness import parse_time
+
+    assert stamp.endswith("Z") and parse_time(stamp) is not None
+
+
+def test_a_build_journals_its_start_access_resources_and_finish(aws: Aws) -> None:  # noqa: F811
+    ui = Ui()
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    c = config(ami_regions=["us-west-2"], ssh_password="s3cret-pw")
+    e = env(ui, run)
+    hooks = Hooks()
+    artifact = EbsBuilder(c, e).run(hooks)
+    assert artifact is not None and set(artifact.amis) == {"us-east-1", "us-west-2"}
+    assert "s3cret-pw" in e.secrets
+    assert hooks.data["SourceAMI"] == SOURCE_AMI
+    assert artifact.state_data["generated_data"]["SourceAMI"] == SOURCE_AMI
+    recs = entries(run)
+    assert recs[0] == {
+        "ev": "build-started",
+        "build": "amazon-ebs.x",
+        "region": "us-east-1",
+        "ami_name": c.ami_name,
+        "ami_regions": ["us-west-2"],
+    }
+    endpoint = os.environ["AWS_ENDPOINT_URL"]
+    assert recs[1:3] == [
+        {"ev": "access", "build": "amazon-ebs.x", "region": r, "endpoint": endpoint}
+        for r in ("us-east-1", "us-west-2")
+    ]
+    assert recs[-1] == {"ev": "finished", "build": "amazon-ebs.x", "artifacts": artifact.amis}
+    rec = load_run(state_dir() / "runs" / f"{run}.jsonl")
+    assert {r.kind for r in rec.live} == {"image", "snapshot"} and rec.dangling == []
+    ec2 = aws.ec2()
+    (img,) = ec2.describe_images(ImageIds=[artifact.amis["us-east-1"]])["Images"]
+    assert "amibake:finished" in {t["Key"] for t in img["Tags"]}
+    assert not [line for line in ui.lines if line.startswith("error: ")]
+
+
+def test_a_journal_access_names_profile_role_and_a_clean_endpoint(
+    aws: Aws,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    b = EbsBuilder(
+        config(
+            custom_endpoint_ec2="http://u:p@127.0.0.1:9/x",
+            profile="prof",
+            assume_role={"role_arn": "arn:aws:iam::1:role/r"},
+        ),
+        env(Ui(), run),
+    )
+    b._journal(run).journal.close()
+    assert entries(run)[1] == {
+        "ev": "access",
+        "build": "amazon-ebs.x",
+        "region": "us-east-1",
+        "endpoint": "http://127.0.0.1:9/x",
+        "profile": "prof",
+        "role_arn": "arn:aws:iam::1:role/r",
+    }
+    run2 = f"run-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_EC2", "http://ec2.local:1")
+    monkeypatch.setenv("AWS_PROFILE", "envprof")
+    EbsBuilder(config(), env(Ui(), run2))._journal(run2).journal.close()
+    assert entries(run2)[1] == {
+        "ev": "access",
+        "build": "amazon-ebs.x",
+        "region": "us-east-1",
+        "endpoint": "http://ec2.local:1",
+        "profile": "envprof",
+    }
+
+
+def test_an_unwritable_state_dir_stops_the_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("AMIBAKE_STATE_DIR", str(blocker))
+    with pytest.raises(BuildError) as err:
+        EbsBuilder(config(), env(Ui()))._journal("run-x")
+    assert str(err.value).startswith(
+        "cannot write the run journal (set AMIBAKE_STATE_DIR to a writable directory): "
+    )
+    with pytest.raises(BuildError):
+        EbsBuilder(config(), env(Ui()))._journal("not a valid id!")
+
+
+def test_a_failed_build_leaves_nothing_and_returns_no_artifact(aws: Aws) -> None:  # noqa: F811
+    ui = Ui()
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    b = EbsBuilder(config(), env(ui, run))
+    with pytest.raises(BuildError, match="provisioner failed"):
+        b.run(Hooks(fail=True))
+    assert b.leftovers == []
+    rec = load_run(state_dir() / "runs" / f"{run}.jsonl")
+    assert rec.live == [] and rec.finished == {}
+    assert not any("interruption" in line for line in ui.lines)
+
+
+def test_a_cancelled_build_reports_what_its_cleanup_did(aws: Aws) -> None:  # noqa: F811
+    ui = Ui()
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    e = env(ui, run)
+    e.cancel.set()
+    with pytest.raises(BuildCancelled):
+        EbsBuilder(config(), e).run(Hooks())
+    assert "say: Cleanup after the interruption: nothing had been created yet." in ui.lines
+
+
+def test_report_interrupted_lists_removed_and_left() -> None:
+    from amibake.journal import Journal
+
+    class J:
+        run_id = "run-r"
+        removed_log = ["key-pair k (us-east-1)", "security-group sg-1 (us-east-1)"]
+
+        def live(self) -> list[str]:
+            return ["instance i-1 (us-east-1)", "volume vol-1 (us-east-1)"]
+
+    ui = Ui()
+    EbsBuilder(config(), env(ui))._report_interrupted(ui, J())  # type: ignore[arg-type]
+    assert ui.lines == [
+        "say: Cleanup after the interruption removed 2 resource(s): key-pair k (us-east-1), "
+        "security-group sg-1 (us-east-1)",
+        "error: Left behind: instance i-1 (us-east-1), volume vol-1 (us-east-1). Remove them with: amibake "
+        "cleanup --run run-r",
+    ]
+    ui2 = Ui()
+    J.removed_log = []
+    J.live = lambda self: []  # type: ignore[method-assign]
+    EbsBuilder(config(), env(ui2))._report_interrupted(ui2, J())  # type: ignore[arg-type]
+    assert ui2.lines == ["say: Cleanup after the interruption: nothing had been created yet."]
+    assert Journal  # the real journal's BuildJournal has the same two members
+    assert StepContext
