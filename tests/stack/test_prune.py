@@ -180,6 +180,12 @@ def test_prune_removes_exactly_what_no_rule_keeps_and_says_why_the_rest_is_kept(
     assert f"shared with {OTHER_ACCOUNT} (--include-shared to delete)" in snap_rows[shared_snapshot][4]
     assert account(aws_env) == (before_images, before_snaps), "a dry run removed something"
 
+    shared = amibake([*ARGS, "--include-shared"], aws_env, tmp_path)
+    assert shared.returncode == 0, shared.stdout + shared.stderr
+    actions = {(r[0], r[2]): r[5] for r in rows(shared.stdout, "image")}
+    assert actions[("us-east-1", "demo-api-05")] == actions[("us-east-1", "demo-api-04")] == "remove"
+    assert {r[1]: r[3] for r in rows(shared.stdout, "snapshot")}[shared_snapshot] == "delete"
+
     done = amibake([*ARGS, "--yes"], aws_env, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     after_images, after_snaps = account(aws_env)
@@ -225,6 +231,14 @@ def test_default_regions_and_an_interrupted_prune_is_completed_by_the_next(
     assert "AMI(s) selected in us-west-2:" in r.stdout
     assert "Dry run: nothing was removed. 1 AMI(s) and 2 snapshot(s) would be removed" in r.stdout
     assert "left by an interrupted prune" in r.stdout
+
+    # --older-than: both are younger than an hour
+    r = amibake(["prune", "--tag", "amibake:build=solo", "--older-than", "1h", "--region", "us-west-2",
+                 "-machine-readable"], aws_env, tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = {row[1]: (row[5], row[6].split(" (age ")[0]) for row in rows(r.stdout, "image")}
+    assert got == {amis[1]: ("keep", "newer than --older-than 1h"),
+                   amis[2]: ("keep", "newest of build solo in us-west-2 (--keep 0 to remove it)")}
 
     # --template: the builds of a template (one named "solo"), by their amibake:build tag
     (tmp_path / "t.json").write_text(json.dumps({"builders": [
