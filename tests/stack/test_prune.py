@@ -2,8 +2,9 @@
 
 The stack's moto holds 40 AMIs in two regions (two builds of a template, ``web`` and ``api``, and
 images of no build), instances (running, stopped, terminated), launch templates with several
-versions, a launch configuration with its auto scaling group, SSM parameters in and out of
-``--ssm-path``, a public AMI, an AMI shared with another account and a snapshot shared with one.
+versions (one naming its AMI as ``resolve:ssm:``), a launch configuration with its auto scaling
+group, SSM parameters in and out of ``--ssm-path``, a public AMI, an AMI shared with another account
+and a snapshot shared with one.
 Asserted: the exact AMIs and snapshots removed (the end state in moto), each kept AMI's reason
 (the machine-readable rows), that a dry run and a second prune remove nothing, and that a prune
 interrupted between deregistering an AMI and deleting its snapshot is completed by the next.
@@ -97,6 +98,11 @@ def seed(env: dict[str, str]) -> dict[str, dict[str, str]]:
     for name in ("demo-api-04", "demo-api-03"):
         ec2w.create_launch_template_version(LaunchTemplateId=ltw_id,
                                             LaunchTemplateData={"ImageId": west[name]})
+    # a version naming its AMI through an SSM parameter (outside --ssm-path)
+    client(env, "ssm", "us-west-2").put_parameter(Name="/elsewhere/web", Value=west["demo-web-06"],
+                                                  Type="String")
+    ec2w.create_launch_template(LaunchTemplateName="via-ssm",
+                                LaunchTemplateData={"ImageId": "resolve:ssm:/elsewhere/web"})
     return ids
 
 
@@ -117,6 +123,7 @@ KEPT = {
     ("us-west-2", "demo-web-09"): "newest of build web in us-west-2",
     ("us-west-2", "demo-web-08"): "one of the newest 2",
     ("us-west-2", "demo-web-07"): "(running)",
+    ("us-west-2", "demo-web-06"): "launch template via-ssm",
     ("us-west-2", "demo-api-07"): "newest of build api in us-west-2",
     ("us-west-2", "demo-api-06"): "one of the newest 2",
     ("us-west-2", "demo-api-05"): "launch template api",
@@ -158,7 +165,7 @@ def test_prune_removes_exactly_what_no_rule_keeps_and_says_why_the_rest_is_kept(
     ids = seed(aws_env)
     selected = {(r, n) for r in REGIONS for n in ids[r] if n.startswith("demo-")}
     expected_gone = selected - set(KEPT)
-    assert len(expected_gone) == 16
+    assert len(expected_gone) == 15
     snaps_of = {}
     for region in REGIONS:
         by_id = {i["ImageId"]: i["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
@@ -195,12 +202,12 @@ def test_prune_removes_exactly_what_no_rule_keeps_and_says_why_the_rest_is_kept(
         deleted = {snaps_of[(r, n)] for r, n in expected_gone if r == region} - {shared_snapshot}
         assert before_snaps[region] - after_snaps[region] == deleted
     assert shared_snapshot in after_snaps["us-east-1"]
-    assert rows(done.stdout, "summary")[-1][:3] == ["removed", "16", "15"]
+    assert rows(done.stdout, "summary")[-1][:3] == ["removed", "15", "14"]
     journal = list((Path(aws_env["AMIBAKE_STATE_DIR"]) / "prune" / "runs").glob("*.jsonl"))
     assert len(journal) == 1
     events = [json.loads(line) for line in journal[0].read_text().splitlines()]
     assert events[-1]["ev"] == "finished"
-    assert sum(1 for e in events if e["ev"] == "intent" and e["kind"] == "image") == 16
+    assert sum(1 for e in events if e["ev"] == "intent" and e["kind"] == "image") == 15
 
     again = amibake([*ARGS, "--yes"], aws_env, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -195,10 +195,14 @@ class Pruner:
                             usage.use(value.strip(), f"SSM parameter {p['Name']} ({region})")
 
     def _ssm_value(self, region: str, name: str) -> str:
+        """The AMI a launch template's ``resolve:ssm:NAME`` names ("" when the parameter is gone; any
+        other failure makes the region unreadable: an AMI in use must not look unused)."""
         try:
             return str(self.gw.call("get_parameter", region, "ssm", Name=name)["Parameter"]["Value"])
-        except AwsError:
-            return ""
+        except AwsError as exc:
+            if exc.code == "ParameterNotFound":
+                return ""
+            raise
 
     def _shares(self, image: Image) -> Image:
         got = self.gw.call("describe_image_attribute", image.region, ImageId=image.id,
