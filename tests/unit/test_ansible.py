@@ -100,9 +100,9 @@ def test_direct_command_line_inventory_and_environment(tmp_path: Path, fake: Pat
     assert call["env"]["ANSIBLE_FORKS"] == "3" and call["env"]["FAKE_X"] == "1"
     assert call["env"]["ANSIBLE_HOST_KEY_CHECKING"] == "False"
     assert call["env"]["ANSIBLE_SSH_TRANSFER_METHOD"] == "scp"  # use_sftp false
-    assert ("say", "Not using Proxy adapter for Ansible run:\n\tUsing ssh keys from Packer communicator...") \
-        in ui.lines
-    assert ("say", "PLAY RECAP") in ui.lines  # the output, as step lines
+    not_proxy = "Not using Proxy adapter for Ansible run:\n\tUsing ssh keys from Packer communicator..."
+    assert ("message", not_proxy) in ui.lines
+    assert ("message", "PLAY RECAP") in ui.lines  # the output, as detail lines (Packer 1.6.6's ui.Message)
     assert any(m.startswith(f"Executing Ansible: {fake} -e packer_build_name=") for m in ui.of("say"))
 
 

@@ -93,7 +93,7 @@ class AnsibleProvisioner:
     def provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
         c, ui = self.config, self.env.ui
         ui.say("Provisioning with Ansible...")
-        command = c.command or find_tool("ansible-playbook")
+        command = self.env.render(c.command, build_data) if c.command else find_tool("ansible-playbook")
         if not c.skip_version_check:
             self._check_version(command)
         data = dict(build_data)
@@ -117,7 +117,7 @@ class AnsibleProvisioner:
             if use_proxy:
                 from amibake.provisioners.ansible.adapter import Adapter
 
-                ui.say("Setting up proxy adapter for Ansible....")
+                ui.message("Setting up proxy adapter for Ansible....")
                 adapter = Adapter(comm, self.user, sftp_command=c.sftp_command, local_port=c.local_port,
                                   key_type=self.key_type)
                 cleanup.append(adapter.close)
@@ -125,8 +125,8 @@ class AnsibleProvisioner:
                 priv_key_file = adapter.private_key_file
                 data["Host"], data["Port"] = "127.0.0.1", adapter.port
             else:
-                ui.say("Not using Proxy adapter for Ansible run:\n"
-                       "\tUsing ssh keys from Packer communicator...")
+                ui.message("Not using Proxy adapter for Ansible run:\n"
+                           "\tUsing ssh keys from Packer communicator...")
                 key_file = str(data.get("SSHPrivateKeyFile") or "")
                 if key_file or data.get("SSHAgentAuth"):
                     priv_key_file = key_file
@@ -224,7 +224,7 @@ class AnsibleProvisioner:
         for args, wanted in runs:
             if not wanted:
                 continue
-            self.env.ui.say("Executing Ansible Galaxy")
+            self.env.ui.message("Executing Ansible Galaxy")
             status = self._stream([galaxy, *args], env)
             if status != 0:
                 raise BuildError(
@@ -310,7 +310,8 @@ class AnsibleProvisioner:
         return text
 
     def _stream(self, argv: list[str], env: dict[str, str]) -> int:
-        """Run ``argv``, each output line as a step line (Packer's ``ui.Say``); stop it on cancel."""
+        """Run ``argv``, each output line (stdout and stderr) as a detail line, blank ones included, as
+        Packer 1.6.6 does; stop it on cancel."""
         ui = self.env.ui
         log.debug("[%s] running: %s", self.env.build_name, argv[0])
         try:
@@ -323,9 +324,8 @@ class AnsibleProvisioner:
         def pump(stream: Any) -> None:
             for raw in iter(stream.readline, b""):
                 line = raw.decode("utf-8", "replace").rstrip()
-                if line:
-                    with lock:
-                        ui.say(line)
+                with lock:
+                    ui.message(line)
 
         threads = [threading.Thread(target=pump, args=(s,), daemon=True) for s in (proc.stdout, proc.stderr)]
         for t in threads:

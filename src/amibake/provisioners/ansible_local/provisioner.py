@@ -64,18 +64,18 @@ class AnsibleLocalProvisioner:
 
     def provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
         c, ui = self.config, self.env.ui
-        ui.say("Provisioning with Ansible...")
+        ui.say("Provisioning with Ansible...")  # the rest are detail lines, as in Packer 1.6.6
         staging = self.staging_dir
         if c.playbook_dir:
-            ui.say("Uploading Playbook directory to Ansible staging directory...")
+            ui.message("Uploading Playbook directory to Ansible staging directory...")
             self._upload_dir(comm, staging, c.playbook_dir, "Error uploading playbook_dir directory")
         else:
-            ui.say("Creating Ansible staging directory...")
+            ui.message("Creating Ansible staging directory...")
             self._create_dir(comm, staging, "Error creating staging directory")
 
         playbooks: list[str] = []
         if c.playbook_file:
-            ui.say("Uploading main Playbook file...")
+            ui.message("Uploading main Playbook file...")
             dst = _join(staging, os.path.basename(c.playbook_file))
             self._upload_file(comm, dst, c.playbook_file, "Error uploading main playbook")
             playbooks.append(dst)
@@ -93,11 +93,11 @@ class AnsibleLocalProvisioner:
                 inventory = inventory_tmp
 
             if c.galaxy_file:
-                ui.say("Uploading galaxy file...")
+                ui.message("Uploading galaxy file...")
                 dst = _join(staging, os.path.basename(c.galaxy_file))
                 self._upload_file(comm, dst, c.galaxy_file, "Error uploading galaxy file")
 
-            ui.say("Uploading inventory file...")
+            ui.message("Uploading inventory file...")
             remote_inventory = _join(staging, os.path.basename(inventory))
             self._upload_file(comm, remote_inventory, inventory, "Error uploading inventory file")
         finally:
@@ -105,25 +105,25 @@ class AnsibleLocalProvisioner:
                 os.remove(inventory_tmp)
 
         if c.group_vars:
-            ui.say("Uploading group_vars directory...")
+            ui.message("Uploading group_vars directory...")
             self._upload_dir(comm, _join(staging, "group_vars"), c.group_vars,
                              "Error uploading group_vars directory")
         if c.host_vars:
-            ui.say("Uploading host_vars directory...")
+            ui.message("Uploading host_vars directory...")
             self._upload_dir(comm, _join(staging, "host_vars"), c.host_vars,
                              "Error uploading host_vars directory")
         if c.role_paths:
-            ui.say("Uploading role directories...")
+            ui.message("Uploading role directories...")
             for src in c.role_paths:
                 dst = _join(staging, "roles", os.path.basename(os.path.normpath(src)))
                 self._upload_dir(comm, dst, src, "Error uploading roles")
         if c.collection_paths:
-            ui.say("Uploading collection directories...")
+            ui.message("Uploading collection directories...")
             for src in c.collection_paths:
                 dst = _join(staging, "collections", os.path.basename(os.path.normpath(src)))
                 self._upload_dir(comm, dst, src, "Error uploading collections")
         if c.playbook_paths:
-            ui.say("Uploading additional Playbooks...")
+            ui.message("Uploading additional Playbooks...")
             playbook_dir = _join(staging, "playbooks")
             self._create_dir(comm, playbook_dir, "Error creating playbooks directory")
             for src in c.playbook_paths:
@@ -136,7 +136,7 @@ class AnsibleLocalProvisioner:
             raise BuildError(f"Error executing Ansible: {exc}") from None
 
         if c.clean_staging_directory:
-            ui.say("Removing staging directory...")
+            ui.message("Removing staging directory...")
             self._remove_dir(comm, staging)
 
     # -- steps -----------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class AnsibleLocalProvisioner:
             if playbook_dir and path.startswith(playbook_dir):
                 out.append(_join(self.staging_dir, path[len(playbook_dir):].lstrip("/")))
                 continue
-            self.env.ui.say(f"Uploading playbook file: {path}")
+            self.env.ui.message(f"Uploading playbook file: {path}")
             remote = _join(self.staging_dir, path.lstrip("/"))
             try:
                 self._create_dir(comm, _join(self.staging_dir, os.path.dirname(path).lstrip("/")), "")
@@ -199,7 +199,7 @@ class AnsibleLocalProvisioner:
 
     def _galaxy(self, comm: Communicator, args: list[str]) -> None:
         command = f"cd {self.staging_dir} && {self.galaxy_command} {' '.join(args)}"
-        self.env.ui.say(f"Executing Ansible Galaxy: {command}")
+        self.env.ui.message(f"Executing Ansible Galaxy: {command}")
         status = self._run(comm, command)
         if status != 0:
             raise BuildError(f"Non-zero exit status: {status}")
@@ -219,7 +219,7 @@ class AnsibleLocalProvisioner:
             env_vars += f" ANSIBLE_ROLES_PATH=$ANSIBLE_ROLES_PATH:{self.galaxy_roles_path}"
         command = (f"cd {self.staging_dir} && {env_vars} {self.command} {playbook}{extra} -c local "
                    f"-i {inventory}")
-        self.env.ui.say(f"Executing Ansible: {command}")
+        self.env.ui.message(f"Executing Ansible: {command}")
         status = self._run(comm, command)
         if status == 127:
             raise BuildError(f"{self.command} could not be found. Verify that it is available on the\n"
@@ -245,12 +245,12 @@ class AnsibleLocalProvisioner:
             raise BuildError(_prefixed(what, f"Error uploading {src}: {exc}")) from None
 
     def _create_dir(self, comm: Communicator, path: str, what: str) -> None:
-        self.env.ui.say(f"Creating directory: {path}")
+        self.env.ui.message(f"Creating directory: {path}")
         if self._run(comm, f"mkdir -p '{path}'") != 0:
             raise BuildError(_prefixed(what, "Non-zero exit status. See output above for more information."))
 
     def _remove_dir(self, comm: Communicator, path: str) -> None:
-        self.env.ui.say(f"Removing directory: {path}")
+        self.env.ui.message(f"Removing directory: {path}")
         if self._run(comm, f"rm -rf '{path}'") != 0:
             raise BuildError("Error removing staging directory: Non-zero exit status. See output above for "
                              "more information.")
