@@ -350,16 +350,23 @@ class Pruner:
             return remove("image", d.image.region, d.image.id, "deregister_image", IMAGE_GONE,
                           ImageId=d.image.id, note={"snapshots": snaps})
 
+        def delete(s: SnapshotDecision) -> bool:
+            return remove("snapshot", s.region, s.id, "delete_snapshot", SNAPSHOT_GONE, SnapshotId=s.id,
+                          note={"image": s.image_id})
+
         try:
             if not write("started", regions=sorted({d.image.region for d in result.images})):
                 raise BuildError(f"{out.failed[0]}: nothing was removed")
             with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-                images = result.removed_images
-                done = pool.map(deregister, images)
-                left = {d.image.id for d, ok in zip(images, done, strict=True) if not ok}
-                snaps = [s for s in result.deleted_snapshots if s.image_id not in left]
-                list(pool.map(lambda s: remove("snapshot", s.region, s.id, "delete_snapshot", SNAPSHOT_GONE,
-                                               SnapshotId=s.id, note={"image": s.image_id}), snaps))
+                try:
+                    images = result.removed_images
+                    done = pool.map(deregister, images)
+                    left = {d.image.id for d, ok in zip(images, done, strict=True) if not ok}
+                    snaps = [s for s in result.deleted_snapshots if s.image_id not in left]
+                    list(pool.map(delete, snaps))
+                except BaseException:
+                    stop.set()  # Ctrl-C: the queued removals do not start; the journal stays unfinished
+                    raise
             if not out.failed:
                 write("finished")
         finally:
