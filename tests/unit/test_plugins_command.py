@@ -23,7 +23,7 @@ EXPECTED = {
     ("builder", "null"): True,
     ("builder", "amazon-chroot"): False,
     ("builder", "amazon-ebssurrogate"): False,
-    ("builder", "amazon-ebsvolume"): False,
+    ("builder", "amazon-ebsvolume"): True,
     ("builder", "amazon-instance"): False,
     ("provisioner", "shell"): True,
     ("provisioner", "file"): True,

@@ -51,7 +51,8 @@ def _post_processor(type_name: str, config: str, impl: str = "", **facts: Any) -
 register(_amazon("amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.plugins.amazon.ebs:EbsBuilder",
                  reuse="amibake.plugins.amazon.reuse:AmiReuse", checks=True))
 register(_amazon("amazon-ebssurrogate", f"{_AMZ}_surrogate:EbsSurrogateConfig"))
-register(_amazon("amazon-ebsvolume", f"{_AMZ}_ebsvolume:EbsVolumeConfig"))
+register(_amazon("amazon-ebsvolume", f"{_AMZ}_ebsvolume:EbsVolumeConfig",
+                 "amibake.plugins.amazon.ebsvolume:EbsVolumeBuilder"))
 register(_amazon("amazon-chroot", f"{_AMZ}_chroot:ChrootConfig", generated=amz.CHROOT_GENERATED))
 register(_amazon("amazon-instance", f"{_AMZ}_instance:InstanceConfig"))
 register(PluginSpec("builder", "null", "amibake.builders.null.config:NullConfig",

@@ -16,8 +16,8 @@ The safety rules, checked for each resource at the moment it would be removed (n
   ``amibake:created`` newer than 5 refresh periods on any of its resources) and, with no
   ``--older-than``, only resources older than :data:`DEFAULT_MIN_AGE`; its AMIs and snapshots are
   kept and reported (no journal here says its build failed);
-* an AMI or snapshot carrying ``amibake:finished`` is never removed; of a finished build, exactly the
-  listed artifact AMIs and their snapshots are kept, any other image of the run is removed.
+* an AMI, snapshot or volume carrying ``amibake:finished`` is never removed; of a finished build,
+  exactly the listed artifact AMIs and their snapshots are kept, any other image of the run is removed.
 
 Removal goes in dependency order (instances, fleets, launch templates, IAM, security groups, key
 pairs, volumes, AMIs, snapshots); a resource already gone is reported as such, so running cleanup
@@ -510,7 +510,7 @@ class Cleaner:
                 if age is not None and age < self.stale:
                     return (f"its run is alive elsewhere (last heartbeat {age:.0f}s ago; stale after "
                             f"{self.stale:.0f}s)")
-        if item.kind in ("image", "snapshot"):
+        if item.kind in ("image", "snapshot", "volume"):
             tags = self._fresh_tags(item)
             if tags is not None and FINISHED_TAG in tags:
                 return f"marked {FINISHED_TAG} (a delivered artifact)"
@@ -533,12 +533,15 @@ class Cleaner:
         return (self.clock() - newest) if newest else None
 
     def _fresh_tags(self, item: Leftover) -> dict[str, str] | None:
-        """The tags of an image or snapshot now; None when it is gone."""
+        """The tags of an image, snapshot or volume now; None when it is gone."""
         def read(g: Ec2Gateway) -> dict[str, str] | None:
             try:
                 if item.kind == "image":
                     resp = g._call("describe_images", item.region or None, ImageIds=[item.id])
                     found = resp.get("Images", [])
+                elif item.kind == "volume":  # amazon-ebsvolume delivers volumes
+                    resp = g._call("describe_volumes", item.region or None, VolumeIds=[item.id])
+                    found = resp.get("Volumes", [])
                 else:
                     resp = g._call("describe_snapshots", item.region or None, SnapshotIds=[item.id])
                     found = resp.get("Snapshots", [])

@@ -1,12 +1,16 @@
 """amazon-ebsvolume configuration."""
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from pydantic import Field
 
 from amibake.config.base import CheckContext
 from amibake.config.custom_types import KeyValues, merged_tags
-from amibake.config.weak import Bool, Str, StrMap, StructList, Trilean
+from amibake.config.weak import Bool, Str, StrList, StrMap, StructList, Trilean
 from amibake.errors import Problem
 from amibake.plugins.amazon.config_access import AccessConfig
+from amibake.plugins.amazon.config_ami import SnapshotConfig
 from amibake.plugins.amazon.config_blockdev import BlockDevice, check_devices
 from amibake.plugins.amazon.config_common import (
     SPOT_NO_MODIFY,
@@ -15,6 +19,14 @@ from amibake.plugins.amazon.config_common import (
     sriov_support_field,
 )
 from amibake.plugins.amazon.config_run import RunConfig
+
+WINRM = "the WinRM communicator is not implemented yet"
+SSM = 'Session Manager connections (ssh_interface = "session_manager") are not implemented yet'
+SOCKS = "SSH through a SOCKS proxy is not implemented yet"
+
+
+def _snapshot_doc(key: str) -> str:
+    return str(SnapshotConfig.model_fields[key].description)
 
 
 class VolumeBlockDevice(BlockDevice):
@@ -36,14 +48,44 @@ class VolumeBlockDevice(BlockDevice):
     )
     snapshot_volume: Bool = Field(False, description="Create a Snapshot of this Volume.")
     snapshot_description: Str = snapshot_description_field()
+    # the plugin's SnapshotConfig, squashed into each volume (Packer's ebsvolume.BlockDevice)
+    snapshot_tags: StrMap = Field(default_factory=dict, description=_snapshot_doc("snapshot_tags"))
+    snapshot_tag: KeyValues = Field(default_factory=list, description=_snapshot_doc("snapshot_tag"))
+    snapshot_users: StrList = Field(default_factory=list, description=_snapshot_doc("snapshot_users"))
+    snapshot_groups: StrList = Field(default_factory=list, description=_snapshot_doc("snapshot_groups"))
 
     @property
     def all_tags(self) -> dict[str, str]:
         return merged_tags(self.tags, self.tag)
 
+    @property
+    def all_snapshot_tags(self) -> dict[str, str]:
+        return merged_tags(self.snapshot_tags, self.snapshot_tag)
+
 
 class EbsVolumeConfig(AccessConfig, RunConfig):
     """amazon-ebsvolume: launch an instance, provision its EBS volumes, keep the volumes."""
+
+    #: what amazon-ebs refuses of the options this builder shares with it, for the same reasons
+    unsupported: ClassVar[Mapping[str, str]] = {
+        **{key: WINRM for key in (
+            "winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",
+            "winrm_timeout", "winrm_use_ntlm", "winrm_use_ssl", "winrm_username")},
+        "windows_password_timeout": "Windows password retrieval (GetPasswordData) is not implemented yet",
+        "vault_aws_engine": "credentials from Vault's AWS secrets engine are not implemented yet",
+        "decode_authorization_messages": "decoding authorization failures through STS is not implemented yet",
+        "pause_before_ssm": SSM,
+        "session_manager_port": SSM,
+        "ssh_proxy_host": SOCKS,
+        "ssh_proxy_port": SOCKS,
+        "ssh_proxy_username": SOCKS,
+        "ssh_proxy_password": SOCKS,
+        "temporary_security_group_source_public_ip": (
+            "looking up this machine's public IP (checkip.amazonaws.com) is not implemented yet; "
+            "set temporary_security_group_source_cidrs"),
+        "block_duration_minutes": "spot blocks are retired by AWS; CreateFleet takes no block duration",
+        "spot_price_auto_product": "deprecated and ignored by Packer; remove it",
+    }
 
     ena_support: Trilean = ena_support_field()
     sriov_support: Bool = sriov_support_field()
@@ -77,12 +119,19 @@ class EbsVolumeConfig(AccessConfig, RunConfig):
         ),
     )
 
+    @property
+    def all_run_volume_tags(self) -> dict[str, str]:
+        return merged_tags(self.run_volume_tags, self.run_volume_tag)
+
     def check(self, ctx: CheckContext) -> list[Problem]:
         errs = self.check_access(ctx)
         errs += self.check_run(ctx)
         errs += check_devices(list(self.ebs_volumes), ctx, "ebs_volumes")
         if self.is_spot_instance() and (self.ena_support is True or self.sriov_support):
             errs.append(ctx.problem(SPOT_NO_MODIFY, "spot_price"))
+        if self.ssh_interface == "session_manager":
+            errs.append(ctx.problem(f'ssh_interface "session_manager" is not supported by amibake yet: {SSM}',
+                                    "ssh_interface"))
         for i, volume in enumerate(self.ebs_volumes):
             if volume.snapshot_description and not volume.snapshot_volume:
                 errs.append(

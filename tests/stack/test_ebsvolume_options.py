@@ -1,0 +1,443 @@
+"""amazon-ebsvolume options observed where they take effect.
+
+The options amazon-ebsvolume shares with amazon-ebs (access, launch, network, key pair, communicator)
+are carried out by the same steps. Their amazon-ebs effect tests (test_ebs_options.py,
+test_ebs_ssh_options.py) run here again with an amazon-ebsvolume build in place of the amazon-ebs
+one: ``make_config`` and ``EbsBuilder`` of those modules are swapped for the ebsvolume config (the same
+options, with a kept volume instead of an AMI) and :class:`EbsVolumeBuilder`, so each assertion
+observes an ebsvolume build. Tests whose assertions involve the AMI have an ebsvolume version below.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tests.stack.test_ebs_options as ebs_opts
+import tests.stack.test_ebs_ssh_options as ssh_opts
+from amibake.errors import BuildError
+from amibake.plugins.amazon.config_ebsvolume import EbsVolumeConfig
+from amibake.plugins.amazon.ebsvolume import EbsVolumeBuilder
+from amibake.plugins.amazon.ec2 import CLIENTS
+from tests.awsproxy import AwsProxy
+from tests.stack.test_ebs_builder import SOURCE_AMI, Hooks, RecUi, ec2, make_env
+from tests.stack.test_ebs_ssh_options import agent, certd, jump  # noqa: F401  (fixtures the reused tests take)
+from tests.stackkit import MotoServer, Stack
+
+pytestmark = pytest.mark.stack
+
+#: one volume the build keeps, so every build has an artifact
+KEPT = {"device_name": "/dev/sdf", "volume_size": 1, "delete_on_termination": False}
+
+
+def volume_config(stack: Stack, **over: Any) -> EbsVolumeConfig:
+    """amazon-ebs's test config (tests/stack/test_ebs_builder.py ``make_config``) as an amazon-ebsvolume
+    config: the shared options as given; the AMI options left out; launch_block_device_mappings become
+    ebs_volumes, next to a kept volume."""
+    base: dict[str, Any] = dict(
+        region="us-east-1", access_key="testing", secret_key="testing", custom_endpoint_ec2=stack.moto.url,
+        source_ami=SOURCE_AMI, instance_type="t2.micro", ssh_username=stack.sshd.user, ssh_host="127.0.0.1",
+        ssh_port=stack.sshd.port, ssh_timeout="60s", run_tags={"Name": "amibake-builder"},
+        aws_polling={"delay_seconds": 1, "max_attempts": 30},
+    )
+    base.update(over)
+    fields = {info.alias or name for name, info in EbsVolumeConfig.model_fields.items()}
+    data = {k: v for k, v in base.items() if k in fields}
+    data["ebs_volumes"] = [KEPT, *base.get("launch_block_device_mappings", [])]
+    return EbsVolumeConfig.model_validate(data)
+
+
+@pytest.fixture(autouse=True)
+def _as_ebsvolume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMIBAKE_STATE_DIR", str(tmp_path / "state"))
+    CLIENTS.clear()
+    for module in (ebs_opts, ssh_opts):
+        monkeypatch.setattr(module, "make_config", volume_config)
+        monkeypatch.setattr(module, "EbsBuilder", EbsVolumeBuilder)
+
+
+# ---- amazon-ebs's tests, on an amazon-ebsvolume build -----------------------------------------
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "run_tags")
+def test_default_instance_name(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_default_instance_name(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "pause_before_connecting", "ssh_clear_authorized_keys")
+def test_pause_and_clear_authorized_keys(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_pause_and_clear_authorized_keys(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "assume_role", "access_key", "secret_key", "region")
+def test_assume_role_signs_ec2_with_the_role(stack: Stack, moto: MotoServer,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    ebs_opts.test_assume_role_signs_ec2_with_the_role(stack, moto, monkeypatch)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "shared_credentials_file", "profile", "mfa_code")
+def test_credentials_file_profile_and_mfa(stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    ebs_opts.test_credentials_file_profile_and_mfa(stack, moto, monkeypatch, tmp_path)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "skip_credential_validation")
+def test_credentials_resolved_before_anything_is_created(stack: Stack, moto: MotoServer,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    ebs_opts.test_credentials_resolved_before_anything_is_created(stack, moto, monkeypatch)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "spot_price", "spot_instance_types",
+                    "spot_allocation_strategy", "spot_tags", "spot_tag", "fleet_tags", "fleet_tag")
+def test_spot_options_reach_the_launch_template_and_fleet(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_spot_options_reach_the_launch_template_and_fleet(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "iam_instance_profile", "skip_profile_validation")
+def test_instance_profile_is_checked_unless_skipped(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_instance_profile_is_checked_unless_skipped(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_local_tunnels", "ssh_remote_tunnels")
+def test_ssh_tunnels(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_ssh_tunnels(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_disable_agent_forwarding")
+def test_agent_forwarding_unless_disabled(stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    ebs_opts.test_agent_forwarding_unless_disabled(stack, moto, monkeypatch, tmp_path)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "skip_metadata_api_check")
+def test_instance_metadata_credentials_skipped(stack: Stack, moto: MotoServer,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    ebs_opts.test_instance_metadata_credentials_skipped(stack, moto, monkeypatch)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "communicator")
+def test_communicator_none_makes_no_key_and_no_connection(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_communicator_none_makes_no_key_and_no_connection(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_pty", "ssh_ciphers", "ssh_key_exchange_algorithms")
+def test_ssh_pty_ciphers_and_kex(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_ssh_pty_ciphers_and_kex(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_timeout", "ssh_wait_timeout")
+def test_ssh_timeout_bounds_the_wait(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_ssh_timeout_bounds_the_wait(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_private_key_file", "ssh_keypair_name")
+def test_existing_key_pair_and_private_key_file(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    ebs_opts.test_existing_key_pair_and_private_key_file(stack, moto, tmp_path)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_interface")
+def test_ssh_interface_picks_the_address(stack: Stack, moto: MotoServer) -> None:
+    ebs_opts.test_ssh_interface_picks_the_address(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_bastion_host", "ssh_bastion_port",
+                    "ssh_bastion_username", "ssh_bastion_private_key_file")
+def test_bastion_with_a_key_forwards_to_the_instance(stack: Stack, moto: MotoServer, jump: Any,  # noqa: F811
+                                                     tmp_path: Path) -> None:
+    ssh_opts.test_bastion_with_a_key_forwards_to_the_instance(stack, moto, jump, tmp_path)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_certificate_file", "ssh_bastion_certificate_file")
+def test_certificates_for_instance_and_bastion(stack: Stack, moto: MotoServer, certd: Any,  # noqa: F811
+                                               tmp_path: Path) -> None:
+    ssh_opts.test_certificates_for_instance_and_bastion(stack, moto, certd, tmp_path)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_agent_auth", "ssh_bastion_agent_auth")
+def test_agent_authenticates_to_instance_and_bastion(stack: Stack, moto: MotoServer, jump: Any,  # noqa: F811
+                                                     agent: str,  # noqa: F811
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    ssh_opts.test_agent_authenticates_to_instance_and_bastion(stack, moto, jump, agent, monkeypatch)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_file_transfer_method")
+def test_file_transfer_method(stack: Stack, moto: MotoServer, jump: Any) -> None:  # noqa: F811
+    ssh_opts.test_file_transfer_method(stack, moto, jump)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_handshake_attempts")
+def test_handshake_attempts_bound_authentication_failures(stack: Stack, moto: MotoServer) -> None:
+    ssh_opts.test_handshake_attempts_bound_authentication_failures(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_keep_alive_interval")
+def test_keep_alive_interval(stack: Stack, moto: MotoServer, jump: Any) -> None:  # noqa: F811
+    ssh_opts.test_keep_alive_interval(stack, moto, jump)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_read_write_timeout")
+def test_read_write_timeout_drops_a_silent_connection(stack: Stack, moto: MotoServer) -> None:
+    ssh_opts.test_read_write_timeout_drops_a_silent_connection(stack, moto)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_password")
+def test_password_logs_in_without_a_key_pair(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    ssh_opts.test_password_logs_in_without_a_key_pair(stack, moto, tmp_path)
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_bastion_password")
+def test_bastion_password(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    ssh_opts.test_bastion_password(stack, moto, tmp_path)
+
+
+# ---- ebsvolume versions of amazon-ebs tests whose assertions involve the AMI ------------------
+
+
+@pytest.mark.effect(
+    "builder/amazon-ebsvolume", "placement", "tenancy", "capacity_reservation_preference",
+    "capacity_reservation_id", "capacity_reservation_group_arn", "enable_nitro_enclave",
+    "enable_unlimited_credits", "run_tag",
+    "metadata_options", "ebs_optimized", "shutdown_behavior", "temporary_key_pair_bits", "instance_type",
+    "user_data", "license_specifications", "source_ami", "custom_endpoint_ec2", "ssh_host", "ssh_port",
+    "ssh_username", "temporary_iam_instance_profile_policy_document", "temporary_security_group_source_cidrs",
+)
+def test_launch_options_reach_run_instances(stack: Stack, moto: MotoServer) -> None:
+    policy = {"Version": "2012-10-17",
+              "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["*"]}]}
+    with AwsProxy(moto.url) as proxy:
+        hooks = Hooks("echo $(id -un)")
+        config = volume_config(
+            stack, custom_endpoint_ec2=proxy.url, instance_type="t2.micro",
+            placement={"host_id": "h-0123456789abcdef0", "tenancy": "host"},
+            capacity_reservation_preference="open", enable_nitro_enclave=True, enable_unlimited_credits=True,
+            license_specifications=[{"license_configuration_request": {
+                "license_configuration_arn": "arn:aws:license-manager:us-east-1:123456789012:lc/x"}}],
+            run_tag=[{"key": "Block", "value": "run"}],
+            metadata_options={"http_tokens": "required", "http_put_response_hop_limit": 2},
+            ebs_optimized=True, shutdown_behavior="terminate", temporary_key_pair_bits=3072,
+            user_data="#!/bin/sh\necho hi\n", temporary_iam_instance_profile_policy_document=policy,
+            temporary_security_group_source_cidrs=["10.1.0.0/16"],
+        )
+        EbsVolumeBuilder(config, make_env(RecUi())).run(hooks)
+        p = ebs_opts.one(proxy, "RunInstances").params
+        assert p["ImageId"] == SOURCE_AMI and p["InstanceType"] == "t2.micro"
+        assert p["Placement.Tenancy"] == "host" and p["Placement.HostId"] == "h-0123456789abcdef0"
+        assert p["CapacityReservationSpecification.CapacityReservationPreference"] == "open"
+        assert p["EnclaveOptions.Enabled"] == "true" and p["CreditSpecification.CpuCredits"] == "unlimited"
+        assert p["LicenseSpecification.1.LicenseConfigurationArn"].endswith(":lc/x")
+        assert p["EbsOptimized"] == "true" and p["InstanceInitiatedShutdownBehavior"] == "terminate"
+        assert p["MetadataOptions.HttpTokens"] == "required"
+        assert p["MetadataOptions.HttpPutResponseHopLimit"] == "2"
+        assert base64.b64decode(p["UserData"]) == b"#!/bin/sh\necho hi\n"
+        assert p["IamInstanceProfile.Name"].startswith("packer-")
+        policy_sent = ebs_opts.one(proxy, "PutRolePolicy", "iam").params["PolicyDocument"]
+        assert json.loads(policy_sent)["Statement"][0]["Action"] == ["s3:GetObject"]
+        ingress = ebs_opts.one(proxy, "AuthorizeSecurityGroupIngress").params
+        assert "10.1.0.0/16" in ingress.values() and str(stack.sshd.port) in ingress.values()
+        run = proxy.sent("RunInstances")[0]
+        assert run.tags("instance")["Block"] == "run"
+        imported = ebs_opts.one(proxy, "ImportKeyPair")
+        from cryptography.hazmat.primitives.serialization import load_ssh_public_key
+
+        key = load_ssh_public_key(base64.b64decode(imported.params["PublicKeyMaterial"]))
+        assert key.key_size == 3072  # type: ignore[union-attr]
+    # ssh_host / ssh_port / ssh_username: the provisioner ran as that user on the stack's sshd
+    assert hooks.output == [stack.sshd.user] and hooks.data["Host"] == "127.0.0.1"
+    assert hooks.data["Port"] == stack.sshd.port
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "enable_t2_unlimited", "user_data_file", "source_ami_filter",
+                    "availability_zone")
+def test_t2_unlimited_user_data_file_source_filter_and_zone(stack: Stack, moto: MotoServer,
+                                                           tmp_path: Path) -> None:
+    data = tmp_path / "user-data.sh"
+    data.write_text("#!/bin/sh\necho from-file\n")
+    with AwsProxy(moto.url) as proxy:
+        config = volume_config(
+            stack, custom_endpoint_ec2=proxy.url, enable_t2_unlimited=True, user_data_file=str(data),
+            source_ami="", source_ami_filter={"filters": {"image-id": SOURCE_AMI}, "owners": ["amazon"]},
+            availability_zone="us-east-1b",
+        )
+        EbsVolumeBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        described = proxy.sent("DescribeImages")[0].params
+        assert described["Filter.1.Name"] == "image-id" and described["Owner.1"] == "amazon"
+        p = ebs_opts.one(proxy, "RunInstances").params
+        assert p["ImageId"] == SOURCE_AMI and p["CreditSpecification.CpuCredits"] == "unlimited"
+        assert base64.b64decode(p["UserData"]) == b"#!/bin/sh\necho from-file\n"
+        assert p["Placement.AvailabilityZone"] == "us-east-1b"
+
+
+@pytest.mark.effect(
+    "builder/amazon-ebsvolume", "security_group_ids", "security_group_id", "subnet_id", "vpc_id",
+    "temporary_key_pair_name", "temporary_key_pair_type", "token", "associate_public_ip_address",
+)
+def test_network_ids_and_key_pair(stack: Stack, moto: MotoServer) -> None:
+    client = ec2(stack)
+    vpc = client.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnet = client.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+    groups = [client.create_security_group(GroupName=f"vg{i}", Description="d", VpcId=vpc)["GroupId"]
+              for i in range(2)]
+    with AwsProxy(moto.url) as proxy:
+        config = volume_config(
+            stack, custom_endpoint_ec2=proxy.url, vpc_id=vpc, subnet_id=subnet, security_group_ids=groups,
+            temporary_key_pair_name="vol-key-{{timestamp}}", temporary_key_pair_type="ed25519",
+            token="session-token-1",
+        )
+        EbsVolumeBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        run = ebs_opts.one(proxy, "RunInstances")
+        assert run.params["SubnetId"] == subnet and run.values("SecurityGroupId") == groups
+        key = ebs_opts.one(proxy, "CreateKeyPair")
+        assert key.params["KeyName"].startswith("vol-key-") and key.params["KeyType"] == "ed25519"
+        assert not proxy.sent("CreateSecurityGroup")
+        assert {r.security_token for r in proxy.requests if r.service == "ec2"} == {"session-token-1"}
+    with AwsProxy(moto.url) as proxy:
+        single = volume_config(stack, custom_endpoint_ec2=proxy.url, subnet_id=subnet,
+                               security_group_id=groups[1], associate_public_ip_address=True)
+        EbsVolumeBuilder(single, make_env(RecUi())).run(Hooks("true"))
+        p = ebs_opts.one(proxy, "RunInstances").params
+        assert p["NetworkInterface.1.AssociatePublicIpAddress"] == "true"
+        assert p["NetworkInterface.1.SubnetId"] == subnet
+        assert p["NetworkInterface.1.SecurityGroupId.1"] == groups[1]
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "vpc_filter", "subnet_filter", "security_group_filter")
+def test_vpc_subnet_and_security_group_filters(stack: Stack, moto: MotoServer) -> None:
+    client = ec2(stack)
+    vpc = client.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    client.create_tags(Resources=[vpc], Tags=[{"Key": "Name", "Value": "vol-vpc"}])
+    small = client.create_subnet(VpcId=vpc, CidrBlock="10.8.1.0/28")["Subnet"]["SubnetId"]
+    big = client.create_subnet(VpcId=vpc, CidrBlock="10.8.2.0/24")["Subnet"]["SubnetId"]
+    client.create_tags(Resources=[small, big], Tags=[{"Key": "Role", "Value": "vol"}])
+    group = client.create_security_group(GroupName="vol-ssh", Description="ssh", VpcId=vpc)["GroupId"]
+    client.create_tags(Resources=[group], Tags=[{"Key": "Role", "Value": "vol"}])
+    with AwsProxy(moto.url) as proxy:
+        ui = RecUi()
+        config = volume_config(
+            stack, custom_endpoint_ec2=proxy.url, vpc_filter={"filters": {"tag:Name": "vol-vpc"}},
+            subnet_filter={"filters": {"tag:Role": "vol"}, "most_free": True},
+            security_group_filter={"filters": {"tag:Role": "vol"}},
+        )
+        EbsVolumeBuilder(config, make_env(ui)).run(Hooks("true"))
+        assert f"    Found VPC ID: {vpc}" in ui.lines and f"    Found Subnet ID: {big}" in ui.lines
+        run = ebs_opts.one(proxy, "RunInstances")
+        assert run.params["SubnetId"] == big and run.values("SecurityGroupId") == [group]
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "disable_stop_instance")
+def test_disable_stop_instance_leaves_the_stop_to_the_template(stack: Stack, moto: MotoServer) -> None:
+    class StopsItself(Hooks):
+        def provision(self, comm: Any, build_data: Any) -> None:
+            ec2(stack).stop_instances(InstanceIds=[build_data["ID"]])
+
+    with AwsProxy(moto.url) as proxy:
+        ui = RecUi()
+        config = volume_config(stack, custom_endpoint_ec2=proxy.url, disable_stop_instance=True)
+        EbsVolumeBuilder(config, make_env(ui)).run(StopsItself("true"))
+        assert not proxy.sent("StopInstances")
+        assert "==> Automatic instance stop disabled. Please stop instance manually." in ui.lines
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "max_retries")
+def test_max_retries_bounds_the_attempts_of_a_throttled_call(stack: Stack, moto: MotoServer) -> None:
+    with ebs_opts.ThrottleFirst(moto.url, first=3) as proxy:
+        config = volume_config(stack, custom_endpoint_ec2=proxy.url, max_retries=2)
+        with pytest.raises(BuildError, match="RequestLimitExceeded"):
+            EbsVolumeBuilder(config, make_env(RecUi())).run(Hooks("true"))
+        first = proxy.requests[0]
+        assert [(r.action, r.status) for r in proxy.requests] == [(first.action, 503)] * 3
+    with ebs_opts.ThrottleFirst(moto.url, first=3) as proxy:
+        config = volume_config(stack, custom_endpoint_ec2=proxy.url, max_retries=3)
+        assert EbsVolumeBuilder(config, make_env(RecUi())).run(Hooks("true")) is not None
+        assert [(r.action, r.status) for r in proxy.requests[:4]] == [
+            (first.action, 503), (first.action, 503), (first.action, 503), (first.action, 200)]
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "aws_polling")
+def test_aws_polling_bounds_the_waits(stack: Stack, moto: MotoServer) -> None:
+    """The instance stays pending for a minute: 3 attempts 1 s apart give up; pending for 3 s,
+    4 attempts 2 s apart wait it out."""
+    with AwsProxy(moto.url, delays={"instance_pending": 60}) as proxy:
+        config = volume_config(stack, custom_endpoint_ec2=proxy.url,
+                               aws_polling={"delay_seconds": 1, "max_attempts": 3})
+        with pytest.raises(BuildError, match=r"gave up waiting for instance .*\(3 attempts, 1s apart"):
+            EbsVolumeBuilder(config, make_env(RecUi())).run(Hooks("true"))
+    with AwsProxy(moto.url, delays={"instance_pending": 3}) as proxy:
+        config = volume_config(stack, custom_endpoint_ec2=proxy.url,
+                               aws_polling={"delay_seconds": 2, "max_attempts": 4})
+        assert EbsVolumeBuilder(config, make_env(RecUi())).run(Hooks("true")) is not None
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "insecure_skip_tls_verify")
+def test_insecure_skip_tls_verify(stack: Stack, moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.tlsfront import TlsFront
+
+    for name in ("AWS_CA_BUNDLE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with AwsProxy(moto.url) as proxy, TlsFront(proxy.url) as front:
+        with pytest.raises(BuildError, match="certificate verify failed"):
+            EbsVolumeBuilder(volume_config(stack, custom_endpoint_ec2=front.url),
+                             make_env(RecUi())).run(Hooks("true"))
+        assert proxy.requests == []
+        config = volume_config(stack, custom_endpoint_ec2=front.url, insecure_skip_tls_verify=True)
+        assert EbsVolumeBuilder(config, make_env(RecUi())).run(Hooks("true")) is not None
+        assert front.handshakes >= 1
+        ebs_opts.one(proxy, "RunInstances")
+
+
+@pytest.mark.effect("builder/amazon-ebsvolume", "ssh_bastion_interactive")
+def test_bastion_interactive_asks_on_the_terminal(stack: Stack, moto: MotoServer, tmp_path: Path) -> None:
+    """`amibake build` of an amazon-ebsvolume template with a pseudo-terminal as standard input: the
+    bastion's keyboard-interactive question is asked there and the typed answer, not echoed, goes to
+    the bastion (test_ebs_ssh_options.py's amazon-ebs test, with this builder)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    user = stack.sshd.user
+    builder: dict[str, Any] = {
+        "type": "amazon-ebsvolume", "region": "us-east-1", "source_ami": SOURCE_AMI,
+        "instance_type": "t2.micro", "ssh_username": user, "ssh_host": "127.0.0.1",
+        "ssh_port": stack.sshd.port, "ssh_timeout": "60s", "ebs_volumes": [KEPT],
+        "ssh_bastion_host": "127.0.0.1", "ssh_bastion_username": user,
+        "ssh_bastion_password": "not-the-code", "ssh_bastion_interactive": True,
+    }
+    questions = (("Verification code: ", "424242"),)
+    with ssh_opts.SshServerEmulation(user=user, workdir=tmp_path, questions=questions, forward=True) as emu:
+        builder["ssh_bastion_port"] = emu.port
+        path = tmp_path / "template.json"
+        path.write_text(json.dumps({"builders": [builder], "provisioners": [
+            {"type": "shell", "inline": ["echo via-interactive-bastion"]}]}))
+        env = {**os.environ, **stack.env(), "AMIBAKE_STATE_DIR": str(tmp_path / "state")}
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.Popen([sys.executable, "-m", "amibake", "build", str(path)], stdin=slave,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+            os.close(slave)
+            seen = b""
+            deadline = time.monotonic() + 90
+            while b"Verification code: " not in seen:
+                assert proc.poll() is None and time.monotonic() < deadline, seen
+                if select.select([master], [], [], 0.5)[0]:
+                    seen += os.read(master, 4096)
+            os.write(master, b"424242\n")
+            out, _ = proc.communicate(timeout=120)
+            while select.select([master], [], [], 0)[0]:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        finally:
+            os.close(master)
+        text = out.decode("utf-8", "replace")
+        assert proc.returncode == 0, text
+        assert "via-interactive-bastion" in text and "EBS Volumes were created:" in text
+        assert b"424242" not in seen
+        assert ("keyboard-interactive", user, True) in emu.events
+        assert ("direct-tcpip", "127.0.0.1", stack.sshd.port) in emu.events
