@@ -12,6 +12,8 @@ import json
 import os
 import stat
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -47,7 +49,10 @@ rec = {{"argv": args, "files": files,
        "env": {{k: v for k, v in os.environ.items() if k.startswith(("ANSIBLE", "FAKE"))}}}}
 with open(os.environ["FAKE_RECORD"], "a") as f:
     f.write(json.dumps(rec) + "\\n")
-print("PLAY RECAP")
+print("PLAY RECAP", flush=True)
+if os.environ.get("FAKE_SLEEP"):
+    import time
+    time.sleep(float(os.environ["FAKE_SLEEP"]))
 sys.exit(int(os.environ.get("FAKE_STATUS", "0")))
 '''
 
@@ -161,6 +166,16 @@ def test_failed_play_and_missing_ansible(tmp_path: Path, fake: Path, monkeypatch
     monkeypatch.setattr(sys, "executable", str(tmp_path / "nowhere" / "python"))
     with pytest.raises(BuildError, match=r"ansible-playbook was not found .* 'amibake\[ansible\]'"):
         ansible(tmp_path, fake, command="").provision(None, BUILD_DATA)  # type: ignore[arg-type]
+
+
+def test_cancel_stops_ansible(tmp_path: Path, fake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_SLEEP", "60")
+    prov = ansible(tmp_path, fake, skip_version_check=True)
+    threading.Timer(0.5, prov.env.cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(BuildError, match="cancelled while running Ansible"):
+        prov.provision(None, BUILD_DATA)  # type: ignore[arg-type]
+    assert time.monotonic() - started < 30
 
 
 @pytest.mark.effect("provisioner/ansible", "galaxy_file", "galaxy_command", "galaxy_force_install",

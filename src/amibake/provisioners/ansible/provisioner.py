@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -335,7 +336,10 @@ class AnsibleProvisioner:
         def watch() -> None:
             while not stop.wait(0.2):
                 if self.env.cancel.is_set():
-                    proc.terminate()
+                    try:  # ansible-playbook and its ssh processes: its own process group
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    except OSError:
+                        pass
                     return
 
         watcher = threading.Thread(target=watch, daemon=True)
