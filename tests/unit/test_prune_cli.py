@@ -100,3 +100,51 @@ def test_a_failed_deregistration_keeps_its_snapshots_and_leaves_the_journal_unfi
     assert intent["snapshots"] == ["snap-ok"]
     assert "finished" not in [e["ev"] for e in events]
     assert pruner.unfinished() == [journal]
+
+
+class _Account(_Gateway):
+    """Two regions: r-bad cannot be read; r-good holds two AMIs of build b."""
+
+    def __init__(self, access: object = None) -> None:
+        super().__init__()
+
+    def call(self, op: str, region: str, service: str = "ec2", **params: object) -> dict[str, object]:
+        from amibake.aws.errors import AwsError
+
+        if region == "r-bad":
+            raise AwsError(op, "UnauthorizedOperation", "not allowed here")
+        if op == "describe_images":
+            return {"Images": [
+                {"ImageId": f"ami-{n}", "Name": f"b-{n}", "CreationDate": f"2026-01-0{n}T00:00:00.000Z",
+                 "State": "available", "Tags": [{"Key": "amibake:build", "Value": "b"}],
+                 "BlockDeviceMappings": [{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": f"snap-{n}"}}]}
+                for n in (1, 2)]}
+        return super().call(op, region, service, **params)
+
+    def pages(self, op: str, region: str, service: str = "ec2", **params: object) -> list[dict[str, object]]:
+        return [self.call(op, region, service, **params)]
+
+
+def test_a_region_that_cannot_be_read_is_left_alone_and_the_exit_status_is_1(
+        tmp_path: Path, monkeypatch: object, capsys: object) -> None:
+    import amibake.plugins.amazon.prune as prune_module
+    from amibake.ui.console import Console
+
+    made: list[_Account] = []
+
+    def gateway(access: object) -> _Account:
+        made.append(_Account())
+        return made[-1]
+
+    monkeypatch.setattr(prune_module, "PruneGateway", gateway)  # type: ignore[attr-defined]
+    monkeypatch.setenv("AMIBAKE_STATE_DIR", str(tmp_path))  # type: ignore[attr-defined]
+    status = prune_module.prune(Console(color=False), names=("b-*",), regions=("r-bad", "r-good"), keep=1,
+                                yes=True)
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert status == 1
+    assert "r-bad: not pruned, cannot read it: UnauthorizedOperation: not allowed here" in out
+    calls = made[0].calls
+    assert ("deregister_image", {"ImageId": "ami-1"}) in calls
+    assert ("delete_snapshot", {"SnapshotId": "snap-1"}) in calls
+    assert not any(p.get("ImageId") == "ami-2" for op, p in calls if op == "deregister_image")
+    assert "Removed 1 AMI(s) and 1 snapshot(s); 0 already gone, 0 failed." in out
