@@ -449,7 +449,7 @@ def prune(console: Any, **options: Any) -> int:
     searched = [s.region for s in scans if s.selected]
     if not result.images and not result.snapshots:
         ui.say("No AMI matches the selection" + (f" in {', '.join(regions)}." if request.regions else "."))
-        console.machine_line("prune", "summary", "0", "0", "0", "0")
+        console.machine_line("prune", "summary", "nothing", "0", "0", str(gw.calls))
         return 1 if failed else 0
     ui.say(f"{len(result.images)} AMI(s) selected in {', '.join(searched) or 'no region'}: "
            f"{len(result.removed_images)} to remove, {len(result.images) - len(result.removed_images)} kept")
