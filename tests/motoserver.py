@@ -1,4 +1,5 @@
-"""The stack's moto server, with an emulation of AMI tagging on creation, which moto 5.2 lacks
+"""The stack's moto server, with an emulation of AMI tagging on creation, which moto 5.2 lacks, and of
+VM Import (``tests/vmimport_emulation.py``)
 (test code only; run as a script with ``python -m moto.server``'s arguments).
 
 AWS documents ``TagSpecifications`` of CreateImage and CopyImage (EC2 API reference) as: "The tags
@@ -83,6 +84,18 @@ def install() -> None:
 
     AmiBackend.create_image = create_image  # type: ignore[method-assign]
     AmisResponse.copy_image = copy_image  # type: ignore[method-assign]
+
+    # VM Import, which moto lacks (tests/vmimport_emulation.py)
+    import importlib.util
+    import pathlib
+
+    spec = importlib.util.spec_from_file_location(
+        "vmimport_emulation", pathlib.Path(__file__).with_name("vmimport_emulation.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    module.install()
 
 
 def main(argv: list[str] | None = None) -> None:

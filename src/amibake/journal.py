@@ -47,9 +47,11 @@ KINDS = (
     "iam-role",
     "security-group",
     "key-pair",
+    "import-task",
     "volume",
     "image",
     "snapshot",
+    "s3-object",
 )
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

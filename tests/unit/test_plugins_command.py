@@ -32,7 +32,7 @@ EXPECTED = {
     ("provisioner", "ansible-local"): True,
     ("provisioner", "powershell"): False,
     ("post-processor", "manifest"): True,
-    ("post-processor", "amazon-import"): False,
+    ("post-processor", "amazon-import"): True,
     ("datasource", "amazon-ami"): True,
     ("datasource", "http"): True,
     ("datasource", "null"): True,
@@ -125,20 +125,29 @@ def refuse(self, *args, **kwargs):
     raise RuntimeError("an AWS request was made")
 
 botocore.endpoint.Endpoint.make_request = refuse
+if len(sys.argv) > 3 and sys.argv[2] == "--validate-only":  # a runnable type made validate-only
+    import dataclasses
+    from amibake import registry
+    registry._ensure_loaded()
+    kind, _, name = sys.argv[3].partition("/")
+    registry._REGISTRY[(kind, name)] = dataclasses.replace(registry._REGISTRY[(kind, name)], impl="")
+    del sys.argv[2:4]
 from amibake.cli.main import main
 main(sys.argv[2:])
 """
 
 
-def build(tmp_path: Path, template: str, *args: str) -> tuple[subprocess.CompletedProcess[str], float, Path]:
+def build(tmp_path: Path, template: str, *args: str,
+          validate_only: str = "") -> tuple[subprocess.CompletedProcess[str], float, Path]:
     state = tmp_path / "state"
     calls = tmp_path / "aws-calls"
     env = {**os.environ, "AMIBAKE_NO_SERVER": "1", "AMIBAKE_STATE_DIR": str(state), "TMPDIR": str(tmp_path),
            "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true"}
     start = time.monotonic()
-    r = subprocess.run([sys.executable, "-c", _RUN, str(calls), "build", *args, template], cwd=tmp_path,
-                       env=env, capture_output=True, text=True, timeout=120)
+    patch = ["--validate-only", validate_only] if validate_only else []
+    r = subprocess.run([sys.executable, "-c", _RUN, str(calls), *patch, "build", *args, template],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     elapsed = time.monotonic() - start
     assert not calls.exists(), "an AWS request was attempted"
     assert not state.exists() or not any(state.rglob("*")), "a build journal was started"
@@ -220,13 +229,13 @@ def test_build_refuses_every_validate_only_block_of_the_selected_builds(
 
 
 def test_build_refuses_a_validate_only_post_processor(tmp_path: Path) -> None:
-    doc = {"builders": [ebs()],
-           "post-processors": [{"type": "amazon-import", "s3_bucket_name": "b", "region": "us-east-1"}]}
+    """Every post-processor type runs now: the refusal is shown with manifest's spec made validate-only."""
+    doc = {"builders": [ebs()], "post-processors": [{"type": "manifest"}]}
     (tmp_path / "t.json").write_text(json.dumps(doc, indent=2))
-    r, _, _ = build(tmp_path, "t.json")
+    r, _, _ = build(tmp_path, "t.json", validate_only="post-processor/manifest")
     assert r.returncode == 1, r.stdout + r.stderr
     assert "post-processors[0]" in r.stderr
-    assert f'post-processor type "amazon-import" {MESSAGE}' in r.stderr
+    assert f'post-processor type "manifest" {MESSAGE}' in r.stderr
 
 
 @pytest.mark.parametrize("kind", ["provisioners", "error-cleanup-provisioner"])

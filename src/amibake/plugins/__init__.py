@@ -77,7 +77,9 @@ register(_post_processor("compress", "CompressConfig", "CompressPostProcessor", 
 register(_post_processor("shell-local", "ShellLocalPostProcessorConfig", "ShellLocalPostProcessor",
                          late_keys=_EXEC))
 register(PluginSpec("post-processor", "amazon-import",
-                    "amibake.plugins.amazon.amazon_import.config:AmazonImportConfig", plugin=amz.PLUGIN))
+                    "amibake.plugins.amazon.amazon_import.config:AmazonImportConfig",
+                    "amibake.plugins.amazon.amazon_import.postprocessor:AmazonImportPostProcessor",
+                    plugin=amz.PLUGIN, late_keys=frozenset({"s3_key_name"})))
 register(_post_processor("artifice", "ArtificeConfig", "ArtificePostProcessor"))
 register(_post_processor("amibake-ssm-parameter", "SsmParameterConfig", "SsmParameterPostProcessor"))
 register(_post_processor("amibake-launch-template", "LaunchTemplateConfig", "LaunchTemplatePostProcessor"))

@@ -390,8 +390,8 @@ class Cleaner:
                     return []
                 raise
             return [str(k["KeyName"]) for k in resp.get("KeyPairs", [])]
-        if kind in ("iam-role", "iam-instance-profile"):
-            return [name]
+        if kind in ("iam-role", "iam-instance-profile", "s3-object"):
+            return [name]  # removing one that does not exist is harmless
         if kind == "security-group":
             return gw.security_group_by_name(name, region)
         if kind == "instance":
@@ -610,6 +610,13 @@ class Cleaner:
             gw.deregister_image(rid, r)
         elif item.kind == "snapshot":
             gw.delete_snapshot(rid, r)
+        elif item.kind == "import-task":
+            task = gw.import_task(rid, r)
+            if task is None or task.status in ("deleted", "deleting"):
+                return True
+            gw.cancel_import(rid, r)  # or, completed, what it made unless delivered (amibake:finished)
+        elif item.kind == "s3-object":
+            gw.delete_object(rid, r)
         elif item.kind == "spot-request":
             gw._call("cancel_spot_instance_requests", r, SpotInstanceRequestIds=[rid])
         else:

@@ -12,6 +12,7 @@ import urllib.parse
 import uuid
 
 from amibake.api import BuildEnv, Hooks, Ui
+from amibake.aws.access import AwsAccess
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal, Journal, JournalError, now_iso
 from amibake.plugins.amazon import steps_ami, steps_check, steps_instance
@@ -68,13 +69,7 @@ class EbsBuilder:
             journal = Journal(run_id).for_build(self.env.build_name)
             c = self.config
             journal.started(region=c.region, ami_name=c.ami_name, ami_regions=list(c.ami_regions))
-            access = c.aws_access()
-            endpoint = _public_url(access.endpoint_ec2 or os.environ.get("AWS_ENDPOINT_URL_EC2", "")
-                                   or os.environ.get("AWS_ENDPOINT_URL", ""))
-            profile = access.profile or os.environ.get("AWS_PROFILE", "")
-            role = access.assume_role.role_arn if access.assume_role else ""
-            for region in dict.fromkeys([c.region, *c.ami_regions]):
-                journal.access(region, endpoint=endpoint, profile=profile, role_arn=role)
+            record_access(journal, c.aws_access(), [c.region, *c.ami_regions])
         except (OSError, ValueError) as exc:
             raise BuildError(
                 f"cannot write the run journal (set AMIBAKE_STATE_DIR to a writable directory): {exc}"
@@ -159,6 +154,17 @@ def mark_finished(st: BuildState, ctx: StepContext) -> None:
     stamp = {FINISHED_TAG: now_iso()}
     for region, ami in sorted(st.amis.items()):
         st.ec2.create_tags([ami, *st.snapshots.get(region, [])], stamp, region)
+
+
+def record_access(journal: BuildJournal, access: AwsAccess, regions: list[str]) -> None:
+    """Journal, per region, the endpoint and the profile or role a run reaches AWS through (never a
+    credential), so that ``amibake cleanup`` talks to the same endpoint as the run did."""
+    endpoint = _public_url(access.endpoint_ec2 or os.environ.get("AWS_ENDPOINT_URL_EC2", "")
+                           or os.environ.get("AWS_ENDPOINT_URL", ""))
+    profile = access.profile or os.environ.get("AWS_PROFILE", "")
+    role = access.assume_role.role_arn if access.assume_role else ""
+    for region in dict.fromkeys(regions):
+        journal.access(region, endpoint=endpoint, profile=profile, role_arn=role)
 
 
 def _public_url(url: str) -> str:

@@ -48,6 +48,7 @@ from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2_base import OWNER_TAGS, NotOurs
 from amibake.plugins.amazon.ec2_discovery import DiscoveryCalls
 from amibake.plugins.amazon.ec2_iam import IamCalls
+from amibake.plugins.amazon.ec2_import import ImportCalls
 from amibake.plugins.amazon.records import (
     BlockDevice,
     Image,
@@ -172,7 +173,7 @@ class _Planned:
 # the gateway
 
 
-class Ec2Gateway(IamCalls, DiscoveryCalls):
+class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
     """EC2 and IAM calls for one build, through the process's shared clients (``CLIENTS``)."""
 
     # -- images ---------------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """The ``amazon-import`` post-processor's options.
 ``keep_input_artifact`` and ``only``/``except`` are handled by the core."""
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from pydantic import Field
 
 from amibake.config.base import CheckContext
@@ -11,6 +14,12 @@ from amibake.plugins.amazon.config_access import AccessConfig
 
 class AmazonImportConfig(AccessConfig):
     """amazon-import: import an OVA/VMDK/VHD/raw image into an AMI."""
+
+    #: what the amazon builders refuse of the access options, for the same reasons
+    unsupported: ClassVar[Mapping[str, str]] = {
+        "vault_aws_engine": "credentials from Vault's AWS secrets engine are not implemented yet",
+        "decode_authorization_messages": "decoding authorization failures through STS is not implemented yet",
+    }
 
     s3_bucket_name: Str = Field("", description="The S3 bucket to upload the image to before importing.")
     s3_key_name: Str = Field(
