@@ -5,12 +5,18 @@ moto flips every state at once. Here a state-delaying layer in front of it (``Em
 AWS timings (``RANGES``; sources in bench/FINDINGS.md), and an ``SshGate`` in front of sshd refuses
 connections until the instance has been running for a drawn "SSH ready" time.
 
-Scale: ``scale`` multiplies every drawn duration and both tools' polling clocks:
-AWS_POLL_DELAY_SECONDS = 15 * scale for both (Packer 1.6.6 reads it as a whole number of seconds,
-so 15 * scale must be an integer: scales 1, 1/15, 2/15 ...), and amibake's absolute constants
-through ``bench/amibake_scaled.py``. The SSH connect retry of either tool cannot be scaled (Packer's
-is a fixed 5 s), so the SSH gate is used only at scale 1 unless ``ssh_delay`` says otherwise; every
-table states the scale and whether SSH start-up was emulated.
+Scale: ``scale`` multiplies every drawn duration and both tools' polling clocks. Packer's through
+AWS_POLL_DELAY_SECONDS = 15 * scale (Packer 1.6.6 reads it as a whole number of seconds, so 15 * scale
+must be an integer: scales 1, 1/15, 2/15 ...). amibake's through AMIBAKE_POLL_SCALE = scale, its
+benchmark-only clock hook (``pollschedule.clock_scale``): it multiplies Packer's delay, the priors of
+its poll planner and its progress timing, and, unlike AWS_POLL_DELAY_SECONDS, it does not make the
+polling explicit, so the planner stays on (an explicit delay would give Packer's fixed schedule).
+At scale 1 AMIBAKE_POLL_SCALE=1 is still set: it tells amibake the loopback endpoint emulates AWS's
+timings (a non-AWS endpoint otherwise keeps a short backoff). amibake's bench state dir is kept for
+the whole run, so its poll history (``pollhistory``) learns from the run's earlier builds, as it
+would on a machine that builds often. The SSH connect retry of either tool cannot be scaled
+(Packer's is a fixed 5 s), so the SSH gate is used only at scale 1 unless ``ssh_delay`` says
+otherwise; every table states the scale and whether SSH start-up was emulated.
 
 Seed: build ``i`` of either tool sees the same drawn durations (``draw(seed, i, kind, n)``).
 Lag = the moment a Describe answer (or, for SSH, an accepted connection) first showed the tool the
@@ -23,7 +29,6 @@ import random
 import re
 import socket
 import statistics
-import sys
 import threading
 import time
 from collections import Counter
@@ -57,6 +62,7 @@ WAITS = {
     ("ssh", "open"): "SSH ready",
     ("i-", "stopped"): "instance stopped",
     ("ami-", "available"): "image available",
+    ("copy", "available"): "copy available",
     ("i-", "terminated"): "instance terminated",
 }
 
@@ -242,7 +248,8 @@ class BuildResult:
     index: int
     wall: float
     calls: list[str]
-    lags: dict[str, float]
+    #: wait label -> the lag of each wait of that kind in the build (a copy template has several)
+    lags: dict[str, list[float]]
     durations: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -250,18 +257,19 @@ class BuildResult:
         return sum(1 for a in self.calls if a.startswith("Describe"))
 
 
-def lags_of(proxy: EmulatedAws, source_ami: str, gate: SshGate | None) -> dict[str, float]:
-    out: dict[str, float] = {}
+def lags_of(proxy: EmulatedAws, source_ami: str, gate: SshGate | None) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {}
     for rid, states in proxy.ready_at.items():
         if rid == source_ami:
             continue
         for state, ready in states.items():
-            label = next((v for (p, s), v in WAITS.items() if rid.startswith(p) and s == state), None)
+            kind = "copy" if rid in proxy._copies else rid
+            label = next((v for (p, s), v in WAITS.items() if kind.startswith(p) and s == state), None)
             seen = proxy.first_seen_ready.get(rid, {}).get(state)
             if label and seen is not None:
-                out[label] = seen - ready
+                out.setdefault(label, []).append(seen - ready)
     if gate is not None and gate.opened_at is not None and gate.first_accept is not None:
-        out["SSH ready"] = gate.first_accept - gate.opened_at
+        out["SSH ready"] = [gate.first_accept - gate.opened_at]
     return out
 
 
@@ -272,15 +280,16 @@ def p90(xs: Sequence[float]) -> float:
 
 
 def run_realistic(
-    b: Any, builds: int, scale: float, seed: int, ssh_delay: str, notes: list[str]
+    b: Any, builds: int, scale: float, seed: int, ssh_delay: str, notes: list[str],
+    template: str = "basic.json",
 ) -> str:
-    """``builds`` basic.json builds per tool, alternating; returns the markdown section."""
-    from run import ROOT, SOURCE_AMI, TOOLS, BuildFailed
+    """``builds`` builds of ``template`` per tool, alternating; returns the markdown section.
+    ``template``: a baseline template's name, or a path (``bench/templates/copy3.json``)."""
+    from run import SOURCE_AMI, TOOLS, BuildFailed
 
     frac = check_scale(scale)
     gate_on = ssh_delay == "on" or (ssh_delay == "auto" and frac == 1)
     delay = str(int(frac * PACKER_DELAY))
-    amibake_exe = [sys.executable, str(ROOT / "bench" / "amibake_scaled.py")]
     gate = SshGate(b.stack.sshd.port) if gate_on else None
     results: dict[str, list[BuildResult]] = {t: [] for t in TOOLS}
     t_start = time.monotonic()
@@ -295,9 +304,14 @@ def run_realistic(
                     if gate is not None:
                         gate.open_at(ready + float(frac) * draw(seed, i, "ssh_ready", 0))
 
-                env = {"AWS_POLL_DELAY_SECONDS": delay}
                 if tool == "amibake":
-                    env["AMIBAKE_BENCH_TIME_SCALE"] = str(float(frac))
+                    env = {"AMIBAKE_POLL_SCALE": repr(float(frac))}
+                else:
+                    env = {"AWS_POLL_DELAY_SECONDS": delay}
+                    if Path(template).name != "basic.json":
+                        # setting the delay drops Packer's AMI waiters from 120 attempts to the SDK's
+                        # 40, shorter than a scaled copy; 120 is what they have with nothing set
+                        env["AWS_MAX_ATTEMPTS"] = "120"
                 for attempt in range(3):
                     if gate is not None:
                         gate.arm()
@@ -306,9 +320,8 @@ def run_realistic(
                         proxy.settled(SOURCE_AMI)
                         try:
                             run = b._build(
-                                tool, "basic.json", endpoint=proxy.url, env=env,
+                                tool, template, endpoint=proxy.url, env=env,
                                 ssh_port=gate.port if gate is not None else None,
-                                exe=amibake_exe if tool == "amibake" else (),
                             )
                         except BuildFailed as exc:
                             if attempt == 2:
@@ -324,14 +337,14 @@ def run_realistic(
                 print(
                     f"  emulated AWS {tool:<8} build {i + 1}/{builds}: {res.wall:.2f} s, "
                     f"{len(res.calls)} EC2 calls, lags "
-                    + ", ".join(f"{k} {v:.2f}" for k, v in res.lags.items()),
+                    + ", ".join(f"{k} {' '.join(f'{x:.2f}' for x in v)}" for k, v in res.lags.items()),
                     flush=True,
                 )
     finally:
         if gate is not None:
             gate.close()
     elapsed = time.monotonic() - t_start
-    return section(results, frac, gate_on, seed, builds, elapsed)
+    return section(results, frac, gate_on, seed, builds, elapsed, Path(template).name)
 
 
 def _fmt_scale(frac: Fraction) -> str:
@@ -340,15 +353,16 @@ def _fmt_scale(frac: Fraction) -> str:
 
 def section(
     results: dict[str, list[BuildResult]], frac: Fraction, gate_on: bool, seed: int, builds: int,
-    elapsed: float,
+    elapsed: float, template: str = "basic.json",
 ) -> str:
     sc = _fmt_scale(frac)
     s = float(frac)
     head = (
-        f"## Emulated AWS timings, scale {sc} (basic.json, {builds} builds per tool, seed {seed})\n\n"
+        f"## Emulated AWS timings, scale {sc} ({template}, {builds} builds per tool, seed {seed})\n\n"
         f"Transitions drawn from the documented ranges (bench/FINDINGS.md) x {sc}; both tools' polling "
-        f"clocks x {sc} (AWS_POLL_DELAY_SECONDS={int(frac * PACKER_DELAY)} for both, amibake's absolute "
-        f"constants through bench/amibake_scaled.py). SSH start-up "
+        f"clocks x {sc} (Packer: AWS_POLL_DELAY_SECONDS={int(frac * PACKER_DELAY)}; amibake: "
+        f"AMIBAKE_POLL_SCALE={float(frac):.6g}, its planner on, its poll history learning over the run). "
+        "SSH start-up "
         + ("emulated (the port refuses connections until a drawn 5-30 s after running)."
            if gate_on else
            "not emulated at this scale: neither tool's SSH retry interval can be scaled (Packer 1.6.6: a "
@@ -374,12 +388,12 @@ def section(
         )
 
     for label in labels:
-        p = [r.lags[label] for r in results["packer"] if label in r.lags]
-        a = [r.lags[label] for r in results["amibake"] if label in r.lags]
+        p = [x for r in results["packer"] for x in r.lags.get(label, [])]
+        a = [x for r in results["amibake"] for x in r.lags.get(label, [])]
         if p and a:
             lines.append(lagrow(label, p, a))
-    allp = [x for r in results["packer"] for k, x in r.lags.items() if k in labels]
-    alla = [x for r in results["amibake"] for k, x in r.lags.items() if k in labels]
+    allp = [x for r in results["packer"] for k, xs in r.lags.items() if k in labels for x in xs]
+    alla = [x for r in results["amibake"] for k, xs in r.lags.items() if k in labels for x in xs]
     lines.append(lagrow("**all waits**", allp, alla))
     lines += [
         "",
@@ -414,9 +428,11 @@ def section(
     return head + "\n" + "\n".join(lines) + "\n" + "".join(foot) + "\n"
 
 
-def write_section(path: Path, text: str) -> None:
-    """Put ``text`` between the emulated-AWS markers of ``path`` (appended when they are missing)."""
-    start, end = "<!-- emulated-aws:start -->", "<!-- emulated-aws:end -->"
+def write_section(path: Path, text: str, template: str = "basic.json") -> None:
+    """Put ``text`` between the emulated-AWS markers of ``path`` for ``template`` (appended when they
+    are missing; basic.json's are ``emulated-aws``, another template's ``emulated-aws-NAME``)."""
+    tag = "emulated-aws" if Path(template).name == "basic.json" else f"emulated-aws-{Path(template).stem}"
+    start, end = f"<!-- {tag}:start -->", f"<!-- {tag}:end -->"
     old = path.read_text() if path.exists() else ""
     block = f"{start}\n{text}{end}\n"
     if start in old and end in old:

@@ -684,7 +684,11 @@ def section_cli(b: Bench, runs: int, notes: list[str]) -> list[Row]:
 def section_realistic(b: Bench, args: argparse.Namespace, notes: list[str]) -> str:
     from realistic import run_realistic
 
-    return run_realistic(b, args.builds, args.scale, args.seed, args.ssh_delay, notes)
+    template = args.template
+    if (ROOT / "bench" / "templates" / template).is_file():
+        # the bench's own: an absolute path wins over TEMPLATES in ``TEMPLATES / template``
+        template = str(ROOT / "bench" / "templates" / template)
+    return run_realistic(b, args.builds, args.scale, args.seed, args.ssh_delay, notes, template)
 
 
 # ---- the resident server --------------------------------------------------------------------------
@@ -764,6 +768,8 @@ def main(argv: list[str] | None = None) -> int:
                          "clocks; 15 x scale must be whole seconds (Packer's AWS_POLL_DELAY_SECONDS)")
     ap.add_argument("--builds", type=int, default=20, help="emulated AWS: builds per tool")
     ap.add_argument("--seed", type=int, default=16, help="emulated AWS: the seed of the drawn durations")
+    ap.add_argument("--template", default="basic.json",
+                    help="emulated AWS: the template (a baseline one, or one of bench/templates: copy3.json)")
     ap.add_argument("--ssh-delay", choices=("auto", "on", "off"), default="auto",
                     help="emulated AWS: emulate SSH start-up (auto: only at scale 1, see bench/realistic.py)")
     ap.add_argument("--inputs", type=Path, default=Path("/var/tmp/amibake-bench-inputs"))
@@ -846,11 +852,12 @@ def main(argv: list[str] | None = None) -> int:
 
         command = (f"`bench/run --only {args.only} --builds {args.builds} --scale {args.scale:.6g} "
                    f"--seed {args.seed}"
+                   + (f" --template {args.template}" if args.template != "basic.json" else "")
                    + (f" --amibake-src {args.amibake_src}" if args.amibake_src else "")
                    + f"` on {started:%Y-%m-%d %H:%M} UTC, load average before/after "
                    f"{load0[0]:.2f} / {os.getloadavg()[0]:.2f}")
         write_section(args.out, realistic + f"\nCommand: {command}.\n"
-                      + "".join(f"- {n}\n" for n in notes if n.startswith("emulated AWS")))
+                      + "".join(f"- {n}\n" for n in notes if n.startswith("emulated AWS")), args.template)
         print(f"wrote the emulated-AWS section of {args.out}")
     shutil.rmtree(work, ignore_errors=True)
     return 0
