@@ -274,3 +274,15 @@ def test_the_example_validates_with_required_plugins_ansible(tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     code, out = cli_run("validate", "t.pkr.hcl")
     assert code == 1 and 'Missing plugin: plugin "ansible" (github.com/hashicorp/nope)' in out, out
+
+
+def test_the_extras_version_is_read_without_running_it(tmp_path: Path, fake: Path) -> None:
+    """ansible-playbook beside amibake's Python (the amibake[ansible] extra) is checked by its package's
+    version; any other command by running ``--version``, as Packer does."""
+    from importlib import metadata
+
+    from amibake.provisioners.ansible.provisioner import _own_ansible_version
+
+    beside = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+    assert _own_ansible_version(beside) == metadata.version("ansible-core")
+    assert _own_ansible_version(str(fake)) == ""

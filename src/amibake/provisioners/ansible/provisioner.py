@@ -153,6 +153,11 @@ class AnsibleProvisioner:
     # -- steps -----------------------------------------------------------------------------------
 
     def _check_version(self, command: str) -> None:
+        own = _own_ansible_version(command)
+        if own:  # the amibake[ansible] extra's: its version without starting Python again
+            log.info("%s version: %s", command, own)
+            self.major_version = int(own.split(".")[0])
+            return
         try:
             out = subprocess.run([command, "--version"], capture_output=True, text=True, check=True).stdout
         except (OSError, subprocess.CalledProcessError) as exc:
@@ -353,6 +358,19 @@ class AnsibleProvisioner:
         if self.env.cancel.is_set():
             raise BuildError("cancelled while running Ansible")
         return status
+
+
+def _own_ansible_version(command: str) -> str:
+    """The version of ansible-core installed beside amibake when ``command`` is its ansible-playbook
+    (next to the running Python), else ""."""
+    if os.path.dirname(os.path.abspath(command)) != os.path.dirname(os.path.abspath(sys.executable)):
+        return ""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ansible-core")
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def _current_user() -> str:
