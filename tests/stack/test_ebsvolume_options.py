@@ -32,6 +32,9 @@ pytestmark = pytest.mark.stack
 
 #: one volume the build keeps, so every build has an artifact
 KEPT = {"device_name": "/dev/sdf", "volume_size": 1, "delete_on_termination": False}
+#: the builder of the CLI build below (its type and own options), and what its artifact says
+CLI_BUILDER: dict[str, Any] = {"type": "amazon-ebsvolume", "ebs_volumes": [KEPT]}
+CLI_ARTIFACT = "EBS Volumes were created:"
 
 
 def volume_config(stack: Stack, **over: Any) -> EbsVolumeConfig:
@@ -263,8 +266,9 @@ def test_t2_unlimited_user_data_file_source_filter_and_zone(stack: Stack, moto: 
             availability_zone="us-east-1b",
         )
         EbsVolumeBuilder(config, make_env(RecUi())).run(Hooks("true"))
-        described = proxy.sent("DescribeImages")[0].params
-        assert described["Filter.1.Name"] == "image-id" and described["Owner.1"] == "amazon"
+        [described] = [r.params for r in proxy.sent("DescribeImages") if "Owner.1" in r.params
+                       and r.params.get("Filter.1.Name") == "image-id"]
+        assert described["Owner.1"] == "amazon" and described["Filter.1.Value.1"] == SOURCE_AMI
         p = ebs_opts.one(proxy, "RunInstances").params
         assert p["ImageId"] == SOURCE_AMI and p["CreditSpecification.CpuCredits"] == "unlimited"
         assert base64.b64decode(p["UserData"]) == b"#!/bin/sh\necho from-file\n"
@@ -402,9 +406,9 @@ def test_bastion_interactive_asks_on_the_terminal(stack: Stack, moto: MotoServer
 
     user = stack.sshd.user
     builder: dict[str, Any] = {
-        "type": "amazon-ebsvolume", "region": "us-east-1", "source_ami": SOURCE_AMI,
+        **CLI_BUILDER, "region": "us-east-1", "source_ami": SOURCE_AMI,
         "instance_type": "t2.micro", "ssh_username": user, "ssh_host": "127.0.0.1",
-        "ssh_port": stack.sshd.port, "ssh_timeout": "60s", "ebs_volumes": [KEPT],
+        "ssh_port": stack.sshd.port, "ssh_timeout": "60s",
         "ssh_bastion_host": "127.0.0.1", "ssh_bastion_username": user,
         "ssh_bastion_password": "not-the-code", "ssh_bastion_interactive": True,
     }
@@ -437,7 +441,7 @@ def test_bastion_interactive_asks_on_the_terminal(stack: Stack, moto: MotoServer
             os.close(master)
         text = out.decode("utf-8", "replace")
         assert proc.returncode == 0, text
-        assert "via-interactive-bastion" in text and "EBS Volumes were created:" in text
+        assert "via-interactive-bastion" in text and CLI_ARTIFACT in text
         assert b"424242" not in seen
         assert ("keyboard-interactive", user, True) in emu.events
         assert ("direct-tcpip", "127.0.0.1", stack.sshd.port) in emu.events

@@ -22,7 +22,7 @@ EXPECTED = {
     ("builder", "amazon-ebs"): True,
     ("builder", "null"): True,
     ("builder", "amazon-chroot"): False,
-    ("builder", "amazon-ebssurrogate"): False,
+    ("builder", "amazon-ebssurrogate"): True,
     ("builder", "amazon-ebsvolume"): True,
     ("builder", "amazon-instance"): False,
     ("provisioner", "shell"): True,
@@ -177,25 +177,13 @@ source "amazon-ebs" "web" {
   ssh_username  = "ubuntu"
   ami_name      = "web"
 }
-source "amazon-ebssurrogate" "x" {
+source "amazon-chroot" "x" {
   region        = "us-east-1"
   source_ami    = "ami-12345678"
-  instance_type = "t3.micro"
-  ssh_username  = "ubuntu"
-  ami_virtualization_type = "hvm"
-  launch_block_device_mappings {
-    device_name = "/dev/xvdf"
-    volume_size = 8
-  }
-  ami_root_device {
-    source_device_name    = "/dev/xvdf"
-    device_name           = "/dev/xvda"
-    volume_size           = 8
-  }
-  ami_name = "surrogate-image"
+  ami_name      = "chroot-image"
 }
 build {
-  sources = ["source.amazon-ebs.web", "source.amazon-ebssurrogate.x"]
+  sources = ["source.amazon-ebs.web", "source.amazon-chroot.x"]
   provisioner "shell" { inline = ["true"] }
   provisioner "powershell" { inline = ["Write-Host hi"] }
   post-processor "manifest" {}
@@ -207,7 +195,7 @@ def test_build_refuses_every_validate_only_block_of_the_selected_builds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The powershell provisioner would have run after the instance was launched: refused before that,
-    once for both builds; -only leaves the surrogate source out of the refusal."""
+    once for both builds; -only leaves the chroot source out of the refusal."""
     (tmp_path / "t.pkr.hcl").write_text(HCL)
     (tmp_path / "play.yml").write_text("- hosts: all\n")
     monkeypatch.chdir(tmp_path)
@@ -215,10 +203,10 @@ def test_build_refuses_every_validate_only_block_of_the_selected_builds(
     assert (code, out) == (0, "The configuration is valid.\n")
     r, elapsed, _ = build(tmp_path, "t.pkr.hcl")
     assert r.returncode == 1, r.stdout + r.stderr
-    refused = f"t.pkr.hcl:29:3: provisioner 'powershell': provisioner type \"powershell\" {MESSAGE}"
+    refused = f"t.pkr.hcl:17:3: provisioner 'powershell': provisioner type \"powershell\" {MESSAGE}"
     assert r.stderr.splitlines() == [
         "Error: 2 errors occurred:",
-        f'* t.pkr.hcl:9:1: source.amazon-ebssurrogate.x: builder type "amazon-ebssurrogate" {MESSAGE}',
+        f'* t.pkr.hcl:9:1: source.amazon-chroot.x: builder type "amazon-chroot" {MESSAGE}',
         f"* {refused}",
     ]
     assert r.stdout == ""

@@ -50,7 +50,8 @@ def _post_processor(type_name: str, config: str, impl: str = "", **facts: Any) -
 # builders
 register(_amazon("amazon-ebs", f"{_AMZ}:EbsConfig", "amibake.plugins.amazon.ebs:EbsBuilder",
                  reuse="amibake.plugins.amazon.reuse:AmiReuse", checks=True))
-register(_amazon("amazon-ebssurrogate", f"{_AMZ}_surrogate:EbsSurrogateConfig"))
+register(_amazon("amazon-ebssurrogate", f"{_AMZ}_surrogate:EbsSurrogateConfig",
+                 "amibake.plugins.amazon.surrogate:EbsSurrogateBuilder"))
 register(_amazon("amazon-ebsvolume", f"{_AMZ}_ebsvolume:EbsVolumeConfig",
                  "amibake.plugins.amazon.ebsvolume:EbsVolumeBuilder"))
 register(_amazon("amazon-chroot", f"{_AMZ}_chroot:ChrootConfig", generated=amz.CHROOT_GENERATED))

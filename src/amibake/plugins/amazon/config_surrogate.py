@@ -1,6 +1,7 @@
 """amazon-ebssurrogate configuration."""
 
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, ClassVar
 
 from pydantic import Field
 
@@ -34,6 +35,7 @@ from amibake.plugins.amazon.config_common import (
     tpm_support_field,
     uefi_data_field,
 )
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM
 from amibake.plugins.amazon.config_run import RunConfig
 
 
@@ -90,6 +92,9 @@ class RootBlockDevice(ConfigModel):
 
 class EbsSurrogateConfig(AccessConfig, AMIConfig, RunConfig):
     """amazon-ebssurrogate: build a volume on a surrogate instance and register it as an AMI."""
+
+    #: what amazon-ebs refuses of the options this builder shares with it, for the same reasons
+    unsupported: ClassVar[Mapping[str, str]] = SHARED_UNSUPPORTED
 
     snapshot_description: Str = snapshot_description_field()
     ami_block_device_mappings: BlockDevices = ami_devices_field()
@@ -154,6 +159,9 @@ class EbsSurrogateConfig(AccessConfig, AMIConfig, RunConfig):
                 ctx.problem(f"no volume with name '{root.source_device_name}' is found", "ami_root_device")
             )
         errs += spot_modification(self, ctx, self.ena_support, self.sriov_support)
+        if self.ssh_interface == "session_manager":
+            errs.append(ctx.problem(f'ssh_interface "session_manager" is not supported by amibake yet: {SSM}',
+                                    "ssh_interface"))
         errs += check_arch_boot(ctx, self.ami_architecture, self.boot_mode, self.uefi_data, self.tpm_support)
         return errs
 

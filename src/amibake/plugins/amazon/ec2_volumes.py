@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2_base import GatewayBase
-from amibake.plugins.amazon.records import Tags, tag_list, tag_specs
+from amibake.plugins.amazon.records import Instance, Tags, tag_list, tag_specs
 
 #: the error codes of a snapshot or volume that EC2 does not show yet (eventual consistency)
 _NOT_YET = ("InvalidSnapshot.NotFound", "InvalidVolume.NotFound")
+_NOT_YET_AMI = ("InvalidAMIID.NotFound",)
 
 
 class VolumeCalls(GatewayBase):
@@ -64,7 +65,47 @@ class VolumeCalls(GatewayBase):
         self.wait(f"snapshot {snapshot_id} to be completed", probe, cancel=cancel, retry_codes=_NOT_YET,
                   failed_states=("error",), point="snapshot-completed", polling=self.polling.long())
 
+    def register_image(self, params: Mapping[str, Any], *, tags: Tags | None = None,
+                       region: str | None = None) -> str:
+        """RegisterImage, then the image tagged (moto's RegisterImage keeps no TagSpecifications). It
+        takes no client token: the intent names the image, which ``amibake cleanup`` looks up by name."""
+        name = str(params.get("Name", ""))
+        self._intent("image", region, name=name)
+        image_id = str(self._call("register_image", region, **dict(params))["ImageId"])
+        self._created("image", region, image_id, name=name)
+        self._pause("after-register-image")
+        if tags:
+            self._call("create_tags", region, Resources=[image_id], Tags=tag_list(tags),
+                       retry_codes=_NOT_YET_AMI)
+        return image_id
+
+    def detach_volume(self, volume_id: str, instance_id: str, *, cancel: threading.Event | None = None,
+                      region: str | None = None) -> None:
+        """DetachVolume (naming the instance too, which AWS takes and moto needs), then Packer's
+        WaitUntilVolumeDetached."""
+        self._call("detach_volume", region, VolumeId=volume_id, InstanceId=instance_id)
+        self.wait(f"volume {volume_id} to be detached",
+                  lambda: self._volume_state(volume_id, region, "available"),
+                  cancel=cancel, retry_codes=_NOT_YET, point="volume-detached")
+
+    def attach_volume(self, volume_id: str, instance_id: str, device: str, *,
+                      cancel: threading.Event | None = None, region: str | None = None) -> None:
+        """AttachVolume, then Packer's WaitUntilVolumeAttached."""
+        self._call("attach_volume", region, VolumeId=volume_id, InstanceId=instance_id, Device=device)
+        self.wait(f"volume {volume_id} to be attached",
+                  lambda: self._volume_state(volume_id, region, "in-use"),
+                  cancel=cancel, retry_codes=_NOT_YET, point="volume-attached")
+
+    def _volume_state(self, volume_id: str, region: str | None, wanted: str) -> tuple[bool, str]:
+        resp = self._call("describe_volumes", region, VolumeIds=[volume_id])
+        for vol in resp.get("Volumes", []):
+            state = str(vol.get("State", ""))
+            return state == wanted, state
+        return False, "(not found)"
+
     if TYPE_CHECKING:  # Ec2Gateway's, which the builders' gateways combine this mixin with
+        def describe_instance(self, instance_id: str, region: str | None = None) -> Instance | None: ...
+
         def wait(
             self,
             what: str,
