@@ -1,0 +1,275 @@
+"""The amazon-chroot builder against the stack: moto for EC2 (through the recording proxy), a metadata
+endpoint on loopback naming a moto instance as "this host", and a real loop device holding a small ext4
+root filesystem. Mount, chroot, provisioning and unmount are real (root only).
+
+"The kernel" is emulated by a watcher thread: when moto reports the build's volume attached, the
+watcher makes ``device_path`` (a path under the test's directory) a link to the loop device, and
+removes it once the volume is detached, as a device node appears and goes on a real instance.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from amibake.errors import BuildError
+from amibake.plugins.amazon.chroot import ChrootBuilder
+from amibake.plugins.amazon.config_chroot import ChrootConfig
+from amibake.plugins.amazon.ec2 import CLIENTS
+from amibake.plugins.amazon.liveness import FINISHED_TAG
+from tests.awsproxy import AwsProxy
+from tests.stack.test_amazon_chroot_parts import make_rootfs, require_root
+from tests.stack.test_ebs_builder import SOURCE_AMI, Hooks, RecUi, ec2, make_env, tags
+from tests.stack.test_reliability import assert_nothing_left, inventory
+from tests.stackkit import MotoServer, Stack
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMIBAKE_STATE_DIR", str(tmp_path / "state"))
+    CLIENTS.clear()
+
+
+def mounts_under(path: Path) -> list[str]:
+    with open("/proc/mounts") as f:
+        return [line.split()[1] for line in f if line.split()[1].startswith(str(path))]
+
+
+@dataclass
+class Host:
+    """This host as the build sees it: a moto instance named by a loopback metadata endpoint, a
+    loop device that appears at ``device`` while the build's volume is attached."""
+
+    instance_id: str
+    zone: str
+    metadata_url: str
+    loop: str
+    image: Path
+    device: Path
+    mnt: Path
+    attachments: list[str]
+
+    def read(self, path: str) -> str:
+        """A file of the loop device's filesystem (read with debugfs: no mount needed)."""
+        out = subprocess.run(["debugfs", "-R", f"cat {path}", str(self.image)], capture_output=True,
+                             text=True, check=True)
+        return out.stdout
+
+    def exists(self, path: str) -> bool:
+        out = subprocess.run(["debugfs", "-R", f"stat {path}", str(self.image)], capture_output=True,
+                             text=True, check=False)
+        return "Inode:" in out.stdout
+
+
+@pytest.fixture
+def host(stack: Stack, moto: MotoServer, tmp_path: Path) -> Iterator[Host]:
+    require_root()
+    c = ec2(stack)
+    [inst] = c.run_instances(ImageId=SOURCE_AMI, MinCount=1, MaxCount=1, InstanceType="t2.micro")["Instances"]
+    iid = inst["InstanceId"]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _answer(self, code: int, body: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def do_PUT(self) -> None:
+            self._answer(200, "token")
+
+        def do_GET(self) -> None:
+            ok = self.path == "/latest/meta-data/instance-id" and \
+                self.headers.get("X-aws-ec2-metadata-token") == "token"
+            self._answer(200 if ok else 404, iid if ok else "")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    image = tmp_path / "root.img"
+    root = make_rootfs(tmp_path / "rootfs")
+    (root / "etc" / "os-release").write_text("ID=amibake-test\n")
+    subprocess.run(["truncate", "-s", "24M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(root), str(image)], check=True)
+    loop = subprocess.run(["losetup", "-f", "--show", str(image)], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    (tmp_path / "dev").mkdir()
+    device = tmp_path / "dev" / "xvdf"
+    attachments: list[str] = []
+    stop = threading.Event()
+    own = {v["VolumeId"] for v in c.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])["Volumes"]}  # its root volume
+
+    def kernel() -> None:
+        """The device is there while a volume is attached to this host."""
+        while not stop.wait(0.1):
+            try:
+                vols = c.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])
+                attached = [v for v in vols["Volumes"] if v.get("Attachments") and v["VolumeId"] not in own]
+            except Exception:
+                continue
+            if attached and not device.is_symlink():
+                attachments.append(attached[0]["VolumeId"])
+                device.symlink_to(loop)
+            elif not attached and device.is_symlink():
+                device.unlink()
+
+    watcher = threading.Thread(target=kernel, daemon=True)
+    watcher.start()
+    try:
+        yield Host(iid, inst["Placement"]["AvailabilityZone"], f"http://127.0.0.1:{server.server_address[1]}",
+                   loop, image, device, tmp_path / "mnt", attachments)
+    finally:
+        stop.set()
+        watcher.join(5)
+        server.shutdown()
+        server.server_close()
+        for path in reversed(mounts_under(tmp_path)):
+            subprocess.run(["umount", "-l", path], check=False)
+        subprocess.run(["losetup", "-d", loop], check=False)
+
+
+def render(text: str, data: dict[str, Any]) -> str:
+    return re.sub(r"{{\s*\.(\w+)\s*}}", lambda m: str(data[m.group(1)]), text)
+
+
+def make_config(stack: Stack, host: Host, **over: Any) -> ChrootConfig:
+    base: dict[str, Any] = dict(
+        region="us-east-1", access_key="testing", secret_key="testing", custom_endpoint_ec2=stack.moto.url,
+        source_ami=SOURCE_AMI, ami_name=f"chroot-{host.instance_id}", device_path=str(host.device),
+        mount_partition="0", mount_path=str(host.mnt / "{{.Device}}"),
+        aws_polling={"delay_seconds": 1, "max_attempts": 30},
+    )
+    base.update(over)
+    return ChrootConfig.model_validate(base)
+
+
+def run_build(config: ChrootConfig, host: Host, hooks: Hooks, ui: RecUi) -> Any:
+    env = make_env(ui)
+    env.builder_type = "amazon-chroot"
+    env.render = render
+    return ChrootBuilder(config, env, metadata_env={"AWS_EC2_METADATA_SERVICE_ENDPOINT": host.metadata_url}
+                         ).run(hooks)
+
+
+def test_build_provisions_the_volume_in_a_chroot_and_registers_it(stack: Stack, moto: MotoServer,
+                                                                  host: Host, tmp_path: Path) -> None:
+    ui = RecUi()
+    hooks = Hooks("echo built-in-chroot > /etc/built; cat /etc/resolv.conf > /etc/resolv-seen; "
+                  "ls /proc/self > /dev/null && echo proc-ok; cat /etc/os-release")
+    log = tmp_path / "wrapped.log"
+    before = inventory(moto)
+    with AwsProxy(moto.url) as proxy:
+        config = make_config(
+            stack, host, custom_endpoint_ec2=proxy.url,
+            command_wrapper=f"echo {{{{.Command}}}} >> {log}; {{{{.Command}}}}",
+            post_mount_commands=["echo {{.Device}} {{.MountPath}} > {{.MountPath}}/etc/post-mount"],
+            root_volume_tags={"Vol": "chroot-{{ .BuildRegion }}"},
+            tags={"Built": "yes"}, snapshot_tags={"Snap": "yes"}, ami_description="from chroot",
+            boot_mode="uefi", tpm_support="v2.0", uefi_data="QU1aTlVFRkk=", ena_support=True,
+            sriov_support=True, ami_virtualization_type="hvm")
+        artifact = run_build(config, host, hooks, ui)
+        assert artifact is not None and artifact.builder_id == "mitchellh.amazon.chroot"
+        [ami] = artifact.amis.values()
+        c = ec2(stack)
+        src = c.describe_images(ImageIds=[SOURCE_AMI])["Images"][0]
+        src_root = next(m for m in src["BlockDeviceMappings"] if m["DeviceName"] == src["RootDeviceName"])
+        [create] = proxy.sent("CreateVolume")
+        assert create.params["AvailabilityZone"] == host.zone
+        assert create.params["SnapshotId"] == src_root["Ebs"]["SnapshotId"]
+        assert create.tags("volume")["Vol"] == "chroot-us-east-1"
+        vid = create.params.get("VolumeId") or host.attachments[0]
+        [attach] = proxy.sent("AttachVolume")
+        attached_as = str(host.device.parent / "sdf")  # Packer's /xvd -> /sd for the API call
+        assert attach.params == {**attach.params, "InstanceId": host.instance_id, "Device": attached_as,
+                                 "VolumeId": vid}
+        assert [r.params["VolumeId"] for r in proxy.sent("DetachVolume")] == [vid]
+        [snap_req] = proxy.sent("CreateSnapshot")
+        assert snap_req.params["VolumeId"] == vid
+        [reg] = proxy.sent("RegisterImage")
+        p = reg.params
+        snap = artifact.amis and p["BlockDeviceMapping.1.Ebs.SnapshotId"]
+        assert p["Name"] == config.ami_name and p["Description"] == "from chroot"
+        assert p["RootDeviceName"] == src["RootDeviceName"]
+        assert p["BlockDeviceMapping.1.DeviceName"] == src["RootDeviceName"]
+        assert p["Architecture"] == src["Architecture"] and p["VirtualizationType"] == "hvm"
+        assert (p["BootMode"], p["TpmSupport"], p["UefiData"]) == ("uefi", "v2.0", "QU1aTlVFRkk=")
+        assert (p["EnaSupport"], p["SriovNetSupport"]) == ("true", "simple")
+        assert proxy.sent("DeleteVolume")[0].params["VolumeId"] == vid
+
+    # the provisioner ran inside the chroot, on the volume's filesystem, with /proc mounted
+    assert hooks.results == [0] and "proc-ok" in hooks.output and "ID=amibake-test" in hooks.output
+    assert host.read("/etc/built") == "built-in-chroot\n"
+    with open("/etc/resolv.conf") as f:
+        assert host.read("/etc/resolv-seen") == f.read()  # copy_files' default, removed again:
+    assert not host.exists("/etc/resolv.conf")
+    mount_path = str(host.mnt / "xvdf")
+    assert host.read("/etc/post-mount") == f"{host.device} {mount_path}\n"
+    assert hooks.data["Device"] == str(host.device) and hooks.data["MountPath"] == mount_path
+    # every local command went through command_wrapper; the mounts are Packer's defaults, undone
+    wrapped = log.read_text().splitlines()
+    assert f"mount {host.device} {mount_path}" in [w.strip() for w in wrapped]
+    assert any(w.startswith(f"mount -t binfmt_misc binfmt_misc {mount_path}/proc/sys/fs/binfmt_misc")
+               for w in wrapped)
+    assert any(w.startswith(f"chroot {mount_path} /bin/sh -c") for w in wrapped)
+    assert wrapped[-1] == f"umount {mount_path}"
+    assert mounts_under(tmp_path) == [] and not host.device.exists()
+    # end state: the volume is gone; the AMI and its snapshot are kept, tagged, finished
+    c = ec2(stack)
+    image = c.describe_images(ImageIds=[ami])["Images"][0]
+    assert image["Name"] == config.ami_name and tags(image)["Built"] == "yes"
+    assert FINISHED_TAG in tags(image)
+    s = c.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]
+    assert tags(s)["Snap"] == "yes" and FINISHED_TAG in tags(s)
+    # moto's RegisterImage keeps no block devices and makes a root snapshot of its own for the image
+    moto_snaps = {f"us-east-1:{m['Ebs']['SnapshotId']}" for m in image["BlockDeviceMappings"]} - {
+        f"us-east-1:{snap}"}
+    assert inventory(moto) - before == {f"us-east-1:{ami}", f"us-east-1:{snap}", *moto_snaps}
+    assert f"==> Attaching the root volume to {host.device.parent / 'sdf'}" in ui.lines
+    assert "==> Running the provision hook" in ui.lines
+
+
+def test_failing_provisioner_leaves_nothing(stack: Stack, moto: MotoServer, host: Host,
+                                            tmp_path: Path) -> None:
+    before = inventory(moto)
+    ui = RecUi()
+    config = make_config(stack, host, chroot_mounts=[["proc", "proc", "/proc"], ["bind", "/dev", "/dev"]])
+    with pytest.raises(BuildError, match="non-zero exit status"):
+        run_build(config, host, Hooks("echo partial > /etc/partial; exit 3"), ui)
+    assert host.attachments  # it got as far as attaching and mounting
+    assert host.read("/etc/partial") == "partial\n"
+    assert mounts_under(tmp_path) == []
+    assert_nothing_left(moto, before)
+    deadline = time.monotonic() + 5
+    while host.device.is_symlink() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not host.device.exists()
+    text = "\n".join(ui.lines)
+    assert text.index("Unmounting the root device") < text.index("Detaching EBS volume") < \
+        text.index("Deleting the created EBS volume")
+
+
+def test_a_device_that_exists_before_the_attachment_is_refused(stack: Stack, moto: MotoServer,
+                                                               host: Host) -> None:
+    before = inventory(moto)
+    config = make_config(stack, host, device_path=host.loop)
+    with pytest.raises(BuildError, match=f"Device is in use: {host.loop}"):
+        run_build(config, host, Hooks("true"), RecUi())
+    assert_nothing_left(moto, before)
+    assert shutil.which("debugfs")
+    assert os.path.exists(host.loop)
