@@ -273,3 +273,83 @@ def test_a_device_that_exists_before_the_attachment_is_refused(stack: Stack, mot
     assert_nothing_left(moto, before)
     assert shutil.which("debugfs")
     assert os.path.exists(host.loop)
+
+
+@pytest.mark.effect("builder/amazon-chroot", "from_scratch", "pre_mount_commands", "root_device_name",
+                    "ami_block_device_mappings", "root_volume_size", "root_volume_type", "ami_architecture",
+                    "mount_options", "nvme_device_path", "chroot_mounts", "copy_files", "tag", "snapshot_tag",
+                    "root_volume_tag", "ami_regions", "ami_users", "ami_groups", "snapshot_users",
+                    "snapshot_groups", "imds_support", "aws_polling")
+def test_from_scratch_with_an_nvme_device_copied_and_shared(stack: Stack, moto: MotoServer, host: Host,
+                                                            tmp_path: Path) -> None:
+    """The volume is made empty and filled by pre_mount_commands; the attach call names device_path,
+    the mount uses nvme_device_path (which is where the watcher makes the device appear)."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc" / "scratch").write_text("made by pre_mount_commands\n")
+    seen = tmp_path / "premount-device"
+    before = inventory(moto)
+    ui = RecUi()
+    hooks = Hooks("cat /etc/scratch; cat /etc/hosts > /tmp/hosts-seen; cat /proc/mounts; ls -a /dev")
+    with AwsProxy(moto.url) as proxy:
+        config = make_config(
+            stack, host, custom_endpoint_ec2=proxy.url, source_ami="", from_scratch=True,
+            device_path=str(host.device.parent / "xvdg"), nvme_device_path=str(host.device),
+            pre_mount_commands=[f"echo {{{{.Device}}}} > {seen}",
+                                f"mkfs.ext4 -q -F -d {rootfs} {host.device}"],
+            root_device_name="/dev/xvda", root_volume_size=3, root_volume_type="gp3",
+            ami_virtualization_type="hvm", ami_architecture="arm64",
+            ami_block_device_mappings=[{"device_name": "/dev/xvda", "volume_type": "gp3",
+                                        "delete_on_termination": True},
+                                       {"device_name": "/dev/sdb", "virtual_name": "ephemeral0"}],
+            mount_options=["noatime", "nodiratime"], chroot_mounts=[["proc", "proc", "/proc"]],
+            copy_files=["/etc/hosts"], tag=[{"key": "T", "value": "t"}],
+            snapshot_tag=[{"key": "S", "value": "s"}], root_volume_tag=[{"key": "R", "value": "r"}],
+            ami_regions=["us-west-2"], ami_users=["123456789012"], ami_groups=["all"],
+            snapshot_users=["210987654321"], snapshot_groups=["all"], imds_support="v2.0",
+            aws_polling={"delay_seconds": 1, "max_attempts": 40})
+        artifact = run_build(config, host, hooks, ui)
+        [create] = proxy.sent("CreateVolume")
+        assert "SnapshotId" not in create.params
+        assert (create.params["Size"], create.params["VolumeType"]) == ("3", "gp3")
+        assert create.tags("volume")["R"] == "r"
+        assert proxy.sent("AttachVolume")[0].params["Device"] == str(host.device.parent / "sdg")
+        [reg] = proxy.sent("RegisterImage")
+        p = reg.params
+        assert (p["Architecture"], p["RootDeviceName"], p["VirtualizationType"]) == (
+            "arm64", "/dev/xvda", "hvm")
+        assert p["BlockDeviceMapping.1.DeviceName"] == "/dev/xvda"
+        assert p["BlockDeviceMapping.1.Ebs.VolumeSize"] == "3"
+        assert p["BlockDeviceMapping.1.Ebs.VolumeType"] == "gp3"
+        snap = p["BlockDeviceMapping.1.Ebs.SnapshotId"]
+        assert (p["BlockDeviceMapping.2.DeviceName"], p["BlockDeviceMapping.2.VirtualName"]) == (
+            "/dev/sdb", "ephemeral0")
+        assert p["ImdsSupport"] == "v2.0" and "KernelId" not in p
+        [copy] = proxy.sent("CopyImage")
+        assert copy.params["SourceImageId"] == artifact.amis["us-east-1"]
+        perms = proxy.sent("ModifyImageAttribute")
+        added = sorted(v for r in perms for k, v in r.params.items() if ".Add." in k)
+        assert added == ["123456789012", "123456789012", "all", "all"]  # both regions
+        snap_perms = proxy.sent("ModifySnapshotAttribute")
+        assert sorted(v for r in snap_perms for k, v in r.params.items() if ".Add." in k) == [
+            "210987654321", "210987654321", "all", "all"]  # the copy's snapshot too
+    assert seen.read_text() == f"{host.device.parent / 'xvdg'}\n"  # {{.Device}} is device_path
+    out = hooks.output
+    assert out[0] == "made by pre_mount_commands"
+    with open("/etc/hosts") as f:
+        assert host.read("/tmp/hosts-seen") == f.read()
+    mount_path = str(host.mnt / "xvdf")  # {{.Device}} of mount_path: the nvme device's name
+    [root_line] = [line for line in out if line.split()[1:2] == ["/"]] or [
+        line for line in out if f" {mount_path} " in line]
+    assert "noatime" in root_line and "nodiratime" in root_line
+    assert out[-2:] == [".", ".."]  # /dev is not bind-mounted: chroot_mounts named only /proc
+    assert not host.exists("/etc/hosts") and not host.exists("/etc/resolv.conf")  # removed; no default
+    assert mounts_under(tmp_path) == []
+    c = ec2(stack)
+    assert tags(c.describe_images(ImageIds=[artifact.amis["us-east-1"]])["Images"][0])["T"] == "t"
+    s = c.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]
+    assert tags(s)["S"] == "s" and tags(s)["T"] == "t"
+    west = ec2(stack, "us-west-2").describe_images(ImageIds=[artifact.amis["us-west-2"]])["Images"][0]
+    assert west["Name"] == config.ami_name and FINISHED_TAG in tags(west)
+    left = inventory(moto) - before
+    assert f"us-east-1:{artifact.amis['us-east-1']}" in left and f"us-east-1:{snap}" in left
+    assert not any(v.startswith("us-east-1:vol-") for v in left)
