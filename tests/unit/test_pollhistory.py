@@ -236,14 +236,14 @@ def test_the_ami_wait_is_planned_too(scaled: None, monkeypatch: pytest.MonkeyPat
 def test_explicit_polling_is_packers_fixed_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
     """aws_polling / AWS_POLL_DELAY_SECONDS / AWS_MAX_ATTEMPTS: at once, then every delay, on any endpoint;
     giving up after max_attempts polls with the message naming them."""
-    polling = Polling(delay=0.2, max_attempts=4, overridden=True)
-    fake = FakeEc2(monkeypatch, 0.5, polling, endpoint="http://127.0.0.1:1")
+    polling = Polling(delay=1.0, max_attempts=3, overridden=True)
+    fake = FakeEc2(monkeypatch, 1.2, polling, endpoint="http://127.0.0.1:1")
     fake.gw.wait_instance("i-1", ["running"])
-    assert fake.offsets() == pytest.approx([0.0, 0.2, 0.4, 0.6], abs=0.08)  # not 0.5 s, doubling
+    assert fake.offsets() == pytest.approx([0.0, 1.0, 2.0], abs=0.2)  # the old backoff: 0, 0.5, 1.5
     fake = FakeEc2(monkeypatch, 10.0, polling)
-    with pytest.raises(WaitTimeout, match=r"\(4 attempts, 0.2s apart; raise aws_polling"):
+    with pytest.raises(WaitTimeout, match=r"\(3 attempts, 1s apart; raise aws_polling"):
         fake.gw.wait_instance("i-1", ["running"])
-    assert len(fake.polls) == 4
+    assert len(fake.polls) == 3
     assert not ph.PollHistory.default().path.exists()  # explicit waits teach nothing
 
 
