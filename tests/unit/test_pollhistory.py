@@ -226,11 +226,12 @@ def test_the_instance_wait_follows_the_plan_and_learns(scaled: None, monkeypatch
 def test_the_ami_wait_is_planned_too(scaled: None, monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeEc2(monkeypatch, 0.9)  # 90 s at scale 1
     fake.gw.wait_image_available("ami-1")
-    planned = ps.plan(ps.prior_for("image_available").scaled(SCALE), 15.0 * SCALE, 120)
+    planned = ps.plan(ps.prior_for("image_available", 8).scaled(SCALE), 15.0 * SCALE, 120)
     seen = fake.offsets()
     assert seen == pytest.approx(planned[: len(seen)], abs=0.1)
     assert len(seen) <= len([t for t in ps.fixed(15.0 * SCALE, 120) if t < 0.9]) + 1  # no more than Packer
-    assert ph.PollHistory.default().observations(ph.key("eu-west-1", "image_available"))
+    # kept under the 8 GiB bucket: the wait does not know the image's size and plans for 8 GiB
+    assert ph.PollHistory.default().observations(ph.key("eu-west-1", "image_available", 8))
 
 
 def test_explicit_polling_is_packers_fixed_schedule(monkeypatch: pytest.MonkeyPatch) -> None:

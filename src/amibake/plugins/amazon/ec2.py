@@ -94,6 +94,10 @@ def _profile_not_visible(exc: AwsError) -> bool:
     return exc.code == "InvalidParameterValue" and "iam instance profile" in exc.aws_message.lower()
 
 
+#: the size an AMI or copy wait plans for: the wait does not know the image's size (``records.Image``
+#: carries no volume sizes), so its prior and its history key assume the default 8 GiB root volume
+IMAGE_GIB = 8.0
+
 #: the planned instance waits, by the states waited for
 _INSTANCE_WAITS: dict[tuple[str, ...], str] = {
     ("running",): "instance_running",
@@ -123,8 +127,10 @@ class _Planned:
 
     def __init__(
         self, kind: str, region: str, polling: Polling, scale: float,
-        history: pollhistory.PollHistory | None, size_gib: float = 0.0,
+        history: pollhistory.PollHistory | None, size_gib: float | None = None,
     ) -> None:
+        if size_gib is None:
+            size_gib = IMAGE_GIB if kind in ("image_available", "image_copy") else 0.0
         self.kind, self.region, self.polling, self.scale = kind, region, polling, scale
         self.history, self.size_gib = history, size_gib
         #: the plan (made after the first poll), the polls made, the other calls made (progress)
