@@ -1,4 +1,6 @@
-"""When to poll during a wait, from what is known of how long the transition takes (pure; no I/O).
+"""When to poll during a wait, from what is known of how long the transition takes (pure: no I/O; only
+:func:`clock_scale` reads the environment). Used by the EC2 state waits (``Ec2Gateway.wait_instance``,
+``wait_image_available``), with priors refined by :mod:`~amibake.plugins.amazon.pollhistory`.
 
 Packer 1.6.6 polls every waiter the aws-sdk-go way: at once, then every ``delay`` seconds (15 s for
 every EC2 waiter it uses: InstanceRunning, InstanceStopped, InstanceTerminated, ImageAvailable,
