@@ -167,6 +167,12 @@ def run_build(config: ChrootConfig, host: Host, hooks: Hooks, ui: RecUi) -> Any:
                          ).run(hooks)
 
 
+@pytest.mark.effect("builder/amazon-chroot", "source_ami", "ami_name", "ami_description", "tags",
+                    "snapshot_tags", "root_volume_tags", "command_wrapper", "post_mount_commands",
+                    "mount_path", "mount_partition", "device_path", "boot_mode", "tpm_support", "uefi_data",
+                    "ena_support",
+                    "sriov_support", "ami_virtualization_type", "custom_endpoint_ec2", "region", "access_key",
+                    "secret_key")
 def test_build_provisions_the_volume_in_a_chroot_and_registers_it(stack: Stack, moto: MotoServer,
                                                                   host: Host, tmp_path: Path) -> None:
     ui = RecUi()
@@ -264,12 +270,22 @@ def test_failing_provisioner_leaves_nothing(stack: Stack, moto: MotoServer, host
         text.index("Deleting the created EBS volume")
 
 
+@pytest.mark.effect("builder/amazon-chroot", "source_ami_filter")
 def test_a_device_that_exists_before_the_attachment_is_refused(stack: Stack, moto: MotoServer,
                                                                host: Host) -> None:
     before = inventory(moto)
-    config = make_config(stack, host, device_path=host.loop)
-    with pytest.raises(BuildError, match=f"Device is in use: {host.loop}"):
-        run_build(config, host, Hooks("true"), RecUi())
+    owner = ec2(stack).describe_images(ImageIds=[SOURCE_AMI])["Images"][0]["OwnerId"]
+    ui = RecUi()
+    with AwsProxy(moto.url) as proxy:
+        config = make_config(stack, host, custom_endpoint_ec2=proxy.url, device_path=host.loop, source_ami="",
+                             source_ami_filter={"filters": {"image-id": SOURCE_AMI}, "owners": [owner],
+                                                "most_recent": True})
+        with pytest.raises(BuildError, match=f"Device is in use: {host.loop}"):
+            run_build(config, host, Hooks("true"), ui)
+        [described] = [r for r in proxy.sent("DescribeImages") if r.params.get("Filter.1.Name") == "image-id"]
+        assert described.params["Filter.1.Value.1"] == SOURCE_AMI
+        assert described.params["Owner.1"] == owner
+    assert f"    Found Image ID: {SOURCE_AMI}" in ui.lines
     assert_nothing_left(moto, before)
     assert shutil.which("debugfs")
     assert os.path.exists(host.loop)

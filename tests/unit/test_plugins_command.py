@@ -21,7 +21,7 @@ from amibake.cli.main import cli
 EXPECTED = {
     ("builder", "amazon-ebs"): True,
     ("builder", "null"): True,
-    ("builder", "amazon-chroot"): False,
+    ("builder", "amazon-chroot"): True,
     ("builder", "amazon-ebssurrogate"): True,
     ("builder", "amazon-ebsvolume"): True,
     ("builder", "amazon-instance"): False,
@@ -162,7 +162,7 @@ def test_build_refuses_a_validate_only_builder_at_the_start(tmp_path: Path) -> N
     chroot = {"type": "amazon-chroot", "region": "us-east-1", "source_ami": "ami-12345678",
               "ami_name": "chroot-image"}
     (tmp_path / "t.json").write_text(json.dumps({"builders": [chroot]}))
-    r, elapsed, _ = build(tmp_path, "t.json")
+    r, elapsed, _ = build(tmp_path, "t.json", validate_only="builder/amazon-chroot")
     assert r.returncode == 1, r.stdout + r.stderr
     assert r.stderr == f'Error: t.json:1:15: builders[0]: builder type "amazon-chroot" {MESSAGE}\n'
     assert r.stdout == ""  # no build was started: no "output will be in this color" line
@@ -201,7 +201,7 @@ def test_build_refuses_every_validate_only_block_of_the_selected_builds(
     monkeypatch.chdir(tmp_path)
     code, out = cli_run("validate", "t.pkr.hcl")
     assert (code, out) == (0, "The configuration is valid.\n")
-    r, elapsed, _ = build(tmp_path, "t.pkr.hcl")
+    r, elapsed, _ = build(tmp_path, "t.pkr.hcl", validate_only="builder/amazon-chroot")
     assert r.returncode == 1, r.stdout + r.stderr
     refused = f"t.pkr.hcl:17:3: provisioner 'powershell': provisioner type \"powershell\" {MESSAGE}"
     assert r.stderr.splitlines() == [
@@ -211,7 +211,8 @@ def test_build_refuses_every_validate_only_block_of_the_selected_builds(
     ]
     assert r.stdout == ""
     assert elapsed < 20
-    r, _, _ = build(tmp_path, "t.pkr.hcl", "-only", "amazon-ebs.web")
+    r, _, _ = build(tmp_path, "t.pkr.hcl", "-only", "amazon-ebs.web",
+                    validate_only="builder/amazon-chroot")
     assert r.returncode == 1
     assert r.stderr == f"Error: {refused}\n"
 
