@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
+import botocore.session
 import pytest
 
 from amibake.aws.access import AwsAccess
@@ -55,7 +57,26 @@ class Gw:
     """A gateway on moto with a journal in the test's tmp dir, and its pause points."""
 
     def __init__(self, url: str, tmp: Path, region: str = REGION, journal: bool = True) -> None:
-        self.access = AwsAccess(region=region, access_key="testing", secret_key="testing", endpoint_ec2=url)
+        # an AWS account of this test's own (moto keeps accounts apart): what other tests, or other
+        # mutants of a mutation run sharing the server, left behind is not seen here
+        account = "".join(random.choice("0123456789") for _ in range(12))
+        sts = botocore.session.get_session().create_client(
+            "sts",
+            region_name=REGION,
+            endpoint_url=url,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        creds = sts.assume_role(
+            RoleArn=f"arn:aws:iam::{account}:role/gateway-test", RoleSessionName="gateway-test"
+        )["Credentials"]
+        self.access = AwsAccess(
+            region=region,
+            access_key=creds["AccessKeyId"],
+            secret_key=creds["SecretAccessKey"],
+            token=creds["SessionToken"],
+            endpoint_ec2=url,
+        )
         self.points: list[str] = []
         self.run_id = uid("run")
         self.journal_file = Journal(self.run_id, tmp) if journal else None
@@ -927,3 +948,209 @@ def test_snapshot_progress(g: Gw) -> None:
     ami = g.client.create_image(InstanceId=iid, Name=uid("p"))["ImageId"]
     (img,) = g.gw.describe_images(image_ids=[ami])
     assert g.gw.snapshot_progress(img.snapshot_ids) == 1.0
+
+
+# -- what the calls send (botocore's own parameter event: the request still goes to moto) ----------
+
+
+@pytest.fixture
+def sent(g: Gw) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Every API call the gateway's clients make in this test: (operation, parameters as sent)."""
+    import copy
+
+    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def hook(params: dict[str, Any], model: Any, **_: Any) -> None:
+        calls.append((model.name, copy.deepcopy(params)))
+
+    clients = [g.gw._client("ec2"), g.gw._client("ec2", "us-west-2"), g.gw._client("iam")]
+    for c in clients:
+        c.meta.events.register("provide-client-params", hook)
+    try:
+        yield calls
+    finally:
+        for c in clients:
+            c.meta.events.unregister("provide-client-params", hook)
+
+
+def only(calls: list[tuple[str, dict[str, Any]]], op: str) -> dict[str, Any]:
+    (params,) = [p for name, p in calls if name == op]
+    return params
+
+
+def test_copy_image_sends_every_option(g: Gw, sent: list[tuple[str, dict[str, Any]]]) -> None:
+    src = source_image(g)
+    g.gw.copy_image(
+        "us-west-2",
+        source_region=REGION,
+        source_image_id=src,
+        name="full",
+        description="d",
+        encrypted=True,
+        kms_key_id="alias/k",
+        tags={"T": "1"},
+        snapshot_tags={"S": "2"},
+        copy_duration_minutes=30,
+    )
+    p = only(sent, "CopyImage")
+    token = p.pop("ClientToken")
+    assert token == g.records()[0]["token"]
+    assert p == {
+        "SourceRegion": REGION,
+        "SourceImageId": src,
+        "Name": "full",
+        "CopyImageTags": True,
+        "Description": "d",
+        "Encrypted": True,
+        "KmsKeyId": "alias/k",
+        "SnapshotCopyCompletionDurationMinutes": 30,
+        "TagSpecifications": [
+            {"ResourceType": "image", "Tags": [{"Key": "T", "Value": "1"}]},
+            {"ResourceType": "snapshot", "Tags": [{"Key": "S", "Value": "2"}]},
+        ],
+    }
+    sent.clear()
+    g.gw.copy_image("us-west-2", source_region=REGION, source_image_id=src, name="bare")
+    p2 = only(sent, "CopyImage")
+    p2.pop("ClientToken")
+    assert p2 == {"SourceRegion": REGION, "SourceImageId": src, "Name": "bare", "CopyImageTags": True}
+    sent.clear()
+    g.gw.copy_image(
+        "us-west-2",
+        source_region=REGION,
+        source_image_id=src,
+        name="unenc",
+        encrypted=False,
+        snapshot_tags={"S": "2"},
+    )
+    p3 = only(sent, "CopyImage")
+    assert p3["Encrypted"] is False
+    assert p3["TagSpecifications"] == [{"ResourceType": "snapshot", "Tags": [{"Key": "S", "Value": "2"}]}]
+
+
+def test_create_image_and_key_pairs_and_groups_send_only_what_is_given(
+    g: Gw, sent: list[tuple[str, dict[str, Any]]]
+) -> None:
+    iid = instance(g)
+    g.gw.create_image(iid, "bare-image")
+    assert only(sent, "CreateImage") == {"InstanceId": iid, "Name": "bare-image"}
+    sent.clear()
+    g.gw.create_image(iid, "snap-tags", snapshot_tags={"S": "1"})
+    assert only(sent, "CreateImage")["TagSpecifications"] == [
+        {"ResourceType": "snapshot", "Tags": [{"Key": "S", "Value": "1"}]}
+    ]
+    sent.clear()
+    name = uid("k")
+    g.gw.create_key_pair(name, "", {})
+    assert only(sent, "CreateKeyPair") == {"KeyName": name}
+    sent.clear()
+    g.gw.create_key_pair(uid("k"), "ed25519", {"T": "1"})
+    p = only(sent, "CreateKeyPair")
+    assert p["KeyType"] == "ed25519"
+    assert p["TagSpecifications"] == [{"ResourceType": "key-pair", "Tags": [{"Key": "T", "Value": "1"}]}]
+    sent.clear()
+    gname = uid("sg")
+    g.gw.create_security_group(gname, "d", "", {})
+    assert only(sent, "CreateSecurityGroup") == {"GroupName": gname, "Description": "d"}
+
+
+def test_import_key_pair_sends_and_records(g: Gw, sent: list[tuple[str, dict[str, Any]]]) -> None:
+    import asyncssh
+
+    public = asyncssh.generate_private_key("ssh-ed25519").export_public_key("openssh").decode().strip()
+    name = uid("imp")
+    g.gw.import_key_pair(name, public, {})
+    assert only(sent, "ImportKeyPair") == {"KeyName": name, "PublicKeyMaterial": public.encode()}
+    assert g.records() == [
+        {"ev": "intent", "build": BUILD, "kind": "key-pair", "region": REGION, "name": name},
+        {"ev": "created", "build": BUILD, "kind": "key-pair", "region": REGION, "id": name, "name": name},
+    ]
+
+
+def test_run_instance_sends_its_parameters_and_reads_the_answer(
+    g: Gw, sent: list[tuple[str, dict[str, Any]]]
+) -> None:
+    inst = g.gw.run_instance({"ImageId": base_ami(g), "MinCount": 1, "MaxCount": 1})
+    assert only(sent, "RunInstances") == {"ImageId": base_ami(g), "MinCount": 1, "MaxCount": 1}
+    assert g.records()[0] == {
+        "ev": "intent",
+        "build": BUILD,
+        "kind": "instance",
+        "region": REGION,
+        "token": "",
+    }
+    sent.clear()
+    assert g.gw.stop_instance(inst.id) == "stopping"
+    assert only(sent, "StopInstances") == {"InstanceIds": [inst.id]}
+
+
+def test_calls_in_another_region_go_there_and_are_journaled_there(g: Gw) -> None:
+    west = g.gw._client("ec2", "us-west-2")
+    src = source_image(g)
+    ami = g.gw.copy_image("us-west-2", source_region=REGION, source_image_id=src, name=uid("w"))
+    (img,) = g.gw.describe_images(image_ids=[ami], region="us-west-2")
+    g.gw.modify_image_attribute(
+        ami, region="us-west-2", LaunchPermission={"Add": [{"UserId": "123456789012"}]}
+    )
+    assert west.describe_image_attribute(ImageId=ami, Attribute="launchPermission")["LaunchPermissions"] == [
+        {"UserId": "123456789012"}
+    ]
+    g.gw.create_tags([ami], {"W": "1"}, region="us-west-2")
+    assert {"Key": "W", "Value": "1"} in west.describe_images(ImageIds=[ami])["Images"][0]["Tags"]
+    with pytest.raises(NotOurs):  # found in us-west-2, where it is; not this build's
+        g.gw._adopt_image(img.name, {}, "us-west-2")
+    assert g.gw._adopt_image(img.name, {}, None) is None  # nothing of that name in the gateway's region
+    g.gw.note_snapshots(ami, img.snapshot_ids, "us-west-2")
+    for snap in img.snapshot_ids:
+        g.gw.modify_snapshot_attribute(
+            snap,
+            region="us-west-2",
+            Attribute="createVolumePermission",
+            OperationType="add",
+            CreateVolumePermission={"Add": [{"Group": "all"}]},
+        )
+    g.gw.destroy_image(img, "us-west-2")
+    assert (
+        west.describe_images(ImageIds=[ami]).get("Images", []) in ([],)
+        or west.describe_images(ImageIds=[ami])["Images"][0]["State"] == "deregistered"
+    )
+    west_recs = [
+        r for r in g.records() if r["ev"] in ("created", "removed") and r["kind"] in ("image", "snapshot")
+    ]
+    assert {r["region"] for r in west_recs} == {"us-west-2"}
+    assert [r["ev"] for r in west_recs] == ["created"] + ["created"] * len(img.snapshot_ids) + ["removed"] * (
+        1 + len(img.snapshot_ids)
+    )
+    key = uid("wk")
+    west.create_key_pair(KeyName=key)
+    g.gw.delete_key_pair(key, "us-west-2")
+    assert west.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [key]}])["KeyPairs"] == []
+    gid = west.create_security_group(GroupName=uid("wsg"), Description="d")["GroupId"]
+    g.gw.delete_security_group(gid, "us-west-2")
+    vol = west.create_volume(AvailabilityZone="us-west-2a", Size=1)["VolumeId"]
+    g.gw.delete_volume(vol, "us-west-2")
+    lt = west.create_launch_template(LaunchTemplateName=uid("wlt"), LaunchTemplateData={})["LaunchTemplate"][
+        "LaunchTemplateId"
+    ]
+    g.gw.delete_launch_template(lt, "us-west-2")
+    wami = west.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    wiid = west.run_instances(ImageId=wami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    seen = g.gw.describe_instance(wiid, "us-west-2")
+    assert seen is not None and seen.id == wiid
+    assert g.gw.terminate_instance(wiid, "us-west-2") == "shutting-down"
+    removed = [(r["kind"], r["region"]) for r in g.records() if r["ev"] == "removed"]
+    for kind in ("key-pair", "security-group", "volume", "launch-template", "instance"):
+        assert (kind, "us-west-2") in removed, kind
+    assert g.gw.security_group_by_name("nothing-" + uid(), "us-west-2") == []
+
+
+def test_find_tagged_iam_reads_profile_tags_and_skips_other_names(g: Gw) -> None:
+    run = uid("run")
+    tags = [{"Key": "amibake:run-id", "Value": run}, {"Key": "amibake:build", "Value": "b"}]
+    name = uid("packer")
+    g.iam.create_instance_profile(InstanceProfileName=name, Tags=tags)
+    g.iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}", Tags=tags)
+    (prof,) = [t for t in g.gw.find_tagged_iam("amibake:run-id", run) if t.kind == "iam-instance-profile"]
+    assert prof.tags == {"amibake:run-id": run, "amibake:build": "b"} and prof.state == ""
+    assert g.gw.find_tagged_iam("amibake:build", run) == []
+    assert {t.id for t in g.gw.find_tagged_iam("amibake:build", "b")} >= {name}
