@@ -10,9 +10,11 @@ removes it once the volume is detached, as a device node appears and goes on a r
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -31,8 +33,8 @@ from amibake.plugins.amazon.liveness import FINISHED_TAG
 from tests.awsproxy import AwsProxy
 from tests.stack.test_amazon_chroot_parts import make_rootfs, require_root
 from tests.stack.test_ebs_builder import SOURCE_AMI, Hooks, RecUi, ec2, make_env, tags
-from tests.stack.test_reliability import assert_nothing_left, inventory
-from tests.stackkit import MotoServer, Stack
+from tests.stack.test_reliability import Build, assert_nothing_left, inventory, run_cleanup
+from tests.stackkit import MotoServer, Stack, amibake_exe
 
 pytestmark = pytest.mark.stack
 
@@ -170,9 +172,8 @@ def run_build(config: ChrootConfig, host: Host, hooks: Hooks, ui: RecUi) -> Any:
 @pytest.mark.effect("builder/amazon-chroot", "source_ami", "ami_name", "ami_description", "tags",
                     "snapshot_tags", "root_volume_tags", "command_wrapper", "post_mount_commands",
                     "mount_path", "mount_partition", "device_path", "boot_mode", "tpm_support", "uefi_data",
-                    "ena_support",
-                    "sriov_support", "ami_virtualization_type", "custom_endpoint_ec2", "region", "access_key",
-                    "secret_key")
+                    "ena_support", "sriov_support", "ami_virtualization_type", "custom_endpoint_ec2",
+                    "region", "access_key", "secret_key")
 def test_build_provisions_the_volume_in_a_chroot_and_registers_it(stack: Stack, moto: MotoServer,
                                                                   host: Host, tmp_path: Path) -> None:
     ui = RecUi()
@@ -369,3 +370,41 @@ def test_from_scratch_with_an_nvme_device_copied_and_shared(stack: Stack, moto: 
     left = inventory(moto) - before
     assert f"us-east-1:{artifact.amis['us-east-1']}" in left and f"us-east-1:{snap}" in left
     assert not any(v.startswith("us-east-1:vol-") for v in left)
+
+
+def test_sigkill_then_cleanup_leaves_nothing(stack: Stack, moto: MotoServer, host: Host,
+                                             tmp_path: Path) -> None:
+    """Through the CLI, with a shell provisioner: killed once the snapshot exists (the volume detached,
+    every mount undone), ``amibake cleanup`` removes the volume and the snapshot from the journal."""
+    before = inventory(moto)
+    template = tmp_path / "chroot.json"
+    template.write_text(json.dumps({"builders": [{
+        "type": "amazon-chroot", "region": "us-east-1", "source_ami": SOURCE_AMI,
+        "ami_name": f"chroot-kill-{host.instance_id}", "device_path": str(host.device),
+        "mount_partition": "0",
+        "mount_path": str(host.mnt / "{{.Device}}"), "chroot_mounts": [["proc", "proc", "/proc"]],
+        "copy_files": [], "aws_polling": {"delay_seconds": 1, "max_attempts": 30},
+    }], "provisioners": [{"type": "shell",
+                          "inline": ["echo from-shell-$PACKER_BUILDER_TYPE > /etc/from-shell"]}]}))
+    state = tmp_path / "state-cli"
+    env = {**os.environ, **stack.env(), "AMIBAKE_STATE_DIR": str(state),
+           "AMIBAKE_PAUSE_AT": "after-create-snapshot",
+           "AWS_EC2_METADATA_SERVICE_ENDPOINT": host.metadata_url,
+           "AWS_EC2_METADATA_DISABLED": "false"}  # the stack turns boto3's off; this build needs it
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    with open(out, "wb") as o, open(err, "wb") as e:
+        proc = subprocess.Popen([amibake_exe(), "build", str(template)], stdout=o, stderr=e,
+                                stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
+    build = Build(proc, state, out, err, "")
+    build.wait_marker("after-create-snapshot", timeout=120)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert host.read("/etc/from-shell") == "from-shell-amazon-chroot\n"
+    assert mounts_under(tmp_path) == []  # unmounted before the snapshot (Packer's early cleanup)
+    c = ec2(stack)
+    [snap] = [s["SnapshotId"] for s in c.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+              if f"us-east-1:{s['SnapshotId']}" not in before]
+    assert (inventory(moto) - before) == {f"us-east-1:{snap}", f"us-east-1:{host.attachments[0]}"}
+    res = run_cleanup(stack, build, "--run", build.run_id())
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert_nothing_left(moto, before)
