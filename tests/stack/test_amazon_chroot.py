@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from amibake.errors import BuildError
+from amibake.plugins.amazon import steps_chroot
 from amibake.plugins.amazon.chroot import ChrootBuilder
 from amibake.plugins.amazon.config_chroot import ChrootConfig
 from amibake.plugins.amazon.ec2 import CLIENTS
@@ -40,9 +41,16 @@ pytestmark = pytest.mark.stack
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AMIBAKE_STATE_DIR", str(tmp_path / "state"))
+    # in-process builds lock a file of the test's own; a CLI build takes Packer's, removed if it made it
+    lock_dir = Path(steps_chroot.LOCK_FILE).parent
+    had_lock_dir = lock_dir.exists()
+    monkeypatch.setattr(steps_chroot, "LOCK_FILE", str(tmp_path / "lock" / "lock"))
     CLIENTS.clear()
+    yield
+    if not had_lock_dir:
+        shutil.rmtree(lock_dir, ignore_errors=True)
 
 
 def mounts_under(path: Path) -> list[str]:
