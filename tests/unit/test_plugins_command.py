@@ -24,7 +24,7 @@ EXPECTED = {
     ("builder", "amazon-chroot"): True,
     ("builder", "amazon-ebssurrogate"): True,
     ("builder", "amazon-ebsvolume"): True,
-    ("builder", "amazon-instance"): False,
+    ("builder", "amazon-instance"): True,
     ("provisioner", "shell"): True,
     ("provisioner", "file"): True,
     ("provisioner", "shell-local"): True,

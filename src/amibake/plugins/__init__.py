@@ -56,7 +56,8 @@ register(_amazon("amazon-ebsvolume", f"{_AMZ}_ebsvolume:EbsVolumeConfig",
                  "amibake.plugins.amazon.ebsvolume:EbsVolumeBuilder"))
 register(_amazon("amazon-chroot", f"{_AMZ}_chroot:ChrootConfig",
                  "amibake.plugins.amazon.chroot:ChrootBuilder", generated=amz.CHROOT_GENERATED))
-register(_amazon("amazon-instance", f"{_AMZ}_instance:InstanceConfig"))
+register(_amazon("amazon-instance", f"{_AMZ}_instance:InstanceConfig",
+                 "amibake.plugins.amazon.instance:InstanceBuilder"))
 register(PluginSpec("builder", "null", "amibake.builders.null.config:NullConfig",
                     "amibake.builders.null.builder:NullBuilder"))
 
