@@ -37,6 +37,8 @@ pytestmark = pytest.mark.stack
 
 TOOLS = Path(__file__).parent / "data" / "instance"
 REGION = "us-east-1"
+#: an instance-store AMI of moto's default images (what amazon-instance builds from on AWS)
+INSTANCE_STORE_AMI = "ami-04681a1dbd79675b6"
 #: the template's secret key (moto takes any): it must reach the upload command and never the output
 SECRET = "sEcret-Key-4e0b"
 
@@ -151,7 +153,8 @@ def test_build_bundles_uploads_and_registers(stack: Stack, moto: MotoServer, tmp
     with AwsProxy(moto.url) as proxy:
         config = make_config(
             stack, moto, tmp_path, remote, bucket, custom_endpoint_ec2=proxy.url, s3_bucket=f"{bucket}/amis",
-            ami_description="instance-store {{ .SourceAMI }}", tags={"Role": "bundle"},
+            source_ami=INSTANCE_STORE_AMI,
+            ami_description="from {{ .SourceAMI }}", tags={"Role": "bundle"},
             ami_block_device_mappings=[{"device_name": "/dev/sdb", "virtual_name": "ephemeral0"}],
             ami_virtualization_type="hvm", sriov_support=True, ena_support=True, tpm_support="v2.0",
             secret_key=SECRET,
@@ -165,9 +168,13 @@ def test_build_bundles_uploads_and_registers(stack: Stack, moto: MotoServer, tmp
             "ImageLocation": f"{bucket}/amis/{config.bundle_prefix}.manifest.xml", "Name": config.ami_name,
             "BlockDeviceMapping.1.DeviceName": "/dev/sdb", "BlockDeviceMapping.1.VirtualName": "ephemeral0",
             "VirtualizationType": "hvm", "SriovNetSupport": "simple", "EnaSupport": "true",
-            "TpmSupport": "v2.0", "Description": f"instance-store {SOURCE_AMI}",
+            "TpmSupport": "v2.0", "Description": f"from {INSTANCE_STORE_AMI}",
         }
         assert not proxy.sent("CreateImage") and not proxy.sent("StopInstances")
+        # launched from the instance-store source AMI (amazon-ebs refuses one)
+        assert proxy.sent("RunInstances")[0].params["ImageId"] == INSTANCE_STORE_AMI
+    [source] = ec2(stack).describe_images(ImageIds=[INSTANCE_STORE_AMI])["Images"]
+    assert source["RootDeviceType"] == "instance-store"
     ami = artifact.amis[REGION]
     assert artifact.builder_id == "mitchellh.amazon.instance"
     # the instance's side: the X509 files uploaded, the tools run with Packer's template data
@@ -189,7 +196,7 @@ def test_build_bundles_uploads_and_registers(stack: Stack, moto: MotoServer, tmp
     # the AMI: named, described, tagged, marked delivered; the instance gone
     c = ec2(stack)
     [image] = c.describe_images(ImageIds=[ami])["Images"]
-    assert image["Name"] == config.ami_name and image["Description"] == f"instance-store {SOURCE_AMI}"
+    assert image["Name"] == config.ami_name and image["Description"] == f"from {INSTANCE_STORE_AMI}"
     assert tags(image)["Role"] == "bundle" and FINISHED_TAG in tags(image)
     states = {i["State"]["Name"] for r in c.describe_instances()["Reservations"] for i in r["Instances"]}
     assert states == {"terminated"}
