@@ -295,3 +295,22 @@ def test_cli_build_then_cleanup_keeps_the_ami_and_its_bundle(stack: Stack, moto:
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
     assert c.describe_images(ImageIds=[image["ImageId"]])["Images"]
     assert objects(moto, bucket) == kept
+
+
+def test_upload_command_gets_the_session_credentials(stack: Stack, moto: MotoServer, tmp_path: Path,
+                                                     remote: str, bucket: str,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """No access_key / secret_key in the template: the upload command's AccessKey, SecretKey and Token
+    are the session's credentials (here from the environment), as Packer's StepUploadBundle; none of
+    them shows in the output."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDSESSION")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "session-Secret-91")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-Token-73")
+    ui = RecUi()
+    config = make_config(stack, moto, tmp_path, remote, bucket, access_key="", secret_key="")
+    artifact = InstanceBuilder(config, go_env(ui)).run(ToolHooks("true", remote=remote))
+    assert artifact is not None
+    uploaded = args_of(Path(remote) / "bundle" / "upload.args")
+    assert (uploaded["access"], uploaded["secret"], uploaded["token"]) == (
+        "AKIDSESSION", "session-Secret-91", "session-Token-73")
+    assert "session-Secret-91" not in ui.text and "session-Token-73" not in ui.text
