@@ -704,7 +704,9 @@ def test_aws_polling_spaces_and_bounds_the_waits(stack: Stack, moto: MotoServer)
         gaps = [b - a for a, b in itertools.pairwise(polls)]
         assert 3 <= len(polls) <= 5, gaps  # at once, then 0.5 s, 1 s, 1 s...
         # (bounds with room for a loaded machine: each poll's own latency adds to its gap)
-        assert max(gaps) <= 2.0 and gaps[-1] >= 0.9, gaps
+        # the last gap is the full second (the backoff's 0.5 s step is below 0.8): each gap is measured
+        # when moto's answer arrives, so one slow answer before a fast one shortens it by the difference
+        assert max(gaps) <= 2.0 and gaps[-1] >= 0.8, gaps
         gave_up = min(t for t in ui.said.values() if t > polls[-1])
         assert 2.0 <= gave_up - polls[0] <= 4.5, gaps
     # pending for 5 s: 4 attempts 2 s apart (8 s) wait it out, with polls reaching 2 s apart
