@@ -839,3 +839,30 @@ def test_as_resource_gives_a_tag_found_snapshot_its_image(tmp_path: Path) -> Non
     )
     assert cl._as_resource(Tagged("image", REGION, "snap-1", {}), "b", rec).detail == {}
     assert cl._as_resource(Tagged("snapshot", REGION, "snap-9", {}), "b", rec).detail == {}
+
+
+def test_a_leftover_image_in_another_region_is_read_and_removed_there(aws: Aws, tmp_path: Path) -> None:
+    west = aws.ec2("us-west-2")
+    run = run_id()
+    wami = west.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    iid = west.run_instances(ImageId=wami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = west.create_image(InstanceId=iid, Name=f"w-{run}")["ImageId"]
+    snap = west.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    done = west.create_image(InstanceId=iid, Name=f"d-{run}")["ImageId"]
+    west.terminate_instances(InstanceIds=[iid])
+    journal(
+        tmp_path,
+        run,
+        ("created", {"kind": "image", "region": "us-west-2", "id": ami}),
+        ("created", {"kind": "image", "region": "us-west-2", "id": done}),
+    )
+    c, said = cleaner(tmp_path)
+    plan = c.plan(run_id=run)
+    west.create_tags(Resources=[done], Tags=[{"Key": "amibake:finished", "Value": OLD}])
+    c.remove(plan)
+    assert f"Removed snapshot {snap} (us-west-2) of run {run}" in said
+    assert (
+        f"Left image {done} (us-west-2) of run {run}: marked amibake:finished (a delivered artifact)" in said
+    )
+    with pytest.raises(Exception, match=r"InvalidSnapshot\.NotFound"):
+        west.describe_snapshots(SnapshotIds=[snap])
