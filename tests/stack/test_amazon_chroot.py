@@ -181,13 +181,18 @@ def run_build(config: ChrootConfig, host: Host, hooks: Hooks, ui: RecUi) -> Any:
                     "snapshot_tags", "root_volume_tags", "command_wrapper", "post_mount_commands",
                     "mount_path", "mount_partition", "device_path", "boot_mode", "tpm_support", "uefi_data",
                     "ena_support", "sriov_support", "ami_virtualization_type", "custom_endpoint_ec2",
-                    "region", "access_key", "secret_key")
+                    "region", "access_key", "secret_key", "force_deregister", "force_delete_snapshot",
+                    "root_volume_encrypt_boot")
 def test_build_provisions_the_volume_in_a_chroot_and_registers_it(stack: Stack, moto: MotoServer,
                                                                   host: Host, tmp_path: Path) -> None:
     ui = RecUi()
     hooks = Hooks("echo built-in-chroot > /etc/built; cat /etc/resolv.conf > /etc/resolv-seen; "
                   "ls /proc/self > /dev/null && echo proc-ok; cat /etc/os-release")
     log = tmp_path / "wrapped.log"
+    name = f"chroot-{host.instance_id}"
+    old = ec2(stack).register_image(Name=name)["ImageId"]  # force_deregister's target
+    old_snaps = [m["Ebs"]["SnapshotId"] for m in ec2(stack).describe_images(ImageIds=[old])["Images"][0][
+        "BlockDeviceMappings"] if "Ebs" in m]
     before = inventory(moto)
     with AwsProxy(moto.url) as proxy:
         config = make_config(
@@ -197,7 +202,8 @@ def test_build_provisions_the_volume_in_a_chroot_and_registers_it(stack: Stack, 
             root_volume_tags={"Vol": "chroot-{{ .BuildRegion }}"},
             tags={"Built": "yes"}, snapshot_tags={"Snap": "yes"}, ami_description="from chroot",
             boot_mode="uefi", tpm_support="v2.0", uefi_data="QU1aTlVFRkk=", ena_support=True,
-            sriov_support=True, ami_virtualization_type="hvm")
+            sriov_support=True, ami_virtualization_type="hvm", force_deregister=True,
+            force_delete_snapshot=True, root_volume_encrypt_boot=True)
         artifact = run_build(config, host, hooks, ui)
         assert artifact is not None and artifact.builder_id == "mitchellh.amazon.chroot"
         [ami] = artifact.amis.values()
@@ -208,6 +214,9 @@ def test_build_provisions_the_volume_in_a_chroot_and_registers_it(stack: Stack, 
         assert create.params["AvailabilityZone"] == host.zone
         assert create.params["SnapshotId"] == src_root["Ebs"]["SnapshotId"]
         assert create.tags("volume")["Vol"] == "chroot-us-east-1"
+        assert create.params["Encrypted"] == "true"
+        assert [r.params["ImageId"] for r in proxy.sent("DeregisterImage")] == [old]
+        assert {r.params["SnapshotId"] for r in proxy.sent("DeleteSnapshot")} == set(old_snaps)
         vid = create.params.get("VolumeId") or host.attachments[0]
         [attach] = proxy.sent("AttachVolume")
         attached_as = str(host.device.parent / "sdf")  # Packer's /xvd -> /sd for the API call

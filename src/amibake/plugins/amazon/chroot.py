@@ -137,6 +137,7 @@ class ChrootBuilder:
             ("StepRegisterAMI", sc.register_ami),
             ("StepAMIRegionCopy", steps_ami.region_copy),
             ("StepEnableDeprecation", steps_ami.enable_deprecation),
+            ("StepEnableDeregistrationProtection", steps_ami.enable_deregistration_protection),
             ("StepModifyAMIAttributes", steps_ami.modify_attributes),
             ("StepMarkFinished", mark_finished),
         ]
