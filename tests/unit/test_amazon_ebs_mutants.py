@@ -18,7 +18,7 @@ import pytest
 from amibake.api import BuildEnv
 from amibake.errors import BuildError
 from amibake.journal import load_run, state_dir
-from amibake.plugins.amazon import ebs
+from amibake.plugins.amazon import builder, ebs
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.ebs import EbsBuilder
 from amibake.steps.context import BuildCancelled, StepContext
@@ -142,11 +142,11 @@ def test_the_step_plan() -> None:
 
 
 def test_public_url_drops_only_a_user_and_password() -> None:
-    assert ebs._public_url("") == ""
-    assert ebs._public_url("http://127.0.0.1:5000/path") == "http://127.0.0.1:5000/path"
-    assert ebs._public_url("https://user:pw@ec2.example:8443/p?q=1") == "https://ec2.example:8443/p"
-    assert ebs._public_url("https://user@ec2.example/p") == "https://ec2.example/p"
-    assert ebs._public_url("https://:pw@ec2.example") == "https://ec2.example"
+    assert builder._public_url("") == ""
+    assert builder._public_url("http://127.0.0.1:5000/path") == "http://127.0.0.1:5000/path"
+    assert builder._public_url("https://user:pw@ec2.example:8443/p?q=1") == "https://ec2.example:8443/p"
+    assert builder._public_url("https://user@ec2.example/p") == "https://ec2.example/p"
+    assert builder._public_url("https://:pw@ec2.example") == "https://ec2.example"
 
 
 def test_mark_finished_tags_each_regions_ami_and_snapshots() -> None:

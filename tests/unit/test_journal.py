@@ -324,7 +324,7 @@ def test_last_sign_of_life_is_the_newest_of_heartbeat_and_creation() -> None:
 
 
 def test_endpoints_are_journaled_without_userinfo() -> None:
-    from amibake.plugins.amazon.ebs import _public_url
+    from amibake.plugins.amazon.builder import _public_url
 
     assert _public_url("https://user:pw@ec2.example:8443/x") == "https://ec2.example:8443/x"
     assert _public_url("http://127.0.0.1:4566") == "http://127.0.0.1:4566"

@@ -12,23 +12,18 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
-from amibake.api import BuildEnv, Hooks
+from amibake.api import BuildEnv, Hooks, Ui
 from amibake.errors import BuildError
-from amibake.journal import BuildJournal, Journal, JournalError
 from amibake.plugins.amazon import steps_ami, steps_chroot, steps_instance
-from amibake.plugins.amazon.artifact import AmiArtifact, generated_data
+from amibake.plugins.amazon.builder import AmazonBuilder
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.config_chroot import ChrootConfig
-from amibake.plugins.amazon.ebs import EbsBuilder, mark_finished, record_access
+from amibake.plugins.amazon.ebs import mark_finished
 from amibake.plugins.amazon.ec2 import Ec2Gateway
 from amibake.plugins.amazon.ec2_volumes import VolumeCalls
-from amibake.plugins.amazon.liveness import FINISHED_TAG, Heartbeat
 from amibake.plugins.amazon.records import Tags, tag_list, tag_specs
 from amibake.plugins.amazon.state import BoundStep
 from amibake.plugins.amazon.steps_chroot import ChrootState, ChrootView
-from amibake.steps.context import BuildCancelled, StepContext, SturdyUi
-from amibake.steps.runner import StepRunner
-from amibake.ui.redact import RedactingUi
 
 BUILDER_ID = "mitchellh.amazon.chroot"
 _NOT_YET_VOLUME = ("InvalidVolume.NotFound",)
@@ -100,15 +95,16 @@ class ChrootGateway(Ec2Gateway, VolumeCalls):
         return image_id
 
 
-class ChrootBuilder:
+class ChrootBuilder(AmazonBuilder):
+    config: ChrootConfig
+    gateway_class = ChrootGateway
+    builder_id = BUILDER_ID
+
     def __init__(self, config: ChrootConfig, env: BuildEnv, *,
                  metadata_env: dict[str, str] | None = None) -> None:
-        self.config = config
-        self.env = env
+        super().__init__(config, env)
         #: the environment the metadata endpoint is read from (None: the process's)
         self.metadata_env = metadata_env
-        #: set after run(): what the cleanup could not undo (or -on-error=abort left behind)
-        self.leftovers: list[str] = []
 
     def steps(self, st: ChrootState) -> list[BoundStep]:
         c = self.config
@@ -143,60 +139,11 @@ class ChrootBuilder:
         ]
         return [BoundStep(name, fn, st) for name, fn in plan]
 
-    def _journal(self, run_id: str) -> BuildJournal:
-        try:
-            journal = Journal(run_id).for_build(self.env.build_name)
-            c = self.config
-            journal.started(region=c.region, ami_name=c.ami_name, ami_regions=list(c.ami_regions))
-            record_access(journal, c.aws_access(), [c.region, *c.ami_regions])
-        except (OSError, ValueError) as exc:
-            raise BuildError(
-                f"cannot write the run journal (set AMIBAKE_STATE_DIR to a writable directory): {exc}"
-            ) from exc
-        return journal
-
-    def run(self, hooks: Hooks) -> AmiArtifact | None:
+    def _secrets(self) -> tuple[str, ...]:
         c = self.config
-        run_uuid = self.env.run_uuid or str(uuid.uuid4())
-        run_id = self.env.run_id or run_uuid
-        for secret in (c.secret_key, c.token, c.mfa_code):
-            if secret and secret not in self.env.secrets:
-                self.env.secrets.append(secret)
-        ui = SturdyUi(RedactingUi(self.env.ui, self.env.secrets))
-        ctx = StepContext(ui=ui, cancel=self.env.cancel, on_error=self.env.on_error, debug=self.env.debug)
-        gateway = ChrootGateway(c.aws_access(), c.polling(), pause=ctx.pause)
-        gateway.on_journal_error = ctx.journal_failed
-        try:
-            gateway.validate_credentials()
-        except BuildError as exc:
-            raise BuildError(f"AWS credentials could not be validated: {exc}") from exc
-        journal = self._journal(run_id)
-        gateway.journal = journal
-        st = ChrootState(config=cast(EbsConfig, ChrootView(c)), ec2=gateway, env=self.env, hooks=hooks,
-                         run_uuid=run_uuid, ui_=ui, chroot_config=c, metadata_env=self.metadata_env)
-        heartbeat = Heartbeat(gateway, journal).start()
-        try:
-            StepRunner(ctx).run(self.steps(st))
-        except BaseException as exc:
-            self.leftovers = list(ctx.leftovers)
-            if isinstance(exc, BuildCancelled) or ctx.cancelled:
-                EbsBuilder._report_interrupted(cast(EbsBuilder, self), ui, journal)
-            raise
-        finally:
-            heartbeat.stop()
-            self.leftovers = list(ctx.leftovers)
-            journal.journal.close()
-        try:
-            journal.finished(st.amis)
-        except JournalError as exc:
-            ui.error(f"{exc}. The build's AMIs are marked {FINISHED_TAG} in AWS, so `amibake cleanup` "
-                     "keeps them.")
-        journal.journal.close()
-        if not st.amis:
-            return None
-        return AmiArtifact(
-            amis=dict(st.amis),
-            gateway=gateway,
-            builder_id=BUILDER_ID,
-            state_data={"generated_data": generated_data(st.build_data())},
-        )
+        return (c.secret_key, c.token, c.mfa_code)  # no communicator: no SSH secret
+
+    def _new_state(self, gateway: Any, hooks: Hooks, run_uuid: str, ui: Ui) -> ChrootState:
+        return ChrootState(config=cast(EbsConfig, ChrootView(self.config)), ec2=gateway, env=self.env,
+                           hooks=hooks, run_uuid=run_uuid, ui_=ui, chroot_config=self.config,
+                           metadata_env=self.metadata_env)

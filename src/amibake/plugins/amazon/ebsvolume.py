@@ -7,28 +7,22 @@ amazon-ebs are amazon-ebs's own functions (steps_instance, steps_ami).
 
 from __future__ import annotations
 
-import os
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from amibake.api import BuildEnv, Hooks, Ui
+from amibake.api import Hooks, Ui
 from amibake.errors import BuildError
-from amibake.journal import BuildJournal, Journal, JournalError
+from amibake.journal import BuildJournal
 from amibake.plugins.amazon import steps_ami, steps_instance, steps_volume
 from amibake.plugins.amazon.artifact import generated_data
+from amibake.plugins.amazon.builder import AmazonBuilder, record_access
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.config_ebsvolume import EbsVolumeConfig
-from amibake.plugins.amazon.ebs import _public_url
 from amibake.plugins.amazon.ec2 import AwsError, Ec2Gateway
 from amibake.plugins.amazon.ec2_volumes import VolumeCalls
-from amibake.plugins.amazon.liveness import FINISHED_TAG, Heartbeat
+from amibake.plugins.amazon.liveness import FINISHED_TAG
 from amibake.plugins.amazon.state import BoundStep
-from amibake.plugins.amazon.steps_ami import Connector
 from amibake.plugins.amazon.steps_volume import VolumeLaunch, VolumeState
-from amibake.steps.context import BuildCancelled, StepContext, SturdyUi
-from amibake.steps.runner import StepRunner
-from amibake.ui.redact import RedactingUi
 
 BUILDER_ID = "mitchellh.amazon.ebsvolume"
 
@@ -81,13 +75,9 @@ class VolumeArtifact:
             raise BuildError("\n".join(errors))
 
 
-class EbsVolumeBuilder:
-    def __init__(self, config: EbsVolumeConfig, env: BuildEnv, *, connector: Connector | None = None) -> None:
-        self.config = config
-        self.env = env
-        self.connector: Connector = connector or steps_ami.ssh_connector
-        #: set after run(): what the cleanup could not undo (or -on-error=abort left behind)
-        self.leftovers: list[str] = []
+class EbsVolumeBuilder(AmazonBuilder):
+    config: EbsVolumeConfig
+    gateway_class = VolumeGateway
 
     def steps(self, st: VolumeState) -> list[BoundStep]:
         spot = self.config.is_spot_instance()
@@ -111,61 +101,23 @@ class EbsVolumeBuilder:
         ]
         return [BoundStep(name, fn, st) for name, fn in plan]
 
-    def _journal(self, run_id: str) -> BuildJournal:
-        try:
-            journal = Journal(run_id).for_build(self.env.build_name)
-            c = self.config
-            journal.started(region=c.region, ami_name="", ami_regions=[])
-            access = c.aws_access()
-            endpoint = _public_url(access.endpoint_ec2 or os.environ.get("AWS_ENDPOINT_URL_EC2", "")
-                                   or os.environ.get("AWS_ENDPOINT_URL", ""))
-            profile = access.profile or os.environ.get("AWS_PROFILE", "")
-            role = access.assume_role.role_arn if access.assume_role else ""
-            journal.access(c.region, endpoint=endpoint, profile=profile, role_arn=role)
-        except (OSError, ValueError) as exc:
-            raise BuildError(
-                f"cannot write the run journal (set AMIBAKE_STATE_DIR to a writable directory): {exc}"
-            ) from exc
-        return journal
-
-    def run(self, hooks: Hooks) -> VolumeArtifact | None:
+    def _journal_started(self, journal: BuildJournal) -> None:
         c = self.config
-        run_uuid = self.env.run_uuid or str(uuid.uuid4())
-        run_id = self.env.run_id or run_uuid
-        for secret in (c.ssh_password, c.ssh_bastion_password, c.secret_key, c.token, c.mfa_code):
-            if secret and secret not in self.env.secrets:
-                self.env.secrets.append(secret)
-        ui = SturdyUi(RedactingUi(self.env.ui, self.env.secrets))
-        ctx = StepContext(ui=ui, cancel=self.env.cancel, on_error=self.env.on_error, debug=self.env.debug)
-        gateway = VolumeGateway(c.aws_access(), c.polling(), pause=ctx.pause)
-        gateway.on_journal_error = ctx.journal_failed
-        try:
-            gateway.validate_credentials()
-        except BuildError as exc:
-            raise BuildError(f"AWS credentials could not be validated: {exc}") from exc
-        journal = self._journal(run_id)
-        gateway.journal = journal
+        journal.started(region=c.region, ami_name="", ami_regions=[])
+        record_access(journal, c.aws_access(), [c.region])
+
+    def _new_state(self, gateway: Any, hooks: Hooks, run_uuid: str, ui: Ui) -> VolumeState:
         # the shared steps read the options through the launch view (ebs_volumes as launch devices)
-        st = VolumeState(config=cast(EbsConfig, VolumeLaunch(c)), ec2=gateway, env=self.env, hooks=hooks,
-                         run_uuid=run_uuid, ui_=ui, volume_config=c)
-        heartbeat = Heartbeat(gateway, journal).start()
-        try:
-            StepRunner(ctx).run(self.steps(st))
-        except BaseException as exc:
-            self.leftovers = list(ctx.leftovers)
-            if isinstance(exc, BuildCancelled) or ctx.cancelled:
-                self._report_interrupted(ui, journal)
-            raise
-        finally:
-            heartbeat.stop()
-            self.leftovers = list(ctx.leftovers)
-            journal.journal.close()
-        try:
-            journal.finished({})
-        except JournalError as exc:
-            ui.error(f"{exc}. The build's volumes and snapshots are marked {FINISHED_TAG} in AWS, so "
+        return VolumeState(config=cast(EbsConfig, VolumeLaunch(self.config)), ec2=gateway, env=self.env,
+                           hooks=hooks, run_uuid=run_uuid, ui_=ui, volume_config=self.config)
+
+    def _delivered(self, st: Any) -> dict[str, str]:
+        return {}  # volumes and snapshots, not AMIs: protected by their amibake:finished tag
+
+    finished_note = (f"The build's volumes and snapshots are marked {FINISHED_TAG} in AWS, so "
                      "`amibake cleanup` keeps them.")
-        journal.journal.close()
+
+    def _artifact(self, st: Any, gateway: Any, ui: Ui) -> VolumeArtifact:
         artifact = VolumeArtifact(
             volumes={r: list(v) for r, v in st.volumes.items()},
             snapshots={r: list(s) for r, s in st.volume_snapshots.items()},
@@ -174,15 +126,3 @@ class EbsVolumeBuilder:
         )
         ui.say(f"Created Volumes: {artifact}")
         return artifact
-
-    def _report_interrupted(self, ui: Ui, journal: BuildJournal) -> None:
-        """After a cancelled build has unwound: what its cleanup removed and what is left."""
-        removed, left = journal.removed_log, journal.live()
-        if removed:
-            ui.say(f"Cleanup after the interruption removed {len(removed)} resource(s): "
-                   + ", ".join(removed))
-        else:
-            ui.say("Cleanup after the interruption: nothing had been created yet.")
-        if left:
-            ui.error("Left behind: " + ", ".join(left)
-                     + f". Remove them with: amibake cleanup --run {journal.run_id}")

@@ -8,25 +8,17 @@ amazon-ebs are amazon-ebs's own functions (steps_instance, steps_ami).
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, cast
 
-from amibake.api import BuildEnv, Hooks
-from amibake.errors import BuildError
-from amibake.journal import JournalError
+from amibake.api import BuildEnv, Hooks, Ui
 from amibake.plugins.amazon import steps_ami, steps_instance, steps_surrogate
-from amibake.plugins.amazon.artifact import AmiArtifact, generated_data
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.config_surrogate import EbsSurrogateConfig
 from amibake.plugins.amazon.ebs import EbsBuilder, mark_finished
 from amibake.plugins.amazon.ebsvolume import VolumeGateway
-from amibake.plugins.amazon.liveness import FINISHED_TAG, Heartbeat
 from amibake.plugins.amazon.state import BoundStep
 from amibake.plugins.amazon.steps_ami import Connector
 from amibake.plugins.amazon.steps_surrogate import SurrogateLaunch, SurrogateState
-from amibake.steps.context import BuildCancelled, StepContext, SturdyUi
-from amibake.steps.runner import StepRunner
-from amibake.ui.redact import RedactingUi
 
 BUILDER_ID = "mitchellh.amazon.ebssurrogate"
 
@@ -74,44 +66,13 @@ class EbsSurrogateBuilder(EbsBuilder):
         ]
         return [BoundStep(name, fn, st) for name, fn in plan]
 
-    def run(self, hooks: Hooks) -> AmiArtifact | None:
-        c = self.surrogate
-        run_uuid = self.env.run_uuid or str(uuid.uuid4())
-        run_id = self.env.run_id or run_uuid
-        for secret in (c.ssh_password, c.ssh_bastion_password, c.secret_key, c.token, c.mfa_code):
-            if secret and secret not in self.env.secrets:
-                self.env.secrets.append(secret)
-        ui = SturdyUi(RedactingUi(self.env.ui, self.env.secrets))
-        ctx = StepContext(ui=ui, cancel=self.env.cancel, on_error=self.env.on_error, debug=self.env.debug)
-        gateway = VolumeGateway(c.aws_access(), c.polling(), pause=ctx.pause)
-        gateway.on_journal_error = ctx.journal_failed
-        try:
-            gateway.validate_credentials()
-        except BuildError as exc:
-            raise BuildError(f"AWS credentials could not be validated: {exc}") from exc
-        journal = self._journal(run_id)
-        gateway.journal = journal
-        st = SurrogateState(config=self.config, ec2=gateway, env=self.env, hooks=hooks, run_uuid=run_uuid,
-                            ui_=ui, surrogate_config=c)
-        heartbeat = Heartbeat(gateway, journal).start()
-        try:
-            StepRunner(ctx).run(self.steps(st))
-        except BaseException as exc:
-            self.leftovers = list(ctx.leftovers)
-            if isinstance(exc, BuildCancelled) or ctx.cancelled:
-                self._report_interrupted(ui, journal)
-            raise
-        finally:
-            heartbeat.stop()
-            self.leftovers = list(ctx.leftovers)
-            journal.journal.close()
-        try:
-            journal.finished(st.amis)
-        except JournalError as exc:
-            ui.error(f"{exc}. The build's AMIs are marked {FINISHED_TAG} in AWS, so `amibake cleanup` "
-                     "keeps them.")
-        journal.journal.close()
-        if not st.amis:
-            return None
-        return AmiArtifact(amis=dict(st.amis), gateway=gateway, builder_id=BUILDER_ID,
-                           state_data={"generated_data": generated_data(st.build_data())})
+    gateway_class = VolumeGateway
+    builder_id = BUILDER_ID
+
+    @property
+    def options(self) -> EbsSurrogateConfig:
+        return self.surrogate
+
+    def _new_state(self, gateway: Any, hooks: Hooks, run_uuid: str, ui: Ui) -> SurrogateState:
+        return SurrogateState(config=self.config, ec2=gateway, env=self.env, hooks=hooks, run_uuid=run_uuid,
+                              ui_=ui, surrogate_config=self.surrogate)

@@ -22,7 +22,7 @@ from amibake.errors import BuildError
 from amibake.journal import Journal, JournalError, now_iso
 from amibake.plugins.amazon.amazon_import.config import AmazonImportConfig
 from amibake.plugins.amazon.artifact import AmiArtifact
-from amibake.plugins.amazon.ebs import record_access
+from amibake.plugins.amazon.builder import record_access
 from amibake.plugins.amazon.ec2 import Ec2Gateway
 from amibake.plugins.amazon.ec2_import import TASK_DONE, ImportTask
 from amibake.plugins.amazon.liveness import FINISHED_TAG
