@@ -28,11 +28,8 @@ from amibake.plugins.amazon.config_common import (
     skip_ami_run_tags_field,
     spot_modification,
 )
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM
 from amibake.plugins.amazon.config_run import RunConfig
-
-WINRM = "the WinRM communicator is not implemented yet"
-SSM = 'Session Manager connections (ssh_interface = "session_manager") are not implemented yet'
-SOCKS = "SSH through a SOCKS proxy is not implemented yet"
 
 
 class FastLaunchTemplateConfig(ConfigModel):
@@ -224,24 +221,8 @@ class EbsConfig(AccessConfig, AMIConfig, RunConfig):
     })
 
     unsupported: ClassVar[Mapping[str, str]] = {
-        **{key: WINRM for key in (
-            "winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",
-            "winrm_timeout", "winrm_use_ntlm", "winrm_use_ssl", "winrm_username")},
-        "windows_password_timeout": "Windows password retrieval (GetPasswordData) is not implemented yet",
+        **SHARED_UNSUPPORTED,
         "fast_launch": "Windows fast launch (EnableFastLaunch) is not implemented yet",
-        "vault_aws_engine": "credentials from Vault's AWS secrets engine are not implemented yet",
-        "decode_authorization_messages": "decoding authorization failures through STS is not implemented yet",
-        "pause_before_ssm": SSM,
-        "session_manager_port": SSM,
-        "ssh_proxy_host": SOCKS,
-        "ssh_proxy_port": SOCKS,
-        "ssh_proxy_username": SOCKS,
-        "ssh_proxy_password": SOCKS,
-        "temporary_security_group_source_public_ip": (
-            "looking up this machine's public IP (checkip.amazonaws.com) is not implemented yet; "
-            "set temporary_security_group_source_cidrs"),
-        "block_duration_minutes": "spot blocks are retired by AWS; CreateFleet takes no block duration",
-        "spot_price_auto_product": "deprecated and ignored by Packer; remove it",
     }
 
     skip_create_ami: Bool = Field(
