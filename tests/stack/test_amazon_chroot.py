@@ -389,10 +389,12 @@ def test_from_scratch_with_an_nvme_device_copied_and_shared(stack: Stack, moto: 
     assert not any(v.startswith("us-east-1:vol-") for v in left)
 
 
+@pytest.mark.parametrize("point", ["after-attach-volume", "after-create-snapshot"])
 def test_sigkill_then_cleanup_leaves_nothing(stack: Stack, moto: MotoServer, host: Host,
-                                             tmp_path: Path) -> None:
-    """Through the CLI, with a shell provisioner: killed once the snapshot exists (the volume detached,
-    every mount undone), ``amibake cleanup`` removes the volume and the snapshot from the journal."""
+                                             tmp_path: Path, point: str) -> None:
+    """Through the CLI, with a shell provisioner: killed with the volume attached to the build host
+    (before any mount), or once the snapshot exists (the volume detached, every mount undone):
+    ``amibake cleanup`` detaches the volume if need be and removes it and the snapshot."""
     before = inventory(moto)
     template = tmp_path / "chroot.json"
     template.write_text(json.dumps({"builders": [{
@@ -405,7 +407,7 @@ def test_sigkill_then_cleanup_leaves_nothing(stack: Stack, moto: MotoServer, hos
                           "inline": ["echo from-shell-$PACKER_BUILDER_TYPE > /etc/from-shell"]}]}))
     state = tmp_path / "state-cli"
     env = {**os.environ, **stack.env(), "AMIBAKE_STATE_DIR": str(state),
-           "AMIBAKE_PAUSE_AT": "after-create-snapshot",
+           "AMIBAKE_PAUSE_AT": point,
            "AWS_EC2_METADATA_SERVICE_ENDPOINT": host.metadata_url,
            "AWS_EC2_METADATA_DISABLED": "false"}  # the stack turns boto3's off; this build needs it
     out, err = tmp_path / "stdout", tmp_path / "stderr"
@@ -413,15 +415,20 @@ def test_sigkill_then_cleanup_leaves_nothing(stack: Stack, moto: MotoServer, hos
         proc = subprocess.Popen([amibake_exe(), "build", str(template)], stdout=o, stderr=e,
                                 stdin=subprocess.DEVNULL, env=env, cwd=tmp_path)
     build = Build(proc, state, out, err, "")
-    build.wait_marker("after-create-snapshot", timeout=120)
+    build.wait_marker(point, timeout=120)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    assert host.read("/etc/from-shell") == "from-shell-amazon-chroot\n"
-    assert mounts_under(tmp_path) == []  # unmounted before the snapshot (Packer's early cleanup)
+    assert mounts_under(tmp_path) == []  # not mounted yet, or unmounted before the snapshot
     c = ec2(stack)
-    [snap] = [s["SnapshotId"] for s in c.describe_snapshots(OwnerIds=["self"])["Snapshots"]
-              if f"us-east-1:{s['SnapshotId']}" not in before]
-    assert (inventory(moto) - before) == {f"us-east-1:{snap}", f"us-east-1:{host.attachments[0]}"}
+    if point == "after-create-snapshot":
+        assert host.read("/etc/from-shell") == "from-shell-amazon-chroot\n"
+        [snap] = [s["SnapshotId"] for s in c.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+                  if f"us-east-1:{s['SnapshotId']}" not in before]
+        assert (inventory(moto) - before) == {f"us-east-1:{snap}", f"us-east-1:{host.attachments[0]}"}
+    else:
+        [vol] = [v for v in c.describe_volumes()["Volumes"] if f"us-east-1:{v['VolumeId']}" not in before]
+        assert vol["State"] == "in-use"  # attached to the build host: DeleteVolume alone would fail
+        assert vol["Attachments"][0]["InstanceId"] == host.instance_id
     res = run_cleanup(stack, build, "--run", build.run_id())
     assert res.returncode == 0, res.stdout + res.stderr
     assert_nothing_left(moto, before)

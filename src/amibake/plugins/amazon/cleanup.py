@@ -605,6 +605,7 @@ class Cleaner:
                 return True
             gw.delete_key_pair(rid, r)
         elif item.kind == "volume":
+            _detach_if_attached(gw, rid, r)
             gw.delete_volume(rid, r)
         elif item.kind == "image":
             gw.deregister_image(rid, r)
@@ -675,6 +676,26 @@ def pause(point: str) -> None:
     finally:
         if main:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
+
+
+def _detach_if_attached(gw: Ec2Gateway, volume_id: str, region: str | None) -> None:
+    """A volume of a killed run may still be attached (amazon-chroot attaches its volume to the build
+    host): force it off whatever it is attached to and wait until it is available, so that it can
+    be deleted. A volume attached at launch goes with its instance (removed before volumes)."""
+    resp = gw._call("describe_volumes", region, VolumeIds=[volume_id])
+    for vol in resp.get("Volumes", []):
+        if vol.get("State") != "in-use":
+            continue
+        for att in vol.get("Attachments", []) or []:
+            gw._call("detach_volume", region, VolumeId=volume_id, InstanceId=att.get("InstanceId"),
+                     Force=True)
+
+        def available() -> tuple[bool, str]:
+            vols = gw._call("describe_volumes", region, VolumeIds=[volume_id]).get("Volumes", [])
+            state = str(vols[0].get("State", "")) if vols else "deleted"
+            return state in ("available", "deleted"), state
+
+        gw.wait(f"volume {volume_id} to be detached", available)
 
 
 def _find(gw: Ec2Gateway, *, region: str, run_id: str) -> list[Tagged]:
