@@ -37,6 +37,7 @@ from typing import Any
 
 #: resource kinds, in the order they must be removed (dependents first)
 KINDS = (
+    "mount",  # amazon-chroot's mounts on the build host (region ""): unmounted before the volume goes
     "instance",
     "fleet",
     "spot-request",

@@ -389,12 +389,13 @@ def test_from_scratch_with_an_nvme_device_copied_and_shared(stack: Stack, moto: 
     assert not any(v.startswith("us-east-1:vol-") for v in left)
 
 
-@pytest.mark.parametrize("point", ["after-attach-volume", "after-create-snapshot"])
+@pytest.mark.parametrize("point", ["after-attach-volume", "after-mount-extra", "after-create-snapshot"])
 def test_sigkill_then_cleanup_leaves_nothing(stack: Stack, moto: MotoServer, host: Host,
                                              tmp_path: Path, point: str) -> None:
     """Through the CLI, with a shell provisioner: killed with the volume attached to the build host
-    (before any mount), or once the snapshot exists (the volume detached, every mount undone):
-    ``amibake cleanup`` detaches the volume if need be and removes it and the snapshot."""
+    (before any mount), with the root and the chroot_mounts mounted, or once the snapshot exists (the
+    volume detached, every mount undone): ``amibake cleanup`` (on the same host) unmounts what is
+    mounted, deepest first, detaches the volume if need be and removes it and the snapshot."""
     before = inventory(moto)
     template = tmp_path / "chroot.json"
     template.write_text(json.dumps({"builders": [{
@@ -418,8 +419,16 @@ def test_sigkill_then_cleanup_leaves_nothing(stack: Stack, moto: MotoServer, hos
     build.wait_marker(point, timeout=120)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    assert mounts_under(tmp_path) == []  # not mounted yet, or unmounted before the snapshot
     c = ec2(stack)
+    if point == "after-mount-extra":
+        mounted = mounts_under(tmp_path)
+        assert len(mounted) == 2 and any(m.endswith("/proc") for m in mounted), mounted
+        res = run_cleanup(stack, build, "--run", build.run_id())
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert mounts_under(tmp_path) == []
+        assert_nothing_left(moto, before)
+        return
+    assert mounts_under(tmp_path) == []  # not mounted yet, or unmounted before the snapshot
     if point == "after-create-snapshot":
         assert host.read("/etc/from-shell") == "from-shell-amazon-chroot\n"
         [snap] = [s["SnapshotId"] for s in c.describe_snapshots(OwnerIds=["self"])["Snapshots"]

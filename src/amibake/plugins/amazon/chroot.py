@@ -33,6 +33,14 @@ _NOT_YET_AMI = ("InvalidAMIID.NotFound",)
 class ChrootGateway(Ec2Gateway, VolumeCalls):
     """The EC2 gateway with the volume, snapshot and image calls of amazon-chroot."""
 
+    def note_mount(self, path: str) -> None:
+        """Journal a mount made on this host (region ""): ``amibake cleanup`` unmounts what a killed
+        build left mounted, when it runs on the same host."""
+        self._created("mount", "", path)
+
+    def note_unmounted(self, path: str) -> None:
+        self._removed("mount", "", path)
+
     def instance_raw(self, instance_id: str) -> dict[str, Any] | None:
         resp = self._call("describe_instances", InstanceIds=[instance_id])
         for res in resp.get("Reservations", []):

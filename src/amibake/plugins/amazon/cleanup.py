@@ -197,7 +197,9 @@ class Plan:
 
     def ordered(self) -> list[Leftover]:
         rank = {k: i for i, k in enumerate(KINDS)}
-        return sorted(self.leftovers, key=lambda r: rank.get(r.kind, len(KINDS)))
+        # mounts deepest first: a chroot's /proc before the root it is mounted in
+        return sorted(self.leftovers, key=lambda r: (rank.get(r.kind, len(KINDS)),
+                                                     -len(r.id) if r.kind == "mount" else 0))
 
 
 @dataclass
@@ -611,6 +613,11 @@ class Cleaner:
             gw.deregister_image(rid, r)
         elif item.kind == "snapshot":
             gw.delete_snapshot(rid, r)
+        elif item.kind == "mount":
+            if not _mounted(rid):
+                return True
+            _unmount(rid)
+            return False
         elif item.kind == "import-task":
             task = gw.import_task(rid, r)
             if task is None or task.status in ("deleted", "deleting"):
@@ -676,6 +683,29 @@ def pause(point: str) -> None:
     finally:
         if main:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCONT})
+
+
+def _mounted(path: str, mountinfo: str = "/proc/self/mountinfo") -> bool:
+    """Whether ``path`` is a mount point on this host (``/proc/self/mountinfo``'s fifth field, with
+    its octal escapes)."""
+    try:
+        with open(mountinfo, encoding="utf-8", errors="replace") as f:
+            points = {line.split()[4] for line in f if len(line.split()) > 4}
+    except OSError:
+        return False
+    escaped = path.replace("\\", "\\134").replace(" ", "\\040").replace("\t", "\\011").replace("\n", "\\012")
+    return escaped in points
+
+
+def _unmount(path: str) -> None:
+    """``umount path``, as the build would have; a failure is the removal's failure."""
+    from amibake import localexec
+
+    errors: list[str] = []
+    status = localexec.run(["umount", path], stderr=errors.append)
+    if status != 0:
+        raise AwsError("umount", "", f"umount {path} failed ({localexec.exit_description(status)}): "
+                       + " ".join(errors))
 
 
 def _detach_if_attached(gw: Ec2Gateway, volume_id: str, region: str | None) -> None:

@@ -388,6 +388,7 @@ def mount_device(st: ChrootState, ctx: StepContext) -> None:
     if status != 0:
         raise BuildError(f"Error mounting root volume: {_failed(status)}\nStderr: {err}")
     st.mount_path = path
+    st.gw.note_mount(path)
     ctx.defer(f"mount {path}", lambda: unmount_device(st))
 
 
@@ -398,6 +399,7 @@ def unmount_device(st: ChrootState) -> None:
     status, err = _stderr_of(st, f"umount {st.mount_path}")
     if status != 0:
         raise BuildError(f"Error unmounting root device: {_failed(status)}\nStderr: {err}")
+    st.gw.note_unmounted(st.mount_path)
     st.mount_path = ""
 
 
@@ -428,6 +430,8 @@ def mount_extra(st: ChrootState, ctx: StepContext) -> None:
         if status != 0:
             raise BuildError(f"Error mounting: {_failed(status)}\nStderr: {err}")
         st.extra_mounts.append(inner)
+        st.gw.note_mount(inner)
+    ctx.pause("after-mount-extra")
 
 
 def unmount_extra(st: ChrootState) -> None:
@@ -435,11 +439,13 @@ def unmount_extra(st: ChrootState) -> None:
         path = st.extra_mounts[-1]
         if st.local(f"grep {path} /proc/mounts") == 1:
             st.extra_mounts.pop()  # already unmounted
+            st.gw.note_unmounted(path)
             continue
         status, err = _stderr_of(st, f"umount {path}")
         if status != 0:
             raise BuildError(f"Error unmounting device: {_failed(status)}\nStderr: {err}")
         st.extra_mounts.pop()
+        st.gw.note_unmounted(path)
 
 
 def copy_files(st: ChrootState, ctx: StepContext) -> None:
