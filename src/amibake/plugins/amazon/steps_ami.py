@@ -133,6 +133,23 @@ def _rollback_image(st: BuildState, region: str, image_id: str) -> None:
         raise BuildError("could not remove " + "; ".join(failed))
 
 
+def register_features(s: Any) -> dict[str, Any]:
+    """The RegisterImage fields of an AMI's features that ebssurrogate and chroot set alike:
+    SR-IOV, ENA, boot mode, UEFI data and NitroTPM (each only when the template sets it)."""
+    params: dict[str, Any] = {}
+    if s.sriov_support:
+        params["SriovNetSupport"] = "simple"
+    if s.ena_support:
+        params["EnaSupport"] = True
+    if s.boot_mode:
+        params["BootMode"] = s.boot_mode
+    if s.uefi_data:
+        params["UefiData"] = s.uefi_data
+    if s.tpm_support:
+        params["TpmSupport"] = s.tpm_support
+    return params
+
+
 def create_ami(st: BuildState, ctx: StepContext) -> None:
     """stepCreateAMI: CreateImage with its tags and description; wait; note its snapshots."""
     s = st.config

@@ -30,8 +30,8 @@ from amibake.plugins.amazon.ec2 import AwsError, Image
 from amibake.plugins.amazon.imds import MetadataClient, MetadataError
 from amibake.plugins.amazon.records import Instance
 from amibake.plugins.amazon.state import BuildState
-from amibake.plugins.amazon.steps_ami import _rollback_image
-from amibake.plugins.amazon.steps_instance import _filters, _most_recent
+from amibake.plugins.amazon.steps_ami import _rollback_image, register_features
+from amibake.plugins.amazon.steps_instance import _most_recent, query_source_images
 from amibake.steps.context import BuildCancelled, StepContext
 
 if TYPE_CHECKING:
@@ -151,18 +151,7 @@ def source_ami_info(st: ChrootState, ctx: StepContext) -> None:
     """StepSourceAMIInfo and StepCheckRootDevice: the source AMI, EBS-backed."""
     s = st.cc
     flt = s.source_ami_filter
-    params: dict[str, Any] = {}
-    if s.source_ami:
-        params["image_ids"] = [s.source_ami]
-    if not flt.empty():
-        params["filters"] = _filters(flt.filters)
-        params["owners"] = list(flt.owners)
-        if flt.include_deprecated:
-            params["include_deprecated"] = True
-    try:
-        images = st.ec2.describe_images(**params)
-    except AwsError as exc:
-        raise BuildError(f"Error querying AMI: {exc}") from exc
+    images, _ = query_source_images(st.ec2, s.source_ami, flt)
     if not images:
         raise BuildError("No AMI was found matching filters")
     if len(images) > 1 and not flt.most_recent:
@@ -554,16 +543,7 @@ def register_params(st: ChrootState, name: str) -> dict[str, Any]:
                     params[key] = raw[key]
     if st.ami_description_rendered:
         params["Description"] = st.ami_description_rendered
-    if s.sriov_support:
-        params["SriovNetSupport"] = "simple"
-    if s.ena_support:
-        params["EnaSupport"] = True
-    if s.boot_mode:
-        params["BootMode"] = s.boot_mode
-    if s.uefi_data:
-        params["UefiData"] = s.uefi_data
-    if s.tpm_support:
-        params["TpmSupport"] = s.tpm_support
+    params.update(register_features(s))
     if s.imds_support:
         params["ImdsSupport"] = s.imds_support
     return {k: v for k, v in params.items() if v not in ("", None)}

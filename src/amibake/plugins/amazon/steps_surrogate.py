@@ -18,7 +18,7 @@ from amibake.errors import BuildError
 from amibake.plugins.amazon.config_surrogate import EbsSurrogateConfig
 from amibake.plugins.amazon.ec2 import AwsError
 from amibake.plugins.amazon.state import BuildState
-from amibake.plugins.amazon.steps_ami import _rollback_image
+from amibake.plugins.amazon.steps_ami import _rollback_image, register_features
 from amibake.steps.context import StepContext
 
 if TYPE_CHECKING:
@@ -150,16 +150,7 @@ def register_ami(st: SurrogateState, ctx: StepContext) -> None:
     description = st.render(s.ami_description)
     if description:
         params["Description"] = description
-    if s.sriov_support:
-        params["SriovNetSupport"] = "simple"
-    if s.ena_support:
-        params["EnaSupport"] = True
-    if s.boot_mode:
-        params["BootMode"] = s.boot_mode
-    if s.uefi_data:
-        params["UefiData"] = s.uefi_data
-    if s.tpm_support:
-        params["TpmSupport"] = s.tpm_support
+    params.update(register_features(s))
     run_tags = {} if s.skip_ami_run_tags else st.render_tags(s.all_run_tags)
     tags = {**st.own_tags(), **run_tags, **st.render_tags(s.all_tags), **st.fingerprint_tags()}
     try:
