@@ -5,13 +5,16 @@ from: each create journaled before and after, as every other create call of the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from amibake.aws.errors import AwsError, translated
 from amibake.plugins.amazon.ec2_base import GatewayBase
+
+if TYPE_CHECKING:
+    from amibake.plugins.amazon.records import Image
 
 #: DescribeImportImageTasks statuses after which nothing changes
 TASK_DONE = frozenset({"completed", "deleted"})
@@ -121,19 +124,17 @@ class ImportCalls(GatewayBase):
         from amibake.plugins.amazon.liveness import FINISHED_TAG
 
         try:
-            resp = self._call("describe_images", region, ImageIds=[task.image_id])
+            images = self.describe_images(image_ids=[task.image_id], region=region)
         except AwsError as exc:
-            if exc.code in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
-                resp = {"Images": []}
-            else:
+            if exc.code not in ("InvalidAMIID.NotFound", "InvalidAMIID.Unavailable"):
                 raise
-        for image in resp.get("Images", []):
-            if any(t.get("Key") == FINISHED_TAG for t in image.get("Tags", []) or []):
-                continue
-            self._call("deregister_image", region, ImageId=task.image_id)
-            self._removed("image", region, task.image_id)
-            for bdm in image.get("BlockDeviceMappings", []) or []:
-                snap = (bdm.get("Ebs") or {}).get("SnapshotId")
-                if snap:
-                    self._call("delete_snapshot", region, SnapshotId=snap)
-                    self._removed("snapshot", region, snap)
+            images = []
+        for image in images:
+            if FINISHED_TAG not in image.tags:
+                self.destroy_image(image, region)
+
+    if TYPE_CHECKING:  # Ec2Gateway's, which combines this mixin with its image calls
+        def describe_images(self, *, image_ids: Sequence[str] = (),
+                            region: str | None = None) -> list[Image]: ...
+
+        def destroy_image(self, image: Image, region: str | None = None) -> None: ...
