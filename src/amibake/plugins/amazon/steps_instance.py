@@ -17,6 +17,7 @@ from typing import Any
 
 from amibake.errors import BuildError, UserInputError
 from amibake.plugins.amazon.ec2 import AwsError, Image, tag_specs
+from amibake.plugins.amazon.ec2api import Ec2Api
 from amibake.plugins.amazon.state import DEFAULT_INSTANCE_NAME, BuildState
 from amibake.steps.context import StepContext
 
@@ -61,22 +62,27 @@ def _most_recent(images: list[Image]) -> Image:
     return sorted(images, key=lambda i: i.creation_date)[-1]
 
 
-def source_ami_info(st: BuildState, ctx: StepContext) -> None:
-    """StepSourceAMIInfo: find the source AMI by id or by source_ami_filter."""
-    s = st.config
-    flt = s.source_ami_filter
+def query_source_images(ec2: Ec2Api, source_ami: str, flt: Any) -> tuple[list[Image], dict[str, Any]]:
+    """The images ``source_ami`` and ``source_ami_filter`` name (DescribeImages), with the query."""
     params: dict[str, Any] = {}
-    if s.source_ami:
-        params["image_ids"] = [s.source_ami]
+    if source_ami:
+        params["image_ids"] = [source_ami]
     if not flt.empty():
         params["filters"] = _filters(flt.filters)
         params["owners"] = list(flt.owners)
         if flt.include_deprecated:
             params["include_deprecated"] = True
     try:
-        images = st.ec2.describe_images(**params)
+        return ec2.describe_images(**params), params
     except AwsError as exc:
         raise BuildError(f"Error querying AMI: {exc}") from exc
+
+
+def source_ami_info(st: BuildState, ctx: StepContext) -> None:
+    """StepSourceAMIInfo: find the source AMI by id or by source_ami_filter."""
+    s = st.config
+    flt = s.source_ami_filter
+    images, params = query_source_images(st.ec2, s.source_ami, flt)
     if not images:
         raise BuildError("No AMI was found matching filters: " + json.dumps(params, sort_keys=True))
     if len(images) > 1 and not flt.most_recent:
