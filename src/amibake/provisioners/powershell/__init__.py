@@ -1,2 +1,2 @@
-"""The ``powershell`` provisioner, which amibake validates but does not run: its options
-(:mod:`.config`)."""
+"""The ``powershell`` provisioner: its options (:mod:`.config`) and its implementation
+(:mod:`.provisioner`)."""

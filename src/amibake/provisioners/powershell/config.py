@@ -1,4 +1,4 @@
-"""The ``powershell`` provisioner's options (amibake validates it; it does not run it)."""
+"""The ``powershell`` provisioner's options."""
 
 from pydantic import Field
 
