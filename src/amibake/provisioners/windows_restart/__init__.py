@@ -1,2 +1,2 @@
-"""The ``windows-restart`` provisioner, which amibake validates but does not run: its options
-(:mod:`.config`)."""
+"""The ``windows-restart`` provisioner: its options (:mod:`.config`) and its implementation
+(:mod:`.provisioner`)."""

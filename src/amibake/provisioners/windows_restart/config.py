@@ -1,4 +1,4 @@
-"""The ``windows-restart`` provisioner's options (amibake validates it; it does not run it)."""
+"""The ``windows-restart`` provisioner's options."""
 
 from pydantic import Field
 

@@ -1,4 +1,4 @@
-"""The ``windows-shell`` provisioner's options (amibake validates it; it does not run it)."""
+"""The ``windows-shell`` provisioner's options."""
 
 from amibake.config.base import CheckContext
 from amibake.config.durations import Duration
