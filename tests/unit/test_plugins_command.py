@@ -30,7 +30,9 @@ EXPECTED = {
     ("provisioner", "shell-local"): True,
     ("provisioner", "ansible"): True,
     ("provisioner", "ansible-local"): True,
-    ("provisioner", "powershell"): False,
+    ("provisioner", "powershell"): True,
+    ("provisioner", "windows-shell"): True,
+    ("provisioner", "windows-restart"): True,
     ("post-processor", "manifest"): True,
     ("post-processor", "amazon-import"): True,
     ("datasource", "amazon-ami"): True,
@@ -125,12 +127,13 @@ def refuse(self, *args, **kwargs):
     raise RuntimeError("an AWS request was made")
 
 botocore.endpoint.Endpoint.make_request = refuse
-if len(sys.argv) > 3 and sys.argv[2] == "--validate-only":  # a runnable type made validate-only
+if len(sys.argv) > 3 and sys.argv[2] == "--validate-only":  # runnable types made validate-only
     import dataclasses
     from amibake import registry
     registry._ensure_loaded()
-    kind, _, name = sys.argv[3].partition("/")
-    registry._REGISTRY[(kind, name)] = dataclasses.replace(registry._REGISTRY[(kind, name)], impl="")
+    for spec in sys.argv[3].split(","):
+        kind, _, name = spec.partition("/")
+        registry._REGISTRY[(kind, name)] = dataclasses.replace(registry._REGISTRY[(kind, name)], impl="")
     del sys.argv[2:4]
 from amibake.cli.main import main
 main(sys.argv[2:])
@@ -194,14 +197,15 @@ build {
 def test_build_refuses_every_validate_only_block_of_the_selected_builds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The powershell provisioner would have run after the instance was launched: refused before that,
-    once for both builds; -only leaves the chroot source out of the refusal."""
+    """The powershell provisioner (made validate-only here) would have run after the instance was launched:
+    refused before that, once for both builds; -only leaves the chroot source out of the refusal."""
     (tmp_path / "t.pkr.hcl").write_text(HCL)
     (tmp_path / "play.yml").write_text("- hosts: all\n")
     monkeypatch.chdir(tmp_path)
     code, out = cli_run("validate", "t.pkr.hcl")
     assert (code, out) == (0, "The configuration is valid.\n")
-    r, elapsed, _ = build(tmp_path, "t.pkr.hcl", validate_only="builder/amazon-chroot")
+    validate_only = "builder/amazon-chroot,provisioner/powershell"
+    r, elapsed, _ = build(tmp_path, "t.pkr.hcl", validate_only=validate_only)
     assert r.returncode == 1, r.stdout + r.stderr
     refused = f"t.pkr.hcl:17:3: provisioner 'powershell': provisioner type \"powershell\" {MESSAGE}"
     assert r.stderr.splitlines() == [
@@ -211,8 +215,7 @@ def test_build_refuses_every_validate_only_block_of_the_selected_builds(
     ]
     assert r.stdout == ""
     assert elapsed < 20
-    r, _, _ = build(tmp_path, "t.pkr.hcl", "-only", "amazon-ebs.web",
-                    validate_only="builder/amazon-chroot")
+    r, _, _ = build(tmp_path, "t.pkr.hcl", "-only", "amazon-ebs.web", validate_only=validate_only)
     assert r.returncode == 1
     assert r.stderr == f"Error: {refused}\n"
 
@@ -236,6 +239,6 @@ def test_build_refuses_a_provisioner_that_would_only_fail_later(tmp_path: Path, 
     else:
         doc["error-cleanup-provisioner"] = prov
     (tmp_path / "t.json").write_text(json.dumps(doc, indent=2))
-    r, _, _ = build(tmp_path, "t.json")
+    r, _, _ = build(tmp_path, "t.json", validate_only="provisioner/powershell")
     assert r.returncode == 1, r.stdout + r.stderr
     assert f'provisioner type "powershell" {MESSAGE}' in r.stderr

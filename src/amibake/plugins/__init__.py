@@ -66,9 +66,9 @@ register(_provisioner("shell", "ShellConfig", "ShellProvisioner", late_keys=_EXE
 register(_provisioner("file", "FileConfig", "FileProvisioner"))
 register(_provisioner("shell-local", "ShellLocalConfig", "ShellLocalProvisioner", late_keys=_EXEC))
 register(_provisioner("breakpoint", "BreakpointConfig", "BreakpointProvisioner"))
-register(_provisioner("powershell", "PowershellConfig", late_keys=_POWERSHELL_LATE))
-register(_provisioner("windows-restart", "WindowsRestartConfig"))
-register(_provisioner("windows-shell", "WindowsShellConfig", late_keys=_EXEC))
+register(_provisioner("powershell", "PowershellConfig", "PowershellProvisioner", late_keys=_POWERSHELL_LATE))
+register(_provisioner("windows-restart", "WindowsRestartConfig", "WindowsRestartProvisioner"))
+register(_provisioner("windows-shell", "WindowsShellConfig", "WindowsShellProvisioner", late_keys=_EXEC))
 register(_provisioner("ansible", "AnsibleConfig", "AnsibleProvisioner", late_keys=frozenset({"command"}),
                       plugin="ansible"))
 register(_provisioner("ansible-local", "AnsibleLocalConfig", "AnsibleLocalProvisioner", plugin="ansible"))
