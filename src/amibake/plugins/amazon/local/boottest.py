@@ -1,0 +1,273 @@
+"""amibake-local's boot test: the disk booted under QEMU (software emulation, UEFI through OVMF) before
+anything is uploaded.
+
+The disk itself is never written: QEMU boots a throwaway qcow2 overlay backed by it. A NoCloud seed
+(a FAT volume labelled ``cidata``, made with mtools) gives cloud-init a temporary SSH key (made in
+memory, passed to amibake's SSH communicator, never written to disk) and a hostname; the test waits
+for SSH on a forwarded loopback port, runs the checks, powers the machine off and waits for QEMU to
+exit. QEMU runs under ``timeout`` so that it cannot outlive the test even when amibake is killed, and
+is killed on any failure. The serial console is watched: a firmware that finds nothing to boot, a
+kernel panic or an initramfs that cannot find the root fail the test at once, quoting the console.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from amibake import api, localexec
+from amibake.communicator import ssh
+from amibake.communicator.settings import SSHSettings
+from amibake.errors import AmibakeError, BuildError
+from amibake.plugins.amazon.local.config_image import LocalImageOptions
+from amibake.plugins.amazon.local.rootfs import DEFAULT_USER
+
+log = logging.getLogger("amibake.local.boottest")
+
+#: where distributions put OVMF: (code, vars template) pairs, the 4 MiB build first
+OVMF_PAIRS: tuple[tuple[str, str], ...] = (
+    ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+    ("/usr/share/OVMF/OVMF_CODE.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
+    ("/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/edk2/ovmf/OVMF_VARS.fd"),
+)
+#: console lines that mean the disk will not boot
+FATAL_CONSOLE = ("No bootable option or device was found", "Kernel panic", "ALERT!  UUID=",
+                 "Give root password for maintenance", "You are in emergency mode",
+                 "Failed to start systemd-boot", "Boot Failed")
+#: how long power-off may take before QEMU is killed
+POWEROFF_SECONDS = 90.0
+#: the boot test's hostname (given in the NoCloud seed)
+HOSTNAME = "amibake-boot-test"
+CONSOLE_TAIL = 25
+
+
+@dataclass(frozen=True)
+class Firmware:
+    code: Path
+    vars_template: Path
+
+
+def find_firmware(pairs: Sequence[tuple[str, str]] = OVMF_PAIRS) -> Firmware:
+    for code, vars_ in pairs:
+        if os.path.isfile(code) and os.path.isfile(vars_):
+            return Firmware(Path(code), Path(vars_))
+    raise BuildError("the boot test needs OVMF (UEFI firmware for QEMU; package ovmf): none of "
+                     + ", ".join(c for c, _ in pairs) + " exists")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def seed_files(public_key: str, instance_id: str, hostname: str = HOSTNAME) -> dict[str, str]:
+    """The NoCloud seed's ``meta-data`` and ``user-data``."""
+    return {
+        "meta-data": f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n",
+        "user-data": f"#cloud-config\nssh_authorized_keys:\n  - {public_key.strip()}\n",
+    }
+
+
+def qemu_argv(*, firmware: Firmware, vars_file: Path, overlay: Path, seed: Path, port: int,
+              timeout: float) -> list[str]:
+    """QEMU (q35, TCG, OVMF) booting ``overlay`` as an NVMe disk (as EC2's Nitro instances attach EBS),
+    the seed as a second disk, user networking with SSH forwarded to ``127.0.0.1:port``; the serial
+    console on stdout; no reboot; under ``timeout`` so it never outlives the test."""
+    return [
+        "timeout", "--kill-after=5", f"{int(timeout) + 30}",
+        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
+        "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nodefaults",
+        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={firmware.code}",
+        "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
+        "-drive", f"if=none,id=root,format=qcow2,file={overlay}",
+        "-device", "nvme,drive=root,serial=amibakeroot",
+        "-drive", f"if=virtio,format=raw,readonly=on,file={seed}",
+        "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
+        "-device", "virtio-net-pci,netdev=net0,romfile=",
+    ]
+
+
+class _Qemu:
+    """QEMU running in a thread through :mod:`amibake.localexec`; its console watched."""
+
+    def __init__(self, argv: list[str], timeout: float) -> None:
+        self.argv = argv
+        self.timeout = timeout
+        self.stop = threading.Event()
+        self.exited = threading.Event()
+        self.fatal = ""
+        self.status: int | None = None
+        self.error = ""
+        self.console: collections.deque[str] = collections.deque(maxlen=CONSOLE_TAIL)
+        self.lines = 0
+        self.thread = threading.Thread(target=self._run, daemon=True, name="amibake-boottest-qemu")
+
+    def _line(self, line: str) -> None:
+        line = line.rstrip("\r")
+        log.debug("console: %s", line)
+        if line.strip():
+            self.console.append(line)
+            self.lines += 1
+        if not self.fatal:
+            for marker in FATAL_CONSOLE:
+                if marker in line:
+                    self.fatal = line.strip()
+                    self.stop.set()
+
+    def _run(self) -> None:
+        try:
+            self.status = localexec.run(self.argv, stdout=self._line, stderr=self._line, cancel=self.stop,
+                                        timeout=self.timeout)
+        except localexec.LocalCommandCancelled:
+            self.status = None
+        except localexec.LocalCommandError as exc:
+            self.error = str(exc)
+        finally:
+            self.exited.set()
+            self.stop.set()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def kill(self) -> None:
+        self.stop.set()
+        self.thread.join(15)
+
+    def console_tail(self) -> str:
+        return "\n".join(f"  {line}" for line in self.console)
+
+
+def _make_seed(path: Path, files: dict[str, str], work: Path, cancel: threading.Event | None) -> None:
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    try:
+        localexec.run(["mkfs.vfat", "-n", "CIDATA", "-C", str(path), "2048"], cancel=cancel, check=True)
+        for name, text in files.items():
+            src = work / name
+            src.write_text(text)
+            localexec.run(["mcopy", "-i", str(path), str(src), f"::/{name}"], cancel=cancel, check=True,
+                          env=env)
+    except localexec.LocalCommandError as exc:
+        raise BuildError(f"cannot make the boot test's NoCloud seed: {exc}") from exc
+
+
+def _did_not_boot(qemu: _Qemu, reason: str) -> BuildError:
+    text = f"the disk did not boot under QEMU: {reason}"
+    tail = qemu.console_tail()
+    if tail:
+        text += "\nserial console (last lines):\n" + tail
+    return BuildError(text)
+
+
+def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: api.Ui,
+              cancel: threading.Event | None) -> None:
+    """Boot ``image`` (left byte-identical) under QEMU, log in over SSH, run ``commands`` (each must exit
+    0) and power off; raises :class:`BuildError` ("...did not boot...") when it does not come up within
+    ``boot_test_timeout``, and when a command fails."""
+    import asyncssh
+
+    timeout = float(opts.boot_test_timeout)
+    deadline = time.monotonic() + timeout
+    firmware = find_firmware()
+    if shutil.which("qemu-system-x86_64") is None:
+        raise BuildError("the boot test needs qemu-system-x86_64 (package qemu-system-x86)")
+    work = Path(tempfile.mkdtemp(prefix="amibake-boottest-"))
+    qemu: _Qemu | None = None
+    comm = None
+    watcher_stop = threading.Event()
+    try:
+        ui.say(f"Boot test: booting {image.name} under QEMU (UEFI, software emulation)...")
+        overlay = work / "overlay.qcow2"
+        try:
+            localexec.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.resolve()),
+                           str(overlay)], cancel=cancel, check=True)
+        except localexec.LocalCommandError as exc:
+            raise BuildError(f"cannot make the boot test's overlay of {image}: {exc}") from exc
+        vars_file = work / "OVMF_VARS.fd"
+        shutil.copyfile(firmware.vars_template, vars_file)
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        private_pem = key.export_private_key().decode()
+        public = key.export_public_key().decode()
+        seed = work / "seed.img"
+        _make_seed(seed, seed_files(public, f"amibake-{os.urandom(6).hex()}"), work, cancel)
+        port = free_port()
+        qemu = _Qemu(qemu_argv(firmware=firmware, vars_file=vars_file, overlay=overlay, seed=seed, port=port,
+                               timeout=timeout), timeout)
+        qemu.start()
+        if cancel is not None:
+            q = qemu
+
+            def watch() -> None:
+                while not watcher_stop.wait(0.2):
+                    if cancel.is_set():
+                        q.stop.set()
+                        return
+
+            threading.Thread(target=watch, daemon=True, name="amibake-boottest-cancel").start()
+        ui.message(f"waiting for SSH on 127.0.0.1:{port} (user {DEFAULT_USER}, timeout {timeout:g}s)")
+        started = time.monotonic()
+        last_note = [started]
+
+        def progress(_msg: str) -> None:
+            now = time.monotonic()
+            if now - last_note[0] >= 15:
+                last_note[0] = now
+                ui.message(f"still waiting for SSH after {now - started:.0f}s "
+                           f"({qemu.lines if qemu else 0} console lines)")
+
+        settings = SSHSettings(host="127.0.0.1", port=port, username=DEFAULT_USER,
+                               private_key_pem=private_pem, timeout=max(1.0, deadline - time.monotonic()),
+                               handshake_attempts=100000, keepalive_interval=5.0, retry_interval=1.0)
+        try:
+            comm = ssh.connect(settings, cancel=qemu.stop, log=progress)
+        except AmibakeError as exc:
+            if cancel is not None and cancel.is_set():
+                raise BuildError("the boot test was cancelled") from exc
+            if qemu.fatal:
+                raise _did_not_boot(qemu, qemu.fatal) from exc
+            if qemu.exited.is_set():
+                why = qemu.error or f"QEMU exited (status {qemu.status}) before SSH answered"
+                raise _did_not_boot(qemu, why) from exc
+            raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s): {exc}") from exc
+        ui.message(f"SSH is up after {time.monotonic() - started:.0f}s")
+        for command in commands:
+            ui.message(f"check: {command}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BuildError(f"the boot test ran out of boot_test_timeout ({timeout:g}s) "
+                                 f"before {command!r}")
+            try:
+                status = comm.run(command, stdout=ui.message, stderr=ui.message, timeout=left)
+            except AmibakeError as exc:
+                raise BuildError(f"the boot test's check {command!r} could not run: {exc}") from exc
+            if status != 0:
+                raise BuildError(f"the boot test's check {command!r} exited with status {status}")
+        ui.message("powering off")
+        try:
+            comm.run("sudo systemctl poweroff", timeout=30)
+        except AmibakeError:
+            pass  # the connection drops as the machine goes down
+        comm.close()
+        comm = None
+        if not qemu.exited.wait(POWEROFF_SECONDS):
+            ui.message(f"the machine did not power off within {POWEROFF_SECONDS:g}s: QEMU killed")
+        ui.say("Boot test passed")
+    finally:
+        watcher_stop.set()
+        if comm is not None:
+            try:
+                comm.close()
+            except Exception:  # the test's outcome is already decided
+                log.debug("closing the boot test's SSH connection failed", exc_info=True)
+        if qemu is not None:
+            qemu.kill()
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,353 @@
+"""amibake-local's bootable disk, made without root-only loop devices.
+
+The raw disk (a sparse file of whole GiB, as EBS snapshots are) holds a GPT written here (protective
+MBR, primary and backup headers and entries), partition 1 an EFI system partition (FAT32, made with
+``mkfs.vfat`` and filled with mtools: systemd-boot as the removable-media loader ``EFI/BOOT/BOOTX64.EFI``,
+its loader entry, the kernel and initrd) and partition 2 the ext4 root, made with ``mkfs.ext4 -d`` from
+the tree. Both file systems are made as files and copied in at their offsets with
+``dd conv=notrunc,sparse``. The UUIDs are chosen first, so the tree's fstab names the file systems by
+UUID and the kernel command line the root.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import struct
+import tempfile
+import threading
+import uuid
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from amibake import api, localexec
+from amibake.errors import BuildError
+from amibake.plugins.amazon.local.config_image import LocalImageOptions, ec2_architecture
+
+SECTOR = 512
+MIB = 1 << 20
+GIB = 1 << 30
+#: the ESP's size (FAT32 needs at least 65525 clusters; room for a few kernels and initrds)
+ESP_BYTES = 256 * MIB
+#: where the first partition starts (1 MiB, aligned)
+FIRST_BYTE = MIB
+#: GPT: 128 entries of 128 bytes (32 sectors) after the header
+GPT_ENTRIES = 128
+GPT_ENTRY_SIZE = 128
+GPT_ENTRY_SECTORS = GPT_ENTRIES * GPT_ENTRY_SIZE // SECTOR
+ESP_TYPE = uuid.UUID("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")
+#: the Discoverable Partitions Specification's root partition types
+ROOT_TYPES = {"x86_64": uuid.UUID("4f68bce3-e8cd-4db1-96e7-fbcaf984b709"),
+              "arm64": uuid.UUID("b921b045-1df0-41c3-af44-4c6f280d3fae")}
+#: the root device name the AMI registers
+ROOT_DEVICE_NAME = "/dev/xvda"
+#: free space kept in the root file system besides the files: a fixed part and a share of the data
+HEADROOM_BYTES = 512 * MIB
+HEADROOM_SHARE = 0.25
+#: the kernel command line for EC2 (after ``root=``): the serial console as Debian's cloud images
+#: set it, NVMe I/O never timing out on EBS and eth0 naming for ENA, as AWS's documentation asks
+EC2_KERNEL_ARGS = ("ro", "console=tty0", "console=ttyS0,115200", "earlyprintk=ttyS0,115200", "consoleblank=0",
+                   "nvme_core.io_timeout=4294967295", "net.ifnames=0")
+#: the EFI binary of systemd-boot in the tree, by EC2 architecture
+SYSTEMD_BOOT = {"x86_64": ("usr/lib/systemd/boot/efi/systemd-bootx64.efi", "BOOTX64.EFI"),
+                "arm64": ("usr/lib/systemd/boot/efi/systemd-bootaa64.efi", "BOOTAA64.EFI")}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the partitions lie on the disk (bytes; every start and size a whole MiB)."""
+
+    size_bytes: int
+    esp_start: int
+    esp_size: int
+    root_start: int
+    root_size: int
+
+    @property
+    def sectors(self) -> int:
+        return self.size_bytes // SECTOR
+
+
+@dataclass(frozen=True)
+class DiskInfo:
+    """What the disk is, for RegisterImage and the upload."""
+
+    #: the disk's size (a whole number of GiB)
+    size_bytes: int
+    boot_mode: str
+    #: EC2's name (``x86_64``)
+    architecture: str
+    root_uuid: str
+    root_device_name: str
+    ena_support: bool
+    #: ``simple`` when the image has the Intel 82599 VF driver (SR-IOV), else ""
+    sriov: str
+    #: the bytes the disk's files take (what the tree held)
+    data_bytes: int
+
+
+@dataclass(frozen=True)
+class Ids:
+    """The identifiers chosen before the file systems are made."""
+
+    disk: uuid.UUID
+    esp_part: uuid.UUID
+    root_part: uuid.UUID
+    root_fs: uuid.UUID
+    #: the FAT volume id (8 hex digits; shown as ``ABCD-1234``)
+    esp_volume_id: str
+
+    @classmethod
+    def new(cls) -> Ids:
+        return cls(uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), secrets.token_hex(4).upper())
+
+    @property
+    def esp_fs_uuid(self) -> str:
+        return f"{self.esp_volume_id[:4]}-{self.esp_volume_id[4:]}"
+
+
+def layout(size_gib: int) -> Layout:
+    """The partitions of a ``size_gib`` GiB disk: the ESP at 1 MiB, the root after it up to the last whole
+    MiB before the backup GPT."""
+    size = size_gib * GIB
+    esp_start = FIRST_BYTE
+    root_start = esp_start + ESP_BYTES
+    backup = (1 + GPT_ENTRY_SECTORS) * SECTOR
+    root_size = (size - backup - root_start) // MIB * MIB
+    if root_size <= 0:
+        raise BuildError(f"a {size_gib} GiB disk has no room for the root partition")
+    return Layout(size, esp_start, ESP_BYTES, root_start, root_size)
+
+
+def tree_bytes(tree: Path) -> int:
+    """The bytes the tree's files take in 4 KiB blocks, plus an inode (256 bytes) for each entry."""
+    total = 0
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(tree):
+        for name in (*dirnames, *filenames):
+            try:
+                st = os.lstat(os.path.join(dirpath, name))
+            except OSError:
+                continue
+            if st.st_nlink > 1 and not os.path.isdir(os.path.join(dirpath, name)):
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+            total += 256 + (st.st_size + 4095) // 4096 * 4096
+    return total
+
+
+def minimum_gib(data_bytes: int) -> int:
+    """The smallest whole-GiB disk for ``data_bytes`` of files: the ESP, the GPT, the ext4 journal and
+    metadata (about 1/16), and :data:`HEADROOM_BYTES` plus :data:`HEADROOM_SHARE` of the data free."""
+    need = FIRST_BYTE + ESP_BYTES + MIB + data_bytes * (1 + HEADROOM_SHARE + 1 / 16) + HEADROOM_BYTES
+    return max(1, -(-int(need) // GIB))
+
+
+# ---- GPT ----------------------------------------------------------------------------------------
+
+
+def _gpt_entry(type_guid: uuid.UUID, part_guid: uuid.UUID, first: int, last: int, name: str) -> bytes:
+    encoded = name.encode("utf-16-le")[:72]
+    return struct.pack("<16s16sQQQ72s", type_guid.bytes_le, part_guid.bytes_le, first, last, 0, encoded)
+
+
+def _gpt_header(*, current: int, backup: int, first_usable: int, last_usable: int, disk: uuid.UUID,
+                entries_lba: int, entries_crc: int) -> bytes:
+    def pack(crc: int) -> bytes:
+        return struct.pack("<8sIIIIQQQQ16sQIII", b"EFI PART", 0x00010000, 92, crc, 0, current, backup,
+                           first_usable, last_usable, disk.bytes_le, entries_lba, GPT_ENTRIES,
+                           GPT_ENTRY_SIZE, entries_crc)
+
+    header = pack(0)
+    return pack(zlib.crc32(header)).ljust(SECTOR, b"\0")
+
+
+def protective_mbr(sectors: int) -> bytes:
+    """LBA 0: one partition of type 0xEE covering the disk (UEFI 2.x, 5.2.3)."""
+    entry = struct.pack("<B3sB3sII", 0, b"\x00\x02\x00", 0xEE, b"\xff\xff\xff", 1,
+                        min(sectors - 1, 0xFFFFFFFF))
+    return bytes(446) + entry + bytes(48) + b"\x55\xaa"
+
+
+def gpt_structures(lay: Layout, ids: Ids, architecture: str) -> tuple[bytes, bytes]:
+    """(the bytes at the start of the disk: MBR, header, entries; the bytes at its end: entries, backup
+    header)."""
+    sectors = lay.sectors
+    entries = bytearray(GPT_ENTRIES * GPT_ENTRY_SIZE)
+    parts = [
+        _gpt_entry(ESP_TYPE, ids.esp_part, lay.esp_start // SECTOR,
+                   (lay.esp_start + lay.esp_size) // SECTOR - 1, "EFI System Partition"),
+        _gpt_entry(ROOT_TYPES[architecture], ids.root_part, lay.root_start // SECTOR,
+                   (lay.root_start + lay.root_size) // SECTOR - 1, "root"),
+    ]
+    for i, part in enumerate(parts):
+        entries[i * GPT_ENTRY_SIZE:(i + 1) * GPT_ENTRY_SIZE] = part
+    crc = zlib.crc32(bytes(entries))
+    first_usable = 2 + GPT_ENTRY_SECTORS
+    last_usable = sectors - 2 - GPT_ENTRY_SECTORS
+    primary = _gpt_header(current=1, backup=sectors - 1, first_usable=first_usable, last_usable=last_usable,
+                          disk=ids.disk, entries_lba=2, entries_crc=crc)
+    backup = _gpt_header(current=sectors - 1, backup=1, first_usable=first_usable, last_usable=last_usable,
+                         disk=ids.disk, entries_lba=sectors - 1 - GPT_ENTRY_SECTORS, entries_crc=crc)
+    return protective_mbr(sectors) + primary + bytes(entries), bytes(entries) + backup
+
+
+# ---- what the tree gets -------------------------------------------------------------------------
+
+
+def kernel_command_line(root_uuid: str, extras: list[str] | tuple[str, ...] = ()) -> str:
+    return " ".join((f"root=UUID={root_uuid}", *EC2_KERNEL_ARGS, *extras))
+
+
+def fstab(ids: Ids) -> str:
+    return (
+        "# written by amibake-local: the file systems by UUID\n"
+        f"UUID={ids.root_fs}\t/\text4\trw,discard,errors=remount-ro\t0\t1\n"
+        f"UUID={ids.esp_fs_uuid}\t/boot/efi\tvfat\tumask=0077\t0\t2\n"
+    )
+
+
+def loader_conf() -> str:
+    return "default amibake.conf\ntimeout 0\nconsole-mode keep\neditor no\n"
+
+
+def loader_entry(title: str, options: str) -> str:
+    return f"title {title}\nlinux /amibake/vmlinuz\ninitrd /amibake/initrd.img\noptions {options}\n"
+
+
+def _version_key(name: str) -> list[object]:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+def find_kernel(tree: Path) -> tuple[Path, Path]:
+    """The newest ``/boot/vmlinuz-*`` of the tree and its initrd."""
+    kernels = sorted((tree / "boot").glob("vmlinuz-*"), key=lambda p: _version_key(p.name))
+    if not kernels:
+        raise BuildError("the root filesystem has no kernel (/boot/vmlinuz-*): it cannot boot")
+    kernel = kernels[-1]
+    initrd = tree / "boot" / ("initrd.img-" + kernel.name.removeprefix("vmlinuz-"))
+    if not initrd.is_file():
+        raise BuildError(f"the root filesystem has no initrd for {kernel.name} (/boot/{initrd.name})")
+    return kernel, initrd
+
+
+def os_title(tree: Path) -> str:
+    try:
+        text = (tree / "etc/os-release").read_text()
+    except OSError:
+        return "Linux"
+    m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', text, re.M)
+    return m.group(1) if m else "Linux"
+
+
+def prepare_tree(tree: Path, ids: Ids, cmdline: str) -> None:
+    """The disk-dependent files of the tree: fstab, /etc/kernel/cmdline (for kernel-install), an empty
+    machine-id and no SSH host keys (each instance makes its own)."""
+    (tree / "etc/fstab").write_text(fstab(ids))
+    (tree / "etc/kernel").mkdir(parents=True, exist_ok=True)
+    (tree / "etc/kernel/cmdline").write_text(cmdline + "\n")
+    (tree / "etc/machine-id").write_text("uninitialized\n")
+    (tree / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+    for key in (tree / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+
+
+def sriov_support(tree: Path) -> str:
+    """``simple`` when the tree's kernel has the Intel 82599 VF driver (ixgbevf), else ""."""
+    if any((tree / "lib/modules").glob("*/kernel/drivers/net/ethernet/intel/ixgbevf")):
+        return "simple"
+    return ""
+
+
+def ena_support(tree: Path) -> bool:
+    return any((tree / "lib/modules").glob("*/kernel/drivers/net/ethernet/amazon/ena"))
+
+
+# ---- making it ----------------------------------------------------------------------------------
+
+
+def _run(argv: list[str], what: str, *, cancel: threading.Event | None,
+         env: dict[str, str] | None = None) -> None:
+    try:
+        localexec.run(argv, cancel=cancel, check=True, env=env)
+    except localexec.LocalCommandError as exc:
+        raise BuildError(f"{what} failed: {exc}") from exc
+
+
+def make_esp(path: Path, ids: Ids, tree: Path, architecture: str, options: str, *,
+             cancel: threading.Event | None) -> None:
+    """The FAT32 ESP as the file ``path``: systemd-boot, its loader entry, the kernel and initrd."""
+    efi, fallback = SYSTEMD_BOOT[architecture]
+    loader = tree / efi
+    if not loader.is_file():
+        raise BuildError(f"the root filesystem has no systemd-boot EFI binary (/{efi}; package systemd-boot)")
+    kernel, initrd = find_kernel(tree)
+    _run(["mkfs.vfat", "-F", "32", "-n", "ESP", "-i", ids.esp_volume_id, "-C", str(path),
+          str(ESP_BYTES // 1024)], "mkfs.vfat", cancel=cancel)
+    env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
+    _run(["mmd", "-i", str(path), "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries",
+          "::/amibake"], "mmd (the ESP's directories)", cancel=cancel, env=env)
+    with tempfile.TemporaryDirectory(prefix="amibake-esp-") as tmp:
+        conf = Path(tmp) / "loader.conf"
+        conf.write_text(loader_conf())
+        entry = Path(tmp) / "amibake.conf"
+        entry.write_text(loader_entry(os_title(tree), options))
+        for src, dst in ((loader, f"::/EFI/BOOT/{fallback}"), (loader, f"::/EFI/systemd/{loader.name}"),
+                         (conf, "::/loader/loader.conf"), (entry, "::/loader/entries/amibake.conf"),
+                         (kernel, "::/amibake/vmlinuz"), (initrd, "::/amibake/initrd.img")):
+            _run(["mcopy", "-i", str(path), str(src), dst], f"mcopy {dst}", cancel=cancel, env=env)
+
+
+def make_disk(tree: Path, image: Path, *, opts: LocalImageOptions, ui: api.Ui,
+              cancel: threading.Event | None) -> DiskInfo:
+    """Write the bootable raw disk ``image`` (sparse; replaced if it exists) from ``tree`` (nothing may
+    be mounted in it). The tree gets its fstab and kernel command line first."""
+    arch = ec2_architecture(opts)
+    if opts.boot_mode != "uefi":
+        raise BuildError(f"boot_mode {opts.boot_mode!r} is not supported by amibake-local: only uefi")
+    data = tree_bytes(tree)
+    minimum = minimum_gib(data)
+    size_gib = opts.volume_size or minimum
+    if opts.volume_size and opts.volume_size < minimum:
+        raise BuildError(f"volume_size {opts.volume_size} GiB is too small: the root filesystem's "
+                         f"{data / MIB:.0f} MiB of files need a disk of at least {minimum} GiB")
+    lay = layout(size_gib)
+    ids = Ids.new()
+    cmdline = kernel_command_line(str(ids.root_fs), opts.kernel_command_line)
+    ui.say(f"Making a {size_gib} GiB GPT disk (UEFI) from {data / MIB:.0f} MiB of files: {image.name}")
+    prepare_tree(tree, ids, cmdline)
+    image.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="amibake-disk-", dir=image.parent))
+    try:
+        esp = work / "esp.img"
+        ui.message("EFI system partition: systemd-boot, the kernel and initrd")
+        make_esp(esp, ids, tree, arch, cmdline, cancel=cancel)
+        root = work / "root.img"
+        with root.open("wb") as f:
+            f.truncate(lay.root_size)
+        ui.message(f"root file system: ext4 UUID {ids.root_fs} ({lay.root_size // MIB} MiB), mkfs.ext4 -d")
+        _run(["mkfs.ext4", "-q", "-F", "-L", "root", "-U", str(ids.root_fs), "-d", str(tree), str(root)],
+             "mkfs.ext4", cancel=cancel)
+        image.unlink(missing_ok=True)
+        head, tail = gpt_structures(lay, ids, arch)
+        with image.open("wb") as f:
+            f.truncate(lay.size_bytes)
+            f.write(head)
+            f.seek(lay.size_bytes - len(tail))
+            f.write(tail)
+        for part, start in ((esp, lay.esp_start), (root, lay.root_start)):
+            _run(["dd", f"if={part}", f"of={image}", "bs=1M", f"seek={start // MIB}", "conv=notrunc,sparse",
+                  "status=none"], f"dd {part.name}", cancel=cancel)
+    except BaseException:
+        image.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return DiskInfo(size_bytes=lay.size_bytes, boot_mode="uefi", architecture=arch,
+                    root_uuid=str(ids.root_fs),
+                    root_device_name=ROOT_DEVICE_NAME, ena_support=ena_support(tree),
+                    sriov=sriov_support(tree), data_bytes=data)
