@@ -234,7 +234,7 @@ class WinRMEmulator:
 
     def reboot(self, seconds: float) -> None:
         """Refuse connections for ``seconds`` (the listener is closed), then listen again on the same
-        port. Open shells are lost, as on a restarted machine."""
+        port. Open shells and open connections are lost, as on a restarted machine."""
         with self._lock:
             self.reboots += 1
             self._shells.clear()
@@ -434,11 +434,28 @@ class _Handler(BaseHTTPRequestHandler):
                 self.request.close()
                 raise
         super().setup()
+        with self.emulator._lock:
+            self._boot = self.emulator.reboots  # the "boot" this connection was made in
+
+    def _dropped(self) -> bool:
+        """A restarted machine keeps no TCP connection: a request on a connection made before the
+        last reboot, or while the machine is down, gets the connection reset instead of an answer
+        (a keep-alive client would otherwise never see the reboot)."""
+        emu = self.emulator
+        with emu._lock:
+            stale = emu.reboots != self._boot or time.monotonic() < emu._down_until
+        if stale:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.request.shutdown(socket.SHUT_RDWR)
+        return stale
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def do_POST(self) -> None:
+        if self._dropped():
+            return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         emu = self.emulator
