@@ -126,7 +126,7 @@ CASES: list[tuple[dict[str, Any], str | None]] = [
     ({"ssh_username": ..., "communicator": "winrm"}, "winrm_username must be specified."),
     ({"communicator": "telnet"}, "Communicator type telnet is invalid"),
     ({"ssh_interface": "session_manager"}, "no iam_instance_profile defined"),
-    ({"ssh_interface": "session_manager", "iam_instance_profile": "p"}, "is not supported by amibake yet"),
+    ({"ssh_interface": "session_manager", "iam_instance_profile": "p"}, None),
     (
         {
             "ssh_interface": "session_manager",
@@ -135,7 +135,7 @@ CASES: list[tuple[dict[str, Any], str | None]] = [
                 "Statement": [{"Effect": "Allow", "Action": ["logs:*"], "Resource": "*"}],
             },
         },
-        "is not supported by amibake yet",
+        None,
     ),
     ({"ssh_interface": "bogus"}, "Unknown interface type: bogus"),
     ({"kms_key_id": KMS}, "encrypt_boot must also be true"),

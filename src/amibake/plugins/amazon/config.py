@@ -28,7 +28,7 @@ from amibake.plugins.amazon.config_common import (
     skip_ami_run_tags_field,
     spot_modification,
 )
-from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM_OPTIONS
 from amibake.plugins.amazon.config_run import RunConfig
 
 
@@ -221,7 +221,8 @@ class EbsConfig(AccessConfig, AMIConfig, RunConfig):
     })
 
     unsupported: ClassVar[Mapping[str, str]] = {
-        **SHARED_UNSUPPORTED,
+        # amazon-ebs connects through Session Manager (plugins/amazon/ssm/)
+        **{k: v for k, v in SHARED_UNSUPPORTED.items() if k not in SSM_OPTIONS},
         "fast_launch": "Windows fast launch (EnableFastLaunch) is not implemented yet",
     }
 
@@ -270,9 +271,6 @@ class EbsConfig(AccessConfig, AMIConfig, RunConfig):
         errs += self.check_run(ctx)
         errs += self.fast_launch.check_fast_launch(ctx, self.region, self.ami_regions)
         errs += spot_modification(self, ctx, self.ena_support, self.sriov_support)
-        if self.ssh_interface == "session_manager":
-            errs.append(ctx.problem(f'ssh_interface "session_manager" is not supported by amibake yet: {SSM}',
-                                    "ssh_interface"))
         return errs
 
     def warnings(self, ctx: CheckContext) -> list[str]:

@@ -5,7 +5,10 @@ that validating one builder's template builds no other builder's model."""
 from collections.abc import Mapping
 
 WINRM = "the WinRM communicator is not implemented yet"
-SSM = 'Session Manager connections (ssh_interface = "session_manager") are not implemented yet'
+SSM = ('Session Manager connections (ssh_interface = "session_manager") are not implemented for this '
+       "builder yet (amazon-ebs has them)")
+#: the Session Manager options amazon-ebs carries out and the other builders refuse
+SSM_OPTIONS = ("pause_before_ssm", "session_manager_port")
 SOCKS = "SSH through a SOCKS proxy is not implemented yet"
 
 #: the options amazon-ebs refuses that the other amazon builders share, for the same reasons

@@ -39,6 +39,9 @@ class BuildState:
     instance_profile: str = ""
     instance: Instance | None = None
     host: str = ""
+    #: with ssh_interface "session_manager": the local port of the SSM tunnel SSH goes through, and the tunnel
+    ssm_port: int = 0
+    ssm_tunnel: Any = None
     comm: Any = None
     #: region -> AMI id; the build region first
     amis: dict[str, str] = field(default_factory=dict)

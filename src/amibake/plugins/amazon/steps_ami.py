@@ -23,7 +23,7 @@ Connector = Callable[[BuildState, StepContext], Any]
 def ssh_connector(st: BuildState, ctx: StepContext) -> Any:
     from amibake.communicator import ssh
 
-    settings = st.config.ssh_settings(st.host, private_key_pem=st.private_key_pem)
+    settings = st.config.ssh_settings(st.host, port=st.ssm_port or None, private_key_pem=st.private_key_pem)
     return ssh.connect(settings, cancel=ctx.cancel, log=st.ui.message)
 
 
@@ -36,7 +36,14 @@ def make_connect_step(connector: Connector) -> Callable[[BuildState, StepContext
 
             st.comm = NoneCommunicator()
             return
-        st.host = ssh_host(st)
+        if s.ssh_interface == "session_manager":
+            # Packer's StepCreateSSMTunnel, then SSH to localhost on the session's port (ssh_host still wins)
+            from amibake.plugins.amazon.ssm.step import open_tunnel
+
+            st.ssm_port = open_tunnel(st, ctx)
+            st.host = s.ssh_host or "localhost"
+        else:
+            st.host = ssh_host(st)
         if s.pause_before_connecting > 0:
             pause = _go_duration(s.pause_before_connecting)
             st.ui.say(f"Waiting {pause} before establishing the SSH connection...")
