@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -43,11 +44,20 @@ OVMF_PAIRS: tuple[tuple[str, str], ...] = (
 FATAL_CONSOLE = ("No bootable option or device was found", "Kernel panic", "ALERT!  UUID=",
                  "Give root password for maintenance", "You are in emergency mode",
                  "Failed to start systemd-boot", "Boot Failed")
+#: the firmware's line when the disk (the NVMe boot option) has nothing it can load
+FIRMWARE_LOAD_FAILED = re.compile(r"BdsDxe: failed to load Boot\d+ \"[^\"]*NVMe")
+#: terminal control sequences on the console (the firmware's screen handling)
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;=?]*[A-Za-z]")
 #: how long power-off may take before QEMU is killed
 POWEROFF_SECONDS = 90.0
 #: the boot test's hostname (given in the NoCloud seed)
 HOSTNAME = "amibake-boot-test"
 CONSOLE_TAIL = 25
+
+
+def fatal_console_line(line: str) -> bool:
+    """Whether a console line says the disk will not boot."""
+    return any(marker in line for marker in FATAL_CONSOLE) or bool(FIRMWARE_LOAD_FAILED.search(line))
 
 
 @dataclass(frozen=True)
@@ -113,16 +123,14 @@ class _Qemu:
         self.thread = threading.Thread(target=self._run, daemon=True, name="amibake-boottest-qemu")
 
     def _line(self, line: str) -> None:
-        line = line.rstrip("\r")
+        line = ANSI_ESCAPE.sub("", line).rstrip("\r")
         log.debug("console: %s", line)
         if line.strip():
             self.console.append(line)
             self.lines += 1
-        if not self.fatal:
-            for marker in FATAL_CONSOLE:
-                if marker in line:
-                    self.fatal = line.strip()
-                    self.stop.set()
+        if not self.fatal and fatal_console_line(line):
+            self.fatal = line.strip()
+            self.stop.set()
 
     def _run(self) -> None:
         try:

@@ -1,0 +1,172 @@
+"""amibake-local's image side on this machine: a Debian root filesystem bootstrapped once per run with
+mmdebstrap (then from the bootstrap cache), provisioned through the chroot session, made into a GPT disk
+without loop devices, and booted under QEMU (UEFI, software emulation) to SSH, where the checks see
+what the options did. A disk that cannot boot fails the boot test at once, and a boot slower than
+``boot_test_timeout`` fails it on time."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from amibake.errors import BuildError
+from amibake.plugins.amazon.local import boottest, chroot_session, disk, rootfs
+from amibake.plugins.amazon.local.config_image import LocalImageOptions
+from tests.stack.local_image_fixtures import (  # noqa: F401 - the fixture
+    LocalImageKit,
+    RecordingUi,
+    local_image,
+    require_local_image_tools,
+)
+
+BUILDER = "builder/amibake-local"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _mounted_under(path: Path) -> list[str]:
+    text = Path("/proc/mounts").read_text()
+    return [line for line in text.splitlines() if str(path) in line]
+
+
+@pytest.mark.effect(BUILDER, "suite", "mirror", "components", "packages", "architecture",
+                    "bootstrap_cache", "bootstrap_cache_dir", "kernel_command_line", "volume_size",
+                    "boot_test_timeout")
+def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path: Path) -> None:  # noqa: F811
+    kit = local_image
+    mtime = kit.tarball.stat().st_mtime_ns
+    ui = RecordingUi()
+    tree = tmp_path / "tree"
+    started = time.monotonic()
+    info = kit.tree(tree, ui)
+    # the second bootstrap of the run is the cache's: mmdebstrap does not run, the tarball is untouched
+    assert "Using the cached root filesystem" in ui.text()
+    assert "mmdebstrap" not in ui.text()
+    assert kit.tarball.stat().st_mtime_ns == mtime
+    assert info.source_digest == kit.digest
+    assert time.monotonic() - started < 60
+    # the bootstrap options, seen in the tree
+    assert info.suite == "bookworm" and info.architecture == "amd64" and info.mirror == kit.opts.mirror
+    assert "VERSION_CODENAME=bookworm" in (tree / "etc/os-release").read_text()
+    sources = "\n".join(p.read_text() for p in (tree / "etc/apt").rglob("*.list"))
+    assert f"{kit.opts.mirror} bookworm main contrib" in sources
+    for name in ("less", "linux-image-cloud-amd64", "cloud-init", "systemd-boot", "openssh-server"):
+        assert name in info.packages
+    assert "apt" in info.packages and "systemd" in info.packages
+    dpkg_arch = subprocess.run(["chroot", str(tree), "dpkg", "--print-architecture"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+    assert dpkg_arch == "amd64"
+
+    # provisioning in the tree: /proc, /sys, /dev mounted, then all unmounted and the helpers gone
+    notes: list[str] = []
+    with chroot_session.open_tree(tree, ui=ui, on_mount=notes.append,
+                                  on_unmount=lambda p: notes.append("-" + p)) as comm:
+        out: list[str] = []
+        status = comm.run("test -r /proc/self/status && test -c /dev/null && test -d /sys/class "
+                          "&& echo provisioned > /etc/amibake-provisioned && echo ok", stdout=out.append)
+        assert status == 0 and out == ["ok"]
+    assert _mounted_under(tree) == []
+    assert [n for n in notes if not n.startswith("-")] == [str(tree.resolve() / m) for m in
+                                                            ("proc", "sys", "dev", "dev/pts",
+                                                             "proc/sys/fs/binfmt_misc")]
+    assert not (tree / "usr/sbin/policy-rc.d").exists()
+
+    # the disk: one GiB more than the computed minimum (volume_size)
+    too_small = LocalImageOptions.model_validate({**kit.template_options, "volume_size": 1})
+    minimum = disk.minimum_gib(disk.tree_bytes(tree))
+    assert minimum > 1
+    with pytest.raises(BuildError, match="volume_size 1 GiB is too small"):
+        disk.make_disk(tree, tmp_path / "small.raw", opts=too_small, ui=ui, cancel=None)
+    opts = LocalImageOptions.model_validate({**kit.template_options, "volume_size": minimum + 1,
+                                             "kernel_command_line": ["amibake.test=1"]})
+    image = tmp_path / "disk.raw"
+    d = disk.make_disk(tree, image, opts=opts, ui=ui, cancel=None)
+    assert d.size_bytes == (minimum + 1) * disk.GIB == image.stat().st_size
+    assert image.stat().st_blocks * 512 < d.size_bytes  # sparse
+    assert (d.boot_mode, d.architecture, d.root_device_name, d.ena_support) == ("uefi", "x86_64", "/dev/xvda",
+                                                                               True)
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    assert table["label"] == "gpt"
+    assert [p["type"] for p in table["partitions"]] == [str(disk.ESP_TYPE).upper(),
+                                                         str(disk.ROOT_TYPES["x86_64"]).upper()]
+    verify = subprocess.run(["sfdisk", "--verify", str(image)], capture_output=True, check=False)
+    assert verify.returncode == 0
+    assert f"UUID={d.root_uuid}\t/\text4" in (tree / "etc/fstab").read_text()
+    before = _sha256(image)
+
+    checks = [
+        "test -f /etc/hostname",
+        "test \"$(cat /etc/amibake-provisioned)\" = provisioned",
+        "grep -q amibake.test=1 /proc/cmdline && grep -q nvme_core.io_timeout=4294967295 /proc/cmdline",
+        f"test \"$(findmnt -n -o UUID /)\" = {d.root_uuid}",
+        "findmnt -n /boot/efi",
+        f"test \"$(hostname)\" = {boottest.HOSTNAME}",
+        "command -v less",
+        "test -d /sys/firmware/efi",
+    ]
+    boot_ui = RecordingUi()
+    boottest.boot_test(image, opts=opts, commands=checks, ui=boot_ui, cancel=None)
+    text = boot_ui.text()
+    assert "SSH is up" in text and "Boot test passed" in text, text
+    assert all(f"check: {c}" in text for c in checks)
+    assert _sha256(image) == before  # the boot test wrote to its overlay only
+    assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
+
+
+    # boot_test_timeout: the same disk needs far longer than 10 s to reach SSH
+    quick = LocalImageOptions.model_validate({**kit.template_options, "boot_test_timeout": "10s"})
+    started = time.monotonic()
+    with pytest.raises(BuildError, match=r"did not boot.*boot_test_timeout \(10s\)"):
+        boottest.boot_test(image, opts=quick, commands=["true"], ui=RecordingUi(), cancel=None)
+    assert 9 < time.monotonic() - started < 40
+    assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
+
+
+@pytest.mark.effect(BUILDER, "rootfs_tarball")
+def test_rootfs_tarball_is_the_source(local_image: LocalImageKit, tmp_path: Path) -> None:  # noqa: F811
+    opts = LocalImageOptions.model_validate({"rootfs_tarball": str(local_image.tarball)})
+    ui = RecordingUi()
+    info = rootfs.bootstrap(opts, tmp_path / "tree", cache_dir=tmp_path / "unused-cache", ui=ui, cancel=None)
+    assert f"Using the root filesystem tarball {local_image.tarball}" in ui.text()
+    assert info.source_digest == local_image.digest
+    assert "less" in info.packages and info.mirror == "" and info.suite == ""
+    assert not (tmp_path / "unused-cache").exists()
+    assert (tmp_path / "tree" / rootfs.CLOUD_CFG_PATH).read_text() == rootfs.CLOUD_CFG
+
+
+def _blank_disk(path: Path) -> None:
+    """A 1 GiB disk with a valid GPT and empty partitions: nothing to boot."""
+    lay = disk.layout(1)
+    head, tail = disk.gpt_structures(lay, disk.Ids.new(), "x86_64")
+    with path.open("wb") as f:
+        f.truncate(lay.size_bytes)
+        f.write(head)
+        f.seek(lay.size_bytes - len(tail))
+        f.write(tail)
+
+
+def test_boot_test_fails_for_a_disk_that_does_not_boot(tmp_path: Path) -> None:
+    require_local_image_tools(("mkfs.vfat", "mcopy", "qemu-system-x86_64", "qemu-img", "timeout"))
+    image = tmp_path / "blank.raw"
+    _blank_disk(image)
+    opts = LocalImageOptions.model_validate({"boot_test_timeout": "2m"})
+    ui = RecordingUi()
+    started = time.monotonic()
+    with pytest.raises(BuildError, match="did not boot") as err:
+        boottest.boot_test(image, opts=opts, commands=["true"], ui=ui, cancel=None)
+    # the firmware's own failure ends the test long before the 2 minutes
+    assert time.monotonic() - started < 60
+    assert "failed to load" in str(err.value) and "NVMe" in str(err.value)
+    assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
