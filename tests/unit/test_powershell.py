@@ -297,13 +297,15 @@ def test_elevated_runs_a_scheduled_task_wrapper() -> None:
                               f"&'{prov.cleanup_path}'; exit $LastExitCode }}\"")
 
 
-def test_elevated_password_rendered_from_build_data() -> None:
-    comm = RecordingComm()
-    env = make_env(RecordingUi())
+def test_elevated_password_rendered_from_build_data_and_never_shown() -> None:
+    comm = RecordingComm(answers=[("packer-elevated-shell", 0, ["the task printed S3cr3t!-pass"])])
+    ui = RecordingUi()
+    env = make_env(ui)
     cfg = config(inline=["x"], elevated_user="Administrator", elevated_password="{{.WinRMPassword}}")
-    PowershellProvisioner(cfg, env).provision(comm, {"WinRMPassword": "S3cr3t!"})
-    assert "S3cr3t!" in env.secrets
-    assert '$password = "S3cr3t!"' in comm.uploads()[1][1].decode()
+    PowershellProvisioner(cfg, env).provision(comm, {"WinRMPassword": "S3cr3t!-pass"})
+    assert "S3cr3t!-pass" in env.secrets
+    assert '$password = "S3cr3t!-pass"' in comm.uploads()[1][1].decode()
+    assert ui.of("message") == ["the task printed <sensitive>"]
 
 
 def test_helpers_match_go() -> None:

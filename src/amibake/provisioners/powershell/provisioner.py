@@ -37,6 +37,7 @@ from amibake.provisioners.shell.provisioner import (
     split_env_var,
     write_temp_script,
 )
+from amibake.ui.redact import RedactingUi
 
 if TYPE_CHECKING:
     from amibake.communicator.base import Communicator
@@ -238,6 +239,8 @@ class PowershellProvisioner:
     def __init__(self, config: Any, env: BuildEnv) -> None:
         self.config = config
         self.env = env
+        #: the output, without the secrets the build has so far (the elevated password joins them)
+        self.ui = RedactingUi(env.ui, env.secrets)
         c = config
         policy = c.execution_policy or "bypass"
         default = default_execute_command(policy, int(c.debug_mode or 0), bool(c.use_pwsh))
@@ -258,7 +261,7 @@ class PowershellProvisioner:
     # -- the provisioner ------------------------------------------------------------------------
 
     def provision(self, comm: Communicator, build_data: Mapping[str, Any]) -> None:
-        c, ui = self.config, self.env.ui
+        c, ui = self.config, self.ui
         ui.say("Provisioning with Powershell...")
         scripts = [str(s) for s in (c.scripts or [])]
         if c.script:
@@ -354,7 +357,7 @@ class PowershellProvisioner:
             raise BuildError(f"Error processing command: {exc}") from exc
 
     def _run(self, comm: Communicator, command: str) -> int:
-        ui = self.env.ui
+        ui = self.ui
         log.debug("[%s] running: %s", self.env.build_name, command)
         try:
             return comm.run(
