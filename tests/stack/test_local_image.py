@@ -170,3 +170,30 @@ def test_boot_test_fails_for_a_disk_that_does_not_boot(tmp_path: Path) -> None:
     assert time.monotonic() - started < 60
     assert "failed to load" in str(err.value) and "NVMe" in str(err.value)
     assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
+
+
+def test_open_tree_unmounts_on_failure(tmp_path: Path) -> None:
+    """The chroot session's mounts are undone deepest first when provisioning fails, and when a mount
+    fails half way (no tree needed: amazon-chroot's mounts are made in an empty directory)."""
+    require_local_image_tools(("mount", "umount", "chroot"))
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    ui = RecordingUi()
+    notes: list[str] = []
+    session = chroot_session.open_tree(tree, ui=ui, on_mount=notes.append,
+                                       on_unmount=lambda p: notes.append("-" + p))
+    with pytest.raises(RuntimeError, match="provisioner failed"), session:
+        assert len(_mounted_under(tree)) == 5
+        raise RuntimeError("provisioner failed")
+    assert _mounted_under(tree) == []
+    mounted = [n for n in notes if not n.startswith("-")]
+    assert [n[1:] for n in notes if n.startswith("-")] == mounted[::-1]
+    assert not (tree / "usr/sbin/policy-rc.d").exists()
+    # /dev cannot be made: /proc and /sys, already mounted, are unmounted again
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "dev").write_text("not a directory")
+    broken_session = chroot_session.open_tree(broken, ui=ui)
+    with pytest.raises(BuildError, match="Error creating mount directory"), broken_session:
+        pass
+    assert _mounted_under(broken) == []

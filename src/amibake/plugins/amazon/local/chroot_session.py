@@ -86,6 +86,7 @@ def _tree_files(tree: Path) -> Iterator[None]:
             if resolv.is_symlink():
                 saved_link = os.readlink(resolv)
                 resolv.unlink()
+            resolv.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile("/etc/resolv.conf", resolv)
             made.append(resolv)
         yield
