@@ -142,8 +142,10 @@ def retried(exc: BlockRejected) -> bool:
     return exc.code == "ValidationException" and exc.reason in RETRIED_REASONS
 
 
-def retry_pauses(rng: random.Random, policy: RetryPolicy = BLOCK_RETRY) -> Iterator[float]:
-    """The pauses before a block's second, third... attempt (``policy.max_attempts - 1`` of them)."""
+def retry_pauses(rng: random.Random, policy: RetryPolicy | None = None) -> Iterator[float]:
+    """The pauses before a block's second, third... attempt (``policy.max_attempts - 1`` of them;
+    :data:`BLOCK_RETRY` by default)."""
+    policy = policy or BLOCK_RETRY
     for attempt in range(1, policy.max_attempts):
         yield policy.backoff(attempt, rng)
 
