@@ -8,8 +8,11 @@ channel as AWS's open-source session-manager-plugin speaks it (src/message/clien
 messageparser.go: the 120-byte header with the UUID's halves swapped and the payload's SHA-256;
 src/datachannel/streaming.go: the opening JSON frame with the token, sequence numbers,
 acknowledgements, retransmission; the handshake of message/handshakemessage.go; the port session's
-flags). The agent side plays the basic (non-multiplexed) port forwarding an agent before 3.0.196.0
-does: it dials the target port when the handshake completes, and again after ``DisconnectToPort``.
+flags). The agent side plays port forwarding as the agent's version asks of the plugin: before
+3.0.196.0 the basic kind (it dials the target port when the handshake completes, and again for the
+data after ``DisconnectToPort``); from 3.0.196.0 the multiplexed kind, xtaci/smux version 1 frames in
+the Output payloads (``ver | cmd | length uint16 LE | stream id uint32 LE``; SYN dials the target
+for the stream, PSH carries data, FIN ends it, NOP keeps alive), one target connection per stream.
 
 It is strict: every frame from the client is checked (header length, padding, digest, payload
 length, message type, sequence numbers; a resent message must be identical) and what is wrong goes
@@ -33,6 +36,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 AGENT_VERSION = "3.0.161.0"
+#: the first agent version whose port sessions the plugin multiplexes
+MUX_VERSION = (3, 0, 196, 0)
 HEADER = 116
 
 
@@ -115,6 +120,12 @@ class Session:
     bytes_from_target: int = 0
     frames_in: int = 0
     flags: list[int] = field(default_factory=list)
+    mux: bool = False
+    mux_buf: bytearray = field(default_factory=bytearray)
+    #: smux stream id -> the target connection's writer and pump
+    streams: dict[int, tuple[asyncio.StreamWriter, asyncio.Task[Any]]] = field(default_factory=dict)
+    stream_ids: list[int] = field(default_factory=list)
+    nops: int = 0
 
 
 class SsmEmulator:
@@ -131,6 +142,8 @@ class SsmEmulator:
         #: StartSession answers TargetNotConnected this many times first
         self.not_connected = 0
         self._drop_after: int | None = None
+        #: ask the client for KMS encryption in the handshake (a client that cannot is closed out)
+        self.kms = False
         self._ignore = 0
         self.drops = 0
         self.ignored = 0
@@ -257,6 +270,9 @@ class SsmEmulator:
                     "SessionType": "Port",
                     "Properties": {"portNumber": s.parameters.get("portNumber", ["22"])[0],
                                    "type": "LocalPortForwarding"}}}]}
+            if self.kms:
+                request["RequestedClientActions"].append(
+                    {"ActionType": "KMSEncryption", "ActionParameters": {"KMSKeyId": "alias/emulated"}})
             await self._send_data(s, json.dumps(request).encode(), 5)
             s.handshake = "requested"
         else:  # a resumed channel: what the client has not acknowledged goes again
@@ -356,12 +372,24 @@ class SsmEmulator:
                     or not body.get("ClientVersion"):
                 self.violation(s, f"handshake response {body}")
                 return
+            if any(a.get("ActionStatus") != 1 for a in actions):
+                # the agent gives up on a client that failed an action: channel_closed
+                closed = {"MessageId": str(uuid.uuid4()), "CreatedDate": time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                          "DestinationId": s.id, "SessionId": s.id, "MessageType": "channel_closed",
+                          "SchemaVersion": 1, "Output": "; ".join(body.get("Errors") or [])}
+                await self._raw(s, encode("channel_closed", 0, json.dumps(closed).encode(), 0))
+                s.handshake = "failed"
+                return
             s.handshake = "complete"
             await self._send_data(s, json.dumps({"HandshakeTimeToComplete": 1000000,
                                                  "CustomerMessage": ""}).encode(), 7)
-            await self._open_target(s)
+            s.mux = tuple(int(x) for x in self.agent_version.split(".")) >= MUX_VERSION
+            if not s.mux:
+                await self._open_target(s)
         elif s.handshake != "complete":
             self.violation(s, f"payload type {frame.payload_type} before the handshake completed")
+        elif frame.payload_type == 1 and s.mux:
+            await self._mux_bytes(s, frame.payload)
         elif frame.payload_type == 1:
             if s.tcp_writer is None:
                 await self._open_target(s)
@@ -378,6 +406,52 @@ class SsmEmulator:
                 await self._terminate(s)
         else:
             self.violation(s, f"unexpected payload type {frame.payload_type}")
+
+    async def _mux_bytes(self, s: Session, data: bytes) -> None:
+        s.mux_buf += data
+        while len(s.mux_buf) >= 8:
+            ver, cmd, length, sid = struct.unpack_from("<BBHI", s.mux_buf, 0)
+            if ver != 1 or cmd > 3:
+                self.violation(s, f"smux frame version {ver}, command {cmd}")
+                s.mux_buf.clear()
+                return
+            if len(s.mux_buf) < 8 + length:
+                return
+            body = bytes(s.mux_buf[8:8 + length])
+            del s.mux_buf[:8 + length]
+            if cmd == 0:  # SYN
+                if sid % 2 == 0 or sid in s.stream_ids or (s.stream_ids and sid <= s.stream_ids[-1]):
+                    self.violation(s, f"smux SYN for stream {sid}")
+                s.stream_ids.append(sid)
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+                s.streams[sid] = (writer, asyncio.create_task(self._mux_pump(s, sid, reader)))
+            elif cmd == 2:  # PSH
+                if sid not in s.streams:
+                    if sid not in s.stream_ids:
+                        self.violation(s, f"smux PSH for stream {sid} never opened")
+                    continue
+                s.streams[sid][0].write(body)
+                s.bytes_to_target += len(body)
+                await s.streams[sid][0].drain()
+            elif cmd == 1:  # FIN
+                stream = s.streams.pop(sid, None)
+                if stream is not None:
+                    stream[1].cancel()
+                    stream[0].close()
+            else:
+                s.nops += 1
+
+    async def _mux_pump(self, s: Session, sid: int, reader: asyncio.StreamReader) -> None:
+        while True:
+            data = await reader.read(1024 - 8)
+            if not data:
+                if s.streams.pop(sid, None) is not None:
+                    await self._send_data(s, struct.pack("<BBHI", 1, 1, 0, sid), 1)
+                return
+            s.bytes_from_target += len(data)
+            await self._send_data(s, struct.pack("<BBHI", 1, 2, len(data), sid) + data, 1)
+            while len(s.unacked) > 1000:
+                await asyncio.sleep(0.005)
 
     async def _open_target(self, s: Session) -> None:
         await self._close_target(s)
@@ -396,6 +470,10 @@ class SsmEmulator:
                 await asyncio.sleep(0.005)
 
     async def _close_target(self, s: Session) -> None:
+        for writer, task in s.streams.values():
+            task.cancel()
+            writer.close()
+        s.streams.clear()
         if s.tcp_task is not None:
             s.tcp_task.cancel()
             s.tcp_task = None

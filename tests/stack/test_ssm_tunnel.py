@@ -186,6 +186,7 @@ def test_build_through_the_tunnel_survives_a_dropped_websocket(stack: Stack, ssm
 def test_temporary_profile_and_a_target_not_connected_yet(stack: Stack, ssm: SsmEmulator,
                                                           proxy: AwsProxy) -> None:
     ssm.not_connected = 2  # the agent registers late: StartSession is retried
+    ssm.agent_version = "3.1.1511.0"  # a current agent: the SSH connection is an smux stream
     ui = TimedUi()
     hooks = Hooks(["test -n \"$SSH_CONNECTION\" && echo ok"])
     config = make_config(stack, temporary_iam_instance_profile_policy_document=SSM_POLICY)
@@ -199,6 +200,8 @@ def test_temporary_profile_and_a_target_not_connected_yet(stack: Stack, ssm: Ssm
     assert len(starts) == 3
     local = int(starts[-1]["Parameters"]["localPortNumber"][0])
     assert local > 0
+    (session,) = ssm.sessions.values()
+    assert session.mux and session.stream_ids == [3] and session.bytes_to_target > 0
     assert ssm.ops()[-1] == "TerminateSession" and ssm.open_sessions() == [] and ssm.violations == []
 
 

@@ -249,3 +249,38 @@ def test_channel_closed_and_flags() -> None:
 def test_versions() -> None:
     assert version_at_least("3.0.196.0", "3.0.196.0") and version_at_least("3.1.0.0", "3.0.196.0")
     assert not version_at_least("2.3.722.0", "3.0.196.0")
+
+
+def test_smux_frames_are_xtaci_smux_version_1() -> None:
+    from amibake.plugins.amazon.ssm import smux
+
+    assert smux.frame(smux.SYN, 3) == bytes([1, 0, 0, 0, 3, 0, 0, 0])
+    assert smux.frame(smux.PSH, 5, b"ab") == bytes([1, 2, 2, 0, 5, 0, 0, 0]) + b"ab"
+    ids = smux.StreamIds()
+    assert [ids.open() for _ in range(3)] == [3, 5, 7]
+    big = smux.push(3, b"x" * (smux.MAX_FRAME + 1))
+    assert len(big) == 2 * 8 + smux.MAX_FRAME + 1
+
+
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 2, 3]), st.integers(min_value=0, max_value=2**32 - 1),
+                          st.binary(max_size=300)), max_size=20), st.data())
+def test_smux_frames_read_back_from_any_split(frames: list[tuple[int, int, bytes]],
+                                              data: st.DataObject) -> None:
+    from amibake.plugins.amazon.ssm import smux
+
+    stream = b"".join(smux.frame(cmd, sid, body) for cmd, sid, body in frames)
+    cuts = sorted(data.draw(st.lists(st.integers(min_value=0, max_value=len(stream)), max_size=8)))
+    reader = smux.FrameReader()
+    got: list[tuple[int, int, bytes]] = []
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        got += reader.feed(stream[a:b])
+    assert got == frames
+
+
+def test_smux_refuses_another_version_or_command() -> None:
+    from amibake.plugins.amazon.ssm import smux
+
+    with pytest.raises(ProtocolError, match="version 2"):
+        smux.FrameReader().feed(bytes([2, 0, 0, 0, 3, 0, 0, 0]))
+    with pytest.raises(ProtocolError, match="command 4"):
+        smux.FrameReader().feed(bytes([1, 4, 0, 0, 3, 0, 0, 0]))

@@ -1,6 +1,7 @@
 """The SSM tunnel against the emulated agent (tests/ssm_emulation.py) forwarding to a local echo
-server: bytes both ways, the banner sent before the local connection, a dropped WebSocket resumed
-with a new token, frames the agent swallowed resent, DisconnectToPort between local connections."""
+server, with an agent that multiplexes (smux) and one that does not: bytes both ways, a dropped
+WebSocket resumed with a new token, frames the agent swallowed resent; DisconnectToPort between
+local connections (basic), overlapping connections as streams (multiplexed)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,15 @@ class Echo(socketserver.BaseRequestHandler):
             self.request.sendall(data)
 
 
-@pytest.fixture
-def emulator() -> Iterator[SsmEmulator]:
+BASIC, MUX, MUX_KEEPALIVE = "3.0.161.0", "3.1.1511.0", "3.0.196.0"
+
+
+@pytest.fixture(params=[BASIC, MUX])
+def emulator(request: pytest.FixtureRequest) -> Iterator[SsmEmulator]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    emu = SsmEmulator(server.server_address[1]).start()
+    emu = SsmEmulator(server.server_address[1], agent_version=getattr(request, "param", BASIC)).start()
     yield emu
     emu.stop()
     server.shutdown()
@@ -107,8 +111,10 @@ def test_swallowed_frames_are_resent(emulator: SsmEmulator) -> None:
         tunnel.close()
 
 
+@pytest.mark.parametrize("emulator", [BASIC], indirect=True)
 def test_connections_one_after_another_disconnect_to_port(emulator: SsmEmulator) -> None:
     tunnel = open_tunnel(emulator)
+    assert not tunnel.multiplexed
     try:
         assert exchange(tunnel.port, b"first") == b"first"
         s = next(iter(emulator.sessions.values()))
@@ -123,7 +129,34 @@ def test_connections_one_after_another_disconnect_to_port(emulator: SsmEmulator)
         tunnel.close()
 
 
-def test_a_multiplexing_agent_is_refused_by_name(emulator: SsmEmulator) -> None:
-    emulator.agent_version = "3.1.0.0"
-    with pytest.raises(TunnelError, match="multiplexes port sessions"):
+@pytest.mark.parametrize("emulator", [MUX_KEEPALIVE], indirect=True)
+def test_overlapping_connections_are_smux_streams(emulator: SsmEmulator) -> None:
+    tunnel = open_tunnel(emulator)
+    try:
+        assert tunnel.multiplexed
+        results: dict[int, bytes] = {}
+
+        def one(i: int) -> None:
+            results[i] = exchange(tunnel.port, bytes([i]) * (3000 + i * 1000))
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        assert results == {i: bytes([i]) * (3000 + i * 1000) for i in range(4)}
+        s = next(iter(emulator.sessions.values()))
+        assert s.mux and sorted(s.stream_ids) == [3, 5, 7, 9] and s.flags == []
+        for _ in range(100):  # each closed connection ends its stream (FIN)
+            if not s.streams:
+                break
+            threading.Event().wait(0.05)
+        assert s.streams == {} and emulator.violations == []
+    finally:
+        tunnel.close()
+
+
+def test_kms_encryption_is_refused(emulator: SsmEmulator) -> None:
+    emulator.kms = True
+    with pytest.raises(TunnelError, match="handshake"):
         open_tunnel(emulator)

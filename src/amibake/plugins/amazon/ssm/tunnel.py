@@ -2,10 +2,15 @@
 the session's data channel WebSocket (the session-manager-plugin's port session, in Python).
 
 The tunnel runs on an event loop thread of its own behind a synchronous API (:meth:`Tunnel.start`,
-:meth:`Tunnel.close`). One local connection is carried at a time (the plugin's basic port
-forwarding): its bytes go to the agent as ``Output`` messages of at most 1024 bytes; when it ends,
-a ``DisconnectToPort`` flag tells the agent to reconnect to the instance's port for the next one.
-What the agent sends before a local connection exists (the SSH server's banner) waits for it.
+:meth:`Tunnel.close`). Bytes go to the agent as ``Output`` messages of at most 1024 bytes. As the
+plugin does, the agent's version chooses how connections are carried:
+
+* agents from 3.0.196.0 multiplex (``MuxPortForwarding``): every local connection is an smux stream
+  (:mod:`.smux`) of one byte stream, so connections may overlap; NOP frames keep the session alive
+  every 10 s for agents before 3.1.1511.0;
+* older agents (``BasicPortForwarding``): one local connection at a time; when it ends, a
+  ``DisconnectToPort`` flag tells the agent to reconnect to the instance's port for the next one.
+  What the agent sends before a local connection exists (the SSH server's banner) waits for it.
 
 A WebSocket that drops is resumed: ResumeSession gives a new token (and stream URL), the channel
 reopens with it and every unacknowledged message is sent again; the sequence numbers go on.
@@ -24,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from amibake.plugins.amazon.ssm.channel import CLIENT_VERSION, RESEND_INTERVAL, DataChannel
+from amibake.plugins.amazon.ssm import smux
+from amibake.plugins.amazon.ssm.channel import CLIENT_VERSION, RESEND_INTERVAL, DataChannel, version_at_least
 from amibake.plugins.amazon.ssm.message import PortFlag, ProtocolError, open_data_channel
 
 log = logging.getLogger("amibake.ssm")
@@ -90,6 +96,11 @@ class Tunnel:
         self._local_lock: asyncio.Lock | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._early: list[bytes] = []
+        #: multiplexed (smux) port forwarding: the frames coming in, the stream ids, the open streams
+        self.multiplexed = False
+        self._frames = smux.FrameReader()
+        self._ids = smux.StreamIds()
+        self._streams: dict[int, asyncio.StreamWriter] = {}
         self._server: asyncio.base_events.Server | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopped = threading.Event()
@@ -168,13 +179,14 @@ class Tunnel:
         await asyncio.wait({waiter, reader}, return_when=asyncio.FIRST_COMPLETED)
         if not self._handshake.is_set():
             waiter.cancel()
-            raise TunnelError(self.error or "the data channel closed before its handshake completed")
+            why = f": {self.error}" if self.error else ""
+            raise TunnelError(f"the data channel closed before its handshake completed{why}")
         if self.channel.session_type and self.channel.session_type != "Port":
             raise TunnelError(f"the session is of type {self.channel.session_type!r}, not a port session")
-        if self.channel.multiplexed:
-            raise TunnelError(
-                f"SSM agent {self.channel.agent_version} multiplexes port sessions (smux), which amibake's "
-                "tunnel does not speak yet")
+        self.multiplexed = self.channel.multiplexed
+        keepalive = not version_at_least(self.channel.agent_version, smux.NO_KEEPALIVE_AGENT_VERSION)
+        if self.multiplexed and keepalive:
+            self._tasks.append(asyncio.create_task(self._keepalive()))
         self._server = await asyncio.start_server(self._on_local, sock=self.sock)
 
     async def _send(self, raw: bytes) -> None:
@@ -261,7 +273,21 @@ class Tunnel:
                 await self._stop_local()
                 return
 
+    async def _send_stream(self, data: bytes) -> None:
+        """Bytes of the multiplexed stream, in messages of at most 1024 bytes, numbered at once (the
+        agent puts them back in order, so frames sent from several connections never interleave)."""
+        for raw in self.channel.send_data(data):
+            await self._send(raw)
+
+    async def _keepalive(self) -> None:
+        while not self._closing:
+            await asyncio.sleep(smux.KEEPALIVE_INTERVAL)
+            await self._send_stream(smux.frame(smux.NOP, 0))
+
     async def _deliver(self, data: bytes) -> None:
+        if self.multiplexed:
+            await self._deliver_frames(data)
+            return
         writer = self._writer
         if writer is None:
             self._early.append(data)
@@ -272,14 +298,35 @@ class Tunnel:
         except (ConnectionError, OSError):
             pass
 
+    async def _deliver_frames(self, data: bytes) -> None:
+        for cmd, sid, payload in self._frames.feed(data):
+            if cmd == smux.PSH:
+                writer = self._streams.get(sid)
+                if writer is not None and payload:
+                    try:
+                        writer.write(payload)
+                        await writer.drain()
+                    except (ConnectionError, OSError):
+                        pass
+            elif cmd == smux.FIN:
+                writer = self._streams.pop(sid, None)
+                if writer is not None:
+                    writer.close()
+
     async def _stop_local(self) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        streams, self._streams = self._streams, {}
+        for w in streams.values():
+            w.close()
         if self._server is not None:
             self._server.close()
 
     async def _on_local(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.multiplexed:
+            await self._on_local_stream(reader, writer)
+            return
         assert self._local_lock is not None
         async with self._local_lock:  # one connection at a time, as the plugin's basic forwarding
             if self._closing or self.error:
@@ -306,6 +353,30 @@ class Tunnel:
                 writer.close()
                 if not self._closing and not self.error:
                     await self._send(self.channel.send_flag(PortFlag.DISCONNECT_TO_PORT))
+
+    async def _on_local_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One local connection as one smux stream: SYN, PSH frames, FIN when it ends (the agent's FIN
+        closes it)."""
+        if self._closing or self.error:
+            writer.close()
+            return
+        sid = self._ids.open()
+        self._streams[sid] = writer
+        await self._send_stream(smux.frame(smux.SYN, sid))
+        try:
+            while not self._closing:
+                data = await reader.read(smux.MAX_FRAME)
+                if not data:
+                    break
+                while self.channel.full and not self._closing:
+                    await asyncio.sleep(0.01)
+                await self._send_stream(smux.push(sid, data))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+            if self._streams.pop(sid, None) is not None and not self._closing and not self.error:
+                await self._send_stream(smux.frame(smux.FIN, sid))
 
     async def _shutdown(self) -> None:
         self._closing = True
