@@ -424,6 +424,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
+        # headers and body go out in separate writes: without this, Nagle's algorithm and the
+        # client's delayed ACK add 40 ms to every answer
+        with contextlib.suppress(OSError):
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if isinstance(self.request, ssl.SSLSocket):
             self.request.settimeout(10)
             try:
@@ -502,3 +506,68 @@ def _fault(relates_to: str, code: str, message: str) -> bytes:
         f'<s:Detail><f:WSManFault xmlns:f="http://schemas.microsoft.com/wbem/wsman/1/wsmanfault" '
         f'Code="{code}" Machine="127.0.0.1"><f:Message>{message}</f:Message></f:WSManFault></s:Detail>'
         "</s:Fault>"))
+
+
+# -- EC2's GetPasswordData, which moto does not emulate ----------------------------------------------
+
+_KEY_PAIR_ITEM = re.compile(r"<keyName>([^<]*)</keyName>.*?<keyMaterial>([^<]*)</keyMaterial>", re.S)
+_INSTANCE_ITEM = re.compile(r"<instanceId>(i-[0-9a-f]+)</instanceId>(.*?)</item>", re.S)
+_KEY_NAME = re.compile(r"<keyName>([^<]*)</keyName>")
+
+
+def password_proxy(upstream: str, password: str, *, not_ready: int = 2, **proxy_options: Any) -> Any:
+    """The recording proxy (tests/awsproxy.py) in front of moto, answering GetPasswordData as EC2 does:
+    empty ``passwordData`` for the first ``not_ready`` calls per instance (Windows has not set the
+    password yet), then ``password`` encrypted with the public key of the instance's key pair (RSA
+    PKCS#1 v1.5, base64). moto answers 128 random characters instead.
+
+    The key pair is learnt from CreateKeyPair's answer (its private key) and RunInstances' answer
+    (``keyName`` of each instance); an imported key goes in ``proxy.public_keys[name]`` (PEM or
+    OpenSSH). ``proxy.password_polls[instance id]`` counts the calls."""
+    from tests.awsproxy import AwsProxy
+
+    class PasswordDataProxy(AwsProxy):
+        def __init__(self) -> None:
+            super().__init__(upstream, **proxy_options)
+            self.password = password
+            self.not_ready = not_ready
+            self.public_keys: dict[str, Any] = {}
+            self.instance_keys: dict[str, str] = {}
+            self.password_polls: dict[str, int] = {}
+
+        def observe(self, action: str, body: bytes) -> bytes:
+            text = body.decode("utf-8", "replace")
+            if action == "CreateKeyPair":
+                from cryptography.hazmat.primitives import serialization
+
+                for name, material in _KEY_PAIR_ITEM.findall(text):
+                    key = serialization.load_pem_private_key(material.strip().encode(), password=None)
+                    self.public_keys[name] = key.public_key()
+            elif action == "RunInstances":
+                for iid, rest in _INSTANCE_ITEM.findall(text):
+                    found = _KEY_NAME.search(rest)
+                    if found:
+                        self.instance_keys[iid] = found.group(1)
+            elif action == "GetPasswordData":
+                return self._password_data(text).encode()
+            return super().observe(action, body)
+
+        def _password_data(self, text: str) -> str:
+            from cryptography.hazmat.primitives import serialization
+            from cryptography.hazmat.primitives.asymmetric import padding
+
+            found = re.search(r"<instanceId>([^<]*)</instanceId>", text)
+            iid = found.group(1) if found else ""
+            with self._lock:
+                polls = self.password_polls[iid] = self.password_polls.get(iid, 0) + 1
+            data = ""
+            key = self.public_keys.get(self.instance_keys.get(iid, ""))
+            if isinstance(key, str):
+                key = (serialization.load_ssh_public_key(key.encode()) if key.startswith("ssh-")
+                       else serialization.load_pem_public_key(key.encode()))
+            if polls > self.not_ready and key is not None:
+                data = base64.b64encode(key.encrypt(self.password.encode(), padding.PKCS1v15())).decode()
+            return re.sub(r"<passwordData>[^<]*</passwordData>|<passwordData\s*/>",
+                          f"<passwordData>{data}</passwordData>", text)
+
+    return PasswordDataProxy()
