@@ -141,6 +141,8 @@ class SsmEmulator:
         self.started_at: dict[str, float] = {}
         #: StartSession answers TargetNotConnected this many times first
         self.not_connected = 0
+        #: StartSession answers this error (code, message) instead, when set
+        self.start_error: tuple[str, str] | None = None
         self._drop_after: int | None = None
         #: ask the client for KMS encryption in the handshake (a client that cannot is closed out)
         self.kms = False
@@ -196,6 +198,8 @@ class SsmEmulator:
         with self._lock:
             self.calls.append((op, body))
         if op == "StartSession":
+            if self.start_error is not None:
+                return 400, {"__type": self.start_error[0], "message": self.start_error[1]}
             if self.not_connected > 0:
                 self.not_connected -= 1
                 return 400, {"__type": "TargetNotConnected",

@@ -164,7 +164,7 @@ class Tunnel:
 
         ws = await connect(url, compression=None, open_timeout=self.connect_timeout,
                            ping_interval=PING_INTERVAL, ping_timeout=60, max_size=None,
-                           user_agent_header=None)
+                           user_agent_header=None, close_timeout=2)
         await ws.send(open_data_channel(token, self.client_id, self.channel.client_version))
         return ws
 
@@ -386,6 +386,6 @@ class Tunnel:
         ws, self._ws = self._ws, None
         if ws is not None:
             try:
-                await asyncio.wait_for(ws.close(), timeout=5)
+                await asyncio.wait_for(ws.close(), timeout=3)  # a peer that is gone (stopped instance)
             except Exception as exc:
                 log.debug("ssm: closing the WebSocket: %s", exc)
