@@ -117,6 +117,7 @@ def test_the_step_plan() -> None:
         "StepIamInstanceProfile",
         "StepCleanupVolumes",
         "StepRunSourceInstance",
+        "StepGetPassword",
         "StepConnect",
         "StepProvision",
         "StepCleanupTempKeys",

@@ -32,7 +32,7 @@ def validate(tmp_path: Path, builder: dict[str, str]) -> tuple[int, str]:
 
 def test_the_registry_knows_which_communicators_run() -> None:
     runs = {t: registry.lookup("communicator", t).runnable for t in registry.known("communicator")}  # type: ignore[union-attr]
-    assert runs == {"ssh": True, "none": True, "winrm": False, "docker": False,
+    assert runs == {"ssh": True, "none": True, "winrm": True, "docker": False,
                     "dockerWindowsContainer": False}
 
 
@@ -52,9 +52,10 @@ def test_ssh_and_none_validate(tmp_path: Path, builder: dict[str, str]) -> None:
         assert code == 0 and "The configuration is valid." in out, (comm, out)
 
 
-def test_winrm_is_refused_with_its_reason(tmp_path: Path) -> None:
+def test_winrm_validates_for_amazon_ebs_and_ntlm_is_refused(tmp_path: Path) -> None:
     code, out = validate(tmp_path, {**EBS, "communicator": "winrm", "winrm_username": "Administrator"})
+    assert code == 0 and "The configuration is valid." in out, out
+    code, out = validate(tmp_path, {**EBS, "communicator": "winrm", "winrm_username": "Administrator",
+                                    "winrm_use_ntlm": True})
     assert code == 1
-    said = 'communicator "winrm" is not supported by amibake yet: '
-    said += "the WinRM communicator is not implemented yet"
-    assert said in out, out
+    assert "NTLM authentication for WinRM is not implemented" in out and "winrm_use_ntlm" in out, out

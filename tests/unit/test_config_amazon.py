@@ -120,9 +120,8 @@ CASES: list[tuple[dict[str, Any], str | None]] = [
     ({"ami_name": "ok (name) [1] @x/y.z-w'_"}, None),
     ({"ssh_username": ...}, "An ssh_username must be specified"),
     ({"ssh_username": ..., "communicator": "none"}, None),
-    # WinRM and Session Manager: validated as Packer does, then refused by name (not carried out yet)
-    ({"ssh_username": ..., "communicator": "winrm", "winrm_username": "Administrator"},
-     "is not supported by amibake yet"),
+    # WinRM (carried out) and Session Manager: validated as Packer does
+    ({"ssh_username": ..., "communicator": "winrm", "winrm_username": "Administrator"}, None),
     ({"ssh_username": ..., "communicator": "winrm"}, "winrm_username must be specified."),
     ({"communicator": "telnet"}, "Communicator type telnet is invalid"),
     ({"ssh_interface": "session_manager"}, "no iam_instance_profile defined"),

@@ -25,6 +25,7 @@ EXPECTED = {
     ("builder", "amazon-ebssurrogate"): True,
     ("builder", "amazon-ebsvolume"): True,
     ("builder", "amazon-instance"): True,
+    ("builder", "amibake-local"): True,
     ("provisioner", "shell"): True,
     ("provisioner", "file"): True,
     ("provisioner", "shell-local"): True,
@@ -40,7 +41,7 @@ EXPECTED = {
     ("datasource", "null"): True,
     ("communicator", "ssh"): True,
     ("communicator", "none"): True,
-    ("communicator", "winrm"): False,
+    ("communicator", "winrm"): True,
     ("communicator", "docker"): False,
     ("communicator", "dockerWindowsContainer"): False,
 }

@@ -91,7 +91,7 @@ register(_post_processor("amibake-launch-template", "LaunchTemplateConfig", "Lau
 _COMM = "amibake.config.communicator:CommunicatorConfig"
 register(PluginSpec("communicator", "ssh", _COMM, "amibake.communicator.ssh:connect"))
 register(PluginSpec("communicator", "none", _COMM, "amibake.communicator.none:NoneCommunicator"))
-register(PluginSpec("communicator", "winrm", _COMM, summary="the WinRM communicator is not implemented yet"))
+register(PluginSpec("communicator", "winrm", _COMM, "amibake.communicator.winrm:open_for_build"))
 _DOCKER = "it connects to a container that only a docker builder starts, and amibake has none"
 register(PluginSpec("communicator", "docker", _COMM, summary=_DOCKER))
 register(PluginSpec("communicator", "dockerWindowsContainer", _COMM, summary=_DOCKER))

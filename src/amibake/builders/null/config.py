@@ -13,7 +13,7 @@ from amibake.config.communicator import CommunicatorConfig
 from amibake.errors import Problem
 
 _NOT_PROVEN = "not carried out by amibake's null builder yet"
-_WINRM = "amibake has no WinRM communicator"
+_WINRM = "the null builder does not connect over WinRM yet (amazon-ebs does)"
 
 #: the options of CommunicatorConfig the null builder carries out (tests/stack/test_null_builder.py)
 CARRIED_OUT = frozenset(

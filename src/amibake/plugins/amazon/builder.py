@@ -55,7 +55,8 @@ class AmazonBuilder:
 
     def _secrets(self) -> tuple[str, ...]:
         c = self.options
-        return (c.ssh_password, c.ssh_bastion_password, c.secret_key, c.token, c.mfa_code)
+        return (c.ssh_password, c.ssh_bastion_password, c.secret_key, c.token, c.mfa_code,
+                getattr(c, "winrm_password", ""))
 
     def _journal_started(self, journal: BuildJournal) -> None:
         c = self.options

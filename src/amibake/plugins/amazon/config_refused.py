@@ -4,7 +4,12 @@ that validating one builder's template builds no other builder's model."""
 
 from collections.abc import Mapping
 
-WINRM = "the WinRM communicator is not implemented yet"
+WINRM = "the WinRM communicator is not implemented for this builder yet (amazon-ebs has it)"
+#: the WinRM options amazon-ebs carries out (with StepGetPassword) and the other builders refuse
+WINRM_OPTIONS = ("winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",
+                 "winrm_timeout", "winrm_use_ssl", "winrm_username", "windows_password_timeout")
+NTLM = ("NTLM authentication for WinRM is not implemented (amibake's WinRM communicator authenticates "
+        "with Basic only)")
 SSM = ('Session Manager connections (ssh_interface = "session_manager") are not implemented for this '
        "builder yet (amazon-ebs has them)")
 #: the Session Manager options amazon-ebs carries out and the other builders refuse
@@ -16,7 +21,8 @@ SHARED_UNSUPPORTED: Mapping[str, str] = {
     **{key: WINRM for key in (
         "winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",
         "winrm_timeout", "winrm_use_ntlm", "winrm_use_ssl", "winrm_username")},
-    "windows_password_timeout": "Windows password retrieval (GetPasswordData) is not implemented yet",
+    "windows_password_timeout": ("Windows password retrieval (GetPasswordData) is not implemented for this "
+                                 "builder yet (amazon-ebs has it)"),
     "vault_aws_engine": "credentials from Vault's AWS secrets engine are not implemented yet",
     "decode_authorization_messages": "decoding authorization failures through STS is not implemented yet",
     "pause_before_ssm": SSM,

@@ -8,7 +8,7 @@ data a later Describe would fetch replace that Describe.
 from __future__ import annotations
 
 from amibake.journal import now_iso
-from amibake.plugins.amazon import steps_ami, steps_check, steps_instance
+from amibake.plugins.amazon import steps_ami, steps_check, steps_instance, steps_password
 from amibake.plugins.amazon.builder import AmazonBuilder
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.liveness import FINISHED_TAG
@@ -31,6 +31,7 @@ class EbsBuilder(AmazonBuilder):
             ("StepIamInstanceProfile", steps_instance.iam_instance_profile),
             ("StepCleanupVolumes", steps_instance.cleanup_volumes),
             ("StepRunSpotInstance" if spot else "StepRunSourceInstance", launch),
+            ("StepGetPassword", steps_password.get_password),
             ("StepConnect", steps_ami.make_connect_step(self.connector)),
             ("StepProvision", steps_ami.provision),
             ("StepCleanupTempKeys", steps_ami.cleanup_temp_keys),

@@ -39,6 +39,8 @@ class BuildState:
     instance_profile: str = ""
     instance: Instance | None = None
     host: str = ""
+    #: the Windows password StepGetPassword retrieved (GetPasswordData); "" when none was needed
+    password: str = ""
     #: with ssh_interface "session_manager": the local port of the SSM tunnel SSH goes through, and the tunnel
     ssm_port: int = 0
     ssm_tunnel: Any = None
@@ -89,6 +91,9 @@ class BuildState:
             PackerRunUUID=self.run_uuid,
             **HTTP_NOT_IMPLEMENTED,
         )
+        if self.password:
+            # the SDK's Password() and WinRMPassword once StepGetPassword set it on the config
+            data.update(Password=self.password, WinRMPassword=self.password)
         return data
 
     def render(self, text: str) -> str:

@@ -49,6 +49,9 @@ def make_connect_step(connector: Connector) -> Callable[[BuildState, StepContext
             st.ui.say(f"Waiting {pause} before establishing the SSH connection...")
             if ctx.cancel.wait(s.pause_before_connecting):
                 raise BuildCancelled("cancelled while pausing before connecting")
+        if s.communicator != "ssh":
+            connect_registered(st, ctx)
+            return
         st.ui.say(f"Using SSH communicator to connect: {st.host}")
         st.ui.say("Waiting for SSH to become available...")
         comm = connector(st, ctx)
@@ -59,6 +62,22 @@ def make_connect_step(connector: Connector) -> Callable[[BuildState, StepContext
         st.ui.say("Connected to SSH!")
 
     return connect
+
+
+def connect_registered(st: BuildState, ctx: StepContext) -> None:
+    """A communicator other than SSH (``winrm``), chosen through the plugin registry: its
+    implementation connects (and says Packer's messages) from the options, the instance's address
+    (``winrm_host`` wins, as the SDK's ``Host()``) and the password StepGetPassword retrieved."""
+    from amibake import registry
+
+    s = st.config
+    spec = registry.lookup("communicator", s.communicator)
+    if spec is None or not spec.runnable:
+        raise BuildError(f'communicator "{s.communicator}" cannot connect')
+    st.host = getattr(s, f"{s.communicator}_host", "") or st.host
+    comm = spec.impl_class()(s, st.host, password=st.password, ui=st.ui, cancel=ctx.cancel)
+    st.comm = comm
+    ctx.defer(f"{s.communicator} connection to {st.host}", comm.close)
 
 
 def provision(st: BuildState, ctx: StepContext) -> None:
