@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from amibake.errors import BuildError
-from amibake.plugins.amazon.local import boottest, chroot_session, disk, rootfs
+from amibake.plugins.amazon.local import boottest, chroot_session, disk
 from amibake.plugins.amazon.local.config_image import LocalImageOptions
 from tests.stack.local_image_fixtures import (  # noqa: F401 - the fixture
     LocalImageKit,
@@ -23,8 +23,6 @@ from tests.stack.local_image_fixtures import (  # noqa: F401 - the fixture
     local_image,
     require_local_image_tools,
 )
-
-BUILDER = "builder/amibake-local"
 
 
 def _sha256(path: Path) -> str:
@@ -40,7 +38,7 @@ def _mounted_under(path: Path) -> list[str]:
     return [line for line in text.splitlines() if str(path) in line]
 
 
-@pytest.mark.effect(BUILDER, "suite", "mirror", "components", "packages", "architecture",
+@pytest.mark.effect("builder/amibake-local", "suite", "mirror", "components", "packages", "architecture",
                     "bootstrap_cache", "bootstrap_cache_dir", "kernel_command_line", "volume_size",
                     "boot_test_timeout")
 def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path: Path) -> None:  # noqa: F811
@@ -130,18 +128,6 @@ def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path:
         boottest.boot_test(image, opts=quick, commands=["true"], ui=RecordingUi(), cancel=None)
     assert 9 < time.monotonic() - started < 120  # well before a boot would have reached SSH
     assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
-
-
-@pytest.mark.effect(BUILDER, "rootfs_tarball")
-def test_rootfs_tarball_is_the_source(local_image: LocalImageKit, tmp_path: Path) -> None:  # noqa: F811
-    opts = LocalImageOptions.model_validate({"rootfs_tarball": str(local_image.tarball)})
-    ui = RecordingUi()
-    info = rootfs.bootstrap(opts, tmp_path / "tree", cache_dir=tmp_path / "unused-cache", ui=ui, cancel=None)
-    assert f"Using the root filesystem tarball {local_image.tarball}" in ui.text()
-    assert info.source_digest == local_image.digest
-    assert "less" in info.packages and info.mirror == "" and info.suite == ""
-    assert not (tmp_path / "unused-cache").exists()
-    assert (tmp_path / "tree" / rootfs.CLOUD_CFG_PATH).read_text() == rootfs.CLOUD_CFG
 
 
 def _blank_disk(path: Path) -> None:

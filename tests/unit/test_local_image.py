@@ -23,8 +23,6 @@ from amibake.plugins.amazon.local import boottest, disk, rootfs
 from amibake.plugins.amazon.local.config_image import LocalImageOptions, image_problems
 from tests.stack.local_image_fixtures import RecordingUi
 
-BUILDER = "builder/amibake-local"
-
 
 def _ctx(tmp_path: Path) -> CheckContext:
     return CheckContext(template_dir=tmp_path, key_path="source.amibake-local.x")
@@ -158,7 +156,7 @@ def _runs(log: Path) -> list[list[str]]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-@pytest.mark.effect(BUILDER, "variant", "bootstrap_cache", "bootstrap_cache_dir")
+@pytest.mark.effect("builder/amibake-local", "variant", "bootstrap_cache", "bootstrap_cache_dir")
 def test_bootstrap_cache(tmp_path: Path, fake_mmdebstrap: Path) -> None:
     cache = tmp_path / "cache"
     o = LocalImageOptions.model_validate({"variant": "required", "bootstrap_cache_dir": str(cache)})
@@ -187,6 +185,25 @@ def test_bootstrap_cache(tmp_path: Path, fake_mmdebstrap: Path) -> None:
     rootfs.bootstrap(off, tmp_path / "t4", cache_dir=tmp_path / "c2", ui=RecordingUi(), cancel=None)
     assert len(_runs(fake_mmdebstrap)) == 3
     assert [p.name for p in (tmp_path / "c2").iterdir() if p.suffix == ".tar"] == []
+
+
+@pytest.mark.effect("builder/amibake-local", "rootfs_tarball")
+def test_rootfs_tarball_is_the_source(tmp_path: Path, fake_mmdebstrap: Path) -> None:
+    made = LocalImageOptions.model_validate({"bootstrap_cache_dir": str(tmp_path / "made")})
+    tarball, digest, _ = rootfs.cached_tarball(made, cache_dir=tmp_path, ui=RecordingUi(), cancel=None)
+    assert len(_runs(fake_mmdebstrap)) == 1
+    opts = LocalImageOptions.model_validate({"rootfs_tarball": str(tarball)})
+    ui = RecordingUi()
+    info = rootfs.bootstrap(opts, tmp_path / "tree", cache_dir=tmp_path / "unused-cache", ui=ui, cancel=None)
+    assert len(_runs(fake_mmdebstrap)) == 1  # the tarball, not mmdebstrap
+    assert f"Using the root filesystem tarball {tarball}" in ui.text()
+    assert info.source_digest == digest == rootfs.sha256_file(tarball)
+    assert info.packages == {"hello": "2.10-3"} and info.mirror == "" and info.suite == ""
+    assert not (tmp_path / "unused-cache").exists()
+    assert (tmp_path / "tree" / rootfs.CLOUD_CFG_PATH).read_text() == rootfs.CLOUD_CFG
+    with pytest.raises(BuildError, match=r"rootfs_tarball .*: no such file"):
+        rootfs.bootstrap(LocalImageOptions.model_validate({"rootfs_tarball": str(tmp_path / "gone.tar")}),
+                         tmp_path / "t2", cache_dir=tmp_path, ui=ui, cancel=None)
 
 
 def test_bootstrap_failure(tmp_path: Path, fake_mmdebstrap: Path, monkeypatch: pytest.MonkeyPatch) -> None:
