@@ -284,3 +284,10 @@ def test_smux_refuses_another_version_or_command() -> None:
         smux.FrameReader().feed(bytes([2, 0, 0, 0, 3, 0, 0, 0]))
     with pytest.raises(ProtocolError, match="command 4"):
         smux.FrameReader().feed(bytes([1, 4, 0, 0, 3, 0, 0, 0]))
+
+
+@pytest.mark.parametrize("mtype", ["start_publication", "pause_publication", "some_future_type"])
+def test_messages_that_ask_nothing_are_ignored(mtype: str) -> None:
+    ch = DataChannel()
+    got = ch.receive(ClientMessage(message_type=mtype, payload=b"{}").encode())
+    assert got.ignored == mtype and got.replies == [] and got.data == [] and ch.expected_sequence == 0

@@ -25,8 +25,6 @@ from amibake.plugins.amazon.ssm.message import (
     CHANNEL_CLOSED,
     INPUT_STREAM,
     OUTPUT_STREAM,
-    PAUSE_PUBLICATION,
-    START_PUBLICATION,
     ClientMessage,
     PayloadType,
     PortFlag,
@@ -74,6 +72,8 @@ class Received:
     handshake_complete: bool = False
     #: the channel_closed output ("" when none), None while the channel is open
     closed: str | None = None
+    #: the type of a message that asks nothing of the client ("" for the others)
+    ignored: str = ""
 
 
 def version_at_least(version: str, minimum: str) -> bool:
@@ -170,10 +170,10 @@ class DataChannel:
         elif msg.message_type == CHANNEL_CLOSED:
             content = msg.json() if msg.payload else {}
             out.closed = str(content.get("Output", "")) if isinstance(content, dict) else ""
-        elif msg.message_type in (START_PUBLICATION, PAUSE_PUBLICATION):
-            pass
         else:
-            raise ProtocolError(f"unexpected message type {msg.message_type!r}")
+            # start_publication, pause_publication, and types this client does not know: ignored, as
+            # the plugin does (it logs a warning for the unknown ones)
+            out.ignored = msg.message_type
         return out
 
     def _acknowledged(self, seq: int) -> None:

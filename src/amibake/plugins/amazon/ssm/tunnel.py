@@ -213,6 +213,12 @@ class Tunnel:
                         self._handshake.set()
                     for data in got.data:
                         await self._deliver(data)
+                    for flag in got.flags:
+                        if flag == PortFlag.CONNECT_TO_PORT_ERROR:
+                            log.debug("ssm: the agent could not connect to the instance's port %s",
+                                      self.session.session_id)
+                    if got.ignored:
+                        log.debug("ssm: %s message ignored", got.ignored)
                     if got.closed is not None:
                         self.error = f"the session's channel was closed: {got.closed}" if got.closed else \
                             "the session's channel was closed"
