@@ -68,8 +68,8 @@ def accepted_json() -> list[Entry]:
     ]
 
 
-def test_twelve_json_templates_are_accepted() -> None:
-    assert len(accepted_json()) == 12
+def test_thirteen_json_templates_are_accepted() -> None:
+    assert len(accepted_json()) == 13
 
 
 @pytest.mark.parametrize("entry", accepted_json(), ids=lambda e: e.dir[:3])
