@@ -6,8 +6,12 @@ Each test names the options it proves with the ``effect`` marker (tests/unit/tes
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -171,3 +175,41 @@ def test_password_never_ready_times_out(stack: Stack, moto: MotoServer, windows:
         with pytest.raises(CommunicatorError, match=r"^Timeout waiting for WinRM\."):
             EbsBuilder(config, make_env(ui)).run(WinHooks())
     assert windows.auth_failures >= 2 and windows.commands == []
+
+
+def test_cli_build_keeps_the_password_out_of_every_output(stack: Stack, moto: MotoServer,
+                                                          windows: WinRMEmulator, tmp_path: Path) -> None:
+    """A real ``amibake build`` (Packer's 5 s between GetPasswordData polls, one empty answer): the
+    password reaches the instance (WinRM auth) and ``{{build `Password`}}``, and no output, debug log,
+    manifest or journal holds it in any form."""
+    from tests.stack.test_secrets import forms
+    from tests.stackkit import amibake_exe
+
+    (tmp_path / "app.conf").write_text("setting=1\r\n")
+    with password_proxy(moto.url, PASSWORD, not_ready=1) as proxy:
+        template = {"builders": [{
+            "type": "amazon-ebs", "region": "us-east-1", "source_ami": "ami-785db401",
+            "instance_type": "t2.micro", "custom_endpoint_ec2": proxy.url, "ami_name": "winrm-cli-build",
+            "communicator": "winrm", "winrm_host": "127.0.0.1", "winrm_port": windows.port,
+            "winrm_username": "Administrator", "winrm_timeout": "60s"}],
+            "provisioners": [
+                {"type": "file", "source": "app.conf", "destination": "C:\\app\\app.conf"},
+                {"type": "shell-local", "inline": ["echo \"local: {{build `Password`}}\""]}],
+            "post-processors": [{"type": "manifest", "output": "manifest.json"}]}
+        (tmp_path / "template.json").write_text(json.dumps(template))
+        log = tmp_path / "debug.log"
+        env = {**os.environ, **stack.env(), "AMIBAKE_STATE_DIR": str(tmp_path / "state"), "PACKER_LOG": "1",
+               "PACKER_LOG_PATH": str(log), "AMIBAKE_NO_SERVER": "1"}
+        res = subprocess.run([amibake_exe(), "build", "template.json"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=180)
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+        assert sum(proxy.password_polls.values()) == 2
+    assert windows.auth_failures == 0 and windows.files["C:\\app\\app.conf"] == b"setting=1\r\n"
+    assert "local: <sensitive>" in res.stdout and "Password retrieved!" in res.stdout
+    channels = {"stdout": res.stdout, "stderr": res.stderr, "debug log": log.read_text(errors="replace")}
+    channels |= {str(p.relative_to(tmp_path)): p.read_text(errors="replace")
+                 for p in tmp_path.rglob("*") if p.is_file() and p.name not in ("debug.log", "template.json")}
+    assert "manifest.json" in channels and "DEBUG" in channels["debug log"]
+    for channel, text in channels.items():
+        for name, form in forms(PASSWORD).items():
+            assert form not in text, f"{channel} holds the password ({name} form {form!r})"
