@@ -117,3 +117,41 @@ def test_a_taken_session_manager_port(ssm: SsmEmulator) -> None:
         with pytest.raises(BuildError, match="error finding an available port to initiate a session tunnel"):
             open_tunnel(st, StepContext(ui=st.ui))
     assert ssm.calls == []
+
+
+def test_the_session_token_stays_out_of_the_debug_log(ssm: SsmEmulator) -> None:
+    """botocore's debug log has StartSession's and ResumeSession's answers: the debug log's filter
+    (as cli/process.py installs it) blanks their TokenValue."""
+    import logging
+
+    from amibake.ui.redact import RedactingFilter, Redactor
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    handler = Collect(logging.DEBUG)
+    handler.addFilter(RedactingFilter(Redactor()))
+    logger = logging.getLogger("botocore")
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    st = state()
+    ctx = StepContext(ui=st.ui)
+    try:
+        open_tunnel(st, ctx)
+        (session,) = ssm.sessions.values()
+        resumed = st.ssm_tunnel.resume(session.id)  # ResumeSession, as after a dropped WebSocket
+        assert resumed.token == session.token != session.tokens_used[0]
+    finally:
+        for undo in reversed(ctx.undo_stack):
+            undo.fn()
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+    text = "\n".join(lines)
+    assert "TokenValue" in text  # the answers were logged
+    assert session.tokens_used and len(ssm.calls) >= 2
+    for token in {session.token, *session.tokens_used}:
+        assert token not in text

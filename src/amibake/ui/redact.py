@@ -57,7 +57,9 @@ SECRET_OPTION = re.compile(r"password|secret|token|mfa_code|access_key|private_k
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----", re.S)
 _FIELDS = re.compile(
-    r"(?i)((?:<keyMaterial>|\"KeyMaterial\"\s*:\s*\"|aws_secret_access_key\W+|SecretAccessKey\W+))"
+    # fields by name: key material, secret keys, an SSM session's token (botocore logs StartSession's answer)
+    r"(?i)((?:<keyMaterial>|\"KeyMaterial\"\s*:\s*\"|\"TokenValue\"\s*:\s*\"|aws_secret_access_key\W+"
+    r"|SecretAccessKey\W+))"
     r"[^<\"\s,}&]+"
 )
 
