@@ -162,6 +162,9 @@ def test_build_through_the_tunnel_survives_a_dropped_websocket(stack: Stack, ssm
         upload.unlink(missing_ok=True)
     inst = only_instance(stack)
     assert run_instances(proxy)["IamInstanceProfile.Name"] == "ssm-builder"
+    # Packer's SkipSSHRuleCreation: the temporary security group lets nothing in
+    assert len(proxy.sent("CreateSecurityGroup")) == 1 and proxy.sent("AuthorizeSecurityGroupIngress") == []
+    assert not [line for line in ui.lines if "Authorizing access to port" in line]
     # StartSession as Packer sends it: the port-forwarding document, the instance, remote and local ports
     starts = [body for op, body in ssm.calls if op == "StartSession"]
     assert starts == [{"Target": inst["InstanceId"], "DocumentName": "AWS-StartPortForwardingSession",

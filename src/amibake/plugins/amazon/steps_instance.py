@@ -268,7 +268,8 @@ def security_group(st: BuildState, ctx: StepContext) -> None:
     )
     ctx.defer(f"security group {group_id} ({name}, region {st.region})", lambda: _delete_sg(st, group_id))
     st.security_group_ids = [group_id]
-    if s.communicator == "none":
+    if s.communicator == "none" or s.ssh_interface == "session_manager":
+        # Packer's SkipSSHRuleCreation: through Session Manager nothing comes in on the SSH port
         return
     cidrs = list(s.source_cidrs)
     ui.say(
