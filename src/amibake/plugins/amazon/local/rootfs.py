@@ -43,6 +43,8 @@ CACHE_FORMAT = 1
 CLOUD_CFG = f"""\
 # written by amibake-local: the EC2 datasource, and NoCloud for a seed (amibake's boot test)
 datasource_list: [ NoCloud, Ec2, None ]
+# the instance's hostname resolves (sudo looks it up)
+manage_etc_hosts: true
 system_info:
   default_user:
     name: {DEFAULT_USER}
