@@ -195,6 +195,7 @@ def test_registrations() -> None:
         "amazon-ebssurrogate",
         "amazon-ebsvolume",
         "amazon-instance",
+        "amibake-local",
         "null",
     ]
     expected_prov = {

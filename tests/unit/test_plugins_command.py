@@ -25,6 +25,7 @@ EXPECTED = {
     ("builder", "amazon-ebssurrogate"): True,
     ("builder", "amazon-ebsvolume"): True,
     ("builder", "amazon-instance"): True,
+    ("builder", "amibake-local"): True,
     ("provisioner", "shell"): True,
     ("provisioner", "file"): True,
     ("provisioner", "shell-local"): True,
