@@ -102,9 +102,10 @@ def test_problems_about_the_option_itself_are_kept(tmp_path: Path) -> None:
     got = messages(validate(template(tmp_path, extra="  ssh_prot = local.v\n")))
     assert len(got) == 1 and got[0].startswith(
         'source.amazon-ebs.a.ssh_prot: unknown configuration key: "ssh_prot"; did you mean "ssh_port"?'), got
-    got = messages(validate(template(tmp_path, extra="  winrm_username = local.v\n")))
+    got = messages(validate(template(tmp_path, extra="  spot_price_auto_product = local.v\n")))
     assert len(got) == 1 and got[0].startswith(
-        'source.amazon-ebs.a.winrm_username: "winrm_username" is not supported by amibake yet'), got
+        'source.amazon-ebs.a.spot_price_auto_product: "spot_price_auto_product" is not supported by '
+        'amibake yet'), got
 
 
 def test_other_options_are_still_checked_when_an_unknown_one_failed_to_decode(tmp_path: Path) -> None:
