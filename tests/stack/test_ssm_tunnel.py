@@ -8,6 +8,7 @@ IAM through ``AWS_ENDPOINT_URL``), with no ``ssh_host``: SSH goes to localhost, 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import uuid
@@ -44,8 +45,10 @@ def proxy(stack: Stack, moto: MotoServer) -> Iterator[AwsProxy]:
         yield p
 
 
-@pytest.fixture
-def ssm(stack: Stack, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[SsmEmulator]:
+@contextlib.contextmanager
+def ssm_endpoint(stack: Stack, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[SsmEmulator]:
+    """The SSM emulation forwarding to the stack's sshd, reached through AWS_ENDPOINT_URL_SSM; EC2 and
+    IAM through the recording proxy (AWS_ENDPOINT_URL)."""
     emu = SsmEmulator(stack.sshd.port).start()
     for key, value in stack.env().items():
         if key.startswith("AWS_"):
@@ -53,9 +56,17 @@ def ssm(stack: Stack, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch) -> Itera
     monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", emu.endpoint)
     CLIENTS.clear()  # no client made before the SSM endpoint was set
-    yield emu
-    CLIENTS.clear()
-    emu.stop()
+    try:
+        yield emu
+    finally:
+        CLIENTS.clear()
+        emu.stop()
+
+
+@pytest.fixture
+def ssm(stack: Stack, proxy: AwsProxy, monkeypatch: pytest.MonkeyPatch) -> Iterator[SsmEmulator]:
+    with ssm_endpoint(stack, proxy, monkeypatch) as emu:
+        yield emu
 
 
 def run_instances(proxy: AwsProxy) -> dict[str, str]:

@@ -18,7 +18,7 @@ from amibake.plugins.amazon.config_common import (
     snapshot_description_field,
     sriov_support_field,
 )
-from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM_OPTIONS
 from amibake.plugins.amazon.config_run import RunConfig
 
 
@@ -64,7 +64,9 @@ class EbsVolumeConfig(AccessConfig, RunConfig):
     """amazon-ebsvolume: launch an instance, provision its EBS volumes, keep the volumes."""
 
     #: what amazon-ebs refuses of the options this builder shares with it, for the same reasons
-    unsupported: ClassVar[Mapping[str, str]] = SHARED_UNSUPPORTED
+    unsupported: ClassVar[Mapping[str, str]] = {
+        # connects through Session Manager as amazon-ebs does (plugins/amazon/ssm/)
+        k: v for k, v in SHARED_UNSUPPORTED.items() if k not in SSM_OPTIONS}
 
     ena_support: Trilean = ena_support_field()
     sriov_support: Bool = sriov_support_field()
@@ -108,9 +110,6 @@ class EbsVolumeConfig(AccessConfig, RunConfig):
         errs += check_devices(list(self.ebs_volumes), ctx, "ebs_volumes")
         if self.is_spot_instance() and (self.ena_support is True or self.sriov_support):
             errs.append(ctx.problem(SPOT_NO_MODIFY, "spot_price"))
-        if self.ssh_interface == "session_manager":
-            errs.append(ctx.problem(f'ssh_interface "session_manager" is not supported by amibake yet: {SSM}',
-                                    "ssh_interface"))
         for i, volume in enumerate(self.ebs_volumes):
             if volume.snapshot_description and not volume.snapshot_volume:
                 errs.append(

@@ -11,8 +11,8 @@ WINRM_OPTIONS = ("winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_passwo
 NTLM = ("NTLM authentication for WinRM is not implemented (amibake's WinRM communicator authenticates "
         "with Basic only)")
 SSM = ('Session Manager connections (ssh_interface = "session_manager") are not implemented for this '
-       "builder yet (amazon-ebs has them)")
-#: the Session Manager options amazon-ebs carries out and the other builders refuse
+       "builder yet (amazon-ebs, amazon-ebsvolume and amazon-ebssurrogate have them)")
+#: the Session Manager options amazon-ebs, amazon-ebsvolume and amazon-ebssurrogate carry out
 SSM_OPTIONS = ("pause_before_ssm", "session_manager_port")
 SOCKS = "SSH through a SOCKS proxy is not implemented yet"
 

@@ -35,7 +35,7 @@ from amibake.plugins.amazon.config_common import (
     tpm_support_field,
     uefi_data_field,
 )
-from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM_OPTIONS
 from amibake.plugins.amazon.config_run import RunConfig
 
 
@@ -94,7 +94,9 @@ class EbsSurrogateConfig(AccessConfig, AMIConfig, RunConfig):
     """amazon-ebssurrogate: build a volume on a surrogate instance and register it as an AMI."""
 
     #: what amazon-ebs refuses of the options this builder shares with it, for the same reasons
-    unsupported: ClassVar[Mapping[str, str]] = SHARED_UNSUPPORTED
+    unsupported: ClassVar[Mapping[str, str]] = {
+        # connects through Session Manager as amazon-ebs does (plugins/amazon/ssm/)
+        k: v for k, v in SHARED_UNSUPPORTED.items() if k not in SSM_OPTIONS}
 
     snapshot_description: Str = snapshot_description_field()
     ami_block_device_mappings: BlockDevices = ami_devices_field()
@@ -159,9 +161,6 @@ class EbsSurrogateConfig(AccessConfig, AMIConfig, RunConfig):
                 ctx.problem(f"no volume with name '{root.source_device_name}' is found", "ami_root_device")
             )
         errs += spot_modification(self, ctx, self.ena_support, self.sriov_support)
-        if self.ssh_interface == "session_manager":
-            errs.append(ctx.problem(f'ssh_interface "session_manager" is not supported by amibake yet: {SSM}',
-                                    "ssh_interface"))
         errs += check_arch_boot(ctx, self.ami_architecture, self.boot_mode, self.uefi_data, self.tpm_support)
         return errs
 
