@@ -107,9 +107,15 @@ def test_password_from_get_password_data_connects_uploads_and_runs(stack: Stack,
         config = winrm_config(stack, windows, proxy.url, windows_password_timeout="60s")
         artifact = EbsBuilder(config, make_env(ui)).run(hooks)
         [launched] = proxy.sent("RunInstances")
+        [ingress] = proxy.sent("AuthorizeSecurityGroupIngress")
         [iid] = proxy.instance_keys
         key_name = launched.params["KeyName"]
     assert artifact is not None and artifact.amis
+    # the temporary security group opens the WinRM port (the SDK's Config.Port()), not SSH's
+    ports = {v for k, v in ingress.params.items() if k.endswith(("FromPort", "ToPort"))}
+    assert ports == {str(windows.port)}, ingress.params
+    said = f"==> Authorizing access to port {windows.port} from [0.0.0.0/0] in the temporary security groups"
+    assert said + "..." in ui.lines
     # polled until EC2 had the password (two empty answers first), decrypted with the temporary key
     assert proxy.password_polls == {iid: 3} and proxy.instance_keys[iid] == key_name
     assert windows.auth_failures == 0

@@ -273,7 +273,7 @@ def security_group(st: BuildState, ctx: StepContext) -> None:
         return
     cidrs = list(s.source_cidrs)
     ui.say(
-        f"Authorizing access to port {s.ssh_port} from [{' '.join(cidrs)}] "
+        f"Authorizing access to port {_comm_port(s)} from [{' '.join(cidrs)}] "
         "in the temporary security groups..."
     )
     # no DescribeSecurityGroups wait: the ingress call itself is retried while the group is not visible
@@ -285,8 +285,13 @@ def security_group(st: BuildState, ctx: StepContext) -> None:
     )
 
 
+def _comm_port(s: Any) -> int:
+    """The SDK's ``Config.Port()``: the port the communicator connects to (WinRM's or SSH's)."""
+    return int(s.winrm_port) if s.communicator == "winrm" else int(s.ssh_port)
+
+
 def _authorize(st: BuildState, group_id: str, cidrs: list[str]) -> bool:
-    st.ec2.authorize_ingress(group_id, st.config.ssh_port, cidrs)
+    st.ec2.authorize_ingress(group_id, _comm_port(st.config), cidrs)
     return True
 
 
