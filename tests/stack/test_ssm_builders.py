@@ -1,5 +1,6 @@
-"""amazon-ebsvolume and amazon-ebssurrogate builds through the native Session Manager tunnel: the same
-StepCreateSSMTunnel before StepConnect as amazon-ebs (Packer 1.6.6 has it in both builders), observed
+"""amazon-ebsvolume, amazon-ebssurrogate and amazon-instance builds through the native Session Manager
+tunnel: the same StepCreateSSMTunnel before StepConnect as amazon-ebs (Packer 1.6.6 has it in each of
+these builders; amazon-instance's build uses the stand-in AMI tools of its option tests), observed
 as in test_ssm_tunnel.py: StartSession's document and ports, the pause, no SSH ingress rule, an upload
 that survives a dropped WebSocket, TerminateSession at the end."""
 
@@ -14,9 +15,11 @@ import boto3
 import pytest
 
 from amibake.plugins.amazon.ebsvolume import EbsVolumeBuilder
+from amibake.plugins.amazon.instance import InstanceBuilder
 from amibake.plugins.amazon.surrogate import EbsSurrogateBuilder
 from tests.awsproxy import AwsProxy
 from tests.ssm_emulation import SsmEmulator
+from tests.stack.test_amazon_instance_options import _tools, instance_config  # noqa: F401  (_tools: autouse)
 from tests.stack.test_ebs_builder import make_env
 from tests.stack.test_ebssurrogate_options import surrogate_config
 from tests.stack.test_ebsvolume_options import volume_config
@@ -89,3 +92,9 @@ def test_ebssurrogate_through_the_tunnel(stack: Stack, ssm: SsmEmulator,
                                         proxy: AwsProxy) -> None:
     config = surrogate_config(stack, **THROUGH_SSM, session_manager_port=free_port())
     build_through_the_tunnel(stack, ssm, proxy, config, EbsSurrogateBuilder)
+
+
+@pytest.mark.effect("builder/amazon-instance", "ssh_interface", "session_manager_port", "pause_before_ssm")
+def test_instance_through_the_tunnel(stack: Stack, ssm: SsmEmulator, proxy: AwsProxy) -> None:
+    config = instance_config(stack, **THROUGH_SSM, session_manager_port=free_port())
+    build_through_the_tunnel(stack, ssm, proxy, config, InstanceBuilder)

@@ -18,7 +18,7 @@ from amibake.plugins.amazon.config_common import (
     snapshot_description_field,
     sriov_support_field,
 )
-from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM_OPTIONS
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED
 from amibake.plugins.amazon.config_run import RunConfig
 
 
@@ -64,9 +64,7 @@ class EbsVolumeConfig(AccessConfig, RunConfig):
     """amazon-ebsvolume: launch an instance, provision its EBS volumes, keep the volumes."""
 
     #: what amazon-ebs refuses of the options this builder shares with it, for the same reasons
-    unsupported: ClassVar[Mapping[str, str]] = {
-        # connects through Session Manager as amazon-ebs does (plugins/amazon/ssm/)
-        k: v for k, v in SHARED_UNSUPPORTED.items() if k not in SSM_OPTIONS}
+    unsupported: ClassVar[Mapping[str, str]] = SHARED_UNSUPPORTED
 
     ena_support: Trilean = ena_support_field()
     sriov_support: Bool = sriov_support_field()

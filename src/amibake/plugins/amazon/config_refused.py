@@ -10,10 +10,6 @@ WINRM_OPTIONS = ("winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_passwo
                  "winrm_timeout", "winrm_use_ssl", "winrm_username", "windows_password_timeout")
 NTLM = ("NTLM authentication for WinRM is not implemented (amibake's WinRM communicator authenticates "
         "with Basic only)")
-SSM = ('Session Manager connections (ssh_interface = "session_manager") are not implemented for this '
-       "builder yet (amazon-ebs, amazon-ebsvolume and amazon-ebssurrogate have them)")
-#: the Session Manager options amazon-ebs, amazon-ebsvolume and amazon-ebssurrogate carry out
-SSM_OPTIONS = ("pause_before_ssm", "session_manager_port")
 SOCKS = "SSH through a SOCKS proxy is not implemented yet"
 
 #: the options amazon-ebs refuses that the other amazon builders share, for the same reasons
@@ -25,8 +21,6 @@ SHARED_UNSUPPORTED: Mapping[str, str] = {
                                  "builder yet (amazon-ebs has it)"),
     "vault_aws_engine": "credentials from Vault's AWS secrets engine are not implemented yet",
     "decode_authorization_messages": "decoding authorization failures through STS is not implemented yet",
-    "pause_before_ssm": SSM,
-    "session_manager_port": SSM,
     "ssh_proxy_host": SOCKS,
     "ssh_proxy_port": SOCKS,
     "ssh_proxy_username": SOCKS,

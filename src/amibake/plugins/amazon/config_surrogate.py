@@ -35,7 +35,7 @@ from amibake.plugins.amazon.config_common import (
     tpm_support_field,
     uefi_data_field,
 )
-from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, SSM_OPTIONS
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED
 from amibake.plugins.amazon.config_run import RunConfig
 
 
@@ -94,9 +94,7 @@ class EbsSurrogateConfig(AccessConfig, AMIConfig, RunConfig):
     """amazon-ebssurrogate: build a volume on a surrogate instance and register it as an AMI."""
 
     #: what amazon-ebs refuses of the options this builder shares with it, for the same reasons
-    unsupported: ClassVar[Mapping[str, str]] = {
-        # connects through Session Manager as amazon-ebs does (plugins/amazon/ssm/)
-        k: v for k, v in SHARED_UNSUPPORTED.items() if k not in SSM_OPTIONS}
+    unsupported: ClassVar[Mapping[str, str]] = SHARED_UNSUPPORTED
 
     snapshot_description: Str = snapshot_description_field()
     ami_block_device_mappings: BlockDevices = ami_devices_field()
