@@ -322,3 +322,23 @@ def test_check_refuses_what_packer_refuses() -> None:
     assert [p.message for p in config(inline=["x"], elevated_password="p").check(ctx)] == [
         "Must supply an 'elevated_user' if 'elevated_password' provided"]
 
+
+
+@pytest.mark.parametrize(("given", "policy"), [
+    (0, "bypass"), ("1", "allsigned"), ("3", "remotesigned"), (6, "unrestricted"), ("7", "none"),
+])
+def test_execution_policy_by_number_as_packer_decodes_it(given: object, policy: str) -> None:
+    # Packer's StringToExecutionPolicyHook: a number names the policy at that place of its enum
+    ctx = CheckContext(Path("."), "provisioners[0]", check_files=False)
+    cfg = config(inline=["x"], execution_policy=given)
+    assert cfg.check(ctx) == []
+    unwrapped = PROGRESS + ". {{.Vars}}; &'{{.Path}}'; exit $LastExitCode }"
+    assert provisioner(inline=["x"], execution_policy=given).execute_command == (
+        default_command(policy) if policy != "none" else unwrapped)
+
+
+@pytest.mark.parametrize("given", ["8", 12, "fast"])
+def test_execution_policy_out_of_range_is_refused(given: object) -> None:
+    ctx = CheckContext(Path("."), "provisioners[0]", check_files=False)
+    assert [p.message for p in config(inline=["x"], execution_policy=given).check(ctx)] == [
+        f"Invalid execution policy {given}"]

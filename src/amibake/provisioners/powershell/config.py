@@ -1,12 +1,19 @@
 """The ``powershell`` provisioner's options."""
 
-from pydantic import Field
+from typing import Any
+
+from pydantic import Field, field_validator
 
 from amibake.config.base import CheckContext
 from amibake.config.durations import Duration
 from amibake.config.weak import Bool, Int, Str
 from amibake.errors import Problem
 from amibake.provisioners.common import RemoteShellCommon, pause_after_field, start_retry_timeout_field
+
+#: Packer's ExecutionPolicy enum in its declaration order: a number in a template names the policy at
+#: that position (Packer's StringToExecutionPolicyHook turns "3" into 3, which is remotesigned)
+EXECUTION_POLICIES = ("bypass", "allsigned", "default", "remotesigned", "restricted", "undefined",
+                      "unrestricted", "none")
 
 
 class PowershellConfig(RemoteShellCommon):
@@ -70,6 +77,15 @@ class PowershellConfig(RemoteShellCommon):
         description=("Run pwsh.exe instead of powershell.exe - latest version of powershell."),
     )
 
+    @field_validator("execution_policy", mode="before")
+    @classmethod
+    def _policy_number(cls, value: Any) -> Any:
+        """A policy given by its number (``3`` or ``"3"``), as Packer decodes it, becomes its name."""
+        text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else None
+        if text is not None and text.isdigit() and int(text) < len(EXECUTION_POLICIES):
+            return EXECUTION_POLICIES[int(text)]
+        return value
+
     def check(self, ctx: CheckContext) -> list[Problem]:
         errs = []
         if self.script and self.scripts:
@@ -81,17 +97,7 @@ class PowershellConfig(RemoteShellCommon):
                 )
             )
         errs += [e for e in self.check_remote_script(ctx) if "Only one of script or scripts" not in e.message]
-        policies = (
-            "bypass",
-            "allsigned",
-            "default",
-            "remotesigned",
-            "restricted",
-            "undefined",
-            "unrestricted",
-            "none",
-        )
-        if self.execution_policy.lower() not in policies:
+        if self.execution_policy.lower() not in EXECUTION_POLICIES:
             errs.append(ctx.problem(f"Invalid execution policy {self.execution_policy}", "execution_policy"))
         if not 0 <= self.debug_mode <= 2:
             errs.append(
