@@ -13,6 +13,8 @@ Start it (plain HTTP, Basic auth, loopback)::
     def winrm() -> Iterator[WinRMEmulator]:
         with WinRMEmulator(username="Administrator", password="s3cret") as emu:   # tls=True: HTTPS
             yield emu
+    # ntlm=True: NTLM logins too (Negotiate/NTLM header, per connection; pyspnego's acceptor), basic=False:
+    # no Basic (emu.ntlm_logins, emu.ntlm_refused tell what happened)
     # template: "winrm_host": "127.0.0.1", "winrm_port": emu.port, "winrm_username": ..., ...
 
 Configure answers by regex (searched in the command line *and* in the decoded PowerShell script of
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import re
 import socket
 import ssl
@@ -143,10 +146,17 @@ class WinRMEmulator:
     certificate) with Basic authentication for one user."""
 
     def __init__(self, username: str = "Administrator", password: str = "password", *, tls: bool = False,
-                 port: int = 0) -> None:
+                 port: int = 0, ntlm: bool = False, basic: bool = True) -> None:
         self.username = username
         self.password = password
         self.tls = tls
+        #: accept NTLM (``Authorization: Negotiate``/``NTLM`` with raw NTLMSSP tokens, connection-based,
+        #: no message encryption: WinRM's AllowUnencrypted) and/or Basic; ``ntlm_logins`` counts NTLM logins
+        self.ntlm = ntlm
+        self.basic = basic
+        self.ntlm_logins = 0
+        #: why NTLM handshakes failed (pyspnego's message)
+        self.ntlm_refused: list[str] = []
         self.port = port
         self.commands: list[Recorded] = []
         self.files: dict[str, bytes] = {}
@@ -174,10 +184,22 @@ class WinRMEmulator:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/wsman"
 
     def start(self) -> WinRMEmulator:
+        if self.ntlm and self._tmpdir is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="winrm-emu-")
+        if self.ntlm:
+            # pyspnego's NTLM acceptor reads the accounts from NTLM_USER_FILE (DOMAIN:USER:PASSWORD)
+            assert self._tmpdir is not None
+            users = Path(self._tmpdir.name) / "ntlm_users"
+            # a local account: no domain, or the machine's name (what the challenge names as target, and
+            # what masterzen/winrm's go-ntlmssp answers with)
+            users.write_text(f":{self.username}:{self.password}\n"
+                             f"{socket.gethostname().upper()}:{self.username}:{self.password}\n")
+            os.environ["NTLM_USER_FILE"] = str(users)
         if self.tls and self._ssl is None:
             from tests.tlsfront import self_signed
 
-            self._tmpdir = tempfile.TemporaryDirectory(prefix="winrm-emu-")
+            if self._tmpdir is None:
+                self._tmpdir = tempfile.TemporaryDirectory(prefix="winrm-emu-")
             cert, key = self_signed(Path(self._tmpdir.name))
             self.cert_path = cert
             self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -457,19 +479,62 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def _unauthorized(self, *challenges: str, failed: bool = True) -> None:
+        emu = self.emulator
+        if failed:
+            with emu._lock:
+                emu.auth_failures += 1
+        self.send_response(401)
+        for challenge in challenges:
+            self.send_header("WWW-Authenticate", challenge)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _authorized(self) -> bool:
+        """Basic per request; NTLM once per connection (its handshake answered with 401 challenges)."""
+        emu = self.emulator
+        header = self.headers.get("Authorization") or ""
+        offers = [*(["Negotiate"] if emu.ntlm else []), *(['Basic realm="WSMAN"'] if emu.basic else [])]
+        if getattr(self, "_ntlm_done", False):
+            return True
+        scheme, _, token = header.partition(" ")
+        if scheme == "Basic" and emu.basic:
+            if emu.check_auth(header):
+                return True
+            self._unauthorized(*offers)
+            return False
+        if scheme in ("Negotiate", "NTLM") and emu.ntlm and token:
+            import spnego
+            import spnego.exceptions
+
+            ctx = getattr(self, "_ntlm_ctx", None)
+            if ctx is None:
+                ctx = self._ntlm_ctx = spnego.server(protocol="ntlm")
+            try:
+                answer = ctx.step(base64.b64decode(token))
+            except (spnego.exceptions.SpnegoError, ValueError) as exc:
+                with emu._lock:
+                    emu.ntlm_refused.append(str(exc))
+                self._ntlm_ctx = None
+                self._unauthorized(*offers)
+                return False
+            if ctx.complete:
+                self._ntlm_done = True
+                with emu._lock:
+                    emu.ntlm_logins += 1
+                return True
+            self._unauthorized(f"{scheme} {base64.b64encode(answer or b'').decode()}", failed=False)
+            return False
+        self._unauthorized(*offers, failed=bool(header))
+        return False
+
     def do_POST(self) -> None:
         if self._dropped():
             return
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         emu = self.emulator
-        if not emu.check_auth(self.headers.get("Authorization")):
-            with emu._lock:
-                emu.auth_failures += 1
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="WSMAN"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+        if not self._authorized():
             return
         try:
             status, answer = emu.handle(body)

@@ -90,3 +90,22 @@ def test_packer_connects_uploads_and_runs_and_amibake_sends_the_same(tmp_path: P
     assert [shape(c) for c in ours] == [shape(checks[0]), *packer_upload]
     # three chunks of base64 for 12,000 bytes (winrmcp's 5,958-byte chunks), then the restore and cleanup
     assert [s.split(" >>")[0] for s in packer_upload[:-2]] == ["echo <base64>"] * 3
+
+
+def test_packer_authenticates_with_ntlm(tmp_path: Path) -> None:
+    """winrm_use_ntlm: Packer's masterzen/winrm (go-ntlmssp, no message encryption) logs in to the
+    emulation with NTLM when Basic is off, as amibake's communicator does (tests/unit)."""
+    (tmp_path / "up.txt").write_bytes(b"over ntlm\r\n")
+    with WinRMEmulator("Administrator", PASSWORD, ntlm=True, basic=False) as emu:
+        template = {"builders": [{"type": "null", "communicator": "winrm", "winrm_host": "127.0.0.1",
+                                  "winrm_port": emu.port, "winrm_username": "Administrator",
+                                  "winrm_password": PASSWORD, "winrm_timeout": "60s",
+                                  "winrm_use_ntlm": True}],
+                    "provisioners": [{"type": "file", "source": "up.txt", "destination": "C:\\up.txt"}]}
+        (tmp_path / "t.json").write_text(json.dumps(template))
+        env = {**os.environ, "CHECKPOINT_DISABLE": "1", "PACKER_NO_COLOR": "1", "HOME": str(tmp_path)}
+        res = subprocess.run([PACKER or "packer", "build", "-color=false", "t.json"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=180)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert emu.ntlm_logins >= 1 and emu.ntlm_refused == [] and emu.auth_failures == 0
+        assert emu.files["C:\\up.txt"] == b"over ntlm\r\n"

@@ -52,10 +52,8 @@ def test_ssh_and_none_validate(tmp_path: Path, builder: dict[str, str]) -> None:
         assert code == 0 and "The configuration is valid." in out, (comm, out)
 
 
-def test_winrm_validates_for_amazon_ebs_and_ntlm_is_refused(tmp_path: Path) -> None:
-    code, out = validate(tmp_path, {**EBS, "communicator": "winrm", "winrm_username": "Administrator"})
-    assert code == 0 and "The configuration is valid." in out, out
-    code, out = validate(tmp_path, {**EBS, "communicator": "winrm", "winrm_username": "Administrator",
-                                    "winrm_use_ntlm": True})
-    assert code == 1
-    assert "NTLM authentication for WinRM is not implemented" in out and "winrm_use_ntlm" in out, out
+def test_winrm_validates_for_amazon_ebs_with_basic_or_ntlm(tmp_path: Path) -> None:
+    for extra in ({}, {"winrm_use_ntlm": True}):
+        template = {**EBS, "communicator": "winrm", "winrm_username": "Administrator", **extra}
+        code, out = validate(tmp_path, template)
+        assert code == 0 and "The configuration is valid." in out, out

@@ -233,3 +233,24 @@ def test_decrypt_password_as_ec2_encrypts_it() -> None:
                                     serialization.NoEncryption()).decode()
     with pytest.raises(ValueError):
         decrypt_password(data, other_pem)
+
+
+@pytest.mark.effect("builder/amazon-ebs", "winrm_use_ntlm")
+def test_ntlm_authenticates_where_basic_is_off() -> None:
+    with WinRMEmulator("Administrator", PASSWORD, ntlm=True, basic=False) as emu:
+        basic = ebs_config(winrm_port=emu.port, winrm_timeout="1s")
+        with pytest.raises(CommunicatorError, match=r"Failed to authenticate the user .* with basic"):
+            connect(winrm_settings(basic, "127.0.0.1"))
+        assert emu.ntlm_logins == 0 and emu.commands == []
+        ntlm = ebs_config(winrm_port=emu.port, winrm_timeout="10s", winrm_use_ntlm=True)
+        comm = connect(winrm_settings(ntlm, "127.0.0.1"))
+        comm.upload("C:\\ntlm.txt", b"over ntlm")
+        comm.close()
+        # one NTLM handshake per connection (the session keeps its connection), no failed attempt
+        assert emu.ntlm_logins >= 1 and emu.ntlm_refused == []
+        assert emu.files["C:\\ntlm.txt"] == b"over ntlm"
+        wrong = ebs_config(winrm_port=emu.port, winrm_timeout="1s", winrm_use_ntlm=True,
+                           winrm_password="nope")
+        with pytest.raises(CommunicatorError, match="with ntlm"):
+            connect(winrm_settings(wrong, "127.0.0.1"))
+        assert emu.ntlm_refused

@@ -1,5 +1,5 @@
 """The WinRM communicator (``communicator = "winrm"``): WS-Management's remote shell (WinRS) over
-HTTP(S) with Basic authentication, through pypsrp's WSMan and WinRS (chosen over pywinrm by
+HTTP(S) with Basic or NTLM authentication, through pypsrp's WSMan and WinRS (chosen over pywinrm by
 measurement: bench/WINRM.md).
 
 It does what Packer's does (the SDK's sdk-internals/communicator/winrm with masterzen/winrm and
@@ -94,8 +94,9 @@ def _wsman(settings: WinRMSettings) -> Any:
 
     return WSMan(
         settings.host, port=settings.port, path="wsman", username=settings.username,
-        password=settings.password, ssl=settings.use_ssl, auth="basic",
-        # Basic over HTTP carries no message encryption (WinRM's AllowUnencrypted); HTTPS is TLS
+        password=settings.password, ssl=settings.use_ssl, auth="ntlm" if settings.use_ntlm else "basic",
+        # no message encryption over HTTP (WinRM's AllowUnencrypted), with NTLM too, as Packer's
+        # masterzen/winrm ClientNTLM; HTTPS is TLS
         encryption="auto" if settings.use_ssl else "never",
         cert_validation=not settings.insecure, no_proxy=settings.no_proxy,
         connection_timeout=30, read_timeout=30, operation_timeout=20,

@@ -25,6 +25,8 @@ class WinRMSettings:
     insecure: bool = False
     #: bypass proxies from the environment for this host (``winrm_no_proxy``)
     no_proxy: bool = False
+    #: NTLM authentication instead of Basic (``winrm_use_ntlm``); as Packer's, no message encryption
+    use_ntlm: bool = False
     #: first pause between connection attempts; doubles up to 2 s
     retry_interval: float = 0.25
 
@@ -48,4 +50,5 @@ def winrm_settings(config: Any, host: str, *, password: str = "") -> WinRMSettin
         use_ssl=config.winrm_use_ssl,
         insecure=config.winrm_insecure,
         no_proxy=config.winrm_no_proxy,
+        use_ntlm=bool(config.winrm_use_ntlm),
     )

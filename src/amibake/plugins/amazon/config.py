@@ -28,7 +28,7 @@ from amibake.plugins.amazon.config_common import (
     skip_ami_run_tags_field,
     spot_modification,
 )
-from amibake.plugins.amazon.config_refused import NTLM, SHARED_UNSUPPORTED, WINRM_OPTIONS
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, WINRM_OPTIONS
 from amibake.plugins.amazon.config_run import RunConfig
 
 
@@ -222,8 +222,6 @@ class EbsConfig(AccessConfig, AMIConfig, RunConfig):
 
     unsupported: ClassVar[Mapping[str, str]] = {
         **{k: v for k, v in SHARED_UNSUPPORTED.items() if k not in WINRM_OPTIONS},
-        # amazon-ebs connects over WinRM (communicator/winrm.py, steps_password.py); Basic auth only
-        "winrm_use_ntlm": NTLM,
         "fast_launch": "Windows fast launch (EnableFastLaunch) is not implemented yet",
     }
 

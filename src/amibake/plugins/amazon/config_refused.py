@@ -7,9 +7,8 @@ from collections.abc import Mapping
 WINRM = "the WinRM communicator is not implemented for this builder yet (amazon-ebs has it)"
 #: the WinRM options amazon-ebs carries out (with StepGetPassword) and the other builders refuse
 WINRM_OPTIONS = ("winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",
-                 "winrm_timeout", "winrm_use_ssl", "winrm_username", "windows_password_timeout")
-NTLM = ("NTLM authentication for WinRM is not implemented (amibake's WinRM communicator authenticates "
-        "with Basic only)")
+                 "winrm_timeout", "winrm_use_ntlm", "winrm_use_ssl", "winrm_username",
+                 "windows_password_timeout")
 SOCKS = "SSH through a SOCKS proxy is not implemented yet"
 
 #: the options amazon-ebs refuses that the other amazon builders share, for the same reasons
