@@ -219,3 +219,31 @@ def test_cli_build_keeps_the_password_out_of_every_output(stack: Stack, moto: Mo
     for channel, text in channels.items():
         for name, form in forms(PASSWORD).items():
             assert form not in text, f"{channel} holds the password ({name} form {form!r})"
+
+
+@dataclass
+class CheckingHooks(WinHooks):
+    checked: list[dict[str, Any]] = field(default_factory=list)
+
+    def has_checks(self) -> bool:
+        return True
+
+    def run_checks(self, comm: Any, build_data: Mapping[str, Any]) -> None:
+        self.checked.append(dict(build_data))
+        if comm.run("Get-Service WinRM") != 0:
+            raise BuildError("check failed")
+
+
+def test_checks_get_the_test_instance_password(stack: Stack, moto: MotoServer,
+                                               windows: WinRMEmulator) -> None:
+    """-checks launches a fresh Windows instance of the AMI: it has a password of its own, retrieved
+    as the build's was before WinRM connects to it."""
+    hooks = CheckingHooks()
+    with password_proxy(moto.url, PASSWORD, not_ready=1) as proxy:
+        config = winrm_config(stack, windows, proxy.url)
+        EbsBuilder(config, make_env(RecUi())).run(hooks)
+        assert len(proxy.sent("RunInstances")) == 2
+        # each instance polled until its password was there (one empty answer each)
+        assert sorted(proxy.password_polls.values()) == [2, 2]
+    assert [c["Password"] for c in hooks.checked] == [PASSWORD]
+    assert windows.command_lines()[-1] == "Get-Service WinRM" and windows.auth_failures == 0

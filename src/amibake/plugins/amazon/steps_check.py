@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from amibake.errors import BuildError
-from amibake.plugins.amazon import steps_instance
+from amibake.plugins.amazon import steps_instance, steps_password
 from amibake.plugins.amazon.state import BoundStep, BuildState
 from amibake.plugins.amazon.steps_ami import Connector, make_connect_step
 from amibake.steps.context import StepContext
@@ -47,6 +47,8 @@ def make_test_step(connector: Connector) -> Callable[[BuildState, StepContext], 
             ("StepTestKeyPair", steps_instance.key_pair),
             ("StepTestSecurityGroup", steps_instance.security_group),
             ("StepRunTestInstance", steps_instance.run_source_instance),
+            # a Windows test instance has a password of its own (no-op unless winrm without winrm_password)
+            ("StepTestGetPassword", steps_password.get_password),
             ("StepConnectTestInstance", make_connect_step(connector)),
             ("StepRunChecks", run_checks),
         ]
