@@ -119,32 +119,41 @@ def connect(settings: WinRMSettings, *, cancel: threading.Event | None = None,
     where = f"{settings.endpoint} as {settings.username}"
     last = "no attempt made"
     comm: WinRMCommunicator | None = None
-    while True:
-        if cancel is not None and cancel.is_set():
-            raise CommunicatorError("WinRM wait canceled")
-        if time.monotonic() >= deadline:
-            raise CommunicatorError(f"Timeout waiting for WinRM. (last error on {where}: {last})")
-        try:
-            if comm is None:
-                candidate = WinRMCommunicator(settings)
-                candidate.check_shell()
-                comm = candidate
-            out = _Shown(say)
-            code = comm.run(powershell(CONNECT_CHECK), stdout=out, stderr=say)
-            if any("WinRM connected." in line for line in out.lines):
-                return comm
-            last = f"the connect check exited {code} without printing 'WinRM connected.'"
-        except CommunicatorError as exc:
-            last = str(exc)
-        except Exception as exc:
-            last = _describe(exc)
-        pause = min(delay, max(0.0, deadline - time.monotonic()))
-        delay = min(delay * 2, 2.0)
-        if cancel is not None:
-            if cancel.wait(pause):
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
                 raise CommunicatorError("WinRM wait canceled")
-        else:
-            time.sleep(pause)
+            if time.monotonic() >= deadline:
+                raise CommunicatorError(f"Timeout waiting for WinRM. (last error on {where}: {last})")
+            try:
+                if comm is None:
+                    candidate = WinRMCommunicator(settings)
+                    try:
+                        candidate.check_shell()
+                    except BaseException:
+                        candidate.close()  # its HTTP session; the next attempt makes a new one
+                        raise
+                    comm = candidate
+                out = _Shown(say)
+                code = comm.run(powershell(CONNECT_CHECK), stdout=out, stderr=say)
+                if any("WinRM connected." in line for line in out.lines):
+                    connected, comm = comm, None
+                    return connected
+                last = f"the connect check exited {code} without printing 'WinRM connected.'"
+            except CommunicatorError as exc:
+                last = str(exc)
+            except Exception as exc:
+                last = _describe(exc)
+            pause = min(delay, max(0.0, deadline - time.monotonic()))
+            delay = min(delay * 2, 2.0)
+            if cancel is not None:
+                if cancel.wait(pause):
+                    raise CommunicatorError("WinRM wait canceled")
+            else:
+                time.sleep(pause)
+    finally:
+        if comm is not None:  # connected, but the check never passed
+            comm.close()
 
 
 def open_for_build(config: Any, host: str, *, password: str = "", ui: Any,
