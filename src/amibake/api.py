@@ -86,6 +86,20 @@ class BuildEnv:
     #: ``-skip-unchanged``: the manifest's custom_data carries the fingerprint's breakdown
     skip_unchanged: bool = False
 
+    def add_secret(self, secret: str) -> None:
+        """Make ``secret`` one of the run's secrets from now on (a password learnt during the build):
+        the build's list (its own messages) and the run's redactor behind the build's Ui, which the
+        console output of every provisioner and the debug log go through (it knew only the
+        template's secrets when the run started)."""
+        if not secret:
+            return
+        if secret not in self.secrets:
+            self.secrets.append(secret)
+        redact = getattr(getattr(self.ui, "console", None), "redact", None)
+        add = getattr(redact, "add", None)
+        if callable(add):
+            add(secret)
+
 
 #: the build data of an HTTP server the builder does not run (Packer's PopulateProvisionHookData)
 HTTP_NOT_IMPLEMENTED: Mapping[str, str] = {

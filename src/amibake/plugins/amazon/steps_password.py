@@ -51,20 +51,6 @@ def decrypt_password(password_data: str, private_key_pem: str) -> str:
     return key.decrypt(encrypted, padding.PKCS1v15()).decode("utf-8")
 
 
-def register_secret(env: Any, secret: str) -> None:
-    """Make ``secret`` one of the run's secrets from now on: the build's list (its own messages) and
-    the run's redactor behind the build's Ui, which the console output of every provisioner and the
-    debug log go through (it knew only the secrets of the template when the run started)."""
-    if not secret:
-        return
-    if secret not in env.secrets:
-        env.secrets.append(secret)
-    redact = getattr(getattr(env.ui, "console", None), "redact", None)
-    add = getattr(redact, "add", None)
-    if callable(add):
-        add(secret)
-
-
 def get_password(st: BuildState, ctx: StepContext) -> None:
     """StepGetPassword: wait for the auto-generated password (winrm without ``winrm_password``)."""
     s = st.config
@@ -101,6 +87,6 @@ def get_password(st: BuildState, ctx: StepContext) -> None:
                              f"password: {exc}") from exc
         break
     # a secret before anything can print it
-    register_secret(st.env, password)
+    st.env.add_secret(password)
     st.password = password
     ui.message(" \nPassword retrieved!")

@@ -329,8 +329,7 @@ class PowershellProvisioner:
             return self.env.render(self.execute_command, data)
         command = self.env.render(self.elevated_execute_command, data)
         password = self.env.render(c.elevated_password, build_data) if c.elevated_password else ""
-        if password and password not in self.env.secrets:
-            self.env.secrets.append(password)
+        self.env.add_secret(password)
         script, path, run = elevated_wrapper(command, c.elevated_user, password)
         log.debug("Uploading elevated shell wrapper to [%s]", path)
         try:
