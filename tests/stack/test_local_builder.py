@@ -27,15 +27,19 @@ from typing import Any
 import boto3
 import pytest
 
+from amibake import fingerprint
 from amibake.api import BuildEnv
 from amibake.aws.retry import RetryPolicy
 from amibake.errors import BuildError
+from amibake.fingerprint import Fingerprint
 from amibake.plugins.amazon.ec2 import CLIENTS
 from amibake.plugins.amazon.liveness import FINISHED_TAG
 from amibake.plugins.amazon.local import builder as lb
 from amibake.plugins.amazon.local import upload
 from amibake.plugins.amazon.local.config import LocalConfig
 from amibake.plugins.amazon.local.disk import DiskInfo
+from amibake.plugins.amazon.local.reuse import MIRROR_SNAPSHOT
+from amibake.reuse import SkipOptions, try_reuse
 from amibake.steps.context import StepContext
 from tests.awsproxy import AwsProxy
 from tests.ebsdirect_emulation import BLOCK_SIZE, EbsDirectEmulation
@@ -99,9 +103,9 @@ def make_config(**over: Any) -> LocalConfig:
     return LocalConfig.model_validate(raw)
 
 
-def env(ui: RecUi, run_id: str = "run-local") -> BuildEnv:
+def env(ui: RecUi, run_id: str = "run-local", **kw: Any) -> BuildEnv:
     return BuildEnv(build_name="local", builder_type="amibake-local", template_dir=Path("."), ui=ui,
-                    run_id=run_id)  # type: ignore[arg-type]
+                    run_id=run_id, **kw)  # type: ignore[arg-type]
 
 
 def ebs_client(url: str) -> Any:
@@ -325,3 +329,33 @@ def test_sigkill_during_the_upload_then_cleanup_leaves_no_snapshot(stack: Stack,
         assert snaps[0] in res.stdout + res.stderr
     assert_nothing_left(moto, before)
     assert amibake_exe()
+
+
+def test_skip_unchanged_reuses_the_ami_until_the_mirror_moves(
+        moto: MotoServer, tmp_path: Path, front: tuple[AwsProxy, EbsDirectEmulation]) -> None:
+    """-skip-unchanged: the AMI carries the content fingerprint, which covers the options (the package set
+    asked for) and the mirror snapshot (the suite's InRelease, read at the start); the same build again
+    converges that AMI (no StartSnapshot); once the mirror's index changes, it builds."""
+    _, emu = front
+    mirror = tmp_path / "mirror"
+    index = mirror / "dists" / "bookworm" / "InRelease"
+    index.parent.mkdir(parents=True)
+    index.write_text("Date: Sat, 01 Jun 2024 00:00:00 UTC\n")
+    config = make_config(custom_endpoint_ec2=emu.url, ami_name="local-reuse", mirror=f"file://{mirror}")
+    fp = Fingerprint({"template": "t"})
+    first = SyntheticLocal(config, env(RecUi(), "run-reuse-1", fingerprint=fp)).run(Hooks("true"))
+    assert first is not None
+    ami = first.amis["us-east-1"]
+    digest = fp.resolved({MIRROR_SNAPSHOT: hashlib.sha256(index.read_bytes()).hexdigest()}).digest
+    [img] = ec2(moto.url).describe_images(ImageIds=[ami])["Images"]
+    assert tags(img)[fingerprint.TAG] == digest
+    ui = RecUi()
+    again = try_reuse("amibake-local", config, env(ui, "run-reuse-2", fingerprint=fp), Hooks("true"),
+                      SkipOptions(enabled=True))
+    assert again is not None and again.amis == {"us-east-1": ami}, ui.text
+    assert len(emu.sent("StartSnapshot")) == 1
+    index.write_text("Date: Sun, 02 Jun 2024 00:00:00 UTC\n")  # the archive moved on
+    ui = RecUi()
+    assert try_reuse("amibake-local", config, env(ui, "run-reuse-3", fingerprint=fp), Hooks("true"),
+                     SkipOptions(enabled=True)) is None
+    assert "-skip-unchanged: building" in ui.text

@@ -59,7 +59,8 @@ register(_amazon("amazon-chroot", f"{_AMZ}_chroot:ChrootConfig",
 register(_amazon("amazon-instance", f"{_AMZ}_instance:InstanceConfig",
                  "amibake.plugins.amazon.instance:InstanceBuilder"))
 register(_amazon("amibake-local", "amibake.plugins.amazon.local.config:LocalConfig",
-                 "amibake.plugins.amazon.local.builder:LocalBuilder", generated=("BuildRegion", "MountPath")))
+                 "amibake.plugins.amazon.local.builder:LocalBuilder", generated=("BuildRegion", "MountPath"),
+                 reuse="amibake.plugins.amazon.local.reuse:LocalReuse"))
 register(PluginSpec("builder", "null", "amibake.builders.null.config:NullConfig",
                     "amibake.builders.null.builder:NullBuilder"))
 

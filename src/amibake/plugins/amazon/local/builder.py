@@ -32,6 +32,7 @@ from amibake.plugins.amazon.ec2 import AwsError
 from amibake.plugins.amazon.ec2_ebsdirect import EbsDirectCalls
 from amibake.plugins.amazon.local import upload
 from amibake.plugins.amazon.local.config import LocalConfig
+from amibake.plugins.amazon.local.reuse import LocalView, fingerprint_tags, mirror_snapshot
 from amibake.plugins.amazon.state import BoundStep, BuildState
 from amibake.steps.context import StepContext
 
@@ -43,21 +44,6 @@ ROOT_DEVICE = "/dev/xvda"
 class LocalGateway(ChrootGateway, EbsDirectCalls):
     """amazon-chroot's gateway (snapshots, images, the journal of mounts on this host) with the EBS
     direct calls."""
-
-
-class LocalView:
-    """A :class:`LocalConfig` as amazon-ebs's AMI steps read it: the launch options it has not are off."""
-
-    skip_create_ami = False
-    vpc_id = ""
-    subnet_id = ""
-    subnet_filter = None
-
-    def __init__(self, config: LocalConfig) -> None:
-        self._config = config
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._config, name)
 
 
 @dataclass
@@ -72,6 +58,8 @@ class LocalState(BuildState):
     disk: Any = None  # disk.DiskInfo
     snapshot_id: str = ""
     uploaded: upload.UploadResult | None = None
+    #: the fingerprint's components resolved at the start (the mirror snapshot), when it is computed
+    resolved: dict[str, str] | None = None
 
     @property
     def lc(self) -> LocalConfig:
@@ -81,6 +69,12 @@ class LocalState(BuildState):
     @property
     def gw(self) -> LocalGateway:
         return self.ec2  # type: ignore[return-value]
+
+    def fingerprint_tags(self) -> dict[str, str]:
+        """``amibake:fingerprint`` (with the mirror snapshot taken at the start), when computed."""
+        if self.env.fingerprint is None or self.resolved is None:
+            return {}
+        return fingerprint_tags(self.env, self.resolved, self.env.build_name)
 
     def build_data(self) -> dict[str, Any]:
         """The generated data the provisioners get: the build info, the tree's path as ``MountPath``
@@ -96,6 +90,13 @@ def cache_dir() -> Path:
 
 
 # ---- the steps ------------------------------------------------------------------------------------
+
+
+def resolve_fingerprint(st: LocalState, ctx: StepContext) -> None:
+    """With a content fingerprint (``-skip-unchanged``, ``amibake plan``): the mirror's state now,
+    before the bootstrap reads it (the AMI is tagged with the fingerprint it completes)."""
+    if st.env.fingerprint is not None:
+        st.resolved = mirror_snapshot(st.lc)
 
 
 def work_dir(st: LocalState, ctx: StepContext) -> None:
@@ -244,7 +245,7 @@ def register_ami(st: LocalState, ctx: StepContext) -> None:
     AMI is available. Deregistered with its snapshot if the build fails later."""
     c = st.lc
     st.ui.say("Registering the AMI...")
-    tags = {**st.own_tags(), **st.render_tags(c.all_tags)}
+    tags = {**st.own_tags(), **st.render_tags(c.all_tags), **st.fingerprint_tags()}
     region = st.region
     try:
         image_id = st.gw.register_image(register_params(st, c.ami_name), tags=tags)
@@ -281,6 +282,7 @@ class LocalBuilder(AmazonBuilder):
     def steps(self, st: LocalState) -> list[BoundStep]:
         plan: list[tuple[str, Any]] = [
             ("StepPreValidate", steps_instance.pre_validate),
+            ("StepResolveFingerprint", resolve_fingerprint),
             *self.image_steps(),
             ("StepUploadSnapshot", upload_snapshot),
             ("StepDeregisterAMI", steps_ami.deregister_ami),
