@@ -103,6 +103,9 @@ def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path:
     before = _sha256(image)
 
     checks = [
+        # first boot completes with no failed unit (cloud-init's stages included)
+        "test \"$(sudo systemctl is-system-running --wait)\" = running "
+        "|| { sudo systemctl --failed; exit 1; }",
         "test -f /etc/hostname",
         "test \"$(cat /etc/amibake-provisioned)\" = provisioned",
         "grep -q amibake.test=1 /proc/cmdline && grep -q nvme_core.io_timeout=4294967295 /proc/cmdline",
@@ -111,9 +114,18 @@ def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path:
         f"test \"$(hostname)\" = {boottest.HOSTNAME}",
         "command -v less",
         "test -d /sys/firmware/efi",
+        # the ESP holds what kernel-install holds: installing the running kernel again rewrites the one entry
+        "sudo test -f /boot/efi/loader/entries/debian-$(uname -r).conf",
+        "systemctl is-enabled systemd-timesyncd && grep -rq 169.254.169.123 /etc/systemd/timesyncd.conf.d",
+        "sudo kernel-install add $(uname -r) /boot/vmlinuz-$(uname -r) "
+        "&& test \"$(sudo ls /boot/efi/loader/entries)\" = debian-$(uname -r).conf "
+        "&& sudo test -s /boot/efi/debian/$(uname -r)/linux",
     ]
     boot_ui = RecordingUi()
-    boottest.boot_test(image, opts=opts, commands=checks, ui=boot_ui, cancel=None)
+    try:
+        boottest.boot_test(image, opts=opts, commands=checks, ui=boot_ui, cancel=None)
+    except BuildError as exc:
+        pytest.fail(f"{exc}\n{boot_ui.text()}")
     text = boot_ui.text()
     assert "SSH is up" in text and "Boot test passed" in text, text
     assert all(f"check: {c}" in text for c in checks)

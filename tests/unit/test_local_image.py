@@ -291,16 +291,23 @@ def test_files_for_the_tree(tmp_path: Path) -> None:
     line = disk.kernel_command_line("u-1", ["quiet"])
     assert line == ("root=UUID=u-1 ro console=tty0 console=ttyS0,115200 earlyprintk=ttyS0,115200 "
                     "consoleblank=0 nvme_core.io_timeout=4294967295 net.ifnames=0 quiet")
-    assert disk.loader_entry("Debian", "root=x") == (
-        "title Debian\nlinux /amibake/vmlinuz\ninitrd /amibake/initrd.img\noptions root=x\n")
-    assert "timeout 0" in disk.loader_conf()
+    assert disk.loader_entry("Debian 12", "debian", "6.1.0-9-cloud-amd64", "root=x") == (
+        "title      Debian 12\nversion    6.1.0-9-cloud-amd64\nsort-key   debian\noptions    root=x\n"
+        "linux      /debian/6.1.0-9-cloud-amd64/linux\n"
+        "initrd     /debian/6.1.0-9-cloud-amd64/initrd.img-6.1.0-9-cloud-amd64\n")
+    assert disk.esp_paths("debian", "6.1")[2] == "/loader/entries/debian-6.1.conf"
+    assert disk.loader_conf("debian").splitlines()[:2] == ["default debian-*", "timeout 0"]
     tree = tmp_path / "tree"
     (tree / "etc/ssh").mkdir(parents=True)
+    assert disk.entry_token(tree) == "linux"
+    (tree / "etc/os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n')
+    assert disk.entry_token(tree) == "debian" and disk.os_title(tree) == "Debian GNU/Linux 12 (bookworm)"
     (tree / "etc/ssh/ssh_host_ed25519_key").write_text("secret")
     (tree / "etc/ssh/sshd_config").write_text("")
     disk.prepare_tree(tree, ids, line)
     assert sorted(p.name for p in (tree / "etc/ssh").iterdir()) == ["sshd_config"]
     assert (tree / "etc/kernel/cmdline").read_text() == line + "\n"
+    assert (tree / "etc/kernel/entry-token").read_text() == "debian\n"
     assert (tree / "etc/machine-id").read_text() == "uninitialized\n"
     assert (tree / "etc/fstab").read_text() == disk.fstab(ids)
 

@@ -3,8 +3,9 @@
 The raw disk (a sparse file of whole GiB, as EBS snapshots are) holds a GPT written here (protective
 MBR, primary and backup headers and entries), partition 1 an EFI system partition (FAT32, made with
 ``mkfs.vfat`` and filled with mtools: systemd-boot as the removable-media loader ``EFI/BOOT/BOOTX64.EFI``,
-its loader entry, the kernel and initrd) and partition 2 the ext4 root, made with ``mkfs.ext4 -d`` from
-the tree. Both file systems are made as files and copied in at their offsets with
+and the kernel, initrd and loader entry where systemd's kernel-install puts them, so that kernel updates
+on the instance are installed beside them and become the default) and partition 2 the ext4 root, made
+with ``mkfs.ext4 -d`` from the tree. Both file systems are made as files and copied in at their offsets with
 ``dd conv=notrunc,sparse``. The UUIDs are chosen first, so the tree's fstab names the file systems by
 UUID and the kernel command line the root.
 """
@@ -211,12 +212,39 @@ def fstab(ids: Ids) -> str:
     )
 
 
-def loader_conf() -> str:
-    return "default amibake.conf\ntimeout 0\nconsole-mode keep\neditor no\n"
+def loader_conf(token: str) -> str:
+    """systemd-boot's loader.conf: no menu; the default is the newest entry of this image's token (entries
+    sort newest version first), so a kernel installed later on the instance boots."""
+    return f"default {token}-*\ntimeout 0\nconsole-mode keep\neditor no\n"
 
 
-def loader_entry(title: str, options: str) -> str:
-    return f"title {title}\nlinux /amibake/vmlinuz\ninitrd /amibake/initrd.img\noptions {options}\n"
+def entry_token(tree: Path) -> str:
+    """kernel-install's entry token for the image: the os-release ``IMAGE_ID`` or ``ID`` (``debian``)."""
+    try:
+        text = (tree / "etc/os-release").read_text()
+    except OSError:
+        text = ""
+    for key in ("IMAGE_ID", "ID"):
+        m = re.search(rf'^{key}="?([A-Za-z0-9._-]+)"?$', text, re.M)
+        if m:
+            return m.group(1)
+    return "linux"
+
+
+def esp_paths(token: str, version: str) -> tuple[str, str, str]:
+    """(kernel, initrd, loader entry) on the ESP, where kernel-install (the Boot Loader Specification
+    layout) puts them: ``/<token>/<version>/linux``, ``.../initrd.img-<version>``,
+    ``/loader/entries/<token>-<version>.conf``."""
+    return (f"/{token}/{version}/linux", f"/{token}/{version}/initrd.img-{version}",
+            f"/loader/entries/{token}-{version}.conf")
+
+
+def loader_entry(title: str, token: str, version: str, options: str) -> str:
+    """The Type #1 entry as systemd's kernel-install writes it (so a later ``kernel-install add`` of the same
+    kernel on the instance writes the same file, and ``remove`` finds it)."""
+    kernel, initrd, _ = esp_paths(token, version)
+    return (f"title      {title}\nversion    {version}\nsort-key   {token}\noptions    {options}\n"
+            f"linux      {kernel}\ninitrd     {initrd}\n")
 
 
 def _version_key(name: str) -> list[object]:
@@ -245,11 +273,13 @@ def os_title(tree: Path) -> str:
 
 
 def prepare_tree(tree: Path, ids: Ids, cmdline: str) -> None:
-    """The disk-dependent files of the tree: fstab, /etc/kernel/cmdline (for kernel-install), an empty
-    machine-id and no SSH host keys (each instance makes its own)."""
+    """The disk-dependent files of the tree: fstab, /etc/kernel/cmdline and entry-token (kernel-install
+    on the instance writes entries like the build's), an uninitialized machine-id and no SSH host keys
+    (each instance makes its own)."""
     (tree / "etc/fstab").write_text(fstab(ids))
     (tree / "etc/kernel").mkdir(parents=True, exist_ok=True)
     (tree / "etc/kernel/cmdline").write_text(cmdline + "\n")
+    (tree / "etc/kernel/entry-token").write_text(entry_token(tree) + "\n")
     (tree / "etc/machine-id").write_text("uninitialized\n")
     (tree / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     for key in (tree / "etc/ssh").glob("ssh_host_*"):
@@ -286,20 +316,23 @@ def make_esp(path: Path, ids: Ids, tree: Path, architecture: str, options: str, 
     if not loader.is_file():
         raise BuildError(f"the root filesystem has no systemd-boot EFI binary (/{efi}; package systemd-boot)")
     kernel, initrd = find_kernel(tree)
+    version = kernel.name.removeprefix("vmlinuz-")
+    token = entry_token(tree)
+    esp_kernel, esp_initrd, esp_entry = esp_paths(token, version)
     _run(["mkfs.vfat", "-F", "32", "-n", "ESP", "-i", ids.esp_volume_id, "-C", str(path),
           str(ESP_BYTES // 1024)], "mkfs.vfat", cancel=cancel)
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
     _run(["mmd", "-i", str(path), "::/EFI", "::/EFI/BOOT", "::/EFI/systemd", "::/loader", "::/loader/entries",
-          "::/amibake"], "mmd (the ESP's directories)", cancel=cancel, env=env)
+          f"::/{token}", f"::/{token}/{version}"], "mmd (the ESP's directories)", cancel=cancel, env=env)
     with tempfile.TemporaryDirectory(prefix="amibake-esp-") as tmp:
         conf = Path(tmp) / "loader.conf"
-        conf.write_text(loader_conf())
-        entry = Path(tmp) / "amibake.conf"
-        entry.write_text(loader_entry(os_title(tree), options))
-        for src, dst in ((loader, f"::/EFI/BOOT/{fallback}"), (loader, f"::/EFI/systemd/{loader.name}"),
-                         (conf, "::/loader/loader.conf"), (entry, "::/loader/entries/amibake.conf"),
-                         (kernel, "::/amibake/vmlinuz"), (initrd, "::/amibake/initrd.img")):
-            _run(["mcopy", "-i", str(path), str(src), dst], f"mcopy {dst}", cancel=cancel, env=env)
+        conf.write_text(loader_conf(token))
+        entry = Path(tmp) / "entry.conf"
+        entry.write_text(loader_entry(os_title(tree), token, version, options))
+        for src, dst in ((loader, f"/EFI/BOOT/{fallback}"), (loader, f"/EFI/systemd/{loader.name}"),
+                         (conf, "/loader/loader.conf"), (entry, esp_entry), (kernel, esp_kernel),
+                         (initrd, esp_initrd)):
+            _run(["mcopy", "-i", str(path), str(src), f"::{dst}"], f"mcopy {dst}", cancel=cancel, env=env)
 
 
 def make_disk(tree: Path, image: Path, *, opts: LocalImageOptions, ui: api.Ui,

@@ -7,8 +7,9 @@ kernel, systemd with systemd-boot (the UEFI boot loader, written to the ESP by :
 openssh-server, cloud-init (the SSH key and hostname from the instance metadata service on EC2, or from
 the NoCloud seed of the boot test) with cloud-guest-utils' growpart (cloud-init grows the root partition
 and file system on first boot), ifupdown and isc-dhcp-client (cloud-init renders DHCP on the first
-interface, as Debian's bookworm cloud images do), and sudo for the default user ``admin`` (the user of
-Debian's AMIs).
+interface, as Debian's bookworm cloud images do), sudo for the default user ``admin`` (the user of
+Debian's AMIs), D-Bus with logind (``systemctl``, ``hostnamectl`` and sessions as on a full system) and
+systemd-timesyncd set to the Amazon Time Sync Service (169.254.169.123).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from amibake.plugins.amazon.local.config_image import LocalImageOptions
 DEFAULT_PACKAGES: tuple[str, ...] = (
     "linux-image-cloud-amd64", "systemd", "systemd-sysv", "systemd-boot", "udev", "openssh-server",
     "cloud-init", "cloud-guest-utils", "e2fsprogs", "ifupdown", "isc-dhcp-client", "netbase", "iproute2",
-    "sudo", "ca-certificates",
+    "sudo", "ca-certificates", "dbus", "libpam-systemd", "systemd-timesyncd",
 )
 #: the default user of the image (Debian's AMIs log in as ``admin``)
 DEFAULT_USER = "admin"
@@ -45,6 +46,9 @@ CLOUD_CFG = f"""\
 datasource_list: [ NoCloud, Ec2, None ]
 # the instance's hostname resolves (sudo looks it up)
 manage_etc_hosts: true
+# glibc's built-in locale: cloud-init's default (en_US.UTF-8) needs the locales package and locale-gen,
+# and its locale module fails the cloud-config stage without them
+locale: C.UTF-8
 system_info:
   default_user:
     name: {DEFAULT_USER}
@@ -59,6 +63,9 @@ growpart:
 resize_rootfs: true
 """
 CLOUD_CFG_PATH = "etc/cloud/cloud.cfg.d/01_amibake_local.cfg"
+#: systemd-timesyncd's server on EC2: the Amazon Time Sync Service's link-local address
+TIMESYNCD_CONF = "# written by amibake-local: the Amazon Time Sync Service\n[Time]\nNTP=169.254.169.123\n"
+TIMESYNCD_CONF_PATH = "etc/systemd/timesyncd.conf.d/50-amibake-ec2.conf"
 
 
 @dataclass(frozen=True)
@@ -188,8 +195,8 @@ def extract(tarball: Path, tree: Path, *, ui: api.Ui, cancel: threading.Event | 
 
 def prepare_for_ec2(tree: Path) -> None:
     """The EC2 settings of the tree that do not depend on the disk: cloud-init's datasources and default
-    user, a neutral hostname (cloud-init sets the instance's), /etc/hosts, and /boot/efi (the ESP's
-    mount point)."""
+    user, a neutral hostname (cloud-init sets the instance's), /etc/hosts, /boot/efi (the ESP's mount
+    point) and the time server."""
     cfg = tree / CLOUD_CFG_PATH
     cfg.parent.mkdir(parents=True, exist_ok=True)
     cfg.write_text(CLOUD_CFG)
@@ -198,6 +205,9 @@ def prepare_for_ec2(tree: Path) -> None:
     if not hosts.exists():
         hosts.write_text("127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n")
     (tree / "boot/efi").mkdir(parents=True, exist_ok=True)
+    timesyncd = tree / TIMESYNCD_CONF_PATH
+    timesyncd.parent.mkdir(parents=True, exist_ok=True)
+    timesyncd.write_text(TIMESYNCD_CONF)
 
 
 def installed_packages(tree: Path) -> dict[str, str]:
