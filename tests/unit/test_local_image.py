@@ -9,6 +9,7 @@ import os
 import struct
 import sys
 import tarfile
+import threading
 import uuid
 import zlib
 from pathlib import Path
@@ -119,9 +120,10 @@ def test_dpkg_query_parsing() -> None:
 
 
 FAKE_MMDEBSTRAP = """\
-import json, os, sys, tarfile, io
+import json, os, sys, tarfile, io, time
 with open(os.environ["FAKE_MMDEBSTRAP_LOG"], "a") as log:
     log.write(json.dumps(sys.argv[1:]) + "\\n")
+time.sleep(float(os.environ.get("FAKE_MMDEBSTRAP_SLEEP", "0")))
 if os.environ.get("FAKE_MMDEBSTRAP_FAIL"):
     print("E: cannot reach the mirror", file=sys.stderr)
     sys.exit(1)
@@ -204,6 +206,28 @@ def test_rootfs_tarball_is_the_source(tmp_path: Path, fake_mmdebstrap: Path) -> 
     with pytest.raises(BuildError, match=r"rootfs_tarball .*: no such file"):
         rootfs.bootstrap(LocalImageOptions.model_validate({"rootfs_tarball": str(tmp_path / "gone.tar")}),
                          tmp_path / "t2", cache_dir=tmp_path, ui=ui, cancel=None)
+
+
+def test_concurrent_builds_bootstrap_once(tmp_path: Path, fake_mmdebstrap: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two builds (or two test workers) with the same options: one runs mmdebstrap, the other waits on
+    the cache entry's lock and uses the tarball."""
+    monkeypatch.setenv("FAKE_MMDEBSTRAP_SLEEP", "1")
+    o = LocalImageOptions.model_validate({})
+    results: list[tuple[Path, str, bool]] = []
+    uis = [RecordingUi(), RecordingUi()]
+
+    def build(ui: RecordingUi) -> None:
+        results.append(rootfs.cached_tarball(o, cache_dir=tmp_path / "c", ui=ui, cancel=None))
+
+    threads = [threading.Thread(target=build, args=(ui,)) for ui in uis]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert len(_runs(fake_mmdebstrap)) == 1
+    assert len(results) == 2 and results[0] == results[1]
+    assert sorted("Using the cached root filesystem" in ui.text() for ui in uis) == [False, True]
 
 
 def test_bootstrap_failure(tmp_path: Path, fake_mmdebstrap: Path, monkeypatch: pytest.MonkeyPatch) -> None:
