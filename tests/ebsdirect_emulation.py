@@ -21,6 +21,9 @@ published service model; the EBS user guide "Use checksums" and "Write snapshots
   the checksums of the blocks, in order of block index", i.e. SHA-256 over the blocks' (decoded)
   SHA-256 digests in index order, base64. A mismatch fails the snapshot: the answer is ``Status``
   ``error`` and the snapshot is left in error (moto's is never completed).
+* **Snapshot state**: DescribeSnapshots (EC2) shows a snapshot started here ``pending`` (progress 0%)
+  until CompleteSnapshot succeeded, and ``error`` after a failed one, as AWS does; moto's shows
+  ``completed`` from StartSnapshot on.
 * **StartSnapshot idempotency**: a repeated ``ClientToken`` answers the first call's snapshot again
   (moto ignores client tokens); ``VolumeSize`` must be 1..65536 GiB and ``Timeout`` 10..4320 minutes.
   moto's StartSnapshot also creates an EC2 *volume* to hang its snapshot on, which AWS does not: the
@@ -165,6 +168,22 @@ class EbsDirectEmulation:
                 self.faults_sent[kind] += 1
             return kind
 
+    def snapshot_states(self, xml: bytes) -> bytes:
+        """DescribeSnapshots as AWS answers it: a snapshot started here is ``pending`` until
+        CompleteSnapshot succeeded (``error`` when it failed); moto shows ``completed`` at once."""
+        with self._lock:
+            states = {sid: s.status for sid, s in self.snapshots.items() if s.status != "completed"}
+        if not states:
+            return xml
+        parts = xml.split(b"<item>")
+        for i, part in enumerate(parts):
+            m = re.search(rb"<snapshotId>([^<]+)</snapshotId>", part)
+            state = states.get(m.group(1).decode()) if m else None
+            if state:
+                part = part.replace(b"<status>completed</status>", f"<status>{state}</status>".encode(), 1)
+                parts[i] = part.replace(b"<progress>100%</progress>", b"<progress>0%</progress>", 1)
+        return b"<item>".join(parts)
+
     def _delete_side_volume(self, snapshot_id: str, key: str) -> None:
         """moto's StartSnapshot made an EC2 volume for its snapshot; AWS makes none."""
         ec2 = boto3.client("ec2", endpoint_url=self.upstream, region_name=self.region,
@@ -246,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
         if not action:
             status, data, headers = self._forward(body)
+            if service == "ec2" and status == 200 and b"Action=DescribeSnapshots" in body:
+                data = em.snapshot_states(data)
             self._answer(status, data, headers)
             return
         json_body: dict[str, Any] | None = None

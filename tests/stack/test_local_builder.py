@@ -324,6 +324,9 @@ def test_sigkill_during_the_upload_then_cleanup_leaves_no_snapshot(stack: Stack,
         snaps = [s["SnapshotId"] for s in ec2(moto.url).describe_snapshots(OwnerIds=["self"])["Snapshots"]
                  if f"us-east-1:{s['SnapshotId']}" not in before]
         assert len(snaps) == 1 and snaps[0] in emu.snapshots
+        # as AWS shows it: pending until CompleteSnapshot (the build waits for completed after it)
+        [seen] = ec2(emu.url).describe_snapshots(SnapshotIds=snaps)["Snapshots"]
+        assert seen["State"] == ("pending" if point == "after-start-snapshot" else "completed")
         res = run_cleanup(stack, build, "--run", build.run_id())
         assert res.returncode == 0, res.stdout + res.stderr
         assert snaps[0] in res.stdout + res.stderr
