@@ -230,6 +230,20 @@ def test_concurrent_builds_bootstrap_once(tmp_path: Path, fake_mmdebstrap: Path,
     assert sorted("Using the cached root filesystem" in ui.text() for ui in uis) == [False, True]
 
 
+def test_stale_partial_tarballs_are_removed(tmp_path: Path, fake_mmdebstrap: Path) -> None:
+    o = LocalImageOptions.model_validate({})
+    key = rootfs.cache_key(o)
+    cache = tmp_path / "c"
+    cache.mkdir()
+    stale = cache / f"rootfs-{key}.999999999.partial.tar"  # above any pid_max: no such process
+    live = cache / f"rootfs-{key}.{os.getppid()}.partial.tar"  # another build, still running
+    other = cache / "rootfs-otherkey.999999999.partial.tar"
+    for p in (stale, live, other):
+        p.write_bytes(b"half")
+    rootfs.cached_tarball(o, cache_dir=cache, ui=RecordingUi(), cancel=None)
+    assert not stale.exists() and live.exists() and other.exists()
+
+
 def test_bootstrap_failure(tmp_path: Path, fake_mmdebstrap: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_MMDEBSTRAP_FAIL", "1")
     with pytest.raises(BuildError, match=r"(?s)mmdebstrap failed.*cannot reach the mirror"):

@@ -145,6 +145,28 @@ def _stream(ui: api.Ui) -> Callable[[str], None]:
     return out
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_partials(cache: Path, key: str) -> list[Path]:
+    """Delete the half-written tarballs of ``key`` whose build process is gone (a killed bootstrap);
+    the caller holds the key's lock. Returns what was deleted."""
+    gone = []
+    for path in cache.glob(f"rootfs-{key}.*.partial.tar"):
+        pid = path.name.removeprefix(f"rootfs-{key}.").removesuffix(".partial.tar")
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone
+
+
 def cached_tarball(opts: LocalImageOptions, *, cache_dir: Path, ui: api.Ui,
                    cancel: threading.Event | None) -> tuple[Path, str, bool]:
     """The bootstrapped tarball for ``opts``: (path, sha256, whether it is a temporary file the caller
@@ -159,6 +181,7 @@ def cached_tarball(opts: LocalImageOptions, *, cache_dir: Path, ui: api.Ui,
     tarball = cache / f"rootfs-{key}.tar"
     digest_file = cache / f"rootfs-{key}.sha256"
     with _locked(cache / f"rootfs-{key}.lock"):
+        remove_stale_partials(cache, key)
         if opts.bootstrap_cache and tarball.is_file() and digest_file.is_file():
             ui.say(f"Using the cached root filesystem {tarball.name} (bootstrap_cache)")
             return tarball, digest_file.read_text().strip(), False
@@ -182,6 +205,9 @@ def cached_tarball(opts: LocalImageOptions, *, cache_dir: Path, ui: api.Ui,
 
 def extract(tarball: Path, tree: Path, *, ui: api.Ui, cancel: threading.Event | None) -> None:
     """Unpack ``tarball`` into ``tree`` (owners, modes and extended attributes kept)."""
+    if os.geteuid() != 0:
+        raise BuildError("amibake-local makes the root filesystem as root (its files' owners, the chroot "
+                         "mounts); run the build as root")
     if tree.exists() and any(tree.iterdir()):
         raise BuildError(f"the root filesystem directory {tree} is not empty")
     tree.mkdir(parents=True, exist_ok=True)
