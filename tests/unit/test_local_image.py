@@ -151,6 +151,8 @@ def fake_mmdebstrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     log = tmp_path / "mmdebstrap.log"
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_MMDEBSTRAP_LOG", str(log))
+    # the stand-in tarball has no owners to keep: unit tests extract it as any user
+    monkeypatch.setattr(rootfs, "running_as_root", lambda: True)
     return log
 
 
@@ -252,7 +254,14 @@ def test_bootstrap_failure(tmp_path: Path, fake_mmdebstrap: Path, monkeypatch: p
     assert [p.name for p in (tmp_path / "c").iterdir() if p.name.endswith(".tar")] == []
 
 
-def test_tree_must_be_empty(tmp_path: Path) -> None:
+def test_extract_needs_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rootfs, "running_as_root", lambda: False)
+    with pytest.raises(BuildError, match="as root"):
+        rootfs.extract(tmp_path / "r.tar", tmp_path / "t", ui=RecordingUi(), cancel=None)
+
+
+def test_tree_must_be_empty(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rootfs, "running_as_root", lambda: True)
     (tmp_path / "t").mkdir()
     (tmp_path / "t/x").write_text("")
     with tarfile.open(tmp_path / "r.tar", "w"):

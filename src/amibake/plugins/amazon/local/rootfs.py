@@ -203,9 +203,13 @@ def cached_tarball(opts: LocalImageOptions, *, cache_dir: Path, ui: api.Ui,
         return tarball, digest, False
 
 
+def running_as_root() -> bool:
+    return os.geteuid() == 0
+
+
 def extract(tarball: Path, tree: Path, *, ui: api.Ui, cancel: threading.Event | None) -> None:
     """Unpack ``tarball`` into ``tree`` (owners, modes and extended attributes kept)."""
-    if os.geteuid() != 0:
+    if not running_as_root():
         raise BuildError("amibake-local makes the root filesystem as root (its files' owners, the chroot "
                          "mounts); run the build as root")
     if tree.exists() and any(tree.iterdir()):
