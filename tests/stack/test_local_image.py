@@ -38,6 +38,7 @@ def _mounted_under(path: Path) -> list[str]:
     return [line for line in text.splitlines() if str(path) in line]
 
 
+@pytest.mark.timeout(900)  # the run's one bootstrap (when this test is the first to need it) and two boots
 @pytest.mark.effect("builder/amibake-local", "suite", "mirror", "components", "packages", "architecture",
                     "bootstrap_cache", "bootstrap_cache_dir", "kernel_command_line", "volume_size",
                     "boot_test_timeout")
