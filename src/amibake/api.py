@@ -139,6 +139,21 @@ def provision(hooks: Hooks, comm: Communicator, build_data: Mapping[str, Any], e
         raise
 
 
+def open_communicator(config: Any, host: str, *, password: str, ui: Ui,
+                      cancel: threading.Event) -> Communicator:
+    """Packer's StepConnect for a communicator other than SSH (``winrm``), chosen through the plugin
+    registry: its implementation connects (and says Packer's messages) from the template's options,
+    the machine's address and ``password`` (one the build retrieved, when the template sets none)."""
+    from amibake import registry
+    from amibake.errors import BuildError
+
+    spec = registry.lookup("communicator", config.communicator)
+    if spec is None or not spec.runnable:
+        raise BuildError(f'communicator "{config.communicator}" cannot connect')
+    comm: Communicator = spec.impl_class()(config, host, password=password, ui=ui, cancel=cancel)
+    return comm
+
+
 class Builder(Protocol):
     def __init__(self, config: Any, env: BuildEnv) -> None: ...
 

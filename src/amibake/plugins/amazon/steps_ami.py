@@ -68,14 +68,9 @@ def connect_registered(st: BuildState, ctx: StepContext) -> None:
     """A communicator other than SSH (``winrm``), chosen through the plugin registry: its
     implementation connects (and says Packer's messages) from the options, the instance's address
     (``winrm_host`` wins, as the SDK's ``Host()``) and the password StepGetPassword retrieved."""
-    from amibake import registry
-
     s = st.config
-    spec = registry.lookup("communicator", s.communicator)
-    if spec is None or not spec.runnable:
-        raise BuildError(f'communicator "{s.communicator}" cannot connect')
     st.host = getattr(s, f"{s.communicator}_host", "") or st.host
-    comm = spec.impl_class()(s, st.host, password=st.password, ui=st.ui, cancel=ctx.cancel)
+    comm = api.open_communicator(s, st.host, password=st.password, ui=st.ui, cancel=ctx.cancel)
     st.comm = comm
     ctx.defer(f"{s.communicator} connection to {st.host}", comm.close)
 
