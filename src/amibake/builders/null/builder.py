@@ -1,5 +1,5 @@
-"""The ``null`` builder (Packer's ``builder/null``): connect to ``ssh_host`` (or nothing, with
-``communicator = "none"``), run the provisioners, export nothing.
+"""The ``null`` builder (Packer's ``builder/null``): connect to ``ssh_host`` (``winrm_host`` with
+``communicator = "winrm"``; nothing with ``"none"``), run the provisioners, export nothing.
 
 Packer's steps are ``StepConnect`` and ``StepProvision``; its artifact exports no file, has the id
 ``Null`` and says "Did not export anything. This is the null builder".
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from amibake.api import HTTP_NOT_IMPLEMENTED, BuildEnv, Hooks, provision
+from amibake.api import HTTP_NOT_IMPLEMENTED, BuildEnv, Hooks, open_communicator, provision
 from amibake.communicator.base import Communicator
 from amibake.errors import BuildError
 
@@ -58,7 +58,7 @@ class NullBuilder:
         if c.communicator == "none":
             return data
         data.update(
-            Host=c.ssh_host,
+            Host=c.host(),
             **c.connection_data(),
             SSHPublicKey="",
             SSHPrivateKey=private_key,
@@ -73,6 +73,9 @@ class NullBuilder:
             from amibake.communicator.none import NoneCommunicator
 
             return NoneCommunicator()
+        if c.communicator != "ssh":
+            # no password step: the template's winrm_password (Packer's null builder has none)
+            return open_communicator(c, c.host(), password="", ui=ui, cancel=self.env.cancel)
         from amibake.communicator import ssh
 
         ui.say(f"Using SSH communicator to connect: {c.ssh_host}")
@@ -85,7 +88,7 @@ class NullBuilder:
 
     def run(self, hooks: Hooks) -> NullArtifact | None:
         private_key = self._private_key()
-        for secret in (private_key, self.config.ssh_password):
+        for secret in (private_key, self.config.ssh_password, self.config.winrm_password):
             if secret and secret not in self.env.secrets:
                 self.env.secrets.append(secret)
         comm = self._connect(private_key)

@@ -28,7 +28,7 @@ from amibake.plugins.amazon.config_common import (
     skip_ami_run_tags_field,
     spot_modification,
 )
-from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED, WINRM_OPTIONS
+from amibake.plugins.amazon.config_refused import SHARED_UNSUPPORTED
 from amibake.plugins.amazon.config_run import RunConfig
 
 
@@ -221,7 +221,7 @@ class EbsConfig(AccessConfig, AMIConfig, RunConfig):
     })
 
     unsupported: ClassVar[Mapping[str, str]] = {
-        **{k: v for k, v in SHARED_UNSUPPORTED.items() if k not in WINRM_OPTIONS},
+        **SHARED_UNSUPPORTED,
         "fast_launch": "Windows fast launch (EnableFastLaunch) is not implemented yet",
     }
 

@@ -4,20 +4,10 @@ that validating one builder's template builds no other builder's model."""
 
 from collections.abc import Mapping
 
-WINRM = "the WinRM communicator is not implemented for this builder yet (amazon-ebs has it)"
-#: the WinRM options amazon-ebs carries out (with StepGetPassword) and the other builders refuse
-WINRM_OPTIONS = ("winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",
-                 "winrm_timeout", "winrm_use_ntlm", "winrm_use_ssl", "winrm_username",
-                 "windows_password_timeout")
 SOCKS = "SSH through a SOCKS proxy is not implemented yet"
 
 #: the options amazon-ebs refuses that the other amazon builders share, for the same reasons
 SHARED_UNSUPPORTED: Mapping[str, str] = {
-    **{key: WINRM for key in (
-        "winrm_host", "winrm_insecure", "winrm_no_proxy", "winrm_password", "winrm_port",
-        "winrm_timeout", "winrm_use_ntlm", "winrm_use_ssl", "winrm_username")},
-    "windows_password_timeout": ("Windows password retrieval (GetPasswordData) is not implemented for this "
-                                 "builder yet (amazon-ebs has it)"),
     "vault_aws_engine": "credentials from Vault's AWS secrets engine are not implemented yet",
     "decode_authorization_messages": "decoding authorization failures through STS is not implemented yet",
     "ssh_proxy_host": SOCKS,

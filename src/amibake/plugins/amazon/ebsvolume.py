@@ -13,7 +13,7 @@ from typing import Any, cast
 from amibake.api import Hooks, Ui
 from amibake.errors import BuildError
 from amibake.journal import BuildJournal
-from amibake.plugins.amazon import steps_ami, steps_instance, steps_volume
+from amibake.plugins.amazon import steps_ami, steps_instance, steps_password, steps_volume
 from amibake.plugins.amazon.artifact import generated_data
 from amibake.plugins.amazon.builder import AmazonBuilder, record_access
 from amibake.plugins.amazon.config import EbsConfig
@@ -91,6 +91,7 @@ class EbsVolumeBuilder(AmazonBuilder):
             ("StepRollbackVolumes", steps_volume.rollback_volumes),
             ("StepRunSpotInstance" if spot else "StepRunSourceInstance", launch),
             ("StepTagEBSVolumes", steps_volume.tag_volumes),
+            ("StepGetPassword", steps_password.get_password),
             ("StepConnect", steps_ami.make_connect_step(self.connector)),
             ("StepProvision", steps_ami.provision),
             ("StepCleanupTempKeys", steps_ami.cleanup_temp_keys),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from amibake.api import Hooks, Ui
-from amibake.plugins.amazon import steps_ami, steps_bundle, steps_instance
+from amibake.plugins.amazon import steps_ami, steps_bundle, steps_instance, steps_password
 from amibake.plugins.amazon.builder import AmazonBuilder
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.config_instance import InstanceConfig
@@ -41,6 +41,7 @@ class InstanceBuilder(AmazonBuilder):
             ("StepSecurityGroup", steps_instance.security_group),
             ("StepIamInstanceProfile", steps_instance.iam_instance_profile),
             ("StepRunSpotInstance" if spot else "StepRunSourceInstance", launch),
+            ("StepGetPassword", steps_password.get_password),
             ("StepConnect", steps_ami.make_connect_step(self.connector)),
             ("StepProvision", steps_ami.provision),
             ("StepCleanupTempKeys", steps_ami.cleanup_temp_keys),

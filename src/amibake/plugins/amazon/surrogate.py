@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 from amibake.api import BuildEnv, Hooks, Ui
-from amibake.plugins.amazon import steps_ami, steps_instance, steps_surrogate
+from amibake.plugins.amazon import steps_ami, steps_instance, steps_password, steps_surrogate
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.config_surrogate import EbsSurrogateConfig
 from amibake.plugins.amazon.ebs import EbsBuilder, mark_finished
@@ -50,6 +50,7 @@ class EbsSurrogateBuilder(EbsBuilder):
             *([("StepCleanupSwappedVolumes", steps_surrogate.cleanup_swapped_volumes)] if c.use_create_image
               else []),
             ("StepRunSpotInstance" if spot else "StepRunSourceInstance", launch),
+            ("StepGetPassword", steps_password.get_password),
             ("StepConnect", steps_ami.make_connect_step(self.connector)),
             ("StepProvision", steps_ami.provision),
             ("StepCleanupTempKeys", steps_ami.cleanup_temp_keys),
