@@ -17,11 +17,14 @@ AWS_MAX_ATTEMPTS make them Packer's fixed schedule. Against an endpoint that is 
 proxy) AWS's timings say nothing, so those waits, and the waits that are not state transitions
 (retries while a group is not yet visible), poll with a backoff that starts tight (0.5 s) and
 doubles up to ``delay`` and last until ``delay * max_attempts`` seconds have passed. A wait that
-gives up names what it waited for and the last state it saw.
+gives up names what it waited for and the last state it saw. State waits of one kind that overlap on
+one client identity (several builds of one process) share their Describe calls
+(:mod:`~amibake.plugins.amazon.describe_batch`); each keeps its own schedule.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -43,7 +46,7 @@ from amibake.aws.retry import (
 )
 from amibake.aws.session import CALL_TIMEOUTS, CLIENTS, ClientPool, known_regions, shared_loader
 from amibake.errors import BuildError
-from amibake.plugins.amazon import pollhistory, pollschedule
+from amibake.plugins.amazon import describe_batch, pollhistory, pollschedule
 from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2_base import OWNER_TAGS, NotOurs
 from amibake.plugins.amazon.ec2_discovery import DiscoveryCalls
@@ -97,6 +100,11 @@ def _profile_not_visible(exc: AwsError) -> bool:
 #: the size an AMI or copy wait plans for: the wait does not know the image's size (``records.Image``
 #: carries no volume sizes), so its prior and its history key assume the default 8 GiB root volume
 IMAGE_GIB = 8.0
+
+#: the lag a state wait accepts from another wait's batched Describe call (:mod:`.describe_batch`): an
+#: observation made for it at most this fraction of its delay before its poll was due (1.5 s at
+#: Packer's 15 s); a wait on the short backoff accepts half its first delay
+BATCH_WINDOW = 0.1
 
 #: the planned instance waits, by the states waited for
 _INSTANCE_WAITS: dict[tuple[str, ...], str] = {
@@ -595,6 +603,7 @@ class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
         point: str,
         polling: Polling,
         planned: _Planned | None,
+        ticket: describe_batch.Ticket | None = None,
     ) -> str:
         if point:
             self._pause(f"wait-{point}")
@@ -613,6 +622,8 @@ class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
             asked = time.monotonic() - started
             if planned is not None:
                 planned.polls = polls
+            if ticket is not None:
+                ticket.observed = None
             try:
                 done, last = probe()
             except AwsError as exc:
@@ -620,6 +631,8 @@ class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
                     raise
                 last = exc.code
                 done = False
+            if ticket is not None and ticket.observed is not None:
+                asked = ticket.observed - started  # another wait's batched call may have asked earlier
             if done:
                 if planned is not None:
                     planned.observed(not_ready_at if polls > 1 else 0.0, asked if polls > 1 else 0.0)
@@ -644,6 +657,8 @@ class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
                     f"{self.cleanup_hint()}"
                 )
             pause = max(0.0, pause)
+            if ticket is not None:
+                ticket.next_due(time.monotonic() + pause)
             if cancel is not None:
                 if cancel.wait(pause):
                     raise BuildCancelled()
@@ -660,26 +675,68 @@ class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
         history = None if polling.overridden else pollhistory.PollHistory.default()
         return _Planned(kind, region or self.region, polling, scale or 1.0, history)
 
+    def _batch_key(self, kind: str, region: str | None) -> tuple[object, ...]:
+        """The waits batched together: one kind, one client identity (region, endpoint, credentials)."""
+        a = self.access
+        return (kind, region or self.region, a.credentials_key(), a.endpoint("ec2"),
+                a.insecure_skip_tls_verify)
+
+    @staticmethod
+    def _batch_window(polling: Polling, planned: _Planned | None) -> float:
+        if planned is not None:
+            return BATCH_WINDOW * planned.shown.delay
+        return min(BATCH_WINDOW * polling.delay, polling.first_delay / 2)
+
+    def _instances_by_id(self, ids: Sequence[str], region: str | None) -> dict[str, Instance]:
+        """One DescribeInstances for several waits: the ``instance-id`` filter (an id EC2 does not show
+        yet is missing from the answer; a list of InstanceIds would fail the whole call)."""
+        resp = self._call("describe_instances", region,
+                          Filters=[{"Name": "instance-id", "Values": list(ids)}])
+        return {inst.id: inst for res in resp.get("Reservations", [])
+                for inst in map(Instance.from_api, res.get("Instances", []))}
+
+    def _images_by_id(self, ids: Sequence[str], region: str | None) -> dict[str, Image]:
+        """One DescribeImages for several waits: the ``image-id`` filter on the caller's own images
+        (every AMI a build waits for is one it made: CreateImage, CopyImage, RegisterImage, ImportImage)."""
+        resp = self._call("describe_images", region, Owners=["self"],
+                          Filters=[{"Name": "image-id", "Values": list(ids)}])
+        return {img.id: img for img in (Image.from_api(i) for i in resp.get("Images", []))}
+
+    def _batched(
+        self, kind: str, rid: str, region: str | None, window: float,
+    ) -> contextlib.AbstractContextManager[tuple[describe_batch.Batch[Any], describe_batch.Ticket] | None]:
+        """The wait's place among the waits of ``kind`` on this client identity (None: batching off)."""
+        if not describe_batch.enabled():
+            return contextlib.nullcontext(None)
+        return describe_batch.BATCHES.ticket(self._batch_key(kind, region), rid, window)
+
     def wait_instance(
         self, instance_id: str, states: Sequence[str], *, cancel: threading.Event | None = None,
         failed_states: Sequence[str] = (), region: str | None = None,
     ) -> Instance:
         seen: list[Instance] = []
-
-        def probe() -> tuple[bool, str]:
-            inst = self.describe_instance(instance_id, region)
-            if inst is None:
-                return False, "(not found)"
-            seen.append(inst)
-            return inst.state in states, inst.state
-
         kind = _INSTANCE_WAITS.get(tuple(states), "")
-        self._wait(
-            f"instance {instance_id} to be {' or '.join(states)}", probe, cancel=cancel,
-            retry_codes=("InvalidInstanceID.NotFound",), failed_states=failed_states,
-            point="instance-" + "-or-".join(states), polling=self.polling,
-            planned=self._planned(kind, region, self.polling) if kind else None,
-        )
+        planned = self._planned(kind, region, self.polling) if kind else None
+        window = self._batch_window(self.polling, planned)
+        with self._batched("instance", instance_id, region, window) as batch:
+
+            def probe() -> tuple[bool, str]:
+                if batch is None:
+                    inst = self.describe_instance(instance_id, region)
+                else:
+                    inst = batch[0].poll(batch[1], lambda: self.describe_instance(instance_id, region),
+                                         lambda ids: self._instances_by_id(ids, region)).value
+                if inst is None:
+                    return False, "(not found)"
+                seen.append(inst)
+                return inst.state in states, inst.state
+
+            self._wait(
+                f"instance {instance_id} to be {' or '.join(states)}", probe, cancel=cancel,
+                retry_codes=("InvalidInstanceID.NotFound",), failed_states=failed_states,
+                point="instance-" + "-or-".join(states), polling=self.polling, planned=planned,
+                ticket=batch[1] if batch is not None else None,
+            )
         return seen[-1]
 
     def snapshot_progress(self, snapshot_ids: Sequence[str], region: str | None = None) -> float | None:
@@ -731,22 +788,32 @@ class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
                 fraction = None
             progress(label, fraction)
 
-        def probe() -> tuple[bool, str]:
+        def single() -> Image | None:
             images = self.describe_images(image_ids=[image_id], region=region)
-            if not images:
-                return False, "(not found)"
-            seen.append(images[0])
-            state = images[0].state
-            if state == "failed":
-                reason = images[0].state_reason
-                raise WaitTimeout(f"AMI {image_id} failed" + (f": {reason}" if reason else ""))
-            if state != "available":
-                report(images[0])
-            return state == "available", state
+            return images[0] if images else None
 
-        self._wait(
-            f"AMI {image_id} to become available" + (f" in {region}" if region else ""), probe,
-            cancel=cancel, retry_codes=("InvalidAMIID.NotFound",), failed_states=(),
-            point="copy-available" if copy else "image-available", polling=polling, planned=planned,
-        )
+        with self._batched("image", image_id, region, self._batch_window(polling, planned)) as batch:
+
+            def probe() -> tuple[bool, str]:
+                if batch is None:
+                    image = single()
+                else:
+                    image = batch[0].poll(batch[1], single, lambda ids: self._images_by_id(ids, region)).value
+                if image is None:
+                    return False, "(not found)"
+                seen.append(image)
+                state = image.state
+                if state == "failed":
+                    reason = image.state_reason
+                    raise WaitTimeout(f"AMI {image_id} failed" + (f": {reason}" if reason else ""))
+                if state != "available":
+                    report(image)
+                return state == "available", state
+
+            self._wait(
+                f"AMI {image_id} to become available" + (f" in {region}" if region else ""), probe,
+                cancel=cancel, retry_codes=("InvalidAMIID.NotFound",), failed_states=(),
+                point="copy-available" if copy else "image-available", polling=polling, planned=planned,
+                ticket=batch[1] if batch is not None else None,
+            )
         return seen[-1]
