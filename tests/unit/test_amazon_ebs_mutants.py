@@ -170,11 +170,14 @@ def test_mark_finished_tags_each_regions_ami_and_snapshots() -> None:
 def test_a_build_journals_its_start_access_resources_and_finish(aws: Aws) -> None:  # noqa: F811
     ui = Ui()
     run = f"run-{uuid.uuid4().hex[:8]}"
-    c = config(ami_regions=["us-west-2"], ssh_password="s3cret-pw")
+    # the AMI's name holds the secret: the build's messages say it only redacted
+    name = f"ebs-s3cret-pw-{uuid.uuid4().hex[:6]}"
+    c = config(ami_regions=["us-west-2"], ssh_password="s3cret-pw", ami_name=name)
     e = env(ui, run)
     hooks = Hooks()
     artifact = EbsBuilder(c, e).run(hooks)
     assert artifact is not None and set(artifact.amis) == {"us-east-1", "us-west-2"}
+    assert str(uuid.UUID(hooks.data["PackerRunUUID"])) == hooks.data["PackerRunUUID"]
     assert "s3cret-pw" in e.secrets
     assert hooks.data["SourceAMI"] == SOURCE_AMI
     assert artifact.state_data["generated_data"]["SourceAMI"] == SOURCE_AMI
@@ -198,6 +201,79 @@ def test_a_build_journals_its_start_access_resources_and_finish(aws: Aws) -> Non
     (img,) = ec2.describe_images(ImageIds=[artifact.amis["us-east-1"]])["Images"]
     assert "amibake:finished" in {t["Key"] for t in img["Tags"]}
     assert not [line for line in ui.lines if line.startswith("error: ")]
+    assert "say: Creating AMI ebs-<sensitive>-" in "\n".join(ui.lines)
+    assert not [line for line in ui.lines if "s3cret-pw" in line]
+    artifact.destroy()  # the artifact reaches AWS through the build's gateway
+    for region in artifact.amis:
+        assert aws.ec2(region).describe_images(Owners=["self"])["Images"] == []
+
+
+def test_a_run_without_a_run_id_is_named_and_tagged_by_its_run_uuid(aws: Aws) -> None:  # noqa: F811
+    run_uuid = str(uuid.uuid4())
+    hooks = Hooks()
+    artifact = EbsBuilder(config(), env(Ui(), run_uuid=run_uuid)).run(hooks)
+    assert hooks.data["PackerRunUUID"] == run_uuid
+    assert entries(run_uuid)[-1]["ev"] == "finished"
+    (img,) = aws.ec2().describe_images(ImageIds=[artifact.amis["us-east-1"]])["Images"]
+    assert {t["Key"]: t["Value"] for t in img["Tags"]}["amibake:run-id"] == run_uuid
+
+
+@dataclass
+class AskingUi(Ui):
+    asked: list[str] = field(default_factory=list)
+
+    def ask(self, question: str) -> str:
+        self.asked.append(question)
+        return ""
+
+
+def test_debug_pauses_after_each_step_and_each_secret_is_kept_once(
+    aws: Aws,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ui = AskingUi()
+    e = env(ui, debug=True, secrets=["s3cret-pw"])
+    more = {"winrm_password": "w1nrm-pw", "mfa_code": "123456", "token": "t0ken"}
+    monkeypatch.setenv("AMIBAKE_PAUSE_AT", "after-create-security-group")
+    monkeypatch.setenv("AMIBAKE_PAUSE_SECONDS", "0")
+    # no image matches the source filter: StepSourceAMIInfo fails, after the pre-validation
+    nothing = {"owners": ["self"], "filters": {"name": "no-such-image-*"}}
+    with pytest.raises(BuildError, match="No AMI was found matching filters"):
+        c = config(ssh_password="s3cret-pw", **more, source_ami_filter=nothing, source_ami="")
+        EbsBuilder(c, e).run(Hooks())
+    assert ui.asked == ["Pausing after run of step 'StepPreValidate'. Press enter to continue."]
+    assert e.secrets == ["s3cret-pw", "t0ken", "123456", "w1nrm-pw"]  # neither twice nor an empty one
+    # no run id, no run uuid: the journal is named by a fresh uuid
+    (path,) = (state_dir() / "runs").glob("*.jsonl")
+    assert str(uuid.UUID(path.stem)) == path.stem
+    assert "paused at" not in capsys.readouterr().err  # no security group was created
+
+
+def test_on_error_abort_leaves_what_was_made_and_says_so(
+    aws: Aws,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ui = Ui()
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("AMIBAKE_PAUSE_AT", "after-create-security-group")
+    monkeypatch.setenv("AMIBAKE_PAUSE_SECONDS", "0")
+    b = EbsBuilder(config(), env(ui, run, on_error="abort"))
+    with pytest.raises(BuildError, match="provisioner failed"):
+        b.run(Hooks(fail=True))
+    # the gateway pauses through the build's context (AMIBAKE_PAUSE_AT)
+    assert "amibake: paused at after-create-security-group" in capsys.readouterr().err
+    assert len(b.leftovers) == 3 and b.leftovers[0].startswith("instance i-")
+    assert b.leftovers[2].startswith("security group sg-")
+    assert "error: Skipping cleanup (-on-error=abort); these resources are left behind:" in ui.lines
+    assert [line for line in ui.lines if line.startswith("error:   - ")] == [
+        f"error:   - {left}" for left in b.leftovers
+    ]
+    (inst,) = [i for r in aws.ec2().describe_instances()["Reservations"] for i in r["Instances"]]
+    assert inst["State"]["Name"] == "running"
+    rec = load_run(state_dir() / "runs" / f"{run}.jsonl")
+    assert {r.kind for r in rec.live} == {"instance", "security-group"}
 
 
 def test_a_journal_access_names_profile_role_and_a_clean_endpoint(
@@ -295,3 +371,25 @@ def test_report_interrupted_lists_removed_and_left() -> None:
     assert ui2.lines == ["say: Cleanup after the interruption: nothing had been created yet."]
     assert Journal  # the real journal's BuildJournal has the same two members
     assert StepContext
+
+
+@dataclass
+class CheckingHooks(Hooks):
+    def has_checks(self) -> bool:
+        return True
+
+
+def test_checks_on_a_build_that_cannot_test_its_image_are_refused_before_any_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: no call may be made
+    with pytest.raises(BuildError) as err:
+        EbsBuilder(config(skip_create_ami=True), env(Ui())).run(CheckingHooks())
+    assert str(err.value) == "-checks: skip_create_ami is set, so this build makes no AMI to test"
+    spot = config(instance_type="", spot_instance_types=["t2.micro", "t3.micro"], spot_price="auto")
+    with pytest.raises(BuildError) as err:
+        EbsBuilder(spot, env(Ui())).run(CheckingHooks())
+    assert str(err.value) == (
+        "-checks: the test instance is launched on demand with instance_type; this build "
+        "names only spot_instance_types"
+    )
