@@ -317,3 +317,26 @@ def test_proxy_accepts_only_its_key_and_listens_on_loopback(comm: SSHCommunicato
     assert not Path(key_file).exists()
     with socket.socket() as s, pytest.raises(OSError):
         s.connect(("127.0.0.1", adapter.port))
+
+
+def test_proxy_link_is_not_compressed(comm: SSHCommunicator, tmp_path: Path) -> None:
+    """Ansible's ssh asks for compression (``-C``); on the loopback link to the proxy it would only cost
+    CPU, so the proxy offers none and the session still works."""
+    from amibake.provisioners.ansible.adapter import Adapter
+
+    adapter = Adapter(comm, "ansible-user")
+    adapter.start()
+    try:
+        r = subprocess.run(
+            ["ssh", "-v", "-C", "-F", "none", "-i", adapter.private_key_file, "-o", "IdentitiesOnly=yes",
+             "-o", "StrictHostKeyChecking=no", "-o", f"UserKnownHostsFile={tmp_path / 'known_hosts'}",
+             "-o", "BatchMode=yes", "-p", str(adapter.port), "ansible-user@127.0.0.1", "echo over the proxy"],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    finally:
+        adapter.close()
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "over the proxy"
+    kex = [line for line in r.stderr.splitlines() if "kex: " in line and "compression:" in line]
+    assert len(kex) == 2, r.stderr  # client->server and server->client
+    assert all(line.rstrip().endswith("compression: none") for line in kex), kex
+
