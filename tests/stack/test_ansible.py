@@ -15,6 +15,7 @@ import subprocess
 import sys
 import sysconfig
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -340,3 +341,46 @@ def test_proxy_link_is_not_compressed(comm: SSHCommunicator, tmp_path: Path) -> 
     assert len(kex) == 2, r.stderr  # client->server and server->client
     assert all(line.rstrip().endswith("compression: none") for line in kex), kex
 
+
+def test_proxy_starts_the_next_sftp_command_ahead(comm: SSHCommunicator, marker: str,
+                                                  tmp_path: Path) -> None:
+    """After a first sftp session, the next one's ``sftp_command`` is already running when it is asked
+    for; a session with another environment gets a fresh one; the adapter's close ends the one left."""
+    from amibake.provisioners.ansible.adapter import Adapter
+
+    log = f"{marker}-sftp.log"
+    adapter = Adapter(comm, "ansible-user",
+                      sftp_command=f"sh -c 'echo start >> {log}; /usr/lib/sftp-server -e; echo end >> {log}'")
+    adapter.start()
+    key = asyncssh.read_private_key(adapter.private_key_file)
+
+    def count(word: str, want: int) -> int:
+        deadline = time.monotonic() + 30
+        while True:
+            got = remote(comm, f"cat {log} 2>/dev/null || true").split().count(word)
+            if got >= want or time.monotonic() > deadline:
+                return got
+            time.sleep(0.1)
+
+    async def transfer(name: str, env: dict[str, str]) -> None:
+        src = tmp_path / name
+        src.write_text(f"{name} through the proxy\n")
+        async with asyncssh.connect("127.0.0.1", adapter.port, username="ansible-user", client_keys=[key],
+                                    known_hosts=None, agent_path=None, password=None) as conn, \
+                conn.start_sftp_client(env=env) as sftp:
+            await sftp.put(str(src), f"{marker}-{name}")
+
+    import asyncio
+
+    try:
+        asyncio.run(transfer("one", {"LC_AMIBAKE": "a"}))
+        assert count("start", 2) == 2  # its own, and one ahead
+        asyncio.run(transfer("two", {"LC_AMIBAKE": "a"}))
+        assert count("start", 3) == 3  # used the one ahead, started the next
+        asyncio.run(transfer("three", {"LC_AMIBAKE": "b"}))
+        assert count("start", 5) == 5  # another environment: a fresh one, and one ahead for it
+    finally:
+        adapter.close()
+    assert count("end", 5) == 5  # all ended, the one left over included
+    for name in ("one", "two", "three"):
+        assert remote(comm, f"cat {marker}-{name}") == f"{name} through the proxy"

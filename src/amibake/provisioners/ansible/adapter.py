@@ -6,8 +6,12 @@ through the build's communicator: an ``exec`` request runs the same command on t
 and ``scp -f`` included), the ``sftp`` subsystem runs ``sftp_command`` there, pseudo-terminals and
 exit statuses are passed along. It runs on the communicator's own event loop, with asyncssh.
 
-The loopback link is not compressed: Ansible's ssh asks for compression (``-C``), which on loopback
-only costs CPU at both ends of every transfer.
+Two things keep the proxy's cost per operation low (Ansible opens a session per command and one per
+file transfer): the loopback link is not compressed (Ansible's ssh asks for compression with ``-C``;
+on loopback it only costs CPU at both ends), and once Ansible has used the sftp subsystem, the next
+session's ``sftp_command`` is started ahead on the machine, so a file transfer does not wait for the
+program to start there. It is handed over only to an sftp session with the same environment and
+terminal request; the one left over is closed with the adapter.
 """
 
 from __future__ import annotations
@@ -84,6 +88,9 @@ class Adapter:
         #: the private key file Ansible authenticates with (0600; removed by close)
         self.private_key_file = ""
         self._sessions: set[_Session] = set()
+        #: ``sftp_command`` started for the next sftp session, and that session's request (env, pty)
+        self._spare: asyncio.Task[Any] | None = None
+        self._spare_kw: dict[str, Any] = {}
 
     def start(self) -> None:
         """Write the client key, listen on the first free loopback port (``local_port`` and the nine
@@ -116,12 +123,45 @@ class Adapter:
             agent_forwarding=False, x11_forwarding=False, allow_pty=True, keepalive_interval=0,
             login_timeout=60, compression_algs=["none"])
 
+    async def _take_spare(self, kw: dict[str, Any]) -> Any:
+        """The ``sftp_command`` process started ahead for a session that asks for ``kw``, or None
+        (none started, another request, or it could not start or has already ended: the caller starts
+        one, which reports any error as before)."""
+        task, self._spare = self._spare, None
+        if task is None:
+            return None
+        if kw != self._spare_kw:
+            _discard(task)
+            return None
+        try:
+            remote = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            _discard(task)
+            raise
+        except Exception as exc:
+            log.debug("ansible proxy: the sftp command started ahead failed: %s", exc)
+            return None
+        if remote.exit_status is not None or remote.exit_signal is not None or remote.is_closing():
+            remote.close()
+            return None
+        return remote
+
+    def _start_spare(self, kw: dict[str, Any]) -> None:
+        """Start ``sftp_command`` for the next sftp session, which is likely to ask for ``kw`` too."""
+        if self._server is None or self._spare is not None:
+            return
+        self._spare_kw = kw
+        self._spare = asyncio.ensure_future(self._comm._process(self.sftp_command, **kw))
+
     def close(self) -> None:
         if self._server is not None:
             server, self._server = self._server, None
 
             async def _close() -> None:
                 server.close()
+                if self._spare is not None:
+                    spare, self._spare = self._spare, None
+                    _discard(spare)
                 for session in list(self._sessions):
                     session.abort()
                 await server.wait_closed()
@@ -138,6 +178,19 @@ class Adapter:
             self.private_key_file = ""
 
 
+def _discard(task: asyncio.Task[Any]) -> None:
+    """Close the process ``task`` starts (now, or when it has started); a failure is only logged."""
+    def done(t: asyncio.Task[Any]) -> None:
+        if t.cancelled():
+            return
+        if t.exception() is not None:
+            log.debug("ansible proxy: the sftp command started ahead failed: %s", t.exception())
+        else:
+            t.result().close()
+
+    task.add_done_callback(done)
+
+
 class _Session(asyncssh.SSHServerSession):  # type: ignore[type-arg]
     """One session of Ansible's, forwarded to one process on the machine (Packer's adapter
     ``handleSession``): exec runs the command, the sftp subsystem runs ``sftp_command``, a shell
@@ -148,6 +201,7 @@ class _Session(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         self._adapter = adapter
         self._chan: Any = None
         self._command: str | None = None
+        self._sftp = False
         self._term: dict[str, Any] = {}
         self._remote: Any = None
         self._pending: list[bytes | None] = []  # stdin before the remote process exists; None = EOF
@@ -173,6 +227,7 @@ class _Session(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if subsystem != "sftp":
             return False
         self._command = self._adapter.sftp_command
+        self._sftp = True
         return True
 
     def session_started(self) -> None:
@@ -186,12 +241,16 @@ class _Session(asyncssh.SSHServerSession):  # type: ignore[type-arg]
             kw: dict[str, Any] = dict(self._term)
             if env:
                 kw["env"] = dict(env)
-            remote = await self._adapter._comm._process(self._command, **kw)
+            remote = await self._adapter._take_spare(kw) if self._sftp else None
+            if remote is None:
+                remote = await self._adapter._comm._process(self._command, **kw)
         except Exception as exc:
             log.debug("ansible proxy: cannot start %r: %s", self._command, exc)
             chan.write_stderr(f"amibake proxy: {exc}\n".encode())
             chan.exit(255)
             return
+        if self._sftp:
+            self._adapter._start_spare(kw)
         self._remote = remote
         for data in self._pending:
             if data is None:
