@@ -35,10 +35,13 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from tests.awsproxy import DELAY_KINDS, AwsProxy
+from tests.ebsdirect_emulation import EbsDirectEmulation
+from tests.ebsdirect_emulation import _Handler as _EbsHandler
 
 #: seconds at scale 1: (low, high), drawn uniformly (the sources give ranges, not distributions)
 RANGES: dict[str, tuple[float, float]] = {
@@ -48,6 +51,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "image_pending": (60.0, 180.0),  # plus IMAGE_SECONDS_PER_GIB x the image's size
     "copy": (180.0, 1200.0),  # CopyImage: the copy's AMI pending time
     "instance_shutting_down": (15.0, 60.0),  # an estimate: the stopping range (bench/FINDINGS.md)
+    # the EBS direct path (bench/local_vs_ebs.py), both estimates (bench/FINDINGS.md): a snapshot
+    # written with PutSnapshotBlock, from CompleteSnapshot to ``completed``; an AMI registered from a
+    # completed snapshot, from RegisterImage to ``available``
+    "snapshot_completing": (10.0, 120.0),
+    "image_registered": (5.0, 30.0),
 }
 #: the size-dependent part of an AMI's pending time, seconds per GiB of its volumes (an estimate)
 IMAGE_SECONDS_PER_GIB: tuple[float, float] = (2.0, 8.0)
@@ -64,6 +72,8 @@ WAITS = {
     ("ami-", "available"): "image available",
     ("copy", "available"): "copy available",
     ("i-", "terminated"): "instance terminated",
+    ("registered", "available"): "registered AMI available",
+    ("snap-", "completed"): "snapshot completed",
 }
 
 
@@ -92,7 +102,9 @@ class EmulatedAws(AwsProxy):
     """``AwsProxy`` whose transitions last a drawn duration per resource (not one fixed delay per kind).
 
     ``durations(kind, n)`` gives the (scaled) duration of the ``n``-th transition of ``kind``;
-    CopyImage's AMIs draw from ``"copy"``. ``on_running(instance_id, ready_at)`` is told when an
+    CopyImage's AMIs draw from ``"copy"``; with ``registered=True`` RegisterImage's AMIs draw from
+    ``"image_registered"`` (an AMI of a snapshot already completed: the EBS direct path), else from
+    ``"image_pending"`` as CreateImage's. ``on_running(instance_id, ready_at)`` is told when an
     instance will read ``running`` (the SSH gate opens a drawn time after that).
     """
 
@@ -101,6 +113,7 @@ class EmulatedAws(AwsProxy):
         upstream: str,
         durations: Callable[[str, int], float],
         on_running: Callable[[str, float], None] | None = None,
+        registered: bool = False,
     ) -> None:
         # non-zero delays so that the base class rewrites states; the real durations come from _dur
         super().__init__(upstream, delays={k: 1.0 for k in DELAY_KINDS})
@@ -108,6 +121,8 @@ class EmulatedAws(AwsProxy):
         self._on_running = on_running
         self._drawn: Counter[str] = Counter()
         self._copies: set[str] = set()
+        self._registered_kind = registered
+        self._registered: set[str] = set()
         #: (resource id, delay kind) -> the duration it was given
         self.duration: dict[tuple[str, str], float] = {}
 
@@ -120,7 +135,11 @@ class EmulatedAws(AwsProxy):
     def _dur(self, rid: str, kind: str) -> float:  # called with self._lock held
         key = (rid, kind)
         if key not in self.duration:
-            k = "copy" if kind == "image_pending" and rid in self._copies else kind
+            k = kind
+            if kind == "image_pending" and rid in self._copies:
+                k = "copy"
+            elif kind == "image_pending" and rid in self._registered:
+                k = "image_registered"
             self.duration[key] = self._durations(k, self._drawn[k])
             self._drawn[k] += 1
         return self.duration[key]
@@ -152,7 +171,86 @@ class EmulatedAws(AwsProxy):
             ids = re.findall(r"<imageId>(ami-[0-9a-f]+)</imageId>", body.decode("utf-8", "replace"))
             with self._lock:
                 self._copies.update(ids)
+        if action == "RegisterImage" and self._registered_kind:
+            ids = re.findall(r"<imageId>(ami-[0-9a-f]+)</imageId>", body.decode("utf-8", "replace"))
+            with self._lock:
+                self._registered.update(ids)
         return super().observe(action, body)
+
+
+class RealisticEbsDirect(EbsDirectEmulation):
+    """The EBS direct emulation (``tests/ebsdirect_emulation.py``) in front of an ``EmulatedAws``, with
+    AWS's asynchronous sealing: CompleteSnapshot "starts an asynchronous workflow that seals the
+    snapshot and moves it to a completed state" (EBS user guide, "Write snapshots"), so
+    DescribeSnapshots shows the snapshot ``pending`` for a drawn ``"snapshot_completing"`` duration
+    after a successful CompleteSnapshot (the emulation alone shows it ``completed`` at once). The
+    moment it becomes ready and the first answer that showed it are kept in ``aws``'s ``ready_at`` and
+    ``first_seen_ready``, so ``lags_of`` reports the wait. ``side_calls`` counts the EC2 calls the
+    emulation makes itself (deleting the volume moto hangs its snapshot on), which are not the tool's.
+    """
+
+    def __init__(self, aws: EmulatedAws) -> None:
+        super().__init__(aws.url)
+        self.aws = aws
+        self._sealed_at: dict[str, float] = {}
+        self.side_calls: Counter[str] = Counter()
+
+    def start(self) -> str:
+        if self._server is None:
+            owner = self
+
+            class Handler(_SealingHandler):
+                emulation = owner
+
+            self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            self._server.daemon_threads = True
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+                                            name="ebsdirect-realistic", daemon=True)
+            self._thread.start()
+        return self.url
+
+    def sealing(self, snapshot_id: str) -> None:
+        """CompleteSnapshot of ``snapshot_id`` succeeded: it becomes ``completed`` a drawn time later."""
+        self.aws._note(snapshot_id, "completed", "completed", "snapshot_completing")
+        with self.aws._lock:
+            ready = self.aws.ready_at[snapshot_id]["completed"]
+        with self._lock:
+            self._sealed_at[snapshot_id] = ready
+
+    def snapshot_states(self, xml: bytes) -> bytes:
+        xml = super().snapshot_states(xml)
+        now = time.monotonic()
+        with self._lock:
+            held = {sid for sid, ready in self._sealed_at.items() if now < ready}
+            done = [sid for sid, ready in self._sealed_at.items() if now >= ready]
+        for sid in done:
+            if f"<snapshotId>{sid}</snapshotId>".encode() in xml:
+                self.aws._seen_ready(sid, "completed")
+        if not held:
+            return xml
+        parts = xml.split(b"<item>")
+        for i, part in enumerate(parts):
+            m = re.search(rb"<snapshotId>([^<]+)</snapshotId>", part)
+            if m and m.group(1).decode() in held:
+                parts[i] = part.replace(b"<status>completed</status>", b"<status>pending</status>", 1)
+        return b"<item>".join(parts)
+
+    def _delete_side_volume(self, snapshot_id: str, key: str) -> None:
+        super()._delete_side_volume(snapshot_id, key)
+        with self._lock:
+            self.side_calls.update(("DescribeSnapshots", "DeleteVolume"))
+
+
+class _SealingHandler(_EbsHandler):
+    def _CompleteSnapshot(self, req: Any, body: bytes, key: str) -> Any:
+        answer = super()._CompleteSnapshot(req, body, key)
+        em = self.emulation
+        if answer[0] in (200, 202) and isinstance(em, RealisticEbsDirect):
+            with em._lock:
+                snap = em.snapshots.get(req.snapshot_id)
+            if snap is not None and snap.status == "completed":
+                em.sealing(req.snapshot_id)
+        return answer
 
 
 class SshGate:
@@ -263,7 +361,7 @@ def lags_of(proxy: EmulatedAws, source_ami: str, gate: SshGate | None) -> dict[s
         if rid == source_ami:
             continue
         for state, ready in states.items():
-            kind = "copy" if rid in proxy._copies else rid
+            kind = "copy" if rid in proxy._copies else "registered" if rid in proxy._registered else rid
             label = next((v for (p, s), v in WAITS.items() if kind.startswith(p) and s == state), None)
             seen = proxy.first_seen_ready.get(rid, {}).get(state)
             if label and seen is not None:
