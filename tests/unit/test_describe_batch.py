@@ -161,6 +161,21 @@ def test_an_id_missing_from_a_batched_answer_is_polled_alone_from_then_on() -> N
     assert ec2.calls == [("i-b",), ("i-a",)]  # a joins no batch any more
 
 
+def test_every_id_missing_from_a_batched_answer_is_polled_alone_from_then_on() -> None:
+    clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending", "i-c": "pending"})
+    batch: Batch[Any] = Batch(clock)
+    a, b, c = first_polls(batch, clock, ec2, "i-a", "i-b", "i-c")
+    ec2.calls.clear()
+    ec2.gone.add("i-b")
+    b.next_due(clock.now + 1.0)
+    c.next_due(clock.now + 1.0)
+    clock.now += 1.0
+    assert poll(batch, a, ec2).value == "pending"
+    assert poll(batch, c, ec2).shared
+    assert poll(batch, b, ec2).value is None  # its own call, alone: no second batched call
+    assert ec2.calls == [("i-a", "i-b", "i-c"), ("i-b",)]
+
+
 def test_a_failed_batched_call_falls_back_to_the_waits_own_call() -> None:
     clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending"})
     batch: Batch[Any] = Batch(clock)

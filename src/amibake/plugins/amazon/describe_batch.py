@@ -178,12 +178,13 @@ class Batch(Generic[T]):
                     failed = True
                     log.debug("batched Describe of %d ids failed (%s): the wait polls alone", len(ids), exc)
                 self._count(batched=True)
+                if not failed:
+                    # an id missing (gone, or not seen through the batch's filter) is polled alone
+                    # from now on
+                    with self._lock:
+                        self._solo.update(rid for rid in ids if rid not in answer)
                 if t.rid not in answer:
-                    # gone, or not seen through the batch's filter: polled alone from now on; this
-                    # poll is the wait's own call, as it would have made it
-                    if not failed:
-                        with self._lock:
-                            self._solo.add(t.rid)
+                    # this poll is the wait's own call, as it would have made it
                     asked[t.rid] = self.clock()
                     value = single()
                     self._count()
