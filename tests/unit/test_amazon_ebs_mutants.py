@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -177,6 +178,7 @@ def test_a_build_journals_its_start_access_resources_and_finish(aws: Aws) -> Non
     hooks = Hooks()
     artifact = EbsBuilder(c, e).run(hooks)
     assert artifact is not None and set(artifact.amis) == {"us-east-1", "us-west-2"}
+    assert artifact.builder_id == "mitchellh.amazonebs"  # Packer's, in the manifest
     assert str(uuid.UUID(hooks.data["PackerRunUUID"])) == hooks.data["PackerRunUUID"]
     assert "s3cret-pw" in e.secrets
     assert hooks.data["SourceAMI"] == SOURCE_AMI
@@ -393,3 +395,43 @@ def test_checks_on_a_build_that_cannot_test_its_image_are_refused_before_any_cal
         "-checks: the test instance is launched on demand with instance_type; this build "
         "names only spot_instance_types"
     )
+
+
+def test_credentials_that_cannot_be_checked_stop_the_build_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    run = f"run-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(BuildError) as err:
+        EbsBuilder(config(), env(Ui(), run)).run(Hooks())
+    assert str(err.value).startswith("AWS credentials could not be validated: ")
+    assert not (state_dir() / "runs" / f"{run}.jsonl").exists()
+
+
+def test_the_heartbeat_beats_during_the_build_and_a_cancel_seen_late_is_reported(
+    aws: Aws,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AMIBAKE_HEARTBEAT_SECONDS", "0.05")
+    ui = Ui()
+    e = env(ui, f"run-{uuid.uuid4().hex[:8]}")
+    ec2 = aws.ec2()
+
+    class BeatThenCancel(Hooks):
+        def provision(self, comm: Any, build_data: Mapping[str, Any]) -> None:
+            # the instance gets amibake:heartbeat from the build's heartbeat (through its gateway)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                (res,) = ec2.describe_instances(InstanceIds=[build_data["ID"]])["Reservations"]
+                if "amibake:heartbeat" in {t["Key"] for t in res["Instances"][0].get("Tags", [])}:
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("no heartbeat on the instance")
+            # cancelled while a step fails for another reason (a wait's BuildError): still reported
+            e.cancel.set()
+            raise BuildError("provisioner failed")
+
+    with pytest.raises(BuildError, match="provisioner failed"):
+        EbsBuilder(config(), e).run(BeatThenCancel())
+    (said,) = [line for line in ui.lines if "interruption" in line]
+    assert said.startswith("say: Cleanup after the interruption removed 2 resource(s): instance i-")
