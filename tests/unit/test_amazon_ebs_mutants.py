@@ -146,6 +146,7 @@ def test_the_step_plan() -> None:
 def test_public_url_drops_only_a_user_and_password() -> None:
     assert builder._public_url("") == ""
     assert builder._public_url("http://127.0.0.1:5000/path") == "http://127.0.0.1:5000/path"
+    assert builder._public_url("http://127.0.0.1:5000/p?q=1#f") == "http://127.0.0.1:5000/p?q=1#f"
     assert builder._public_url("https://user:pw@ec2.example:8443/p?q=1") == "https://ec2.example:8443/p"
     assert builder._public_url("https://user@ec2.example/p") == "https://ec2.example/p"
     assert builder._public_url("https://:pw@ec2.example") == "https://ec2.example"
@@ -311,6 +312,12 @@ def test_a_journal_access_names_profile_role_and_a_clean_endpoint(
         "endpoint": "http://ec2.local:1",
         "profile": "envprof",
     }
+    run3 = f"run-{uuid.uuid4().hex[:8]}"
+    for var in ("AWS_ENDPOINT_URL_EC2", "AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var)
+    EbsBuilder(config(), env(Ui(), run3))._journal(run3).journal.close()
+    # botocore's own endpoint and credentials: nothing to record but the region
+    assert entries(run3)[1] == {"ev": "access", "build": "amazon-ebs.x", "region": "us-east-1"}
 
 
 def test_an_unwritable_state_dir_stops_the_build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -435,3 +442,27 @@ def test_the_heartbeat_beats_during_the_build_and_a_cancel_seen_late_is_reported
         EbsBuilder(config(), e).run(BeatThenCancel())
     (said,) = [line for line in ui.lines if "interruption" in line]
     assert said.startswith("say: Cleanup after the interruption removed 2 resource(s): instance i-")
+
+
+class Reached(Exception):
+    pass
+
+
+def test_the_connect_and_test_steps_connect_with_the_builders_connector() -> None:
+    fake = CountingEc2()
+    st, ctx = make_state(fake, communicator="ssh", ssh_username="u", ssh_host="10.9.8.7")
+    seen: list[str] = []
+
+    def connector(state: Any, context: Any) -> Any:
+        seen.append(state.host)
+        raise Reached
+
+    steps = EbsBuilder(st.config, st.env, connector=connector).steps(st)
+    connect, test_ami = steps[9], steps[16]
+    with pytest.raises(Reached):
+        connect.run(ctx)
+    st.hooks = CheckingHooks()  # type: ignore[assignment]
+    st.amis[st.region] = fake.add_image("new").id
+    with pytest.raises(Reached):
+        test_ami.run(ctx)
+    assert seen == ["10.9.8.7", "10.9.8.7"]
