@@ -16,6 +16,12 @@ For the builds, the provisioner's time is taken from the output, each line stamp
 ``Provisioning with Ansible...`` to the next step line that is not ``Executing Ansible:``. The plain run
 is the whole ``ansible-playbook`` process. Targets (issue #20): the proxy within 1.3x the limit and
 faster than Packer; ``use_proxy = false`` within 1.1x the limit.
+
+Every run starts cold: it gets its own ``ANSIBLE_SSH_CONTROL_PATH_DIR``, and the ssh ControlMaster it
+leaves (Ansible's ``ControlPersist=60s``) is stopped after it. Without that, a run to the sshd itself
+(the limit, ``use_proxy = false``) reused the master an earlier run had left to the same host, port and
+user, and skipped its SSH handshake, which no proxy run can do (its port and key are new each time).
+Each round runs the four the other way round from the one before, so a change of load falls on all.
 """
 
 from __future__ import annotations
@@ -94,6 +100,13 @@ def plain_seconds(stack: Stack, key: Path, out_dir: str, env: dict[str, str]) ->
     return time.monotonic() - started
 
 
+def stop_masters(control_dir: Path) -> None:
+    """Stop the ssh ControlMasters a run left in ``control_dir`` (its ControlPersist would keep them)."""
+    for sock in control_dir.iterdir() if control_dir.is_dir() else []:
+        subprocess.run(["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "x"], capture_output=True,
+                       check=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
@@ -119,19 +132,25 @@ def main() -> None:
                 "extra_arguments": WORKAROUND_ARGS, "ansible_env_vars": WORKAROUND_ENV}
         limit_name = "ansible-playbook over OpenSSH (limit)"
         times: dict[str, list[float]] = {name: [] for name in [*variants, limit_name]}
+        load_before = os.getloadavg()
         for i in range(args.runs + 1):  # the first round warms caches and is not counted
-            for name, options in variants.items():
-                stack.moto.reset()
-                doc = template(stack, endpoint, out_dir, **options)
-                (work / "t.json").write_text(json.dumps(doc))
-                tool = [packer or "packer"] if name.startswith("Packer") else [str(BIN / "amibake")]
-                seconds = provisioning_seconds([*tool, "build", "-color=false", "t.json"], work, env)
+            names = [*variants, limit_name]
+            for n, name in enumerate(names if i % 2 == 0 else names[::-1]):
+                control_dir = work / f"cp-{i}-{n}"
+                control_dir.mkdir()
+                run_env = {**env, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir)}
+                if name == limit_name:
+                    seconds = plain_seconds(stack, key, out_dir, run_env)
+                else:
+                    stack.moto.reset()
+                    doc = template(stack, endpoint, out_dir, **variants[name])
+                    (work / "t.json").write_text(json.dumps(doc))
+                    tool = [packer or "packer"] if name.startswith("Packer") else [str(BIN / "amibake")]
+                    seconds = provisioning_seconds([*tool, "build", "-color=false", "t.json"], work, run_env)
+                stop_masters(control_dir)
+                subprocess.run(["rm", "-rf", out_dir], check=False)
                 if i:
                     times[name].append(seconds)
-            seconds = plain_seconds(stack, key, out_dir, env)
-            if i:
-                times[limit_name].append(seconds)
-            subprocess.run(["rm", "-rf", out_dir], check=False)
     finally:
         stack.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -143,7 +162,9 @@ def main() -> None:
     load = os.getloadavg()
     text = "\n".join([
         "# The ansible provisioner: amibake, Packer 1.6.6 and plain Ansible (bench/ansible.py)", "",
-        f"{args.runs} runs each, alternating, after one warm-up round; {os.cpu_count()} cores; load average "
+        f"{args.runs} runs each, alternating (every round in the other order), after one warm-up round, each "
+        f"run with its own ssh ControlPath directory; {os.cpu_count()} cores; niceness {os.nice(0)}; load "
+        f"average {load_before[0]:.1f} / {load_before[1]:.1f} / {load_before[2]:.1f} at the start, "
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end. Seconds of the provisioner step "
         "(a build's 'Provisioning with Ansible...' to its next step line), or of the whole ansible-playbook "
         "process for the limit. Targets: proxy within 1.3x the limit and faster than Packer; "
