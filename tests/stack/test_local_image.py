@@ -1,8 +1,10 @@
 """amibake-local's image side on this machine: a Debian root filesystem bootstrapped once per run with
 mmdebstrap (then from the bootstrap cache), provisioned through the chroot session, made into a GPT disk
-without loop devices, and booted under QEMU (UEFI, software emulation) to SSH, where the checks see
-what the options did. A disk that cannot boot fails the boot test at once, and a boot slower than
-``boot_test_timeout`` fails it on time."""
+without loop devices, and booted under QEMU (software emulation) to SSH, where the checks see what the
+options did. The disk is a uefi-preferred one booted by SeaBIOS, as an instance type without UEFI boots
+it: GRUB's BIOS path (tests/stack/test_local_builder.py's end-to-end build boots a uefi disk with OVMF).
+A disk that cannot boot fails the boot test at once, and a boot slower than ``boot_test_timeout`` fails
+it on time."""
 
 from __future__ import annotations
 
@@ -41,8 +43,12 @@ def _mounted_under(path: Path) -> list[str]:
 @pytest.mark.timeout(900)  # the run's one bootstrap (when this test is the first to need it) and two boots
 @pytest.mark.effect("builder/amibake-local", "suite", "mirror", "components", "packages", "architecture",
                     "bootstrap_cache", "bootstrap_cache_dir", "kernel_command_line", "volume_size",
-                    "boot_test_timeout")
+                    "boot_test_timeout", "boot_mode")
 def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path: Path) -> None:  # noqa: F811
+    """The image side end to end, the disk a uefi-preferred one booted under SeaBIOS (QEMU's default
+    firmware): the BIOS path, boot.img, core.img, grub.cfg and the kernel links. The UEFI path (OVMF,
+    systemd-boot) is test_local_builder.py's end-to-end build, so the suite pays for no third boot."""
+    require_local_image_tools(("grub-mkimage",))
     kit = local_image
     mtime = kit.tarball.stat().st_mtime_ns
     ui = RecordingUi()
@@ -86,18 +92,20 @@ def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path:
     with pytest.raises(BuildError, match="volume_size 1 GiB is too small"):
         disk.make_disk(tree, tmp_path / "small.raw", opts=too_small, ui=ui, cancel=None)
     opts = LocalImageOptions.model_validate({**kit.template_options, "volume_size": minimum + 1,
-                                             "kernel_command_line": ["amibake.test=1"]})
+                                             "kernel_command_line": ["amibake.test=1"],
+                                             "boot_mode": "uefi-preferred"})
     image = tmp_path / "disk.raw"
     d = disk.make_disk(tree, image, opts=opts, ui=ui, cancel=None)
     assert d.size_bytes == (minimum + 1) * disk.GIB == image.stat().st_size
     assert image.stat().st_blocks * 512 < d.size_bytes  # sparse
-    assert (d.boot_mode, d.architecture, d.root_device_name, d.ena_support) == ("uefi", "x86_64", "/dev/xvda",
-                                                                               True)
+    assert (d.boot_mode, d.architecture, d.root_device_name, d.ena_support) == ("uefi-preferred", "x86_64",
+                                                                               "/dev/xvda", True)
     table = json.loads(subprocess.run(["sfdisk", "--json", str(image)], capture_output=True, text=True,
                                       check=True).stdout)["partitiontable"]
     assert table["label"] == "gpt"
     assert [p["type"] for p in table["partitions"]] == [str(disk.ESP_TYPE).upper(),
-                                                         str(disk.ROOT_TYPES["x86_64"]).upper()]
+                                                         str(disk.ROOT_TYPES["x86_64"]).upper(),
+                                                         str(disk.BIOS_BOOT_TYPE).upper()]
     verify = subprocess.run(["sfdisk", "--verify", str(image)], capture_output=True, check=False)
     assert verify.returncode == 0
     assert f"UUID={d.root_uuid}\t/\text4" in (tree / "etc/fstab").read_text()
@@ -114,7 +122,11 @@ def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path:
         "findmnt -n /boot/efi",
         f"test \"$(hostname)\" = {boottest.HOSTNAME}",
         "command -v less",
-        "test -d /sys/firmware/efi",
+        # the BIOS booted it: GRUB's entry, /vmlinuz (the link Debian's kernel packages keep at the newest)
+        "test ! -d /sys/firmware/efi",
+        "grep -q '^BOOT_IMAGE=/vmlinuz root=' /proc/cmdline",
+        "test \"$(readlink -f /vmlinuz)\" = /boot/vmlinuz-$(uname -r)",
+        "sudo grep -q 'linux /vmlinuz' /boot/grub/grub.cfg",
         # the ESP holds what kernel-install holds: installing the running kernel again rewrites the one entry
         "sudo test -f /boot/efi/loader/entries/debian-$(uname -r).conf",
         "systemctl is-enabled systemd-timesyncd && grep -rq 169.254.169.123 /etc/systemd/timesyncd.conf.d",
@@ -123,12 +135,15 @@ def test_bootstrap_provision_disk_and_boot(local_image: LocalImageKit, tmp_path:
         "&& sudo test -s /boot/efi/debian/$(uname -r)/linux",
     ]
     boot_ui = RecordingUi()
+    # an instance type without UEFI boots a uefi-preferred AMI from its BIOS
+    bios = LocalImageOptions.model_validate({**kit.template_options, "boot_mode": "legacy-bios"})
     try:
-        boottest.boot_test(image, opts=opts, commands=checks, ui=boot_ui, cancel=None)
+        boottest.boot_test(image, opts=bios, commands=checks, ui=boot_ui, cancel=None)
     except BuildError as exc:
         pytest.fail(f"{exc}\n{boot_ui.text()}")
     text = boot_ui.text()
     assert "SSH is up" in text and "Boot test passed" in text, text
+    assert "under QEMU (BIOS, software emulation)" in text
     assert all(f"check: {c}" in text for c in checks)
     assert _sha256(image) == before  # the boot test wrote to its overlay only
     assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1

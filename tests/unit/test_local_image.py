@@ -55,8 +55,7 @@ def test_defaults_are_valid(tmp_path: Path) -> None:
     ({"volume_size": -1}, "volume_size", "positive"),
     ({"kernel_command_line": ["quiet splash"]}, "kernel_command_line", "one argument"),
     ({"boot_test_timeout": "0s"}, "boot_test_timeout", "positive"),
-    ({"boot_mode": "legacy-bios"}, "boot_mode", "not supported by amibake yet: only boot_mode = \"uefi\""),
-    ({"boot_mode": "uefi-preferred"}, "boot_mode", "BIOS boot loader"),
+    ({"boot_mode": "bios"}, "boot_mode", "invalid boot mode \"bios\", valid values are either 'uefi', "),
 ])
 def test_bad_options_are_refused_by_name(tmp_path: Path, raw: dict[str, object], key: str, text: str) -> None:
     problems = _problems(tmp_path, raw)

@@ -1,5 +1,6 @@
-"""amibake-local's boot test: the disk booted under QEMU (software emulation, UEFI through OVMF) before
-anything is uploaded.
+"""amibake-local's boot test: the disk booted under QEMU (software emulation) before anything is uploaded,
+from UEFI through OVMF (``uefi``, ``uefi-preferred``: EC2 boots a uefi-preferred AMI with UEFI where the
+instance type has it) or from a BIOS, QEMU's own SeaBIOS (``legacy-bios``).
 
 The disk itself is never written: QEMU boots a throwaway qcow2 overlay backed by it. A NoCloud seed
 (a FAT volume labelled ``cidata``, made with mtools) gives cloud-init a temporary SSH key (made in
@@ -7,7 +8,9 @@ memory, passed to amibake's SSH communicator, never written to disk) and a hostn
 for SSH on a forwarded loopback port, runs the checks, powers the machine off and waits for QEMU to
 exit. QEMU runs under ``timeout`` so that it cannot outlive the test even when amibake is killed, and
 is killed on any failure. The serial console is watched: a firmware that finds nothing to boot, a
-kernel panic or an initramfs that cannot find the root fail the test at once, quoting the console.
+kernel panic or an initramfs that cannot find the root fail the test at once, quoting the console
+(SeaBIOS writes to its debug port, not the serial one: that port joins the console, so its "No bootable
+device" is seen too).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from amibake import api, localexec
 from amibake.communicator import ssh
+from amibake.communicator.base import DisconnectedError
 from amibake.communicator.settings import SSHSettings
 from amibake.errors import AmibakeError, BuildError
 from amibake.plugins.amazon.local.config_image import LocalImageOptions
@@ -43,7 +47,10 @@ OVMF_PAIRS: tuple[tuple[str, str], ...] = (
 #: console lines that mean the disk will not boot
 FATAL_CONSOLE = ("No bootable option or device was found", "Kernel panic", "ALERT!  UUID=",
                  "Give root password for maintenance", "You are in emergency mode",
-                 "Failed to start systemd-boot", "Boot Failed")
+                 "Failed to start systemd-boot", "Boot Failed",
+                 # SeaBIOS found nothing to boot; GRUB found no root, no grub.cfg or no kernel
+                 "No bootable device", "grub rescue>", "Minimal BASH-like line editing is supported",
+                 "error: no such device", "error: you need to load the kernel first")
 #: the firmware's line when the disk (the NVMe boot option) has nothing it can load
 FIRMWARE_LOAD_FAILED = re.compile(r"BdsDxe: failed to load Boot\d+ \"[^\"]*NVMe")
 #: terminal control sequences on the console (the firmware's screen handling)
@@ -88,19 +95,29 @@ def seed_files(public_key: str, instance_id: str, hostname: str = HOSTNAME) -> d
     }
 
 
-def qemu_argv(*, firmware: Firmware, vars_file: Path, overlay: Path, seed: Path, port: int,
+def qemu_argv(*, firmware: Firmware | None, vars_file: Path | None, overlay: Path, seed: Path, port: int,
               timeout: float) -> list[str]:
-    """QEMU (q35, TCG, OVMF) booting ``overlay`` as an NVMe disk (as EC2's Nitro instances attach EBS),
-    the seed as a second disk, user networking with SSH forwarded to ``127.0.0.1:port``; the serial
-    console on stdout; no reboot; under ``timeout`` so it never outlives the test."""
+    """QEMU (q35, TCG, OVMF; SeaBIOS when ``firmware`` is None) booting ``overlay`` as an NVMe disk (as
+    EC2's Nitro instances attach EBS), the seed as a second disk, user networking with SSH forwarded to
+    ``127.0.0.1:port``; the serial console on stdout (with SeaBIOS, its debug port too); no reboot; under
+    ``timeout`` so it never outlives the test."""
+    machine = ["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2",
+               "-m", "1024", "-display", "none"]
+    plain = ["-monitor", "none", "-no-reboot", "-nodefaults"]
+    if firmware is not None:
+        assert vars_file is not None
+        boot = [*machine, "-serial", "stdio", *plain,
+                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={firmware.code}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
+                "-drive", f"if=none,id=root,format=qcow2,file={overlay}",
+                "-device", "nvme,drive=root,serial=amibakeroot"]
+    else:  # the BIOS boots the NVMe disk, not the seed's FAT volume (which has a boot sector of its own)
+        boot = [*machine, "-chardev", "stdio,id=console,mux=on", "-serial", "chardev:console", *plain,
+                "-device", "isa-debugcon,iobase=0x402,chardev=console",
+                "-drive", f"if=none,id=root,format=qcow2,file={overlay}",
+                "-device", "nvme,drive=root,serial=amibakeroot,bootindex=0"]
     return [
-        "timeout", "--kill-after=5", f"{int(timeout) + 30}",
-        "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "1024",
-        "-display", "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-nodefaults",
-        "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={firmware.code}",
-        "-drive", f"if=pflash,format=raw,unit=1,file={vars_file}",
-        "-drive", f"if=none,id=root,format=qcow2,file={overlay}",
-        "-device", "nvme,drive=root,serial=amibakeroot",
+        "timeout", "--kill-after=5", f"{int(timeout) + 30}", *boot,
         "-drive", f"if=virtio,format=raw,readonly=on,file={seed}",
         "-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
         "-device", "virtio-net-pci,netdev=net0,romfile=",
@@ -180,12 +197,14 @@ def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: 
               cancel: threading.Event | None) -> None:
     """Boot ``image`` (left byte-identical) under QEMU, log in over SSH, run ``commands`` (each must exit
     0) and power off; raises :class:`BuildError` ("...did not boot...") when it does not come up within
-    ``boot_test_timeout``, and when a command fails."""
+    ``boot_test_timeout``, and when a command fails. The firmware follows ``opts.boot_mode``: SeaBIOS for
+    ``legacy-bios`` (also how an instance type without UEFI boots a uefi-preferred disk), else OVMF."""
     import asyncssh
 
     timeout = float(opts.boot_test_timeout)
     deadline = time.monotonic() + timeout
-    firmware = find_firmware()
+    bios = opts.boot_mode == "legacy-bios"
+    firmware = None if bios else find_firmware()
     if shutil.which("qemu-system-x86_64") is None:
         raise BuildError("the boot test needs qemu-system-x86_64 (package qemu-system-x86)")
     work = Path(tempfile.mkdtemp(prefix="amibake-boottest-"))
@@ -193,15 +212,18 @@ def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: 
     comm = None
     watcher_stop = threading.Event()
     try:
-        ui.say(f"Boot test: booting {image.name} under QEMU (UEFI, software emulation)...")
+        ui.say(f"Boot test: booting {image.name} under QEMU ({'BIOS' if bios else 'UEFI'}, software "
+               "emulation)...")
         overlay = work / "overlay.qcow2"
         try:
             localexec.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.resolve()),
                            str(overlay)], cancel=cancel, check=True)
         except localexec.LocalCommandError as exc:
             raise BuildError(f"cannot make the boot test's overlay of {image}: {exc}") from exc
-        vars_file = work / "OVMF_VARS.fd"
-        shutil.copyfile(firmware.vars_template, vars_file)
+        vars_file = None
+        if firmware is not None:
+            vars_file = work / "OVMF_VARS.fd"
+            shutil.copyfile(firmware.vars_template, vars_file)
         key = asyncssh.generate_private_key("ssh-ed25519")
         private_pem = key.export_private_key().decode()
         public = key.export_public_key().decode()
@@ -232,20 +254,36 @@ def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: 
                 ui.message(f"still waiting for SSH after {now - started:.0f}s "
                            f"({qemu.lines if qemu else 0} console lines)")
 
-        settings = SSHSettings(host="127.0.0.1", port=port, username=DEFAULT_USER,
-                               private_key_pem=private_pem, timeout=max(1.0, deadline - time.monotonic()),
-                               handshake_attempts=100000, keepalive_interval=5.0, retry_interval=1.0)
-        try:
-            comm = ssh.connect(settings, cancel=qemu.stop, log=progress)
-        except AmibakeError as exc:
-            if cancel is not None and cancel.is_set():
-                raise BuildError("the boot test was cancelled") from exc
-            if qemu.fatal:
-                raise _did_not_boot(qemu, qemu.fatal) from exc
-            if qemu.exited.is_set():
-                why = qemu.error or f"QEMU exited (status {qemu.status}) before SSH answered"
-                raise _did_not_boot(qemu, why) from exc
-            raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s): {exc}") from exc
+        while True:
+            settings = SSHSettings(host="127.0.0.1", port=port, username=DEFAULT_USER,
+                                   private_key_pem=private_pem, timeout=max(1.0, deadline - time.monotonic()),
+                                   handshake_attempts=100000, keepalive_interval=5.0, retry_interval=1.0)
+            try:
+                comm = ssh.connect(settings, cancel=qemu.stop, log=progress)
+            except AmibakeError as exc:
+                if cancel is not None and cancel.is_set():
+                    raise BuildError("the boot test was cancelled") from exc
+                if qemu.fatal:
+                    raise _did_not_boot(qemu, qemu.fatal) from exc
+                if qemu.exited.is_set():
+                    why = qemu.error or f"QEMU exited (status {qemu.status}) before SSH answered"
+                    raise _did_not_boot(qemu, why) from exc
+                raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s): "
+                                          f"{exc}") from exc
+            # first-boot configuration may restart sshd just after a login: log in again then
+            try:
+                comm.run("true", timeout=max(1.0, deadline - time.monotonic()))
+                break
+            except DisconnectedError as exc:
+                log.debug("the boot test's first SSH session was cut (%s): logging in again", exc)
+                comm.close()
+                comm = None
+                if time.monotonic() >= deadline or qemu.exited.is_set():
+                    raise _did_not_boot(qemu, f"no SSH session within boot_test_timeout ({timeout:g}s): "
+                                              f"{exc}") from exc
+            except AmibakeError as exc:
+                raise _did_not_boot(qemu, f"no SSH session within boot_test_timeout ({timeout:g}s): "
+                                          f"{exc}") from exc
         ui.message(f"SSH is up after {time.monotonic() - started:.0f}s")
         for command in commands:
             ui.message(f"check: {command}")

@@ -5,7 +5,6 @@ The builder's config (``config.py``) composes these with the amazon access and A
 
 import os
 import re
-from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import Field
@@ -14,6 +13,7 @@ from amibake.config.base import CheckContext, PluginConfig
 from amibake.config.durations import Duration
 from amibake.config.weak import Bool, Int, Str, StrList
 from amibake.errors import Problem
+from amibake.plugins.amazon.config_common import BOOT_MODES
 
 #: the suites a test has built, booted and checked (Debian's current stable first)
 PROVEN_SUITES = ("bookworm",)
@@ -28,15 +28,12 @@ BINFMT_ENTRIES = {"arm64": "qemu-aarch64"}
 _PACKAGE = re.compile(r"[a-z0-9][a-z0-9+.-]+([=/][A-Za-z0-9.+~:-]+)?")
 _COMPONENT = re.compile(r"[a-z0-9][a-z0-9-]*")
 
-_BIOS = ("only boot_mode = \"uefi\" is carried out: legacy-bios and uefi-preferred need a BIOS boot loader "
-         "(GRUB's boot.img and core.img) written without root-only loop devices, which is not done yet")
 _SOURCE_KEYS = ("suite", "mirror", "variant", "components", "packages", "architecture")
 
 
 class LocalImageOptions(PluginConfig):
     """The root filesystem (mmdebstrap or a tarball), the bootable disk and its boot test under QEMU."""
 
-    unsupported: ClassVar[Mapping[str, str]] = {"boot_mode": _BIOS}
     not_image_shaping: ClassVar[frozenset[str]] = frozenset(
         {"bootstrap_cache", "bootstrap_cache_dir", "boot_test", "boot_test_timeout"})
 
@@ -101,7 +98,11 @@ class LocalImageOptions(PluginConfig):
     )
     boot_mode: Str = Field(
         "uefi",
-        description="The boot mode of the disk and the AMI: `uefi`. Defaults to `uefi`.",
+        description=(
+            "The boot mode of the disk and the AMI (RegisterImage's BootMode): `uefi` (systemd-boot on the "
+            "ESP), `legacy-bios` (GRUB for a BIOS, from the build host's grub-pc-bin) or `uefi-preferred` "
+            "(both). Defaults to `uefi`."
+        ),
     )
     volume_size: Int = Field(
         0,
@@ -174,6 +175,9 @@ def image_problems(o: LocalImageOptions, ctx: CheckContext,
             errs.append(ctx.problem(f"architecture {o.architecture} is not supported by amibake yet: its "
                                     "disk and boot test (qemu-system-aarch64, AAVMF) are not done",
                                     "architecture"))
+    if o.boot_mode not in BOOT_MODES:
+        errs.append(ctx.problem(f"invalid boot mode \"{o.boot_mode}\", valid values are either 'uefi', "
+                                "'legacy-bios' or 'uefi-preferred'", "boot_mode"))
     if o.volume_size < 0:
         errs.append(ctx.problem("volume_size must be a positive number of GiB", "volume_size"))
     for arg in o.kernel_command_line:

@@ -8,6 +8,23 @@ on the instance are installed beside them and become the default) and partition 
 with ``mkfs.ext4 -d`` from the tree. Both file systems are made as files and copied in at their offsets with
 ``dd conv=notrunc,sparse``. The UUIDs are chosen first, so the tree's fstab names the file systems by
 UUID and the kernel command line the root.
+
+For ``legacy-bios`` and ``uefi-preferred`` the disk also boots from a BIOS: GRUB for i386-pc, taken from
+the build host (``/usr/lib/grub/i386-pc``, package grub-pc-bin), not from the image. Partition 3, a 1 MiB
+BIOS boot partition at 1 MiB (the ESP and the root follow it; they stay partitions 1 and 2), holds a
+``core.img`` made with ``grub-mkimage`` (the modules to read GPT and ext4, find the root by its UUID and
+boot Linux, built in; an embedded configuration that turns the serial console on and sets the prefix to
+the root's ``/boot/grub``); the protective MBR's first 440 bytes get ``boot.img`` with the pointer to
+core.img, and core.img's first sector the block list of its other sectors, as ``grub-bios-setup`` sets
+them for a core.img embedded in a BIOS boot partition (without its optional Reed-Solomon codes, as
+``grub-install --no-rs-codes``). Written into the image file here, so no loop device is needed
+(``grub-bios-setup`` itself, given the image file and a device map, first resolves the device holding its
+``-d`` directory, the build host's root disk, and fails where that cannot be opened, as in a container).
+``/boot/grub/grub.cfg`` on the root boots ``/vmlinuz`` and ``/initrd.img`` with the UEFI entry's command
+line: Debian's kernel packages point those links at the newest kernel (linux-update-symlinks), so a kernel
+installed on the instance is the one booted next. A legacy-bios disk keeps its ESP (EC2 ignores it): the
+image's systemd-boot and kernel-install keep the ESP they expect at /boot/efi, and the same snapshot
+can be registered for UEFI too.
 """
 
 from __future__ import annotations
@@ -21,7 +38,7 @@ import tempfile
 import threading
 import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from amibake import api, localexec
@@ -55,6 +72,37 @@ EC2_KERNEL_ARGS = ("ro", "console=tty0", "console=ttyS0,115200", "earlyprintk=tt
 #: the EFI binary of systemd-boot in the tree, by EC2 architecture
 SYSTEMD_BOOT = {"x86_64": ("usr/lib/systemd/boot/efi/systemd-bootx64.efi", "BOOTX64.EFI"),
                 "arm64": ("usr/lib/systemd/boot/efi/systemd-bootaa64.efi", "BOOTAA64.EFI")}
+#: the boot modes whose disk boots from a BIOS too (GRUB for i386-pc)
+BIOS_MODES = ("legacy-bios", "uefi-preferred")
+#: how the disk boots, by boot mode (for the messages)
+FIRMWARE_LABELS = {"uefi": "UEFI", "uefi-preferred": "UEFI and BIOS", "legacy-bios": "BIOS"}
+#: the GPT type of the BIOS boot partition, where core.img lives ("Hah!IdontNeedEFI")
+BIOS_BOOT_TYPE = uuid.UUID("21686148-6449-6e6f-744e-656564454649")
+BIOS_BOOT_BYTES = MIB
+#: the build host's GRUB for i386-pc (package grub-pc-bin)
+GRUB_PC_DIR = Path("/usr/lib/grub/i386-pc")
+#: core.img's modules: the BIOS disk, GPT, ext4, the search by file system UUID, the serial console, the
+#: normal mode (grub.cfg, menuentry) and the Linux loader (their dependencies are added by grub-mkimage)
+GRUB_MODULES = ("biosdisk", "part_gpt", "ext2", "search", "serial", "terminal", "normal", "linux")
+#: where grub.cfg lives on the root file system (core.img's prefix)
+GRUB_PREFIX = "/boot/grub"
+#: boot.img's fields (GRUB's include/grub/i386/pc/boot.h): the BIOS parameter block, kept from the disk's
+#: sector; the LBA of core.img's first sector (64 bits); the boot drive (0xFF: the one the BIOS passes);
+#: the 2-byte jump over the hard disk check, replaced by two NOPs on a hard disk; the end of the boot code
+BOOT_BPB = slice(0x03, 0x5A)
+BOOT_KERNEL_SECTOR = 0x5C
+BOOT_DRIVE = 0x64
+BOOT_DRIVE_CHECK = 0x66
+MBR_CODE_BYTES = 0x1B8
+#: core.img: diskboot.img's block list (entries of start LBA u64, sectors u16, load segment u16) runs down
+#: from the end of its first sector to an all-zero entry; the rest of core.img is loaded at segment 0x820
+#: (0x8000 + one sector); its kernel's "no Reed-Solomon length" (grub/offsets.h: 0x14 into the second
+#: sector; 0xFFFF marks an image of another version)
+BLOCKLIST_ENTRY = 12
+CORE_SEGMENT = 0x820
+CORE_NO_RS_LENGTH = SECTOR + 0x14
+#: the most sectors core.img may have (it is loaded from 0x9000 to below 0x78000)
+CORE_MAX_SECTORS = (0x78000 - 0x9000) // SECTOR
 
 
 @dataclass(frozen=True)
@@ -66,6 +114,9 @@ class Layout:
     esp_size: int
     root_start: int
     root_size: int
+    #: the BIOS boot partition (none: size 0)
+    bios_start: int = 0
+    bios_size: int = 0
 
     @property
     def sectors(self) -> int:
@@ -100,6 +151,7 @@ class Ids:
     root_fs: uuid.UUID
     #: the FAT volume id (8 hex digits; shown as ``ABCD-1234``)
     esp_volume_id: str
+    bios_part: uuid.UUID = field(default_factory=uuid.uuid4)
 
     @classmethod
     def new(cls) -> Ids:
@@ -110,17 +162,18 @@ class Ids:
         return f"{self.esp_volume_id[:4]}-{self.esp_volume_id[4:]}"
 
 
-def layout(size_gib: int) -> Layout:
-    """The partitions of a ``size_gib`` GiB disk: the ESP at 1 MiB, the root after it up to the last whole
-    MiB before the backup GPT."""
+def layout(size_gib: int, *, bios: bool = False) -> Layout:
+    """The partitions of a ``size_gib`` GiB disk: the ESP at 1 MiB (after the BIOS boot partition there,
+    with ``bios``), the root after it up to the last whole MiB before the backup GPT."""
     size = size_gib * GIB
-    esp_start = FIRST_BYTE
+    bios_size = BIOS_BOOT_BYTES if bios else 0
+    esp_start = FIRST_BYTE + bios_size
     root_start = esp_start + ESP_BYTES
     backup = (1 + GPT_ENTRY_SECTORS) * SECTOR
     root_size = (size - backup - root_start) // MIB * MIB
     if root_size <= 0:
         raise BuildError(f"a {size_gib} GiB disk has no room for the root partition")
-    return Layout(size, esp_start, ESP_BYTES, root_start, root_size)
+    return Layout(size, esp_start, ESP_BYTES, root_start, root_size, FIRST_BYTE if bios else 0, bios_size)
 
 
 def tree_bytes(tree: Path) -> int:
@@ -141,10 +194,12 @@ def tree_bytes(tree: Path) -> int:
     return total
 
 
-def minimum_gib(data_bytes: int) -> int:
-    """The smallest whole-GiB disk for ``data_bytes`` of files: the ESP, the GPT, the ext4 journal and
-    metadata (about 1/16), and :data:`HEADROOM_BYTES` plus :data:`HEADROOM_SHARE` of the data free."""
-    need = FIRST_BYTE + ESP_BYTES + MIB + data_bytes * (1 + HEADROOM_SHARE + 1 / 16) + HEADROOM_BYTES
+def minimum_gib(data_bytes: int, *, bios: bool = False) -> int:
+    """The smallest whole-GiB disk for ``data_bytes`` of files: the ESP (and the BIOS boot partition, with
+    ``bios``), the GPT, the ext4 journal and metadata (about 1/16), and :data:`HEADROOM_BYTES` plus
+    :data:`HEADROOM_SHARE` of the data free."""
+    need = (FIRST_BYTE + (BIOS_BOOT_BYTES if bios else 0) + ESP_BYTES + MIB
+            + data_bytes * (1 + HEADROOM_SHARE + 1 / 16) + HEADROOM_BYTES)
     return max(1, -(-int(need) // GIB))
 
 
@@ -185,6 +240,9 @@ def gpt_structures(lay: Layout, ids: Ids, architecture: str) -> tuple[bytes, byt
         _gpt_entry(ROOT_TYPES[architecture], ids.root_part, lay.root_start // SECTOR,
                    (lay.root_start + lay.root_size) // SECTOR - 1, "root"),
     ]
+    if lay.bios_size:
+        parts.append(_gpt_entry(BIOS_BOOT_TYPE, ids.bios_part, lay.bios_start // SECTOR,
+                                (lay.bios_start + lay.bios_size) // SECTOR - 1, "BIOS boot partition"))
     for i, part in enumerate(parts):
         entries[i * GPT_ENTRY_SIZE:(i + 1) * GPT_ENTRY_SIZE] = part
     crc = zlib.crc32(bytes(entries))
@@ -195,6 +253,115 @@ def gpt_structures(lay: Layout, ids: Ids, architecture: str) -> tuple[bytes, byt
     backup = _gpt_header(current=sectors - 1, backup=1, first_usable=first_usable, last_usable=last_usable,
                          disk=ids.disk, entries_lba=sectors - 1 - GPT_ENTRY_SECTORS, entries_crc=crc)
     return protective_mbr(sectors) + primary + bytes(entries), bytes(entries) + backup
+
+
+# ---- GRUB for a BIOS ------------------------------------------------------------------------------
+
+
+def grub_early_config(root_uuid: str) -> str:
+    """core.img's embedded configuration: GRUB's console on the serial port too (EC2's console output),
+    the root found by its file system UUID, and the prefix (where the normal mode reads grub.cfg) on it."""
+    return ("serial --unit=0 --speed=115200\n"
+            "terminal_input serial console\n"
+            "terminal_output serial console\n"
+            f"search --no-floppy --fs-uuid --set=root {root_uuid}\n"
+            f"set prefix=($root){GRUB_PREFIX}\n")
+
+
+def grub_cfg(title: str, root_uuid: str, cmdline: str) -> str:
+    """The root's ``/boot/grub/grub.cfg``: no menu; ``/vmlinuz`` and ``/initrd.img`` (Debian's links to the
+    newest kernel) with the kernel command line of the UEFI entry."""
+    quoted = title.replace("'", "'\\''")
+    return ("# written by amibake-local: the BIOS boot of this image (GRUB's core.img is in the BIOS\n"
+            "# boot partition). /vmlinuz and /initrd.img are the links Debian's kernel packages point at\n"
+            "# the newest kernel, so a kernel installed later boots without this file changing.\n"
+            "set default=0\n"
+            "set timeout=0\n"
+            f"menuentry '{quoted}' {{\n"
+            f"\tsearch --no-floppy --fs-uuid --set=root {root_uuid}\n"
+            f"\tlinux /vmlinuz {cmdline}\n"
+            "\tinitrd /initrd.img\n"
+            "}\n")
+
+
+def _link_target(tree: Path, link: Path) -> Path | None:
+    """Where the tree's symlink ``link`` points inside the tree (absolute targets are the tree's)."""
+    if not link.is_symlink():
+        return None
+    target = os.readlink(link)
+    return tree / target.lstrip("/") if target.startswith("/") else link.parent / target
+
+
+def kernel_links(tree: Path) -> tuple[str, str]:
+    """``/vmlinuz`` and ``/initrd.img`` in the tree, as Debian's linux-update-symlinks makes them (relative,
+    to the newest kernel in /boot) when the tree has no valid ones; returns their targets."""
+    kernel, initrd = find_kernel(tree)
+    out = []
+    for name, newest in (("vmlinuz", kernel), ("initrd.img", initrd)):
+        link = tree / name
+        target = _link_target(tree, link)
+        if target is None or not target.is_file():
+            if link.is_symlink() or link.exists():
+                link.unlink()
+            link.symlink_to(f"boot/{newest.name}")
+        out.append(os.readlink(link))
+    return out[0], out[1]
+
+
+def grub_pc_files(directory: Path = GRUB_PC_DIR) -> Path:
+    """``boot.img`` of the build host's GRUB for i386-pc; :class:`BuildError` when GRUB is missing."""
+    boot_img = directory / "boot.img"
+    if shutil.which("grub-mkimage") is None or not boot_img.is_file():
+        raise BuildError(f"a BIOS boot loader needs GRUB for i386-pc on the build host (grub-mkimage and "
+                         f"{boot_img}; package grub-pc-bin)")
+    return boot_img
+
+
+def make_core_image(path: Path, root_uuid: str, *, cancel: threading.Event | None,
+                    directory: Path = GRUB_PC_DIR) -> bytes:
+    """GRUB's core.img for i386-pc (``grub-mkimage``) at ``path``: :data:`GRUB_MODULES` built in and the
+    :func:`grub_early_config` embedded; returns its bytes."""
+    early = path.with_name("grub-early.cfg")
+    early.write_text(grub_early_config(root_uuid))
+    _run(["grub-mkimage", "-O", "i386-pc", "-d", str(directory), "-o", str(path), "-c", str(early),
+          "-p", GRUB_PREFIX, *GRUB_MODULES], "grub-mkimage (GRUB's core.img)", cancel=cancel)
+    return path.read_bytes()
+
+
+def bios_boot_sectors(first_sector: bytes, boot_img: bytes, core_img: bytes, core_lba: int,
+                      room_sectors: int) -> tuple[bytes, bytes]:
+    """(the disk's first sector, core.img padded to whole sectors) as ``grub-bios-setup`` writes them for
+    a core.img embedded at ``core_lba`` in a BIOS boot partition of ``room_sectors`` sectors: boot.img's
+    code in the first 440 bytes of ``first_sector`` (its BIOS parameter block area, disk signature,
+    partition table and 0x55AA kept), pointing at ``core_lba``, reading the boot drive from the BIOS and
+    with the hard disk check on; core.img's block list loading its other sectors, which follow its first."""
+    if len(first_sector) != SECTOR or first_sector[510:] != b"\x55\xaa":
+        raise BuildError("the disk's first sector is not an MBR (no 0x55AA signature)")
+    if len(boot_img) != SECTOR or boot_img[510:] != b"\x55\xaa":
+        raise BuildError(f"GRUB's boot.img is not a {SECTOR}-byte boot sector")
+    sectors = -(-len(core_img) // SECTOR)
+    if sectors < 2 or len(core_img) < CORE_NO_RS_LENGTH + 2:
+        raise BuildError("GRUB's core.img is too small to be one")
+    if struct.unpack_from("<H", core_img, CORE_NO_RS_LENGTH)[0] == 0xFFFF:
+        raise BuildError("GRUB's core.img does not match its boot.img's version (core.img version mismatch)")
+    if sectors > min(room_sectors, CORE_MAX_SECTORS):
+        raise BuildError(f"GRUB's core.img ({sectors} sectors) does not fit in the BIOS boot partition "
+                         f"({min(room_sectors, CORE_MAX_SECTORS)} sectors)")
+    boot = bytearray(boot_img[:MBR_CODE_BYTES])
+    boot[BOOT_BPB] = first_sector[BOOT_BPB]
+    struct.pack_into("<Q", boot, BOOT_KERNEL_SECTOR, core_lba)
+    boot[BOOT_DRIVE] = 0xFF
+    boot[BOOT_DRIVE_CHECK:BOOT_DRIVE_CHECK + 2] = b"\x90\x90"
+    mbr = bytes(boot) + first_sector[MBR_CODE_BYTES:]
+    core = bytearray(core_img.ljust(sectors * SECTOR, b"\0"))
+    entry = SECTOR - BLOCKLIST_ENTRY
+    while entry > 0 and struct.unpack_from("<H", core, entry + 8)[0]:  # grub-mkimage's default list
+        core[entry:entry + BLOCKLIST_ENTRY] = bytes(BLOCKLIST_ENTRY)
+        entry -= BLOCKLIST_ENTRY
+    first = SECTOR - BLOCKLIST_ENTRY
+    struct.pack_into("<QHH", core, first, core_lba + 1, sectors - 1, CORE_SEGMENT)
+    core[first - BLOCKLIST_ENTRY:first] = bytes(BLOCKLIST_ENTRY)
+    return mbr, bytes(core)
 
 
 # ---- what the tree gets -------------------------------------------------------------------------
@@ -338,27 +505,42 @@ def make_esp(path: Path, ids: Ids, tree: Path, architecture: str, options: str, 
 def make_disk(tree: Path, image: Path, *, opts: LocalImageOptions, ui: api.Ui,
               cancel: threading.Event | None) -> DiskInfo:
     """Write the bootable raw disk ``image`` (sparse; replaced if it exists) from ``tree`` (nothing may
-    be mounted in it). The tree gets its fstab and kernel command line first."""
+    be mounted in it). The tree gets its fstab and kernel command line first (and, for a BIOS boot mode,
+    its GRUB configuration and kernel links)."""
     arch = ec2_architecture(opts)
-    if opts.boot_mode != "uefi":
-        raise BuildError(f"boot_mode {opts.boot_mode!r} is not supported by amibake-local: only uefi")
+    if opts.boot_mode not in FIRMWARE_LABELS:
+        raise BuildError(f"boot_mode {opts.boot_mode!r} is not supported by amibake-local: only "
+                         + ", ".join(FIRMWARE_LABELS))
+    bios = opts.boot_mode in BIOS_MODES
+    boot_img = grub_pc_files() if bios else None
     data = tree_bytes(tree)
-    minimum = minimum_gib(data)
+    minimum = minimum_gib(data, bios=bios)
     size_gib = opts.volume_size or minimum
     if opts.volume_size and opts.volume_size < minimum:
         raise BuildError(f"volume_size {opts.volume_size} GiB is too small: the root filesystem's "
                          f"{data / MIB:.0f} MiB of files need a disk of at least {minimum} GiB")
-    lay = layout(size_gib)
+    lay = layout(size_gib, bios=bios)
     ids = Ids.new()
     cmdline = kernel_command_line(str(ids.root_fs), opts.kernel_command_line)
-    ui.say(f"Making a {size_gib} GiB GPT disk (UEFI) from {data / MIB:.0f} MiB of files: {image.name}")
+    ui.say(f"Making a {size_gib} GiB GPT disk ({FIRMWARE_LABELS[opts.boot_mode]}) from {data / MIB:.0f} MiB "
+           f"of files: {image.name}")
     prepare_tree(tree, ids, cmdline)
+    if bios:
+        kernel, initrd = kernel_links(tree)
+        (tree / GRUB_PREFIX.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        (tree / GRUB_PREFIX.lstrip("/") / "grub.cfg").write_text(grub_cfg(os_title(tree), str(ids.root_fs),
+                                                                          cmdline))
     image.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="amibake-disk-", dir=image.parent))
     try:
         esp = work / "esp.img"
         ui.message("EFI system partition: systemd-boot, the kernel and initrd")
         make_esp(esp, ids, tree, arch, cmdline, cancel=cancel)
+        core_img = b""
+        if bios:
+            core_img = make_core_image(work / "core.img", str(ids.root_fs), cancel=cancel)
+            ui.message(f"BIOS boot partition: GRUB's core.img ({len(core_img) // 1024} KiB), boot.img in the "
+                       f"MBR; {GRUB_PREFIX}/grub.cfg boots /vmlinuz ({kernel}) and /initrd.img ({initrd})")
         root = work / "root.img"
         with root.open("wb") as f:
             f.truncate(lay.root_size)
@@ -367,9 +549,16 @@ def make_disk(tree: Path, image: Path, *, opts: LocalImageOptions, ui: api.Ui,
              "mkfs.ext4", cancel=cancel)
         image.unlink(missing_ok=True)
         head, tail = gpt_structures(lay, ids, arch)
+        if boot_img is not None:
+            mbr, core = bios_boot_sectors(head[:SECTOR], boot_img.read_bytes(), core_img,
+                                          lay.bios_start // SECTOR, lay.bios_size // SECTOR)
+            head = mbr + head[SECTOR:]
         with image.open("wb") as f:
             f.truncate(lay.size_bytes)
             f.write(head)
+            if boot_img is not None:
+                f.seek(lay.bios_start)
+                f.write(core)
             f.seek(lay.size_bytes - len(tail))
             f.write(tail)
         for part, start in ((esp, lay.esp_start), (root, lay.root_start)):
@@ -380,7 +569,7 @@ def make_disk(tree: Path, image: Path, *, opts: LocalImageOptions, ui: api.Ui,
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return DiskInfo(size_bytes=lay.size_bytes, boot_mode="uefi", architecture=arch,
+    return DiskInfo(size_bytes=lay.size_bytes, boot_mode=opts.boot_mode, architecture=arch,
                     root_uuid=str(ids.root_fs),
                     root_device_name=ROOT_DEVICE_NAME, ena_support=ena_support(tree),
                     sriov=sriov_support(tree), data_bytes=data)
