@@ -112,7 +112,9 @@ def start(sock: str, idle: str, watch: tuple[str, ...]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         pong = _ask(path, "ping")
-        if pong is not None:
+        # only the new server's pong: the stale one may still be on the socket until it has exited,
+        # and answers "stale" again (then "ready" named no pid and the server was not up yet)
+        if pong is not None and "pong" in pong:
             info = _pong(pong)
             warmed = info.get("warm_seconds")
             click.echo(f"amibake server {info.get('pid')} ready on {path} (warmed in {warmed} s)")
