@@ -160,6 +160,16 @@ def main() -> None:
         med = statistics.median(values)
         rows.append(f"| {name} | {med:.2f} | {min(values):.2f}-{max(values):.2f} | {med / limit:.2f} |")
     load = os.getloadavg()
+    rounds = ["| round | " + " | ".join(times) + " |", "|---" * (len(times) + 1) + "|"]
+    rounds += [f"| {r + 1} | " + " | ".join(f"{values[r]:.2f}" for values in times.values()) + " |"
+               for r in range(args.runs)]
+    paired = []
+    proxy, packer_name = "amibake, proxy adapter", next((n for n in times if n.startswith("Packer")), "")
+    if packer_name:
+        diffs = [p - a for a, p in zip(times[proxy], times[packer_name])]
+        faster, med = sum(d > 0 for d in diffs), statistics.median(diffs)
+        paired = [f"Paired by round, Packer's proxy minus amibake's: median {med:.2f} s, {min(diffs):.2f} to "
+                  f"{max(diffs):.2f} s; amibake's faster in {faster} of {len(diffs)} rounds.", ""]
     text = "\n".join([
         "# The ansible provisioner: amibake, Packer 1.6.6 and plain Ansible (bench/ansible.py)", "",
         f"{args.runs} runs each, alternating (every round in the other order), after one warm-up round, each "
@@ -168,7 +178,7 @@ def main() -> None:
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end. Seconds of the provisioner step "
         "(a build's 'Provisioning with Ansible...' to its next step line), or of the whole ansible-playbook "
         "process for the limit. Targets: proxy within 1.3x the limit and faster than Packer; "
-        "use_proxy = false within 1.1x.", "", *rows, ""])
+        "use_proxy = false within 1.1x.", "", *rows, "", *paired, "Each round (seconds):", "", *rounds, ""])
     Path(args.out).write_text(text)
     print(text)
 
