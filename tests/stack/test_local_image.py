@@ -184,6 +184,40 @@ def test_boot_test_fails_for_a_disk_that_does_not_boot(tmp_path: Path) -> None:
     assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
 
 
+def test_bios_boot_test_fails_at_once_for_a_disk_that_does_not_boot(tmp_path: Path) -> None:
+    """Under SeaBIOS: a disk without an MBR fails on the BIOS's "No bootable device"; one with GRUB
+    placed as make_disk places it but no root file system fails on GRUB's own error (its search for the
+    root's UUID), which shows that boot.img loaded core.img through the pointers. No kernel boots. (A
+    protective MBR without boot code, as on a uefi disk, hangs the BIOS: boot_test_timeout ends that.)"""
+    require_local_image_tools(("mkfs.vfat", "mcopy", "qemu-system-x86_64", "qemu-img", "timeout",
+                               "grub-mkimage"))
+    opts = LocalImageOptions.model_validate({"boot_mode": "legacy-bios", "boot_test_timeout": "2m"})
+    blank = tmp_path / "blank.raw"
+    with blank.open("wb") as f:
+        f.truncate(64 * disk.MIB)
+    grub = tmp_path / "grub.raw"
+    lay = disk.layout(1, bios=True)
+    head, tail = disk.gpt_structures(lay, disk.Ids.new(), "x86_64")
+    missing = "0b5e2d0c-1c8e-4a53-9d7c-f8b1a4e0c3d2"
+    core_img = disk.make_core_image(tmp_path / "core.img", missing, cancel=None)
+    mbr, core = disk.bios_boot_sectors(head[:disk.SECTOR], disk.grub_pc_files().read_bytes(), core_img,
+                                       lay.bios_start // disk.SECTOR, lay.bios_size // disk.SECTOR)
+    with grub.open("wb") as f:
+        f.truncate(lay.size_bytes)
+        f.write(mbr + head[disk.SECTOR:])
+        f.seek(lay.bios_start)
+        f.write(core)
+        f.seek(lay.size_bytes - len(tail))
+        f.write(tail)
+    for image, seen in ((blank, "No bootable device"), (grub, f"error: no such device: {missing}")):
+        started = time.monotonic()
+        with pytest.raises(BuildError, match="did not boot") as err:
+            boottest.boot_test(image, opts=opts, commands=["true"], ui=RecordingUi(), cancel=None)
+        assert time.monotonic() - started < 90  # the console's failure, long before the 2 minutes
+        assert seen in str(err.value)
+        assert subprocess.run(["pgrep", "-f", str(image)], capture_output=True, check=False).returncode == 1
+
+
 def test_open_tree_unmounts_on_failure(tmp_path: Path) -> None:
     """The chroot session's mounts are undone deepest first when provisioning fails, and when a mount
     fails half way (no tree needed: amazon-chroot's mounts are made in an empty directory)."""
