@@ -418,6 +418,7 @@ def test_images_and_snapshots_without_a_journal_here_or_finished_are_kept(aws: A
             f"image {done} ({REGION}) of run {run}: marked amibake:finished (a delivered artifact)",
         ]
     )
+    assert sorted(plan.report(run).kept) == sorted(plan.kept)  # in the run's own report
 
 
 def test_a_finished_builds_artifact_is_kept_and_another_image_of_the_run_removed(
@@ -446,6 +447,7 @@ def test_a_finished_builds_artifact_is_kept_and_another_image_of_the_run_removed
     plan = c.plan(run_id=run)
     assert {(i.kind, i.id) for i in plan.leftovers} == {("image", dup), ("snapshot", snaps[dup])}
     assert f"image {art} ({REGION}): artifact of finished build 'amazon-ebs.x' of run {run}" in plan.kept
+    assert len(plan.kept) == len(set(plan.kept)) == 2  # found in the journal and by tag: each kept once
     assert (
         f"snapshot {snaps[art]} ({REGION}) of run {run}: artifact of finished build 'amazon-ebs.x' of "
         f"run {run}"
@@ -866,3 +868,108 @@ def test_a_leftover_image_in_another_region_is_read_and_removed_there(aws: Aws, 
     )
     with pytest.raises(Exception, match=r"InvalidSnapshot\.NotFound"):
         west.describe_snapshots(SnapshotIds=[snap])
+
+
+# -- for the survivors of the 3 December sample (docs/mutation.md) ---------------------------------
+
+
+def test_mounted_reads_mountinfo_with_its_octal_escapes(tmp_path: Path) -> None:
+    info = tmp_path / "mountinfo"
+    info.write_text(
+        "36 35 98:0 / /mnt/a\\040b\\011c\\012d rw - ext4 /dev/x rw\n"
+        "37 35 98:0 / /mnt/back\\134slash rw - ext4 /dev/y rw\n"
+        "38 35 98:0 / /mnt/p\u00e4th rw - ext4 /dev/z rw\n"
+        "short line\n",
+        encoding="utf-8",
+    )
+    assert cl._mounted("/mnt/a b\tc\nd", str(info))
+    assert cl._mounted("/mnt/back\\slash", str(info))
+    assert cl._mounted("/mnt/p\u00e4th", str(info))
+    assert not cl._mounted("/mnt/a b", str(info))
+    assert not cl._mounted("/mnt/a\\040b\\011c\\012d", str(info))
+    assert not cl._mounted("/mnt/a", str(tmp_path / "no-such-file"))
+
+
+def test_unmount_failure_is_the_removals_failure(tmp_path: Path) -> None:
+    with pytest.raises(cl.AwsError) as err:
+        cl._unmount(str(tmp_path))  # not a mount point: umount itself refuses
+    assert str(err.value).startswith(f"umount {tmp_path} failed (exited with status ")
+    assert f"): umount: {tmp_path}: " in str(err.value)  # umount's own words
+    assert err.value.code == ""
+
+
+def test_an_attached_volume_in_another_region_is_detached_then_deleted(aws: Aws, tmp_path: Path) -> None:
+    region = "us-west-2"
+    ec2 = aws.ec2(region)
+    iid = ec2.run_instances(ImageId=base_ami(ec2), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    az = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["Placement"]
+    vol = ec2.create_volume(Size=1, AvailabilityZone=az["AvailabilityZone"])["VolumeId"]
+    ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    assert ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["State"] == "in-use"
+    c, _said = cleaner(tmp_path)  # the cleaner's own region is us-east-1
+    plan = Plan()
+    plan.add(Leftover("volume", region, vol, "", sources={"journal"}))
+    result = c.remove(plan)
+    assert result.removed == [f"volume {vol} ({region})"] and result.failed == []
+    assert ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [vol]}])["Volumes"] == []
+
+
+def test_instance_gone_or_terminated_reads_the_instances_state(aws: Aws, tmp_path: Path) -> None:
+    ec2 = aws.ec2()
+    iid = ec2.run_instances(ImageId=base_ami(ec2), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    gw = cl.make_gateway(REGION)
+    assert cl._instance_gone_or_terminated(gw, Leftover("instance", REGION, iid)) == (False, "running")
+    ec2.terminate_instances(InstanceIds=[iid])
+    assert cl._instance_gone_or_terminated(gw, Leftover("instance", REGION, iid)) == (True, "terminated")
+
+
+class NoTokenLookup(cl.CleanupGateway):
+    """A gateway whose client-token lookup AWS refuses (throttled): a lookup error with a code."""
+
+    def instances_by_token(self, token: str, region: str) -> list[str]:
+        raise cl.AwsError("DescribeInstances", "RequestLimitExceeded", "Request limit exceeded.")
+
+
+def test_an_intent_that_cannot_be_looked_up_does_not_stop_the_others(aws: Aws, tmp_path: Path) -> None:
+    ec2 = aws.ec2()
+    run = run_id()
+    ec2.create_key_pair(KeyName=f"made-{run}")
+    endpoint = f"{aws.url}/"  # the run's own endpoint (the same server, spelt otherwise)
+    journal(
+        tmp_path,
+        run,
+        ("access", {"region": REGION, "endpoint": endpoint}),
+        ("intent", {"kind": "instance", "region": REGION, "token": f"tok-{run}"}),
+        ("intent", {"kind": "key-pair", "region": REGION, "name": f"made-{run}"}),
+    )
+    reached: list[tuple[str, str, str]] = []
+
+    def gateways(access: tuple[str, str, str], region: str) -> cl.Ec2Gateway:
+        reached.append(access)
+        return NoTokenLookup(cl.AwsAccess(region=region, endpoint_ec2=access[0], profile=access[1]))
+
+    c = Cleaner(None, tmp_path, Said(), gateways=gateways, clock=lambda: NOW)
+    plan = c.plan(run_id=run)
+    assert plan.report(run).failed == [
+        f"could not look up the instance tok-{run} ({REGION}): RequestLimitExceeded: Request limit exceeded."
+    ]
+    # the intent is looked up, and what it made is found, through the run's own endpoint
+    found = [(i.kind, i.id, i.access) for i in plan.leftovers]
+    assert found == [("key-pair", f"made-{run}", (endpoint, "", ""))]
+    assert reached[0] == (endpoint, "", "")
+
+
+def test_removals_in_a_region_other_than_the_gateways(aws: Aws, tmp_path: Path) -> None:
+    region = "us-west-2"
+    ec2 = aws.ec2(region)
+    gw = cl.make_gateway(REGION)  # the cleaner's own region
+    run = run_id()
+    ec2.create_key_pair(KeyName=f"kp-{run}")
+    assert Cleaner._remove_one(gw, Leftover("key-pair", region, f"kp-{run}")) is False
+    assert ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [f"kp-{run}"]}])["KeyPairs"] == []
+    iid = ec2.run_instances(ImageId=base_ami(ec2), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=iid, Name=f"img-{run}")["ImageId"]
+    assert Cleaner._remove_one(gw, Leftover("image", region, ami)) is False
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
+    # a mount point of the build host (amazon-chroot) that is no longer mounted is gone already
+    assert Cleaner._remove_one(gw, Leftover("mount", "", str(tmp_path))) is True
