@@ -11,6 +11,8 @@ import os
 import shutil
 import struct
 import subprocess
+import threading
+import time
 import uuid
 import zlib
 from pathlib import Path
@@ -325,3 +327,58 @@ def test_a_legacy_bios_disk_is_said_and_cleaned_up_on_failure(tmp_path: Path) ->
     assert "linux /vmlinuz root=UUID=" in (tree / "boot/grub/grub.cfg").read_text()
     assert os.readlink(tree / "vmlinuz") == f"boot/vmlinuz-{VERSION}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tree"]
+
+
+# ---- the boot test's first login -----------------------------------------------------------------
+
+
+class _FakeComm:
+    def __init__(self, cut: bool) -> None:
+        self.cut = cut
+        self.closed = False
+
+    def run(self, command: str, timeout: float) -> int:
+        assert command == "true"
+        if self.cut:
+            raise boottest.DisconnectedError("SSH connection lost: SSH connection closed")
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _fake_qemu() -> SimpleNamespace:
+    return SimpleNamespace(stop=threading.Event(), exited=threading.Event(), fatal="", error="", status=None,
+                           console_tail=lambda: "  login:")
+
+
+def _login(monkeypatch: pytest.MonkeyPatch, comms: list[_FakeComm], qemu: SimpleNamespace,
+           seconds: float = 30) -> object:
+    made: list[_FakeComm] = []
+
+    def connect(settings: object, **_kw: object) -> _FakeComm:
+        if not comms:
+            raise boottest.AmibakeError("timeout waiting for SSH")
+        made.append(comms.pop(0))
+        return made[-1]
+
+    monkeypatch.setattr(boottest.ssh, "connect", connect)
+    return boottest._login(qemu, port=1, private_pem="", deadline=time.monotonic() + seconds,  # type: ignore[arg-type]
+                           timeout=seconds, cancel=None, progress=lambda _m: None)
+
+
+def test_a_first_session_cut_by_an_sshd_restart_logs_in_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = _FakeComm(cut=True), _FakeComm(cut=False)
+    assert _login(monkeypatch, [first, second], _fake_qemu()) is second
+    assert first.closed and not second.closed
+
+
+def test_sessions_cut_until_the_deadline_fail_the_boot_test(monkeypatch: pytest.MonkeyPatch) -> None:
+    cut = [_FakeComm(cut=True) for _ in range(3)]
+    with pytest.raises(BuildError, match=r"did not boot under QEMU: no SSH session within boot_test_timeout"):
+        _login(monkeypatch, list(cut), _fake_qemu(), seconds=0)
+    assert [c.closed for c in cut] == [True, False, False]  # one login: the deadline had passed
+    qemu = _fake_qemu()
+    qemu.fatal = "No bootable device."
+    with pytest.raises(BuildError, match=r"did not boot under QEMU: No bootable device\.\nserial console"):
+        _login(monkeypatch, [], qemu)

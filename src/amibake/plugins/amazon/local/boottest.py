@@ -24,7 +24,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,6 +193,41 @@ def _did_not_boot(qemu: _Qemu, reason: str) -> BuildError:
     return BuildError(text)
 
 
+def _login(qemu: _Qemu, *, port: int, private_pem: str, deadline: float, timeout: float,
+           cancel: threading.Event | None, progress: Callable[[str], None]) -> ssh.SSHCommunicator:
+    """Log in to the booting machine and open a first session (``true``); a session cut before it ran
+    (first-boot configuration restarting sshd just after the login) means logging in again, until
+    ``deadline``. Raises the boot test's :class:`BuildError` when it cannot."""
+    while True:
+        settings = SSHSettings(host="127.0.0.1", port=port, username=DEFAULT_USER,
+                               private_key_pem=private_pem, timeout=max(1.0, deadline - time.monotonic()),
+                               handshake_attempts=100000, keepalive_interval=5.0, retry_interval=1.0)
+        try:
+            comm = ssh.connect(settings, cancel=qemu.stop, log=progress)
+        except AmibakeError as exc:
+            if cancel is not None and cancel.is_set():
+                raise BuildError("the boot test was cancelled") from exc
+            if qemu.fatal:
+                raise _did_not_boot(qemu, qemu.fatal) from exc
+            if qemu.exited.is_set():
+                why = qemu.error or f"QEMU exited (status {qemu.status}) before SSH answered"
+                raise _did_not_boot(qemu, why) from exc
+            raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s): {exc}") from exc
+        try:
+            comm.run("true", timeout=max(1.0, deadline - time.monotonic()))
+            return comm
+        except DisconnectedError as exc:
+            log.debug("the boot test's first SSH session was cut (%s): logging in again", exc)
+            comm.close()
+            if time.monotonic() >= deadline or qemu.exited.is_set():
+                raise _did_not_boot(qemu, f"no SSH session within boot_test_timeout ({timeout:g}s): "
+                                          f"{exc}") from exc
+        except AmibakeError as exc:
+            comm.close()
+            raise _did_not_boot(qemu, f"no SSH session within boot_test_timeout ({timeout:g}s): "
+                                      f"{exc}") from exc
+
+
 def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: api.Ui,
               cancel: threading.Event | None) -> None:
     """Boot ``image`` (left byte-identical) under QEMU, log in over SSH, run ``commands`` (each must exit
@@ -254,36 +289,8 @@ def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: 
                 ui.message(f"still waiting for SSH after {now - started:.0f}s "
                            f"({qemu.lines if qemu else 0} console lines)")
 
-        while True:
-            settings = SSHSettings(host="127.0.0.1", port=port, username=DEFAULT_USER,
-                                   private_key_pem=private_pem, timeout=max(1.0, deadline - time.monotonic()),
-                                   handshake_attempts=100000, keepalive_interval=5.0, retry_interval=1.0)
-            try:
-                comm = ssh.connect(settings, cancel=qemu.stop, log=progress)
-            except AmibakeError as exc:
-                if cancel is not None and cancel.is_set():
-                    raise BuildError("the boot test was cancelled") from exc
-                if qemu.fatal:
-                    raise _did_not_boot(qemu, qemu.fatal) from exc
-                if qemu.exited.is_set():
-                    why = qemu.error or f"QEMU exited (status {qemu.status}) before SSH answered"
-                    raise _did_not_boot(qemu, why) from exc
-                raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s): "
-                                          f"{exc}") from exc
-            # first-boot configuration may restart sshd just after a login: log in again then
-            try:
-                comm.run("true", timeout=max(1.0, deadline - time.monotonic()))
-                break
-            except DisconnectedError as exc:
-                log.debug("the boot test's first SSH session was cut (%s): logging in again", exc)
-                comm.close()
-                comm = None
-                if time.monotonic() >= deadline or qemu.exited.is_set():
-                    raise _did_not_boot(qemu, f"no SSH session within boot_test_timeout ({timeout:g}s): "
-                                              f"{exc}") from exc
-            except AmibakeError as exc:
-                raise _did_not_boot(qemu, f"no SSH session within boot_test_timeout ({timeout:g}s): "
-                                          f"{exc}") from exc
+        comm = _login(qemu, port=port, private_pem=private_pem, deadline=deadline, timeout=timeout,
+                      cancel=cancel, progress=progress)
         ui.message(f"SSH is up after {time.monotonic() - started:.0f}s")
         for command in commands:
             ui.message(f"check: {command}")
