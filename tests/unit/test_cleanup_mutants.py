@@ -971,5 +971,15 @@ def test_removals_in_a_region_other_than_the_gateways(aws: Aws, tmp_path: Path) 
     ami = ec2.create_image(InstanceId=iid, Name=f"img-{run}")["ImageId"]
     assert Cleaner._remove_one(gw, Leftover("image", region, ami)) is False
     assert ec2.describe_images(Owners=["self"])["Images"] == []
+    sir = ec2.request_spot_instances(
+        SpotPrice="0.05",
+        InstanceCount=1,
+        LaunchSpecification={"ImageId": base_ami(ec2), "InstanceType": "t2.micro"},
+    )["SpotInstanceRequests"][0]["SpotInstanceRequestId"]
+    assert Cleaner._remove_one(gw, Leftover("spot-request", region, sir)) is False
+    reqs = ec2.describe_spot_instance_requests(
+        Filters=[{"Name": "spot-instance-request-id", "Values": [sir]}]
+    )
+    assert [r["State"] for r in reqs["SpotInstanceRequests"]] in ([], ["cancelled"])
     # a mount point of the build host (amazon-chroot) that is no longer mounted is gone already
     assert Cleaner._remove_one(gw, Leftover("mount", "", str(tmp_path))) is True
