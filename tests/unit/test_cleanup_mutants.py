@@ -195,6 +195,11 @@ def test_plan_orders_by_dependency() -> None:
     assert order.index("image") < order.index("snapshot") and order.index("launch-template") < order.index(
         "iam-role"
     )
+    # mounts deepest first (a chroot's /proc before the root it is mounted in), whatever order found
+    mounts = Plan()
+    for path in ("/mnt/root", "/mnt/root/proc/sys", "/mnt/root/proc"):
+        mounts.add(Leftover("mount", "", path))
+    assert [i.id for i in mounts.ordered()] == ["/mnt/root/proc/sys", "/mnt/root/proc", "/mnt/root"]
 
 
 def test_run_report_left_and_helpers() -> None:
