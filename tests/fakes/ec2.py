@@ -429,6 +429,7 @@ class CountingEc2:
         *,
         cancel: threading.Event | None = None,
         progress: Callable[[str, float | None], None] | None = None,
+        registered: bool = False,
     ) -> Image:
         seen: list[Image] = []
 

@@ -758,8 +758,12 @@ class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
         *,
         cancel: threading.Event | None = None,
         progress: Callable[[str, float | None], None] | None = None,
+        registered: bool = False,
     ) -> Image:
-        """Wait for an AMI; on a long wait (over ``PROGRESS_AFTER`` seconds) report its snapshots'
+        """Wait for an AMI (``registered``: one RegisterImage made of completed snapshots, which is
+        planned with its own, shorter prior than CreateImage's).
+
+        On a long wait (over ``PROGRESS_AFTER`` seconds) report its snapshots'
         progress at most every ``PROGRESS_EVERY`` seconds, so a fast endpoint pays no extra call. On
         a planned wait the DescribeSnapshots call is made only when it keeps the wait within Packer's
         calls (``_Planned.spend_extra``); otherwise the report says the AMI is pending, without a
@@ -770,7 +774,8 @@ class Ec2Gateway(IamCalls, DiscoveryCalls, ImportCalls):
         every, after = PROGRESS_EVERY * scale, PROGRESS_AFTER * scale
         polling = self.polling.long()
         copy = region not in (None, self.region)
-        planned = self._planned("image_copy" if copy else "image_available", region, polling)
+        kind = "image_copy" if copy else "image_registered" if registered else "image_available"
+        planned = self._planned(kind, region, polling)
         last_report = [started - every]  # the first eligible poll reports
         label = f"AMI {image_id}" + (f" ({region})" if region else "") + ": snapshot progress"
 

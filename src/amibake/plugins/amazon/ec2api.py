@@ -189,4 +189,5 @@ class Ec2Api(Protocol):
         *,
         cancel: threading.Event | None = None,
         progress: Callable[[str, float | None], None] | None = None,
+        registered: bool = False,
     ) -> Image: ...

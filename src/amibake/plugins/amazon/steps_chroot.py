@@ -576,7 +576,7 @@ def register_ami(st: ChrootState, ctx: StepContext) -> None:
     st.ui.say(f"AMI: {image_id}")
     st.ui.say("Waiting for AMI to become ready...")
     try:
-        st.ec2.wait_image_available(image_id, cancel=ctx.cancel, progress=st.ui.progress)
+        st.ec2.wait_image_available(image_id, cancel=ctx.cancel, progress=st.ui.progress, registered=True)
     except BuildError as exc:
         raise BuildError(f"Error waiting for AMI: {exc}") from exc
     st.snapshots[region] = [st.snapshot_id]

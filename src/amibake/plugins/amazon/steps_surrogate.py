@@ -167,7 +167,8 @@ def register_ami(st: SurrogateState, ctx: StepContext) -> None:
     ui.say(f"AMI: {image_id}")
     ui.say("Waiting for AMI to become ready...")
     try:
-        image = st.ec2.wait_image_available(image_id, cancel=ctx.cancel, progress=ui.progress)
+        image = st.ec2.wait_image_available(image_id, cancel=ctx.cancel, progress=ui.progress,
+                                            registered=True)
     except BuildError as exc:
         raise BuildError(f"Error waiting for AMI: {exc}") from exc
     snaps = list(dict.fromkeys([*image.snapshot_ids, *st.snapshot_ids.values()]))
