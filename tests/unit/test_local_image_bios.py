@@ -338,7 +338,7 @@ class _FakeComm:
         self.closed = False
 
     def run(self, command: str, timeout: float) -> int:
-        assert command == "true"
+        assert command == boottest.SETTLE
         if self.cut:
             raise boottest.DisconnectedError("SSH connection lost: SSH connection closed")
         return 0
