@@ -17,7 +17,7 @@ from amibake.plugins.amazon.local.config_image import LocalImageOptions, image_p
 
 #: why amibake-local refuses an option the other amazon builders may carry out
 _UNPROVEN = "not carried out by amibake-local yet: no test has seen it take effect in a local build"
-_HVM = ("amibake-local registers the disk it built, which boots with UEFI: its AMI is always hvm "
+_HVM = ("amibake-local registers the disk it built, which boots with UEFI or a BIOS: its AMI is always hvm "
         "(RegisterImage VirtualizationType hvm)")
 _ENCRYPT = ("the local build encrypts its snapshot when it is written (snapshot_encrypted, "
             "snapshot_kms_key_arn); encrypted copies of the AMI are not carried out yet")
