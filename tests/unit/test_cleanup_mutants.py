@@ -14,6 +14,7 @@ import random
 import socket
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -988,3 +989,27 @@ def test_removals_in_a_region_other_than_the_gateways(aws: Aws, tmp_path: Path) 
     assert [r["State"] for r in reqs["SpotInstanceRequests"]] in ([], ["cancelled"])
     # a mount point of the build host (amazon-chroot) that is no longer mounted is gone already
     assert Cleaner._remove_one(gw, Leftover("mount", "", str(tmp_path))) is True
+
+
+def test_a_run_is_stale_from_exactly_its_stale_age_and_a_finished_volume_is_kept(
+    aws: Aws, tmp_path: Path
+) -> None:
+    ec2 = aws.ec2()
+    c, _said = cleaner(tmp_path)
+    run = run_id()
+    beat = datetime.fromtimestamp(NOW - c.stale, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    vol = ec2.create_volume(
+        AvailabilityZone=f"{REGION}a",
+        Size=1,
+        TagSpecifications=spec("volume", run, **{"amibake:heartbeat": beat}),
+    )["VolumeId"]
+    assert c._may_remove(Leftover("volume", REGION, vol, run)) == ""
+    fresher = cleaner(tmp_path, clock=NOW - 1)[0]
+    assert fresher._may_remove(Leftover("volume", REGION, vol, run)).startswith("its run is alive elsewhere")
+    # amazon-ebsvolume delivers volumes: one marked amibake:finished is never removed
+    done = ec2.create_volume(
+        AvailabilityZone=f"{REGION}a",
+        Size=1,
+        TagSpecifications=spec("volume", "", **{"amibake:finished": OLD}),
+    )["VolumeId"]
+    assert c._may_remove(Leftover("volume", REGION, done)) == "marked amibake:finished (a delivered artifact)"
