@@ -63,3 +63,66 @@ def test_a_gp2_root_device_with_iops_is_refused_at_ami_root_device() -> None:
         problems(EbsSurrogateConfig, ami_root_device={**ROOT, "volume_type": "io1", "iops": 100}, **SURROGATE)
         == []
     )
+
+
+def test_run_config_refusals_name_their_keys() -> None:
+    assert problems(EbsConfig, spot_instance_types=["t3.micro"]) == [
+        (
+            "either instance_type or spot_instance_types must be specified, not both",
+            f"{AT}.spot_instance_types",
+        )
+    ]
+    assert problems(
+        EbsConfig, spot_price="auto", instance_type="t2.micro", enable_unlimited_credits=True
+    ) == [
+        (
+            "Error: Unlimited credits cannot be used in conjunction with Spot Instances",
+            f"{AT}.enable_unlimited_credits",
+        )
+    ]
+    assert problems(EbsConfig, spot_price="auto", enable_nitro_enclave=True) == [
+        (
+            "Error: Nitro Enclave cannot be used in conjunction with Spot Instances",
+            f"{AT}.enable_nitro_enclave",
+        ),
+        (
+            "Error: Nitro Enclaves cannot be used in conjunction with burstable instance types: t3.micro",
+            f"{AT}.enable_nitro_enclave",
+        ),
+    ]
+
+
+def test_fast_launch_problems_name_their_keys() -> None:
+    refused = (
+        '"fast_launch" is not supported by amibake yet: Windows fast launch (EnableFastLaunch) is not '
+        "implemented yet",
+        f"{AT}.fast_launch",
+    )
+    assert problems(EbsConfig, fast_launch={"max_parallel_launches": 3}) == [
+        refused,
+        (
+            "max_parallel_launches must be >= 6, provided value is 3",
+            f"{AT}.fast_launch.max_parallel_launches",
+        ),
+    ]
+    assert problems(EbsConfig, fast_launch={"enable_fast_launch": True, "template_version": 2}) == [
+        refused,
+        (
+            'fast_launch_template_config region "us-east-1": launch template version specified without an '
+            "ID or name",
+            f"{AT}.fast_launch.region_launch_templates[0]",
+        ),
+    ]
+    named = {"enable_fast_launch": True, "template_version": 2, "template_name": "t"}
+    assert problems(EbsConfig, fast_launch=named) == [refused]
+
+
+def test_region_kms_key_ids_problems_name_their_keys() -> None:
+    assert problems(EbsConfig, region_kms_key_ids={"us-west-2": "k"}) == [
+        ("Region us-west-2 is in region_kms_key_ids but not in ami_regions", f"{AT}.region_kms_key_ids"),
+        (
+            "If you have set either region_kms_key_ids or kms_key_id, encrypt_boot must also be true.",
+            f"{AT}.encrypt_boot",
+        ),
+        ('"k" is not a valid KMS Key Id.', f"{AT}.region_kms_key_ids"),
+    ]
