@@ -22,17 +22,15 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from amibake.api import BuildEnv
-from amibake.communicator.base import DisconnectedError
 from amibake.errors import BuildError, CommunicatorError
 from amibake.provisioners.shell.provisioner import (
-    CMD_DISCONNECT,
     RETRY_DELAY_SECONDS,
     check_exit_code,
-    clean_output_line,
     env_vars,
     go_duration,
     go_sprintf,
     retry_start,
+    run_streamed,
     seconds,
     split_env_var,
     write_temp_script,
@@ -356,16 +354,7 @@ class PowershellProvisioner:
             raise BuildError(f"Error processing command: {exc}") from exc
 
     def _run(self, comm: Communicator, command: str) -> int:
-        ui = self.ui
-        log.debug("[%s] running: %s", self.env.build_name, command)
-        try:
-            return comm.run(
-                command,
-                stdout=lambda line: ui.message(clean_output_line(line)),
-                stderr=lambda line: ui.error(clean_output_line(line)),
-            )
-        except DisconnectedError:
-            return CMD_DISCONNECT
+        return run_streamed(comm, command, self.ui, self.env.build_name)
 
     def _upload_and_run(self, comm: Communicator, content: bytes, command: str) -> int:
         """Upload the script and run it in one retried attempt (a restart between the two would lose

@@ -170,6 +170,21 @@ def clean_output_line(line: str) -> str:
     return line[idx + 1 :] if idx >= 0 else line
 
 
+def run_streamed(comm: Communicator, command: str, ui: Any, build_name: str) -> int:
+    """Run ``command`` with its output lines (cleaned as Packer does) said as they come, stdout as
+    messages and stderr as errors; the exit status, or :data:`CMD_DISCONNECT` when the connection
+    dropped (Packer's ``packersdk.CmdDisconnect``, which the restart-aware callers retry on)."""
+    log.debug("[%s] running: %s", build_name, command)
+    try:
+        return comm.run(
+            command,
+            stdout=lambda line: ui.message(clean_output_line(line)),
+            stderr=lambda line: ui.error(clean_output_line(line)),
+        )
+    except DisconnectedError:
+        return CMD_DISCONNECT
+
+
 def seconds(value: Any) -> float:
     """A duration option as seconds: None/"" -> 0, numbers (seconds), timedelta, or a Go duration
     (``1m30s``) read by :func:`amibake.config.durations.parse_duration`.
@@ -317,15 +332,7 @@ class ShellProvisioner:
                 raise CommunicatorError(
                     f"Error chmodding script file to 0755 in remote machine: {exc}"
                 ) from exc
-            log.debug("[%s] running: %s", self.env.build_name, command)
-            try:
-                return comm.run(
-                    command,
-                    stdout=lambda line: ui.message(clean_output_line(line)),
-                    stderr=lambda line: ui.error(clean_output_line(line)),
-                )
-            except DisconnectedError:
-                return CMD_DISCONNECT
+            return run_streamed(comm, command, ui, self.env.build_name)
 
         status = retry_start(attempt, self.start_retry_timeout, self.env.cancel, self.retry_delay)
         if status == CMD_DISCONNECT:

@@ -15,16 +15,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from amibake.api import BuildEnv
-from amibake.communicator.base import DisconnectedError
 from amibake.errors import BuildError, CommunicatorError
 from amibake.provisioners.shell.provisioner import (
-    CMD_DISCONNECT,
     RETRY_DELAY_SECONDS,
     check_exit_code,
-    clean_output_line,
     env_vars,
     go_sprintf,
     retry_start,
+    run_streamed,
     seconds,
     write_temp_script,
 )
@@ -96,12 +94,4 @@ class WindowsShellProvisioner:
             comm.upload(self.remote_path, content)
         except CommunicatorError as exc:
             raise CommunicatorError(f"Error uploading script: {exc}") from exc
-        log.debug("[%s] running: %s", self.env.build_name, command)
-        try:
-            return comm.run(
-                command,
-                stdout=lambda line: ui.message(clean_output_line(line)),
-                stderr=lambda line: ui.error(clean_output_line(line)),
-            )
-        except DisconnectedError:
-            return CMD_DISCONNECT
+        return run_streamed(comm, command, ui, self.env.build_name)
