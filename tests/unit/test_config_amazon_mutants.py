@@ -11,14 +11,8 @@ from amibake.config.base import CheckContext, decode
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.config_instance import InstanceConfig
 from amibake.plugins.amazon.config_surrogate import EbsSurrogateConfig
+from tests.unit.test_config_amazon import BASE
 
-BASE: dict[str, Any] = {
-    "ami_name": "packer-example 1234",
-    "instance_type": "t3.micro",
-    "region": "us-east-1",
-    "ssh_username": "ubuntu",
-    "source_ami": "ami-0123456789abcdef0",
-}
 AT = "source.amazon-ebs.x"
 SPOT = (
     "Spot instances do not support modification, which is required when either `ena_support` or "
