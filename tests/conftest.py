@@ -61,6 +61,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+#: the test modules that boot a disk under QEMU (software emulation: minutes each), slowest first.
+#: They go to the front of the run: xdist's worksteal hands each worker a contiguous half of the list at
+#: the start, so the first worker boots them one after the other while the other worker runs the rest,
+#: instead of a worker reaching them last and the run waiting for them alone.
+SLOW_FIRST = ("tests/stack/test_local_builder_e2e.py", "tests/stack/test_local_image.py")
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.split("::", 1)[0]
+        return SLOW_FIRST.index(path) if path in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: every other test keeps its place
+
+
 @pytest.fixture(autouse=True)
 def isolated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
              monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
