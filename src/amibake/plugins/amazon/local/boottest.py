@@ -60,6 +60,12 @@ POWEROFF_SECONDS = 90.0
 #: the boot test's hostname (given in the NoCloud seed)
 HOSTNAME = "amibake-boot-test"
 CONSOLE_TAIL = 25
+#: a machine whose console has said nothing for this long, SSH not answering yet, has stalled: QEMU's
+#: software emulation once left a guest kernel silent at 0.9 s ("clocksource: Switched to clocksource
+#: hpet") for a whole 600 s boot_test_timeout, while the same disk booted in every other run. Such a
+#: machine is booted once more, from a fresh overlay, within the same boot_test_timeout. A disk that
+#: hangs by itself hangs again and fails; a normal boot's longest silence here is well under this.
+STALL_SECONDS = 150.0
 
 
 def fatal_console_line(line: str) -> bool:
@@ -137,9 +143,14 @@ class _Qemu:
         self.error = ""
         self.console: collections.deque[str] = collections.deque(maxlen=CONSOLE_TAIL)
         self.lines = 0
+        #: when the console last said anything (monotonic seconds)
+        self.last_output = time.monotonic()
+        #: set by the stall watch: the machine was stopped because its console went silent
+        self.stalled = False
         self.thread = threading.Thread(target=self._run, daemon=True, name="amibake-boottest-qemu")
 
     def _line(self, line: str) -> None:
+        self.last_output = time.monotonic()
         line = ANSI_ESCAPE.sub("", line).rstrip("\r")
         log.debug("console: %s", line)
         if line.strip():
@@ -171,6 +182,23 @@ class _Qemu:
     def console_tail(self) -> str:
         return "\n".join(f"  {line}" for line in self.console)
 
+    def watch_stall(self, seconds: float, done: threading.Event) -> None:
+        """Until ``done`` is set or QEMU exits: stop the machine (``stalled``) once its console has been
+        silent for ``seconds``."""
+        def watch() -> None:
+            while not done.wait(min(1.0, seconds / 4)) and not self.exited.is_set():
+                if time.monotonic() - self.last_output >= seconds:
+                    log.debug("the console has been silent for %.0fs: the machine has stalled", seconds)
+                    self.stalled = True
+                    self.stop.set()
+                    return
+
+        threading.Thread(target=watch, daemon=True, name="amibake-boottest-stall").start()
+
+
+class _Stalled(Exception):
+    """The machine stalled before SSH answered (see :data:`STALL_SECONDS`)."""
+
 
 def _make_seed(path: Path, files: dict[str, str], work: Path, cancel: threading.Event | None) -> None:
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
@@ -200,10 +228,12 @@ SETTLE = "command -v systemctl >/dev/null 2>&1 && systemctl is-system-running --
 
 
 def _login(qemu: _Qemu, *, port: int, private_pem: str, deadline: float, timeout: float,
-           cancel: threading.Event | None, progress: Callable[[str], None]) -> ssh.SSHCommunicator:
+           cancel: threading.Event | None, progress: Callable[[str], None],
+           answered: threading.Event) -> ssh.SSHCommunicator:
     """Log in to the booting machine and open a first session (:data:`SETTLE`, which returns once
     first boot has finished starting); a session cut before it ended (first-boot configuration
-    restarting sshd after the login) means logging in again, until ``deadline``. Raises the boot
+    restarting sshd after the login) means logging in again, until ``deadline``. Sets ``answered`` at
+    the first login. Raises :class:`_Stalled` when the stall watch stopped the machine, else the boot
     test's :class:`BuildError` when it cannot."""
     while True:
         settings = SSHSettings(host="127.0.0.1", port=port, username=DEFAULT_USER,
@@ -214,12 +244,15 @@ def _login(qemu: _Qemu, *, port: int, private_pem: str, deadline: float, timeout
         except AmibakeError as exc:
             if cancel is not None and cancel.is_set():
                 raise BuildError("the boot test was cancelled") from exc
+            if qemu.stalled:
+                raise _Stalled() from exc
             if qemu.fatal:
                 raise _did_not_boot(qemu, qemu.fatal) from exc
             if qemu.exited.is_set():
                 why = qemu.error or f"QEMU exited (status {qemu.status}) before SSH answered"
                 raise _did_not_boot(qemu, why) from exc
             raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s): {exc}") from exc
+        answered.set()
         try:
             comm.run(SETTLE, timeout=max(1.0, deadline - time.monotonic()))
             return comm
@@ -233,6 +266,24 @@ def _login(qemu: _Qemu, *, port: int, private_pem: str, deadline: float, timeout
             comm.close()
             raise _did_not_boot(qemu, f"no SSH session within boot_test_timeout ({timeout:g}s): "
                                       f"{exc}") from exc
+
+
+def _fresh_disks(image: Path, work: Path, firmware: Firmware | None,
+                 cancel: threading.Event | None) -> Path | None:
+    """A new qcow2 overlay of ``image`` at ``work/overlay.qcow2`` (the disk itself is never written) and,
+    with OVMF, a new copy of its variable store (returned)."""
+    overlay = work / "overlay.qcow2"
+    overlay.unlink(missing_ok=True)
+    try:
+        localexec.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.resolve()),
+                       str(overlay)], cancel=cancel, check=True)
+    except localexec.LocalCommandError as exc:
+        raise BuildError(f"cannot make the boot test's overlay of {image}: {exc}") from exc
+    if firmware is None:
+        return None
+    vars_file = work / "OVMF_VARS.fd"
+    shutil.copyfile(firmware.vars_template, vars_file)
+    return vars_file
 
 
 def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: api.Ui,
@@ -256,48 +307,59 @@ def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: 
     try:
         ui.say(f"Boot test: booting {image.name} under QEMU ({'BIOS' if bios else 'UEFI'}, software "
                "emulation)...")
-        overlay = work / "overlay.qcow2"
-        try:
-            localexec.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", str(image.resolve()),
-                           str(overlay)], cancel=cancel, check=True)
-        except localexec.LocalCommandError as exc:
-            raise BuildError(f"cannot make the boot test's overlay of {image}: {exc}") from exc
-        vars_file = None
-        if firmware is not None:
-            vars_file = work / "OVMF_VARS.fd"
-            shutil.copyfile(firmware.vars_template, vars_file)
         key = asyncssh.generate_private_key("ssh-ed25519")
         private_pem = key.export_private_key().decode()
         public = key.export_public_key().decode()
         seed = work / "seed.img"
         _make_seed(seed, seed_files(public, f"amibake-{os.urandom(6).hex()}"), work, cancel)
-        port = free_port()
-        qemu = _Qemu(qemu_argv(firmware=firmware, vars_file=vars_file, overlay=overlay, seed=seed, port=port,
-                               timeout=timeout), timeout)
-        qemu.start()
+        current: list[_Qemu] = []
         if cancel is not None:
-            q = qemu
-
             def watch() -> None:
                 while not watcher_stop.wait(0.2):
                     if cancel.is_set():
-                        q.stop.set()
+                        for q in current:
+                            q.stop.set()
                         return
 
             threading.Thread(target=watch, daemon=True, name="amibake-boottest-cancel").start()
-        ui.message(f"waiting for SSH on 127.0.0.1:{port} (user {DEFAULT_USER}, timeout {timeout:g}s)")
         started = time.monotonic()
         last_note = [started]
+        for attempt in (1, 2):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                assert qemu is not None
+                raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s)")
+            port = free_port()
+            qemu = _Qemu(qemu_argv(firmware=firmware, vars_file=_fresh_disks(image, work, firmware, cancel),
+                                   overlay=work / "overlay.qcow2", seed=seed, port=port, timeout=left), left)
+            current.append(qemu)
+            qemu.start()
+            if cancel is not None and cancel.is_set():
+                qemu.stop.set()
+            answered = threading.Event()
+            if attempt == 1:
+                qemu.watch_stall(STALL_SECONDS, answered)
+            ui.message(f"waiting for SSH on 127.0.0.1:{port} (user {DEFAULT_USER}, timeout {timeout:g}s)")
+            last_note[0] = time.monotonic()
 
-        def progress(_msg: str) -> None:
-            now = time.monotonic()
-            if now - last_note[0] >= 15:
-                last_note[0] = now
-                ui.message(f"still waiting for SSH after {now - started:.0f}s "
-                           f"({qemu.lines if qemu else 0} console lines)")
+            def progress(_msg: str, q: _Qemu = qemu) -> None:
+                now = time.monotonic()
+                if now - last_note[0] >= 15:
+                    last_note[0] = now
+                    ui.message(f"still waiting for SSH after {now - started:.0f}s ({q.lines} console lines)")
 
-        comm = _login(qemu, port=port, private_pem=private_pem, deadline=deadline, timeout=timeout,
-                      cancel=cancel, progress=progress)
+            try:
+                comm = _login(qemu, port=port, private_pem=private_pem, deadline=deadline, timeout=timeout,
+                              cancel=cancel, progress=progress, answered=answered)
+                break
+            except _Stalled:
+                answered.set()
+                qemu.kill()
+                ui.message(f"the machine's console has been silent for {STALL_SECONDS:g}s and SSH has not "
+                           "answered: the emulated machine has stalled; booting it once more (software "
+                           "emulation can stall a guest early in its boot)")
+                log.debug("the stalled boot's console:\n%s", qemu.console_tail())
+        assert comm is not None and qemu is not None
         ui.message(f"SSH is up and first boot has finished after {time.monotonic() - started:.0f}s")
         for command in commands:
             ui.message(f"check: {command}")
