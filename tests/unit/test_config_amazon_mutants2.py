@@ -1,0 +1,334 @@
+"""More of the amazon configs' behaviour, each observed exactly: refusals with their text and the key
+they are reported under, values that must be accepted, what a block device mapping sends to EC2,
+what the access settings carry, and the shared option declarations. Written for the survivors of the
+config_* mutation samples (docs/mutation.md); tests/unit/test_config_amazon.py checks the rules both
+ways, tests/unit/test_config_amazon_mutants.py the first refusals with their keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic.fields import FieldInfo
+
+from amibake.config.base import CheckContext, decode
+from amibake.plugins.amazon import config_blockdev, config_common, config_ebsvolume
+from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.config_blockdev import BlockDevice
+from amibake.plugins.amazon.config_chroot import ChrootConfig
+from amibake.plugins.amazon.config_ebsvolume import EbsVolumeConfig
+from amibake.plugins.amazon.config_instance import InstanceConfig
+from amibake.plugins.amazon.config_surrogate import EbsSurrogateConfig
+from tests.unit.test_config_amazon import BASE, KMS
+
+AT = "source.amazon-ebs.x"
+PINNED = Path(__file__).parent / "data" / "config_fields.json"
+ROOT: dict[str, Any] = {"source_device_name": "/dev/xvdf", "device_name": "/dev/xvda", "volume_size": 8}
+SURROGATE: dict[str, Any] = {
+    "ami_virtualization_type": "hvm",
+    "ami_root_device": ROOT,
+    "launch_block_device_mappings": [{"device_name": "/dev/xvdf", "volume_size": 8}],
+}
+CHROOT = {"ami_name": "chroot-ami", "source_ami": "ami-1"}
+
+
+def problems(cls: type, raw: dict[str, Any]) -> list[tuple[str, str | None]]:
+    _, found, _ = decode(cls, raw, CheckContext(template_dir=Path("."), key_path=AT))
+    return [(p.message, p.key) for p in found if "points to bad file" not in p.message]
+
+
+def ebs(**over: Any) -> list[tuple[str, str | None]]:
+    return problems(EbsConfig, {**BASE, **over})
+
+
+# --- fast_launch: the template given at the top level is checked like a regional one
+
+
+def test_fast_launch_top_level_template_id_and_name_are_refused_together() -> None:
+    found = ebs(fast_launch={"template_id": "lt-1", "template_name": "t"})
+    assert (
+        'fast_launch_template_config region "us-east-1": both template ID and name cannot be specified '
+        "at the same time",
+        f"{AT}.fast_launch.region_launch_templates[0]",
+    ) in found
+    # the id alone names the template: a version is then fine
+    assert [m for m, _ in ebs(fast_launch={"template_id": "lt-1", "template_version": 2})] == [
+        '"fast_launch" is not supported by amibake yet: Windows fast launch (EnableFastLaunch) is not '
+        "implemented yet"
+    ]
+
+
+# --- AMI sharing and KMS keys
+
+
+def test_sharing_with_a_region_on_the_default_key_is_refused_at_region_kms_key_ids() -> None:
+    keys = {"us-east-1": KMS, "us-west-2": ""}
+    regions = ["us-east-1", "us-west-2"]
+    found = ebs(ami_regions=regions, region_kms_key_ids=keys, encrypt_boot=True, ami_users=["1"])
+    assert found == [
+        ("Cannot share AMI encrypted with default KMS key for other regions", f"{AT}.region_kms_key_ids")
+    ]
+    found = ebs(ami_regions=regions, region_kms_key_ids=keys, encrypt_boot=True, snapshot_users=["1"])
+    assert found == [("Cannot share snapshot encrypted with default KMS key", f"{AT}.region_kms_key_ids")]
+
+
+# --- block devices
+
+
+def test_iops_ratio_message() -> None:
+    device = {"device_name": "/dev/sdb", "volume_type": "io1", "volume_size": 1, "iops": 100}
+    assert ebs(launch_block_device_mappings=[device]) == [
+        (
+            "/dev/sdb: the maximum ratio of provisioned IOPS to requested volume size (in GiB) is 50:1 "
+            "for io1 volumes",
+            f"{AT}.launch_block_device_mappings[0]",
+        )
+    ]
+
+
+def test_block_device_to_api() -> None:
+    def api(**raw: Any) -> dict[str, Any]:
+        api_mapping: dict[str, Any] = BlockDevice.model_validate({"device_name": "/dev/sdb", **raw}).to_api()
+        return api_mapping
+
+    assert api(no_device=True, volume_size=8) == {"DeviceName": "/dev/sdb", "NoDevice": ""}
+    assert api(virtual_name="ephemeral0") == {"DeviceName": "/dev/sdb", "VirtualName": "ephemeral0"}
+    assert api(volume_type="io1", volume_size=10, iops=300, encrypted=True, kms_key_id=KMS) == {
+        "DeviceName": "/dev/sdb",
+        "Ebs": {
+            "DeleteOnTermination": False,
+            "VolumeType": "io1",
+            "VolumeSize": 10,
+            "Iops": 300,
+            "Encrypted": True,
+            "KmsKeyId": KMS,
+        },
+    }
+    assert api(volume_type="gp3", throughput=250, snapshot_id="snap-1", delete_on_termination=True) == {
+        "DeviceName": "/dev/sdb",
+        "Ebs": {"DeleteOnTermination": True, "VolumeType": "gp3", "Throughput": 250, "SnapshotId": "snap-1"},
+    }
+
+
+def test_negative_root_iops_message() -> None:
+    root = {**ROOT, "volume_type": "io1", "iops": -1}
+    assert problems(EbsSurrogateConfig, {**BASE, **SURROGATE, "ami_root_device": root}) == [
+        ("iops must be greater than 0", f"{AT}.ami_root_device")
+    ]
+
+
+# --- amazon-chroot
+
+
+def test_chroot_from_scratch_with_everything_it_needs_is_accepted() -> None:
+    raw = {
+        **CHROOT,
+        "from_scratch": True,
+        "root_volume_size": 8,
+        "pre_mount_commands": ["parted {{.Device}} mklabel msdos"],
+        "ami_virtualization_type": "hvm",
+        "root_device_name": "/dev/xvda",
+        "ami_block_device_mappings": [{"device_name": "/dev/xvda", "volume_size": 8}],
+    }
+    assert problems(ChrootConfig, raw) == []
+
+
+def test_chroot_root_volume_rules_name_their_keys() -> None:
+    devices = {"root_device_name": "/dev/xvda", "ami_block_device_mappings": [{"device_name": "/dev/xvda"}]}
+    assert problems(ChrootConfig, {**CHROOT, **devices}) == [
+        ("root_volume_size is required if ami_block_device_mappings is specified", f"{AT}.root_volume_size")
+    ]
+    assert problems(
+        ChrootConfig, {**CHROOT, "root_volume_kms_key_id": KMS, "root_volume_encrypt_boot": False}
+    ) == [
+        (
+            '"root_volume_kms_key_id" is not supported by amibake yet: not carried out by amazon-chroot yet: '
+            "no test has seen it take effect in a chroot build",
+            f"{AT}.root_volume_kms_key_id",
+        ),
+        (
+            "If you have set root_volume_kms_key_id, root_volume_encrypt_boot must also be true.",
+            f"{AT}.root_volume_encrypt_boot",
+        ),
+    ]
+
+
+# --- architecture, boot mode, UEFI data (shared by chroot, ebssurrogate, instance)
+
+
+def test_arch_and_boot_refusals() -> None:
+    raw = {**BASE, **SURROGATE}
+    assert problems(EbsSurrogateConfig, {**raw, "ami_architecture": "sparc"}) == [
+        (
+            'The only valid ami_architecture values are "arm64", "arm64_mac", "i386", "x86_64", or '
+            '"x86_64_mac"',
+            f"{AT}.ami_architecture",
+        )
+    ]
+    assert problems(EbsSurrogateConfig, {**raw, "boot_mode": "bios"}) == [
+        (
+            "invalid boot mode \"bios\", valid values are either 'uefi', 'legacy-bios' or 'uefi-preferred'",
+            f"{AT}.boot_mode",
+        )
+    ]
+    assert problems(EbsSurrogateConfig, {**raw, "uefi_data": "x", "boot_mode": "legacy-bios"}) == [
+        ('You can\'t use uefi_data with boot_mode set to "legacy-bios".', f"{AT}.uefi_data")
+    ]
+
+
+# --- spot with ENA; amazon-instance's files
+
+
+def test_ebsvolume_spot_with_ena_turned_off_is_accepted() -> None:
+    raw = {k: v for k, v in BASE.items() if k != "ami_name"}
+    assert problems(EbsVolumeConfig, {**raw, "spot_price": "auto", "ena_support": False}) == []
+
+
+def test_amazon_instance_names_each_missing_x509_file() -> None:
+    raw = {**BASE, "account_id": "1", "s3_bucket": "b"}
+    assert problems(InstanceConfig, {**raw, "x509_key_path": "k"}) == [
+        ("x509_cert_path is required", f"{AT}.x509_cert_path")
+    ]
+    assert problems(InstanceConfig, {**raw, "x509_cert_path": "c"}) == [
+        ("x509_key_path is required", f"{AT}.x509_key_path")
+    ]
+
+
+# --- run config
+
+
+def test_source_cidr_with_host_bits_is_accepted() -> None:
+    # Packer parses these with Go's net.ParseCIDR, which accepts an address with host bits set
+    assert ebs(temporary_security_group_source_cidrs=["10.1.2.3/16"]) == []
+    assert ebs(temporary_security_group_source_cidrs=["10.1.2.3"]) == [
+        (
+            "Error parsing CIDR in temporary_security_group_source_cidrs: invalid CIDR address: 10.1.2.3",
+            f"{AT}.temporary_security_group_source_cidrs[0]",
+        )
+    ]
+
+
+def test_session_manager_and_keypair_messages() -> None:
+    assert ebs(
+        ssh_interface="session_manager", communicator="winrm", winrm_username="u", iam_instance_profile="p"
+    ) == [
+        (
+            'session_manager connectivity is not supported with the "winrm" communicator; please use "ssh"',
+            f"{AT}.ssh_interface",
+        )
+    ]
+    assert ebs(ssh_interface="session_manager") == [
+        (
+            "no iam_instance_profile defined; session_manager connectivity requires a valid instance profile "
+            "with AmazonSSMManagedInstanceCore permissions. Alternatively a "
+            "temporary_iam_instance_profile_policy_document can be used.",
+            f"{AT}.ssh_interface",
+        )
+    ]
+    assert ebs(ssh_keypair_name="k", communicator="winrm", winrm_username="u") == [
+        (
+            "ssh_private_key_file must be provided to retrieve the winrm password when using "
+            "ssh_keypair_name.",
+            f"{AT}.ssh_keypair_name",
+        )
+    ]
+
+
+# --- access settings
+
+
+def test_aws_access_carries_the_template_settings() -> None:
+    role = {
+        "role_arn": "arn:aws:iam::1:role/r",
+        "session_name": "s",
+        "tags": {"a": "b"},
+        "transitive_tag_keys": ["a"],
+        "policy_arns": ["arn:aws:iam::aws:policy/P"],
+    }
+    cfg, found, _ = decode(
+        EbsConfig,
+        {**BASE, "insecure_skip_tls_verify": True, "assume_role": role},
+        CheckContext(template_dir=Path("."), key_path=AT),
+    )
+    assert found == [] and cfg is not None
+    access = cfg.aws_access()
+    assert access.insecure_skip_tls_verify is True
+    assert access.assume_role is not None
+    assert access.assume_role.role_arn == "arn:aws:iam::1:role/r"
+    assert access.assume_role.session_name == "s"
+    assert access.assume_role.tags == (("a", "b"),)
+    assert access.assume_role.transitive_tag_keys == ("a",)
+    assert access.assume_role.policy_arns == ("arn:aws:iam::aws:policy/P",)
+    plain, _, _ = decode(EbsConfig, dict(BASE), CheckContext(template_dir=Path("."), key_path=AT))
+    assert plain is not None
+    assert plain.aws_access().assume_role is None
+    assert plain.aws_access().insecure_skip_tls_verify is False
+
+
+# --- the shared option declarations give what config_fields.json pins for the options using them
+
+SHARED: list[tuple[Callable[[], Any], str, str, str]] = [
+    (config_common.ena_support_field, "plugins", "builder/amazon-ebs", "ena_support"),
+    (config_common.sriov_support_field, "plugins", "builder/amazon-ebs", "sriov_support"),
+    (config_common.skip_ami_run_tags_field, "plugins", "builder/amazon-ebs", "skip_ami_run_tags"),
+    (config_common.run_volume_tags_field, "plugins", "builder/amazon-ebs", "run_volume_tags"),
+    (config_common.run_volume_tag_field, "plugins", "builder/amazon-ebs", "run_volume_tag"),
+    (
+        config_common.snapshot_description_field,
+        "plugins",
+        "builder/amazon-ebssurrogate",
+        "snapshot_description",
+    ),
+    (config_common.ami_architecture_field, "plugins", "builder/amazon-ebssurrogate", "ami_architecture"),
+    (config_common.boot_mode_field, "plugins", "builder/amazon-ebssurrogate", "boot_mode"),
+    (config_common.uefi_data_field, "plugins", "builder/amazon-ebssurrogate", "uefi_data"),
+    (config_common.tpm_support_field, "plugins", "builder/amazon-ebssurrogate", "tpm_support"),
+    (config_blockdev.ami_devices_field, "plugins", "builder/amazon-ebs", "ami_block_device_mappings"),
+    (config_blockdev.launch_devices_field, "plugins", "builder/amazon-ebs", "launch_block_device_mappings"),
+    (config_blockdev.device_name_field, "models", "BlockDevice", "device_name"),
+    (config_blockdev.volume_size_field, "models", "BlockDevice", "volume_size"),
+    (config_blockdev.delete_on_termination_field, "models", "BlockDevice", "delete_on_termination"),
+    (lambda: config_blockdev.iops_field(None), "models", "BlockDevice", "iops"),
+    (lambda: config_blockdev.iops_field(0), "models", "RootBlockDevice", "iops"),
+]
+
+
+def _pinned(section: str, name: str, option: str) -> dict[str, Any]:
+    fields = json.loads(PINNED.read_text(encoding="utf-8"))[section][name]["fields"]
+    found: dict[str, Any] = next(f for f in fields if f["name"] == option)
+    return found
+
+
+@pytest.mark.parametrize(("declare", "section", "name", "option"), SHARED, ids=[s[3] for s in SHARED])
+def test_shared_declaration_gives_the_pinned_option(
+    declare: Callable[[], Any], section: str, name: str, option: str
+) -> None:
+    info = declare()
+    assert isinstance(info, FieldInfo)
+    pinned = _pinned(section, name, option)
+    assert info.description == pinned["description"]
+    assert not info.is_required()
+    assert info.get_default(call_default_factory=True) == pinned["default"]
+
+
+@pytest.mark.parametrize("option", ["snapshot_tags", "snapshot_tag", "snapshot_users", "snapshot_groups"])
+def test_ebsvolume_snapshot_options_are_described_as_the_ami_builders_snapshot_options(option: str) -> None:
+    # amazon-ebsvolume's volumes take their snapshot_* descriptions from the AMI builders' options
+    assert (
+        config_ebsvolume._snapshot_doc(option)
+        == _pinned("models", "VolumeBlockDevice", option)["description"]
+    )
+    assert (
+        config_ebsvolume._snapshot_doc(option)
+        == _pinned("plugins", "builder/amazon-ebs", option)["description"]
+    )
+
+
+def test_unknown_tenancy_is_refused_at_the_key_that_set_it() -> None:
+    assert ebs(tenancy="shared") == [("Error: Unknown tenancy type shared", f"{AT}.tenancy")]
+    assert ebs(placement={"tenancy": "shared"}) == [
+        ("Error: Unknown tenancy type shared", f"{AT}.placement.tenancy")
+    ]
