@@ -31,6 +31,7 @@ def test_defaults_are_valid(tmp_path: Path) -> None:
     ({"snapshot_kms_key_arn": "arn:aws:kms:us-east-1:1:key/k"}, "needs snapshot_encrypted = true"),
     ({"snapshot_encrypted": True, "snapshot_kms_key_arn": "alias/k"}, "must be a KMS key ARN"),
     ({"tpm_support": "v1.2"}, 'The only valid tpm_support value is "v2.0"'),
+    ({"tpm_support": "v2.0", "boot_mode": "legacy-bios"}, 'tpm_support needs UEFI'),
     ({"encrypt_boot": True}, '"encrypt_boot" is not supported by amibake yet'),
     ({"force_delete_snapshot": True}, '"force_delete_snapshot" is not supported by amibake yet'),
     ({"ami_virtualization_type": "paravirtual"}, "its AMI is always hvm"),

@@ -98,6 +98,10 @@ class LocalConfig(AccessConfig, AMIConfig, LocalImageOptions):
         errs += image_problems(self, ctx)
         if self.tpm_support and self.tpm_support != "v2.0":
             errs.append(p('The only valid tpm_support value is "v2.0"', "tpm_support"))
+        elif self.tpm_support and self.boot_mode == "legacy-bios":
+            # NitroTPM needs UEFI: RegisterImage refuses TpmSupport with BootMode legacy-bios
+            errs.append(p('tpm_support needs UEFI: it cannot be used with boot_mode "legacy-bios"',
+                          "tpm_support"))
         if self.snapshot_kms_key_arn:
             if not self.snapshot_encrypted:
                 errs.append(p("snapshot_kms_key_arn needs snapshot_encrypted = true", "snapshot_encrypted"))
