@@ -159,6 +159,9 @@ def test_build_info_and_build_data() -> None:
         "priv",
         "uuid-1",
     )
+    # the communicator's part (the SDK's ConnType, Port, User): from the template's ssh_* options
+    ssh = make_state(fake, ssh_username="builder", ssh_port=2222)[0].build_data()
+    assert (ssh["ConnType"], ssh["Port"], ssh["User"]) == ("ssh", 2222, "builder")
     st.instance = None
     assert st.build_data()["ID"] == ""
 
