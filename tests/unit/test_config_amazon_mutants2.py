@@ -19,6 +19,7 @@ from amibake.plugins.amazon import config_blockdev, config_common, config_ebsvol
 from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.config_blockdev import BlockDevice
 from amibake.plugins.amazon.config_chroot import ChrootConfig
+from amibake.plugins.amazon.config_common import SPOT_NO_MODIFY
 from amibake.plugins.amazon.config_ebsvolume import EbsVolumeConfig
 from amibake.plugins.amazon.config_instance import InstanceConfig
 from amibake.plugins.amazon.config_surrogate import EbsSurrogateConfig
@@ -332,3 +333,334 @@ def test_unknown_tenancy_is_refused_at_the_key_that_set_it() -> None:
     assert ebs(placement={"tenancy": "shared"}) == [
         ("Error: Unknown tenancy type shared", f"{AT}.placement.tenancy")
     ]
+
+
+# --- each refusal below with Packer's text and the key it is reported under (a user is shown both);
+# amibake's own "not supported by amibake yet" refusals are left out here (test_unsupported_options.py)
+
+LT = f"{AT}.fast_launch.region_launch_templates"
+REFUSALS: list[tuple[str, type, dict[str, Any], list[tuple[str, str | None]]]] = [
+    (
+        "fast_launch target_resource_count",
+        EbsConfig,
+        {"fast_launch": {"target_resource_count": -1}},
+        [
+            (
+                "target_resource_count must be >= 1, provided value is -1",
+                f"{AT}.fast_launch.target_resource_count",
+            ),
+        ],
+    ),
+    (
+        "fast_launch template without a region",
+        EbsConfig,
+        {"fast_launch": {"region_launch_templates": [{"region": "", "template_id": "lt-1"}]}},
+        [("region cannot be empty for a regional fast template config", f"{LT}[0]")],
+    ),
+    (
+        "fast_launch template version below 1",
+        EbsConfig,
+        {
+            "fast_launch": {
+                "region_launch_templates": [
+                    {"region": "us-east-1", "template_id": "lt-1", "template_version": -1}
+                ]
+            }
+        },
+        [
+            (
+                'fast_launch_template_config region "us-east-1": the launch template version must be >= 1, '
+                "provided value is -1",
+                f"{LT}[0]",
+            ),
+        ],
+    ),
+    (
+        "fast_launch template twice for a region",
+        EbsConfig,
+        {
+            "fast_launch": {
+                "region_launch_templates": [
+                    {"region": "us-east-1", "template_id": "lt-1"},
+                    {"region": "us-east-1", "template_id": "lt-2"},
+                ]
+            }
+        },
+        [
+            (
+                'fast launch: launch template specified twice for region "us-east-1", only once is supported',
+                f"{LT}[1]",
+            ),
+        ],
+    ),
+    (
+        "vault_aws_engine with access_key",
+        EbsConfig,
+        {"vault_aws_engine": {"name": "n"}, "access_key": "AKIA", "secret_key": "s"},
+        [
+            (
+                "If you have set vault_aws_engine, you must not set the access_key or secret_key.",
+                f"{AT}.vault_aws_engine",
+            ),
+        ],
+    ),
+    (
+        "ami_regions without a KMS key",
+        EbsConfig,
+        {
+            "ami_regions": ["us-west-2", "eu-west-1"],
+            "region_kms_key_ids": {"us-west-2": KMS},
+            "encrypt_boot": True,
+        },
+        [("Region eu-west-1 is in ami_regions but not in region_kms_key_ids", f"{AT}.ami_regions")],
+    ),
+    (
+        "snapshot_users with the default KMS key",
+        EbsConfig,
+        {"snapshot_users": ["1"], "encrypt_boot": True},
+        [
+            (
+                "Cannot share snapshot encrypted with default KMS key, see "
+                "https://www.packer.io/docs/builders/amazon-ebs#region_kms_key_ids for more information",
+                f"{AT}.snapshot_users",
+            )
+        ],
+    ),
+    (
+        "deprecate_at not RFC 3339",
+        EbsConfig,
+        {"deprecate_at": "2030-01-01"},
+        [
+            (
+                'deprecate_at is not a valid time: "2030-01-01". Expect time format: YYYY-MM-DDTHH:MM:SSZ',
+                f"{AT}.deprecate_at",
+            )
+        ],
+    ),
+    (
+        "chroot: an access problem is kept with the AMI's",
+        ChrootConfig,
+        {**CHROOT, "access_key": "AKIA", "ami_name": "x"},
+        [
+            ("`access_key` and `secret_key` must both be either set or not set.", f"{AT}.access_key"),
+            ("ami_name must be between 3 and 128 characters long", f"{AT}.ami_name"),
+        ],
+    ),
+    (
+        "chroot: chroot_mounts entry",
+        ChrootConfig,
+        {**CHROOT, "chroot_mounts": [["proc", "proc", "/proc"], ["sysfs", "sysfs"]]},
+        [("Each chroot_mounts entry should be three elements.", f"{AT}.chroot_mounts[1]")],
+    ),
+    (
+        "chroot: no source",
+        ChrootConfig,
+        {"ami_name": "chroot-ami"},
+        [("source_ami or source_ami_filter is required.", f"{AT}.source_ami")],
+    ),
+    (
+        "chroot: devices without root_device_name",
+        ChrootConfig,
+        {**CHROOT, "ami_block_device_mappings": [{"device_name": "/dev/xvda"}]},
+        [
+            (
+                "If ami_block_device_mappings is specified, root_device_name must be specified",
+                f"{AT}.root_device_name",
+            )
+        ],
+    ),
+    (
+        "tpm_support",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "tpm_support": "v1"},
+        [('The only valid tpm_support value is "v2.0"', f"{AT}.tpm_support")],
+    ),
+    (
+        "uefi_data without boot_mode on x86_64",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "uefi_data": "x"},
+        [
+            (
+                'You need boot_mode set to "uefi" to use uefi_data, "x86_64" architecture defaults to '
+                '"legacy-bios".',
+                f"{AT}.uefi_data",
+            )
+        ],
+    ),
+    (
+        "uefi_data without boot_mode on arm64 (it defaults to uefi)",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "uefi_data": "x", "ami_architecture": "arm64"},
+        [],
+    ),
+    (
+        "ebssurrogate: no virtualization type",
+        EbsSurrogateConfig,
+        {**BASE, **{k: v for k, v in SURROGATE.items() if k != "ami_virtualization_type"}},
+        [("ami_virtualization_type is required.", f"{AT}.ami_virtualization_type")],
+    ),
+    (
+        "ebssurrogate: root device without source or size",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "ami_root_device": {"device_name": "/dev/xvda", "volume_size": -1}},
+        [
+            ("source_device_name for the root_device must be specified", f"{AT}.ami_root_device"),
+            ("volume_size must be greater than 0", f"{AT}.ami_root_device"),
+            ("no volume with name '' is found", f"{AT}.ami_root_device"),
+        ],
+    ),
+    (
+        "amazon-instance: spot with ENA only",
+        InstanceConfig,
+        {
+            **BASE,
+            "account_id": "1",
+            "s3_bucket": "b",
+            "x509_cert_path": "c",
+            "x509_key_path": "k",
+            "spot_price": "auto",
+            "ena_support": True,
+        },
+        [(SPOT_NO_MODIFY, f"{AT}.spot_price")],
+    ),
+    (
+        "amazon-instance: tpm_support",
+        InstanceConfig,
+        {
+            **BASE,
+            "account_id": "1",
+            "s3_bucket": "b",
+            "x509_cert_path": "c",
+            "x509_key_path": "k",
+            "tpm_support": "v1",
+        },
+        [('The only valid tpm_support value is "v2.0"', f"{AT}.tpm_support")],
+    ),
+    (
+        "ebsvolume: a volume's problem",
+        EbsVolumeConfig,
+        {**{k: v for k, v in BASE.items() if k != "ami_name"}, "ebs_volumes": [{"volume_size": 1}]},
+        [
+            (
+                "The `device_name` must be specified for every device in the block device mapping.",
+                f"{AT}.ebs_volumes[0]",
+            )
+        ],
+    ),
+    (
+        "metadata_options.http_tokens",
+        EbsConfig,
+        {"metadata_options": {"http_tokens": "always"}},
+        [
+            (
+                "http_tokens requires either optional or required as its value",
+                f"{AT}.metadata_options.http_tokens",
+            )
+        ],
+    ),
+    (
+        "spot_allocation_strategy",
+        EbsConfig,
+        {"spot_price": "auto", "spot_allocation_strategy": "cheapest"},
+        [
+            (
+                'invalid spot allocation strategy "cheapest", valid values are either lowest-price, '
+                "diversified,capacity-optimized, capacity-optimized-prioritized, price-capacity-optimized",
+                f"{AT}.spot_allocation_strategy",
+            )
+        ],
+    ),
+    (
+        "user_data_file missing",
+        EbsConfig,
+        {"user_data_file": "no-such-file"},
+        [("user_data_file not found: no-such-file", f"{AT}.user_data_file")],
+    ),
+    (
+        "unlimited credits on a type without them",
+        EbsConfig,
+        {"instance_type": "m5.large", "enable_unlimited_credits": True},
+        [
+            (
+                "Error: Instance Type: m5.large is not within the supported types for Unlimited credits. "
+                "Supported instance types are T2, T3, and T4g",
+                f"{AT}.enable_unlimited_credits",
+            )
+        ],
+    ),
+    (
+        "capacity reservation id with a preference",
+        EbsConfig,
+        {"capacity_reservation_id": "cr-1", "capacity_reservation_preference": "open"},
+        [
+            (
+                "capacity_reservation_id, capacity_reservation_group_arn and capacity_reservation_preference "
+                "are mutually exclusive, only one should be set",
+                f"{AT}.capacity_reservation_preference",
+            )
+        ],
+    ),
+    (
+        "capacity_reservation_preference value",
+        EbsConfig,
+        {"capacity_reservation_preference": "closed"},
+        [
+            (
+                "capacity_reservation_preference only accepts 'none' or 'open' values",
+                f"{AT}.capacity_reservation_preference",
+            )
+        ],
+    ),
+    (
+        "placement host_id with host_resource_group_arn",
+        EbsConfig,
+        {
+            "placement": {
+                "host_id": "h-1",
+                "host_resource_group_arn": "arn:aws:resource-groups:us-east-1:1:group/g",
+            }
+        },
+        [
+            (
+                "The `host_id` and `host_resource_group_arn` settings cannot be specified at the same time.",
+                f"{AT}.placement",
+            )
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("cls", "raw", "expected"), [r[1:] for r in REFUSALS], ids=[r[0] for r in REFUSALS])
+def test_refusal_text_and_key(cls: type, raw: dict[str, Any], expected: list[tuple[str, str | None]]) -> None:
+    full = (
+        raw if cls in (ChrootConfig, EbsSurrogateConfig, InstanceConfig, EbsVolumeConfig) else {**BASE, **raw}
+    )
+    assert [p for p in problems(cls, full) if "is not supported by amibake yet" not in p[0]] == expected
+
+
+def test_chroot_from_scratch_warns_that_the_source_is_unused() -> None:
+    raw = {**CHROOT, "from_scratch": True}
+    _, _, warnings = decode(ChrootConfig, raw, CheckContext(template_dir=Path("."), key_path=AT))
+    assert warnings == ["source_ami and source_ami_filter are unused when from_scratch is true"]
+
+
+def test_aws_access_carries_the_keys() -> None:
+    cfg, found, _ = decode(
+        EbsConfig,
+        {**BASE, "access_key": "AKIA", "secret_key": "s3cr3t", "token": "t"},
+        CheckContext(template_dir=Path("."), key_path=AT),
+    )
+    assert found == [] and cfg is not None
+    access = cfg.aws_access()
+    assert (access.access_key, access.secret_key, access.token) == ("AKIA", "s3cr3t", "t")
+
+
+def test_aws_polling_is_read_from_the_template() -> None:
+    cfg, found, _ = decode(
+        EbsConfig,
+        {**BASE, "aws_polling": {"delay_seconds": 7, "max_attempts": 3}},
+        CheckContext(template_dir=Path("."), key_path=AT),
+    )
+    assert found == [] and cfg is not None
+    polling = cfg.polling()
+    assert (polling.delay, polling.max_attempts) == (7, 3)
