@@ -470,6 +470,12 @@ REFUSALS: list[tuple[str, type, dict[str, Any], list[tuple[str, str | None]]]] =
         ],
     ),
     (
+        "chroot: root volume KMS key not valid",
+        ChrootConfig,
+        {**CHROOT, "root_volume_kms_key_id": "not/a/key", "root_volume_encrypt_boot": True},
+        [('"not/a/key" is not a valid KMS Key Id.', f"{AT}.root_volume_kms_key_id")],
+    ),
+    (
         "tpm_support",
         EbsSurrogateConfig,
         {**BASE, **SURROGATE, "tpm_support": "v1"},
