@@ -23,7 +23,7 @@ from amibake.plugins.amazon.liveness import FINISHED_TAG, Heartbeat
 from amibake.plugins.amazon.state import BoundStep, BuildState
 from amibake.plugins.amazon.steps_ami import Connector
 from amibake.steps.context import BuildCancelled, StepContext, SturdyUi
-from amibake.steps.runner import StepRunner
+from amibake.steps.runner import Step, StepRunner
 from amibake.ui.redact import RedactingUi
 
 
@@ -40,6 +40,10 @@ class AmazonBuilder:
 
     def steps(self, st: Any) -> list[BoundStep]:
         raise NotImplementedError
+
+    def runnable(self, st: Any) -> list[Step]:
+        """The steps as the runner runs them: :meth:`steps`, unless a builder overlaps some."""
+        return list(self.steps(st))
 
     # -- what a builder changes of the run (amazon-ebs's, by default) -------------------------------
 
@@ -116,7 +120,7 @@ class AmazonBuilder:
         st = self._new_state(gateway, hooks, run_uuid, ui)
         heartbeat = Heartbeat(gateway, journal).start()
         try:
-            StepRunner(ctx).run(self.steps(st))
+            StepRunner(ctx).run(self.runnable(st))
         except BaseException as exc:
             self.leftovers = list(ctx.leftovers)
             if isinstance(exc, BuildCancelled) or ctx.cancelled:

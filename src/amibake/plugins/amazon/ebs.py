@@ -7,6 +7,8 @@ data a later Describe would fetch replace that Describe.
 
 from __future__ import annotations
 
+import os
+
 from amibake.journal import now_iso
 from amibake.plugins.amazon import steps_ami, steps_check, steps_instance, steps_password
 from amibake.plugins.amazon.builder import AmazonBuilder
@@ -14,6 +16,15 @@ from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.liveness import FINISHED_TAG
 from amibake.plugins.amazon.state import BoundStep, BuildState
 from amibake.steps.context import StepContext
+from amibake.steps.overlap import ConcurrentSteps, start_early_teardown
+from amibake.steps.runner import Step
+
+#: the steps whose temporaries (key pair, security group, IAM profile, the instance and its volumes,
+#: the connection) are no longer needed once the AMI is available and tested
+TEMPORARY_STEPS = frozenset({
+    "StepKeyPair", "StepSecurityGroup", "StepIamInstanceProfile", "StepCleanupVolumes",
+    "StepRunSourceInstance", "StepRunSpotInstance", "StepGetPassword", "StepConnect",
+})
 
 
 class EbsBuilder(AmazonBuilder):
@@ -40,13 +51,71 @@ class EbsBuilder(AmazonBuilder):
             ("StepDeregisterAMI", steps_ami.deregister_ami),
             ("StepCreateAMI", steps_ami.create_ami),
             ("StepTestAMI", steps_check.make_test_step(self.connector)),
-            ("StepAMIRegionCopy", steps_ami.region_copy),
+            ("StepAMIRegionCopy", region_copy),
             ("StepEnableDeprecation", steps_ami.enable_deprecation),
             ("StepEnableDeregistrationProtection", steps_ami.enable_deregistration_protection),
             ("StepModifyAMIAttributes", steps_ami.modify_attributes),
             ("StepMarkFinished", mark_finished),
         ]
         return [BoundStep(name, fn, st) for name, fn in plan]
+
+    def runnable(self, st: BuildState) -> list[Step]:
+        """The step plan as run: the preparation steps overlapped (see ``overlaps``)."""
+        bound = self.steps(st)
+        if not self.overlaps():
+            return list(bound)
+        by_name = {b.name: b for b in bound}
+        # the source AMI lookup, key pair, security group (after the network look-up it needs) and
+        # IAM profile at once
+        lanes: list[list[Step]] = [
+            [by_name["StepKeyPair"]],
+            [by_name["StepIamInstanceProfile"]],
+            [by_name["StepNetworkInfo"], by_name["StepSecurityGroup"]],
+        ]
+        source: Step = by_name["StepSourceAMIInfo"]
+        ahead: list[Step] = []
+        c = self.config
+        if (any("{{" in k or "{{" in v for k, v in c.all_run_tags.items())
+                or c.ami_virtualization_type or c.ena_support or c.sriov_support):
+            # the lookup alone, first: the temporaries' tags render its data, or an option is
+            # checked against the source AMI, and a refusal comes before anything is created
+            ahead = [source]
+        else:
+            lanes.insert(0, [source])
+        grouped = {step.name for lane in lanes for step in lane} | {step.name for step in ahead}
+        out: list[Step] = []
+        for step in bound:
+            if step.name == "StepSourceAMIInfo":
+                out += [*ahead, ConcurrentSteps(lanes)]
+            elif step.name not in grouped:
+                out.append(step)
+        return out
+
+    def overlaps(self) -> bool:
+        """See :func:`overlapping`."""
+        return overlapping(self.env.debug, self.env.on_error)
+
+
+def overlapping(debug: bool, on_error: str) -> bool:
+    """Steps overlap unless the build runs them one at a time for a person: with ``-debug`` (a
+    pause after each step), ``-on-error=ask`` (a failed step is retried alone) or pause points
+    (``AMIBAKE_PAUSE_AT``: the build stops at one point, not one lane of it). The temporaries go
+    early only when a failure would remove them anyway: ``-on-error=cleanup``, the default."""
+    return not debug and on_error == "cleanup" and not os.environ.get("AMIBAKE_PAUSE_AT", "").strip()
+
+
+def region_copy(st: BuildState, ctx: StepContext) -> None:
+    """StepAMIRegionCopy, with the temporaries removed while the copies wait (the AMI is available
+    in the build region, and tested with -checks: nothing needs the instance any more) and each
+    copy's attributes set as it becomes available. Only when there are copies to wait for, and only
+    when steps overlap (:func:`overlapping`)."""
+    s = st.config
+    if overlapping(ctx.debug, ctx.on_error) and not s.skip_create_ami and s.copy_regions(st.region):
+        start_early_teardown(ctx, TEMPORARY_STEPS, "the temporary resources' cleanup")
+        # each copy gets its launch permissions (StepModifyAMIAttributes) as it becomes available
+        st.attributes_per_copy = True
+    steps_ami.region_copy(st, ctx)
+
 
 def mark_finished(st: BuildState, ctx: StepContext) -> None:
     """Mark what the build delivers on the resources themselves, in every region, before the

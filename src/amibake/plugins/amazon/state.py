@@ -49,6 +49,10 @@ class BuildState:
     amis: dict[str, str] = field(default_factory=dict)
     #: region -> snapshot ids of that region's AMI
     snapshots: dict[str, list[str]] = field(default_factory=dict)
+    #: set the attributes of each copy (StepModifyAMIAttributes) as it becomes available
+    attributes_per_copy: bool = False
+    #: regions whose AMI already has its attributes set (StepModifyAMIAttributes skips them)
+    attributes_set: set[str] = field(default_factory=set)
     #: the AMI created in the build region under a temporary name (encrypt_boot), deleted at the end
     intermediary_ami: str = ""
     #: the Ui the steps write to (the build's, with its own secrets redacted); env.ui when unset

@@ -310,6 +310,9 @@ def _copy_one(st: BuildState, ctx: StepContext, source_region: str, source_ami: 
     st.ui.say(f"Adding tags to AMI ({image_id})...")
     st.ec2.create_tags([image_id], tags, region=region)
     _tag_snapshots(st, region, image, tags)
+    if st.attributes_per_copy:
+        # shared as soon as this copy is available, not after the slowest copy
+        modify_region_attributes(st, region, image_id)
 
 
 def enable_deprecation(st: BuildState, ctx: StepContext) -> None:
@@ -329,11 +332,19 @@ def enable_deprecation(st: BuildState, ctx: StepContext) -> None:
 def modify_attributes(st: BuildState, ctx: StepContext) -> None:
     """StepModifyAMIAttributes: launch permissions, product codes, IMDS, snapshot permissions.
 
-    The description travels in CreateImage / CopyImage, so it needs no call here.
+    The description travels in CreateImage / CopyImage, so it needs no call here. A region whose
+    copy already had them set as it became available (``_copy_one``) is not modified again.
     """
-    s = st.config
-    if s.skip_create_ami:
+    if st.config.skip_create_ami:
         return
+    for region, ami in list(st.amis.items()):
+        if region not in st.attributes_set:
+            modify_region_attributes(st, region, ami)
+
+
+def modify_region_attributes(st: BuildState, region: str, ami: str) -> None:
+    """Packer's StepModifyAMIAttributes for one region's AMI (and its snapshots)."""
+    s = st.config
     options: dict[str, dict[str, Any]] = {}
     perms = (
         [{"UserId": u} for u in s.ami_users] + [{"Group": g} for g in s.ami_groups]
@@ -348,24 +359,20 @@ def modify_attributes(st: BuildState, ctx: StepContext) -> None:
         options["imds_support"] = {"ImdsSupport": {"Value": s.imds_support}}
     snap_perms = [{"UserId": u} for u in s.snapshot_users] + [{"Group": g} for g in s.snapshot_groups]
     try:
-        for region, ami in st.amis.items():
-            if options:
-                st.ui.say(f"Modifying attributes on AMI ({ami})...")
-            for name, params in options.items():
-                st.ui.message(f"Modifying: {name}")
-                st.ec2.modify_image_attribute(ami, region=region, **params)
-        if snap_perms:
-            for region, snaps in st.snapshots.items():
-                if region not in st.amis:
-                    continue
-                for snap in snaps:
-                    st.ui.say(f"Modifying attributes on snapshot ({snap})...")
-                    st.ec2.modify_snapshot_attribute(
-                        snap, region=region, Attribute="createVolumePermission", OperationType="add",
-                        CreateVolumePermission={"Add": snap_perms},
-                    )
+        if options:
+            st.ui.say(f"Modifying attributes on AMI ({ami})...")
+        for name, params in options.items():
+            st.ui.message(f"Modifying: {name}")
+            st.ec2.modify_image_attribute(ami, region=region, **params)
+        for snap in st.snapshots.get(region, []) if snap_perms else []:
+            st.ui.say(f"Modifying attributes on snapshot ({snap})...")
+            st.ec2.modify_snapshot_attribute(
+                snap, region=region, Attribute="createVolumePermission", OperationType="add",
+                CreateVolumePermission={"Add": snap_perms},
+            )
     except AwsError as exc:
         raise BuildError(f"Error modify AMI attributes: {exc}") from exc
+    st.attributes_set.add(region)
 
 
 def cleanup_temp_keys(st: BuildState, ctx: StepContext) -> None:
