@@ -125,6 +125,8 @@ class EmulatedAws(AwsProxy):
         self._registered: set[str] = set()
         #: (resource id, delay kind) -> the duration it was given
         self.duration: dict[tuple[str, str], float] = {}
+        #: (monotonic time the answer went out, EC2 action) of every successful answer: the timeline
+        self.timeline: list[tuple[float, str]] = []
 
     def settled(self, rid: str) -> None:
         """``rid`` existed long before the build (the source AMI): never hold it."""
@@ -167,6 +169,8 @@ class EmulatedAws(AwsProxy):
         return time.monotonic() < at + d
 
     def observe(self, action: str, body: bytes) -> bytes:
+        with self._lock:
+            self.timeline.append((time.monotonic(), action))
         if action == "CopyImage":
             ids = re.findall(r"<imageId>(ami-[0-9a-f]+)</imageId>", body.decode("utf-8", "replace"))
             with self._lock:
@@ -349,6 +353,8 @@ class BuildResult:
     #: wait label -> the lag of each wait of that kind in the build (a copy template has several)
     lags: dict[str, list[float]]
     durations: dict[str, float] = field(default_factory=dict)
+    #: the build's step timeline: (seconds from its first EC2 answer, what happened)
+    timeline: list[tuple[float, str]] = field(default_factory=list)
 
     @property
     def describe_calls(self) -> int:
@@ -369,6 +375,37 @@ def lags_of(proxy: EmulatedAws, source_ami: str, gate: SshGate | None) -> dict[s
     if gate is not None and gate.opened_at is not None and gate.first_accept is not None:
         out["SSH ready"] = [gate.first_accept - gate.opened_at]
     return out
+
+
+def timeline_of(proxy: EmulatedAws, source_ami: str) -> list[tuple[float, str]]:
+    """Every call but the Describe polls, and the moment each AMI was first seen available, in
+    seconds from the build's first EC2 answer: where the steps overlap."""
+    with proxy._lock:
+        calls = list(proxy.timeline)
+        seen = {rid: dict(states) for rid, states in proxy.first_seen_ready.items()}
+        copies = set(proxy._copies)
+    if not calls:
+        return []
+    t0 = min(t for t, _ in calls)
+    out = [(t - t0, a) for t, a in calls if not a.startswith("Describe")]
+    for rid, states in seen.items():
+        if rid != source_ami and "available" in states:
+            out.append((states["available"] - t0, f"{'copy' if rid in copies else 'AMI'} seen available"))
+    return sorted(out)
+
+
+def format_timeline(events: list[tuple[float, str]]) -> str:
+    """One line: consecutive identical events collapsed (``CreateTags x3 10.1-10.4``)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(events):
+        j = i
+        while j + 1 < len(events) and events[j + 1][1] == events[i][1]:
+            j += 1
+        t, what = events[i]
+        parts.append(f"{what} {t:.1f}" if i == j else f"{what} x{j - i + 1} {t:.1f}-{events[j][0]:.1f}")
+        i = j + 1
+    return "; ".join(parts)
 
 
 def p90(xs: Sequence[float]) -> float:
@@ -429,6 +466,7 @@ def run_realistic(
                         res = BuildResult(
                             tool, i, run.wall, run.actions, lags_of(proxy, SOURCE_AMI, gate),
                             {f"{rid} {k}": d for (rid, k), d in proxy.duration.items() if rid != SOURCE_AMI},
+                            timeline_of(proxy, SOURCE_AMI),
                         )
                     break
                 results[tool].append(res)
@@ -523,7 +561,13 @@ def section(
         + ", ".join(f"{k} {v / n['amibake']:.1f}" for k, v in sorted(calls["amibake"].items()))
         + ".",
     ]
-    return head + "\n" + "\n".join(lines) + "\n" + "".join(foot) + "\n"
+    steps = ["\n", "Step timeline of build 1 (the same drawn durations for both tools), seconds from the "
+             "build's first EC2 answer at the proxy; every call but the Describe polls, and when each AMI "
+             "was first seen available:\n\n"]
+    for tool in results:
+        if results[tool] and results[tool][0].timeline:
+            steps.append(f"- {tool}: {format_timeline(results[tool][0].timeline)}\n")
+    return head + "\n" + "\n".join(lines) + "\n" + "".join(foot) + "\n" + "".join(steps)
 
 
 def write_section(path: Path, text: str, template: str = "basic.json") -> None:
