@@ -33,6 +33,7 @@ SURROGATE: dict[str, Any] = {
     "ami_root_device": ROOT,
     "launch_block_device_mappings": [{"device_name": "/dev/xvdf", "volume_size": 8}],
 }
+POLICY = '{"Version": "2012-10-17", "Statement": []}'
 CHROOT = {"ami_name": "chroot-ami", "source_ami": "ami-1"}
 
 
@@ -248,10 +249,11 @@ def test_aws_access_carries_the_template_settings() -> None:
         "tags": {"a": "b"},
         "transitive_tag_keys": ["a"],
         "policy_arns": ["arn:aws:iam::aws:policy/P"],
+        "policy": POLICY,
     }
     cfg, found, _ = decode(
         EbsConfig,
-        {**BASE, "insecure_skip_tls_verify": True, "assume_role": role},
+        {**BASE, "insecure_skip_tls_verify": True, "skip_metadata_api_check": True, "assume_role": role},
         CheckContext(template_dir=Path("."), key_path=AT),
     )
     assert found == [] and cfg is not None
@@ -263,6 +265,8 @@ def test_aws_access_carries_the_template_settings() -> None:
     assert access.assume_role.tags == (("a", "b"),)
     assert access.assume_role.transitive_tag_keys == ("a",)
     assert access.assume_role.policy_arns == ("arn:aws:iam::aws:policy/P",)
+    assert access.assume_role.policy == POLICY
+    assert access.skip_metadata_api_check is True
     plain, _, _ = decode(EbsConfig, dict(BASE), CheckContext(template_dir=Path("."), key_path=AT))
     assert plain is not None
     assert plain.aws_access().assume_role is None
@@ -392,6 +396,153 @@ REFUSALS: list[tuple[str, type, dict[str, Any], list[tuple[str, str | None]]]] =
                 f"{LT}[1]",
             ),
         ],
+    ),
+    (
+        "fast_launch target_resource_count 1 is enough",
+        EbsConfig,
+        {"fast_launch": {"target_resource_count": 1}},
+        [],
+    ),
+    (
+        "fast_launch template for a region the AMI is not copied to",
+        EbsConfig,
+        {"fast_launch": {"region_launch_templates": [{"region": "eu-west-1", "template_id": "lt-1"}]}},
+        [
+            (
+                'Launch template specified for enabling fast-launch on region "eu-west-1", but the AMI '
+                "won't be copied there.",
+                f"{LT}[0]",
+            )
+        ],
+    ),
+    (
+        "ami_name empty",
+        EbsConfig,
+        {"ami_name": ""},
+        [
+            ("ami_name must be specified", f"{AT}.ami_name"),
+            ("ami_name must be between 3 and 128 characters long", f"{AT}.ami_name"),
+        ],
+    ),
+    (
+        "io1 IOPS out of range",
+        EbsConfig,
+        {
+            "launch_block_device_mappings": [
+                {"device_name": "/dev/sdb", "volume_type": "io1", "volume_size": 100, "iops": 50}
+            ]
+        },
+        [("IOPS must be between 100 and 64000 for device /dev/sdb", f"{AT}.launch_block_device_mappings[0]")],
+    ),
+    (
+        "chroot: from_scratch without what it needs",
+        ChrootConfig,
+        {**CHROOT, "from_scratch": True},
+        [
+            ("root_volume_size is required with from_scratch.", f"{AT}.root_volume_size"),
+            ("pre_mount_commands is required with from_scratch.", f"{AT}.pre_mount_commands"),
+            ("ami_virtualization_type is required with from_scratch.", f"{AT}.ami_virtualization_type"),
+            ("root_device_name is required with from_scratch.", f"{AT}.root_device_name"),
+            ("ami_block_device_mappings is required with from_scratch.", f"{AT}.ami_block_device_mappings"),
+        ],
+    ),
+    (
+        "tpm_support v2.0 is valid",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "tpm_support": "v2.0"},
+        [],
+    ),
+    (
+        "ebssurrogate: the root volume omitted from the artifact",
+        EbsSurrogateConfig,
+        {
+            **BASE,
+            **SURROGATE,
+            "launch_block_device_mappings": [
+                {"device_name": "/dev/xvdf", "volume_size": 8, "omit_from_artifact": True}
+            ],
+        },
+        [
+            (
+                'You cannot set "omit_from_artifact": "true" for the root volume.',
+                f"{AT}.launch_block_device_mappings[0].omit_from_artifact",
+            )
+        ],
+    ),
+    (
+        "ebsvolume: spot with ENA",
+        EbsVolumeConfig,
+        {**{k: v for k, v in BASE.items() if k != "ami_name"}, "spot_price": "auto", "ena_support": True},
+        [(SPOT_NO_MODIFY, f"{AT}.spot_price")],
+    ),
+    (
+        "amazon-instance: an access problem is kept with the others",
+        InstanceConfig,
+        {
+            **BASE,
+            "account_id": "1",
+            "s3_bucket": "b",
+            "x509_cert_path": "c",
+            "x509_key_path": "k",
+            "secret_key": "s",
+        },
+        [("`access_key` and `secret_key` must both be either set or not set.", f"{AT}.secret_key")],
+    ),
+    (
+        "metadata_options.http_put_response_hop_limit",
+        EbsConfig,
+        {"metadata_options": {"http_put_response_hop_limit": 65}},
+        [
+            (
+                "http_put_response_hop_limit requires a number between 1 and 64",
+                f"{AT}.metadata_options.http_put_response_hop_limit",
+            )
+        ],
+    ),
+    (
+        "no source AMI",
+        EbsConfig,
+        {"source_ami": ""},
+        [
+            ("A source_ami or source_ami_filter must be specified", f"{AT}.source_ami"),
+            (
+                "For security reasons, your source AMI filter must declare an owner.",
+                f"{AT}.source_ami_filter",
+            ),
+        ],
+    ),
+    (
+        "block_duration_minutes",
+        EbsConfig,
+        {"spot_price": "auto", "block_duration_minutes": 90},
+        [("block_duration_minutes must be multiple of 60", f"{AT}.block_duration_minutes")],
+    ),
+    (
+        "shutdown_behavior",
+        EbsConfig,
+        {"shutdown_behavior": "hibernate"},
+        [("shutdown_behavior only accepts 'stop' or 'terminate' values.", f"{AT}.shutdown_behavior")],
+    ),
+    (
+        "capacity reservation id with a group",
+        EbsConfig,
+        {
+            "capacity_reservation_id": "cr-1",
+            "capacity_reservation_group_arn": "arn:aws:resource-groups:us-east-1:1:group/g",
+        },
+        [
+            (
+                "capacity_reservation_id and capacity_reservation_group_arn are mutually exclusive, only one "
+                "should be used",
+                f"{AT}.capacity_reservation_id",
+            )
+        ],
+    ),
+    (
+        "placement host_id alone",
+        EbsConfig,
+        {"placement": {"host_id": "h-1"}},
+        [],
     ),
     (
         "vault_aws_engine with access_key",
@@ -670,3 +821,42 @@ def test_aws_polling_is_read_from_the_template() -> None:
     assert found == [] and cfg is not None
     polling = cfg.polling()
     assert (polling.delay, polling.max_attempts) == (7, 3)
+
+
+def test_instance_x509_file_missing_is_reported_at_its_key(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.write_text("c")
+    raw = {
+        **BASE,
+        "account_id": "1",
+        "s3_bucket": "b",
+        "x509_cert_path": str(cert),
+        "x509_key_path": str(key),
+    }
+    _, found, _ = decode(InstanceConfig, raw, CheckContext(template_dir=tmp_path, key_path=AT))
+    assert [(p.message, p.key) for p in found] == [
+        (f"x509_key_path points to bad file: stat {key}: no such file or directory", f"{AT}.x509_key_path")
+    ]
+
+
+def test_user_data_file_is_a_local_input(tmp_path: Path) -> None:
+    # the build's fingerprint hashes the files a template names (amibake/fingerprint.py)
+    cfg, _, _ = decode(
+        EbsConfig, {**BASE, "user_data_file": "u.sh"}, CheckContext(template_dir=tmp_path, key_path=AT)
+    )
+    assert cfg is not None
+    assert cfg.local_inputs() == [("user_data_file", "u.sh")]
+    plain, _, _ = decode(EbsConfig, dict(BASE), CheckContext(template_dir=tmp_path, key_path=AT))
+    assert plain is not None and plain.local_inputs() == []
+
+
+def test_enable_t2_unlimited_warns_that_it_is_deprecated() -> None:
+    _, _, warnings = decode(
+        EbsConfig,
+        {**BASE, "instance_type": "t2.micro", "enable_t2_unlimited": True},
+        CheckContext(template_dir=Path("."), key_path=AT),
+    )
+    assert (
+        "enable_t2_unlimited is deprecated please use enable_unlimited_credits. In future versions of "
+        "Packer, inclusion of enable_t2_unlimited will error your builds."
+    ) in warnings
