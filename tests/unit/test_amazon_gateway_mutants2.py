@@ -24,7 +24,7 @@ from amibake.aws.retry import RetryPolicy
 from amibake.errors import BuildError
 from amibake.plugins.amazon import describe_batch, pollschedule
 from amibake.plugins.amazon.access import Polling
-from amibake.plugins.amazon.ec2 import Ec2Gateway, NotOurs, _aws_endpoint, _Planned
+from amibake.plugins.amazon.ec2 import Ec2Gateway, NotOurs, WaitTimeout, _aws_endpoint, _Planned
 from tests.unit.test_amazon_gateway_mutants import Gw, moto_url, own, uid
 
 __all__ = ["moto_url"]  # the module-scoped moto server fixture, shared with the first part
@@ -401,3 +401,126 @@ def test_create_fleet_that_launched_nothing_says_why(g: Gw) -> None:
     )
     assert [(r["ev"], r["kind"], r.get("id")) for r in g.records()][1] == (
         "created", "fleet", "fleet-0123456789abcdef0")
+
+
+def test_an_ami_wait_is_learnt_under_its_kind(g: Gw, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the benchmark's clock scale on a custom endpoint, the AMI waits are planned without
+    aws_polling and what they saw is kept in the state dir's poll history under the wait's kind:
+    CreateImage's, RegisterImage's (``registered``) and a copy's (another region) apart."""
+    from amibake.plugins.amazon import pollhistory
+
+    monkeypatch.setenv(pollschedule.SCALE_ENV, "0.01")
+    g.gw.polling = Polling(delay=0.05, max_attempts=40)
+    made = g.client.create_image(InstanceId=g.client.run_instances(
+        ImageId=g.client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"], MinCount=1, MaxCount=1,
+    )["Instances"][0]["InstanceId"], Name=uid("learn"))["ImageId"]
+    west, iid = _west_instance(g)
+    copy = west.create_image(InstanceId=iid, Name=uid("learnw"))["ImageId"]
+    history = pollhistory.PollHistory.default()
+    g.gw.wait_image_available(made)
+    assert history.observations(pollhistory.key("us-east-1", "image_available", 8.0)) == [(0.0, 0.0)]
+    assert history.observations(pollhistory.key("us-east-1", "image_registered", 0.0)) == []
+    g.gw.wait_image_available(made, registered=True)
+    assert history.observations(pollhistory.key("us-east-1", "image_registered", 0.0)) == [(0.0, 0.0)]
+    g.gw.wait_image_available(copy, WEST)
+    assert history.observations(pollhistory.key(WEST, "image_copy", 8.0)) == [(0.0, 0.0)]
+    g.gw.wait_instance(iid, ["running"], region=WEST)
+    assert history.observations(pollhistory.key(WEST, "instance_running")) == [(0.0, 0.0)]
+
+
+def test_image_and_key_pair_whose_first_attempt_never_arrived_are_made_once(
+    g: Gw, late: list[LateArrival]
+) -> None:
+    """A read timeout before anything reached EC2: the lookup by name finds nothing, and the call is
+    sent again (CreateImage and CreateKeyPair take no client token)."""
+    late.append(LateArrival(g.client, "before-send.ec2.CreateImage", lambda: None))
+    late.append(LateArrival(g.client, "before-send.ec2.CreateKeyPair", lambda: None))
+    name = uid("once")
+    iid = g.client.run_instances(ImageId=g.client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"],
+                                 MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = g.gw.create_image(iid, name, tags=own(g))
+    assert [i["ImageId"] for i in g.client.describe_images(Owners=["self"], Filters=[
+        {"Name": "name", "Values": [name]}])["Images"]] == [ami]
+    pem = g.gw.create_key_pair(name, "ed25519", own(g))
+    assert "PRIVATE KEY" in pem and [x.sent for x in late] == [2, 2]
+    assert [p["KeyName"] for p in g.client.describe_key_pairs(KeyNames=[name])["KeyPairs"]] == [name]
+
+
+def test_a_late_instance_profile_that_is_not_the_builds_own_is_refused(
+    g: Gw, late: list[LateArrival]
+) -> None:
+    name = uid("nlp")
+    side = side_client(g, "iam")
+    other = _iam_tags({"amibake:run-id": "run-other"})
+    late.append(LateArrival(g.iam, "before-send.iam.CreateInstanceProfile",
+                            lambda: side.create_instance_profile(InstanceProfileName=name, Tags=other)))
+    with pytest.raises(NotOurs, match=rf"^instance profile '{name}' already exists and was not made by this "
+                                      r"build \(amibake:run-id=run-other\)"):
+        g.gw.create_instance_profile(name, own(g))
+
+
+def test_a_role_not_yet_visible_to_its_instance_profile_is_added_again(g: Gw) -> None:
+    name = uid("arp")
+    g.iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+    g.iam.create_instance_profile(InstanceProfileName=name)
+    sent: list[int] = []
+
+    def not_yet(request: Any, **_: Any) -> Any:
+        sent.append(1)
+        if len(sent) > 1:
+            return None
+        body = ("<ErrorResponse><Error><Type>Sender</Type><Code>NoSuchEntity</Code>"
+                f"<Message>The role with name {name} cannot be found.</Message></Error>"
+                "<RequestId>r-3</RequestId></ErrorResponse>")
+        return _answer(request, 404, body)
+
+    g.iam.meta.events.register("before-send.iam.AddRoleToInstanceProfile", not_yet)
+    try:
+        g.gw.add_role_to_instance_profile(name, name)
+    finally:
+        g.iam.meta.events.unregister("before-send.iam.AddRoleToInstanceProfile", not_yet)
+    assert len(sent) == 2 and g.gw.iam_profile_roles(name) == [name]
+
+
+def test_launch_templates_named_in_another_region(g: Gw) -> None:
+    name = uid("ltw")
+    west = side_client(g, "ec2", WEST)
+    lt = west.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"InstanceType": "t3.micro"})
+    assert g.gw.launch_templates_named(name, WEST) == [lt["LaunchTemplate"]["LaunchTemplateId"]]
+
+
+def test_waits_that_give_up_say_what_they_last_saw(g: Gw, monkeypatch: pytest.MonkeyPatch) -> None:
+    g.gw.polling = Polling(delay=0.01, max_attempts=3, first_delay=0.01, overridden=True)
+    missing_ami = "ami-0fedcba9876543210"
+    with pytest.raises(WaitTimeout, match=rf"^gave up waiting for AMI {missing_ami} to become available "
+                                          r"after "
+                                          r"0\.03s \(3 attempts, 0\.01s apart; .*"
+                                          r"last state seen: InvalidAMIID\.NotFound\."):
+        g.gw.wait_image_available(missing_ami)
+    monkeypatch.setenv(describe_batch.SWITCH_ENV, "0")
+    missing = "i-0fedcba9876543210"
+    with pytest.raises(WaitTimeout, match=rf"^gave up waiting for instance {missing} to be running after .*"
+                                          r"last state seen: InvalidInstanceID\.NotFound\."):
+        g.gw.wait_instance(missing, ["running"])
+
+
+def test_a_planned_wait_that_gives_up_names_the_scaled_schedule(
+    g: Gw, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without aws_polling, under the benchmark's clock scale, the gave-up message names the scaled
+    delay the plan used (Packer's 3 attempts here, 2 s apart at scale 0.01 of 200 s)."""
+    monkeypatch.setenv(pollschedule.SCALE_ENV, "0.01")
+    g.gw.polling = Polling(delay=2.0, max_attempts=3, first_delay=0.01)
+    iid = g.client.run_instances(ImageId=g.client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"],
+                                 MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    with pytest.raises(WaitTimeout, match=rf"^gave up waiting for instance {iid} to be stopped after 0\.06s "
+                                          r"\(3 attempts, 0\.02s apart; .*last state seen: running\."):
+        g.gw.wait_instance(iid, ["stopped"])
+
+
+def test_the_default_retry_policy_is_the_access_retries() -> None:
+    from amibake.aws.access import AwsAccess
+    from amibake.aws.retry import retries
+
+    access = AwsAccess(region="us-east-1", access_key="a", secret_key="b", endpoint_ec2="http://127.0.0.1:9")
+    assert Ec2Gateway(access).retry == RetryPolicy(max_attempts=1 + retries(access))

@@ -162,6 +162,10 @@ def test_build_info_and_build_data() -> None:
     # the communicator's part (the SDK's ConnType, Port, User): from the template's ssh_* options
     ssh = make_state(fake, ssh_username="builder", ssh_port=2222)[0].build_data()
     assert (ssh["ConnType"], ssh["Port"], ssh["User"]) == ("ssh", 2222, "builder")
+    # a Windows password fetched by StepGetPassword is the build data's Password and WinRMPassword
+    st.password = "fetched-pw"
+    assert (st.build_data()["Password"], st.build_data()["WinRMPassword"]) == ("fetched-pw", "fetched-pw")
+    st.password = ""
     st.instance = None
     assert st.build_data()["ID"] == ""
 
