@@ -545,6 +545,139 @@ REFUSALS: list[tuple[str, type, dict[str, Any], list[tuple[str, str | None]]]] =
         [],
     ),
     (
+        "fast_launch max_parallel_launches 6 is enough",
+        EbsConfig,
+        {"fast_launch": {"max_parallel_launches": 6}},
+        [],
+    ),
+    (
+        "sharing with a KMS key in every region",
+        EbsConfig,
+        {
+            "ami_regions": ["us-west-2"],
+            "region_kms_key_ids": {"us-west-2": KMS},
+            "encrypt_boot": True,
+            "ami_users": ["1"],
+        },
+        [],
+    ),
+    (
+        "kms_key_id not valid",
+        EbsConfig,
+        {"kms_key_id": "not/a/key", "encrypt_boot": True},
+        [('"not/a/key" is not a valid KMS Key Id.', f"{AT}.kms_key_id")],
+    ),
+    (
+        "imds_support",
+        EbsConfig,
+        {"imds_support": "v1.0"},
+        [('The only valid imds_support values are "v2.0" or the empty string', f"{AT}.imds_support")],
+    ),
+    (
+        "gp3 throughput at its maximum",
+        EbsConfig,
+        {
+            "launch_block_device_mappings": [
+                {"device_name": "/dev/sdb", "volume_type": "gp3", "volume_size": 10, "throughput": 1000}
+            ]
+        },
+        [],
+    ),
+    (
+        "chroot: ami_architecture",
+        ChrootConfig,
+        {**CHROOT, "ami_architecture": "sparc"},
+        [
+            (
+                'The only valid ami_architecture values are "arm64", "arm64_mac", "i386", "x86_64", or '
+                '"x86_64_mac"',
+                f"{AT}.ami_architecture",
+            )
+        ],
+    ),
+    (
+        "ebsvolume: snapshot_description without snapshot_volume",
+        EbsVolumeConfig,
+        {
+            **{k: v for k, v in BASE.items() if k != "ami_name"},
+            "ebs_volumes": [
+                {"device_name": "/dev/xvdf"},
+                {"device_name": "/dev/xvdg", "snapshot_description": "d"},
+            ],
+        },
+        [
+            (
+                "All `ebs_volumes` blocks setting `snapshot_description` must also set `snapshot_volume`.",
+                f"{AT}.ebs_volumes[1]",
+            )
+        ],
+    ),
+    (
+        "metadata hop limit 64 is valid",
+        EbsConfig,
+        {"metadata_options": {"http_put_response_hop_limit": 64}},
+        [],
+    ),
+    (
+        "metadata_options.instance_metadata_tags",
+        EbsConfig,
+        {"metadata_options": {"instance_metadata_tags": "on"}},
+        [
+            (
+                "instance_metadata_tags requires either disabled or enabled as its value",
+                f"{AT}.metadata_options.instance_metadata_tags",
+            )
+        ],
+    ),
+    (
+        "ssh_keypair_name without a private key",
+        EbsConfig,
+        {"ssh_keypair_name": "k"},
+        [
+            (
+                "ssh_private_key_file must be provided or ssh_agent_auth enabled when ssh_keypair_name is "
+                "specified.",
+                f"{AT}.ssh_keypair_name",
+            )
+        ],
+    ),
+    (
+        "fleet_tags without spot",
+        EbsConfig,
+        {"fleet_tags": {"a": "b"}},
+        [("fleet_tags should not be set when not requesting a spot instance", f"{AT}.fleet_tags")],
+    ),
+    (
+        "spot_tags without spot",
+        EbsConfig,
+        {"spot_tags": {"a": "b"}},
+        [("spot_tags should not be set when not requesting a spot instance", f"{AT}.spot_tags")],
+    ),
+    (
+        "placement host_id with a dedicated tenancy",
+        EbsConfig,
+        {"placement": {"host_id": "h-1", "tenancy": "dedicated"}},
+        [
+            (
+                "The tenancy should be `host` if either the `host_id` or `host_resource_group_arn` "
+                "attributes are specified.",
+                f"{AT}.placement.tenancy",
+            )
+        ],
+    ),
+    (
+        "ebssurrogate: an access problem is kept with the others",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "access_key": "AKIA"},
+        [("`access_key` and `secret_key` must both be either set or not set.", f"{AT}.access_key")],
+    ),
+    (
+        "ebssurrogate: root device without a device name",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "ami_root_device": {"source_device_name": "/dev/xvdf", "volume_size": 8}},
+        [("device_name for the root_device must be specified", f"{AT}.ami_root_device")],
+    ),
+    (
         "vault_aws_engine with access_key",
         EbsConfig,
         {"vault_aws_engine": {"name": "n"}, "access_key": "AKIA", "secret_key": "s"},
@@ -804,12 +937,20 @@ def test_chroot_from_scratch_warns_that_the_source_is_unused() -> None:
 def test_aws_access_carries_the_keys() -> None:
     cfg, found, _ = decode(
         EbsConfig,
-        {**BASE, "access_key": "AKIA", "secret_key": "s3cr3t", "token": "t"},
+        {
+            **BASE,
+            "access_key": "AKIA",
+            "secret_key": "s3cr3t",
+            "token": "t",
+            "profile": "p",
+            "shared_credentials_file": "/creds",
+        },
         CheckContext(template_dir=Path("."), key_path=AT),
     )
     assert found == [] and cfg is not None
     access = cfg.aws_access()
     assert (access.access_key, access.secret_key, access.token) == ("AKIA", "s3cr3t", "t")
+    assert (access.profile, access.shared_credentials_file) == ("p", "/creds")
 
 
 def test_aws_polling_is_read_from_the_template() -> None:
@@ -860,3 +1001,35 @@ def test_enable_t2_unlimited_warns_that_it_is_deprecated() -> None:
         "enable_t2_unlimited is deprecated please use enable_unlimited_credits. In future versions of "
         "Packer, inclusion of enable_t2_unlimited will error your builds."
     ) in warnings
+
+
+def test_chroot_warns_that_the_source_image_devices_are_overwritten() -> None:
+    raw = {**CHROOT, "root_device_name": "/dev/xvda", "root_volume_size": 8}
+    raw["ami_block_device_mappings"] = [{"device_name": "/dev/xvda"}]
+    _, found, warnings = decode(ChrootConfig, raw, CheckContext(template_dir=Path("."), key_path=AT))
+    assert [p.message for p in found if "is not supported by amibake yet" not in p.message] == []
+    assert warnings == ["ami_block_device_mappings from source image will be completely overwritten"]
+
+
+def test_spot_price_auto_product_warns_that_it_is_deprecated() -> None:
+    _, _, warnings = decode(
+        EbsConfig,
+        {**BASE, "spot_price": "auto", "spot_price_auto_product": "Linux/UNIX"},
+        CheckContext(template_dir=Path("."), key_path=AT),
+    )
+    assert (
+        "spot_price_auto_product is deprecated and no longer necessary for Packer builds. In future versions "
+        "of Packer, inclusion of spot_price_auto_product will error your builds. Please take a look at our "
+        "current documentation to understand how Packer requests Spot instances."
+    ) in warnings
+
+
+def test_ami_regions_to_copy_to() -> None:
+    # Packer drops the build region and duplicates from ami_regions, keeping their order
+    cfg, _, _ = decode(
+        EbsConfig,
+        {**BASE, "ami_regions": ["us-west-2", "us-east-1", "eu-west-1", "us-west-2"]},
+        CheckContext(template_dir=Path("."), key_path=AT),
+    )
+    assert cfg is not None
+    assert cfg.copy_regions("us-east-1") == ["us-west-2", "eu-west-1"]
