@@ -678,6 +678,161 @@ REFUSALS: list[tuple[str, type, dict[str, Any], list[tuple[str, str | None]]]] =
         [("device_name for the root_device must be specified", f"{AT}.ami_root_device")],
     ),
     (
+        "vault_aws_engine with only a role_arn, and access keys",
+        EbsConfig,
+        {"vault_aws_engine": {"role_arn": "arn:aws:iam::1:role/r"}, "access_key": "AKIA", "secret_key": "s"},
+        [
+            (
+                "If you have set vault_aws_engine, you must not set the access_key or secret_key.",
+                f"{AT}.vault_aws_engine",
+            )
+        ],
+    ),
+    (
+        "deprecate_at on a day that does not exist",
+        EbsConfig,
+        {"deprecate_at": "2030-02-30T00:00:00Z"},
+        [
+            (
+                'deprecate_at is not a valid time: "2030-02-30T00:00:00Z". Expect time format: '
+                "YYYY-MM-DDTHH:MM:SSZ",
+                f"{AT}.deprecate_at",
+            )
+        ],
+    ),
+    (
+        "sharing with an organization on the default key",
+        EbsConfig,
+        {"ami_org_arns": ["arn:aws:organizations::1:organization/o-1"], "encrypt_boot": True},
+        [("Cannot share AMI encrypted with default KMS key", f"{AT}.ami_users")],
+    ),
+    (
+        "io1 IOPS at the minimum",
+        EbsConfig,
+        {
+            "launch_block_device_mappings": [
+                {"device_name": "/dev/sdb", "volume_type": "io1", "volume_size": 10, "iops": 100}
+            ]
+        },
+        [],
+    ),
+    (
+        "chroot: a device's problem",
+        ChrootConfig,
+        {
+            **CHROOT,
+            "root_device_name": "/dev/xvda",
+            "root_volume_size": 8,
+            "ami_block_device_mappings": [{"volume_size": 8}],
+        },
+        [
+            (
+                "The `device_name` must be specified for every device in the block device mapping.",
+                f"{AT}.ami_block_device_mappings[0]",
+            )
+        ],
+    ),
+    (
+        "ebsvolume: an access problem",
+        EbsVolumeConfig,
+        {**{k: v for k, v in BASE.items() if k != "ami_name"}, "access_key": "AKIA"},
+        [("`access_key` and `secret_key` must both be either set or not set.", f"{AT}.access_key")],
+    ),
+    (
+        "amazon-instance: a launch device's problem",
+        InstanceConfig,
+        {
+            **BASE,
+            "account_id": "1",
+            "s3_bucket": "b",
+            "x509_cert_path": "c",
+            "x509_key_path": "k",
+            "launch_block_device_mappings": [{"volume_size": 8}],
+        },
+        [
+            (
+                "The `device_name` must be specified for every device in the block device mapping.",
+                f"{AT}.launch_block_device_mappings[0]",
+            )
+        ],
+    ),
+    (
+        "amazon-instance: tpm_support v2.0 is valid",
+        InstanceConfig,
+        {
+            **BASE,
+            "account_id": "1",
+            "s3_bucket": "b",
+            "x509_cert_path": "c",
+            "x509_key_path": "k",
+            "tpm_support": "v2.0",
+        },
+        [],
+    ),
+    (
+        "temporary_key_pair_type",
+        EbsConfig,
+        {"temporary_key_pair_type": "dsa"},
+        [
+            (
+                "temporary_key_pair_type requires either rsa or ed25519 as its value",
+                f"{AT}.temporary_key_pair_type",
+            )
+        ],
+    ),
+    (
+        "user_data with user_data_file",
+        EbsConfig,
+        {"user_data": "x", "user_data_file": "u.sh"},
+        [("Only one of user_data or user_data_file can be specified.", f"{AT}.user_data_file")],
+    ),
+    (
+        "security_group_id with security_group_ids",
+        EbsConfig,
+        {"security_group_id": "sg-1", "security_group_ids": ["sg-2"]},
+        [
+            (
+                "Only one of security_group_id or security_group_ids can be specified.",
+                f"{AT}.security_group_ids",
+            )
+        ],
+    ),
+    (
+        "capacity_reservation_preference none is valid",
+        EbsConfig,
+        {"capacity_reservation_preference": "none"},
+        [],
+    ),
+    (
+        "placement host_id with the host tenancy",
+        EbsConfig,
+        {"placement": {"host_id": "h-1", "tenancy": "host"}},
+        [],
+    ),
+    (
+        "ebssurrogate: an AMI device's problem",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "ami_block_device_mappings": [{"volume_size": 8}]},
+        [
+            (
+                "The `device_name` must be specified for every device in the block device mapping.",
+                f"{AT}.ami_block_device_mappings[0]",
+            )
+        ],
+    ),
+    (
+        "ebssurrogate: spot with SR-IOV",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "spot_price": "auto", "sriov_support": True},
+        [(SPOT_NO_MODIFY, f"{AT}.spot_price")],
+    ),
+    (
+        "ebssurrogate: root volume_size 0 (the source volume's size)",
+        EbsSurrogateConfig,
+        {**BASE, **SURROGATE, "ami_root_device": {**ROOT, "volume_size": 0}},
+        [],
+    ),
+    (
         "vault_aws_engine with access_key",
         EbsConfig,
         {"vault_aws_engine": {"name": "n"}, "access_key": "AKIA", "secret_key": "s"},
