@@ -17,6 +17,7 @@ from pydantic.fields import FieldInfo
 from amibake.config.base import CheckContext, decode
 from amibake.plugins.amazon import config_blockdev, config_common, config_ebsvolume
 from amibake.plugins.amazon.config import EbsConfig
+from amibake.plugins.amazon.config_ami import AMI_NAME_MESSAGE
 from amibake.plugins.amazon.config_blockdev import BlockDevice
 from amibake.plugins.amazon.config_chroot import ChrootConfig
 from amibake.plugins.amazon.config_common import SPOT_NO_MODIFY
@@ -833,6 +834,35 @@ REFUSALS: list[tuple[str, type, dict[str, Any], list[tuple[str, str | None]]]] =
         [],
     ),
     (
+        "ami_name with characters AMI names cannot hold",
+        EbsConfig,
+        {"ami_name": "web*server"},
+        [(AMI_NAME_MESSAGE, f"{AT}.ami_name")],
+    ),
+    (
+        "chroot: root_device_name without devices",
+        ChrootConfig,
+        {**CHROOT, "root_device_name": "/dev/xvda"},
+        [
+            (
+                "If root_device_name is specified, ami_block_device_mappings must be specified",
+                f"{AT}.ami_block_device_mappings",
+            )
+        ],
+    ),
+    (
+        "metadata endpoint disabled and tags enabled are valid",
+        EbsConfig,
+        {"metadata_options": {"http_endpoint": "disabled", "instance_metadata_tags": "enabled"}},
+        [],
+    ),
+    (
+        "ssh_interface unknown",
+        EbsConfig,
+        {"ssh_interface": "carrier_pigeon"},
+        [("Unknown interface type: carrier_pigeon", f"{AT}.ssh_interface")],
+    ),
+    (
         "vault_aws_engine with access_key",
         EbsConfig,
         {"vault_aws_engine": {"name": "n"}, "access_key": "AKIA", "secret_key": "s"},
@@ -1188,3 +1218,10 @@ def test_ami_regions_to_copy_to() -> None:
     )
     assert cfg is not None
     assert cfg.copy_regions("us-east-1") == ["us-west-2", "eu-west-1"]
+
+
+def test_tenancy_warns_that_it_is_deprecated() -> None:
+    _, _, warnings = decode(
+        EbsConfig, {**BASE, "tenancy": "dedicated"}, CheckContext(template_dir=Path("."), key_path=AT)
+    )
+    assert warnings == ["tenancy is deprecated; use placement.tenancy"]
