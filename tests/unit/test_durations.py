@@ -3,7 +3,10 @@ messages and quoting, and the callers that read durations through it."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -151,3 +154,30 @@ def test_shell_seconds_reads_go_durations_with_its_own_leniency(value: Any, secs
 def test_shell_seconds_refuses_what_go_refuses(value: str) -> None:
     with pytest.raises(BuildError, match=r"^invalid duration .* \(expected e\.g\. 30s, 5m, 1h30m\)$"):
         seconds(value)
+
+
+@pytest.mark.parametrize("number", [float("inf"), float("-inf"), float("nan"), 1e19, -1e19, 1 << 63])
+def test_a_number_beyond_a_duration_is_refused_by_name(number: float) -> None:
+    """A bare number is nanoseconds (an int64 in Go): one beyond it, or JSON's 1e999 (infinity here; Go's
+    decoder refuses it), is a clear error, never an internal one."""
+    from pydantic import BaseModel, ValidationError
+
+    from amibake.config.durations import Duration
+
+    class M(BaseModel):
+        timeout: Duration = 0.0
+
+    with pytest.raises(ValidationError, match="out of range for a duration"):
+        M.model_validate({"timeout": number})
+    assert M.model_validate({"timeout": (1 << 63) - 1024}).timeout == pytest.approx(9223372036.854775)
+
+
+def test_validate_names_the_key_of_an_infinite_duration(tmp_path: Path) -> None:
+    template = tmp_path / "t.json"
+    template.write_text('{"builders": [{"type": "null", "communicator": "none"}], "provisioners": '
+                        '[{"type": "shell", "inline": ["true"], "start_retry_timeout": 1e999}]}')
+    result = subprocess.run([sys.executable, "-m", "amibake", "validate", str(template)], capture_output=True,
+                            text=True, check=False, cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "provisioners[0].start_retry_timeout" in result.stderr and "out of range" in result.stderr
+    assert "Internal error" not in result.stderr

@@ -13,6 +13,7 @@ those options as strings, so there a bare number such as ``300`` fails with "mis
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any
 
@@ -160,6 +161,11 @@ def _to_duration(value: Any, info: ValidationInfo) -> Any:
         # mapstructure weakly turns a bool into 1 or 0 (nanoseconds)
         return 1e-9 if value else 0.0
     if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) >= _MAX:
+            # Go: a JSON number beyond float64 does not decode, and a duration is an int64 of nanoseconds
+            raise PydanticCustomError(
+                "duration", "the number {got} is out of range for a duration (at most {max} nanoseconds)",
+                {"got": repr(value), "max": _MAX - 1})
         if value != 0 and isinstance(info.context, dict):
             warnings = info.context.get("warnings")
             if isinstance(warnings, list):
