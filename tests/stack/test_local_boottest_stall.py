@@ -74,7 +74,7 @@ def test_a_stalled_machine_is_booted_once_more_from_a_fresh_overlay(tmp_path: Pa
     assert text.count("waiting for SSH on 127.0.0.1:") == 2
     # the second machine talks but never answers SSH: the test fails on the one timeout, quoting it
     assert "did not boot" in str(err) and "boot_test_timeout (10s)" in str(err)
-    assert "start 2" in str(err) and "still booting" in str(err)  # the console quoted is the second's
+    assert "still booting" in str(err)  # the console quoted is the second machine's (the first was silent)
 
 
 def test_a_machine_that_hangs_again_fails_after_two_boots(tmp_path: Path,

@@ -349,7 +349,7 @@ class _FakeComm:
 
 def _fake_qemu() -> SimpleNamespace:
     return SimpleNamespace(stop=threading.Event(), exited=threading.Event(), fatal="", error="", status=None,
-                           console_tail=lambda: "  login:")
+                           stalled=False, console_tail=lambda: "  login:")
 
 
 def _login(monkeypatch: pytest.MonkeyPatch, comms: list[_FakeComm], qemu: SimpleNamespace,

@@ -233,7 +233,7 @@ SETTLE = "command -v systemctl >/dev/null 2>&1 && systemctl is-system-running --
 
 def _login(qemu: _Qemu, *, port: int, private_pem: str, deadline: float, timeout: float,
            cancel: threading.Event | None, progress: Callable[[str], None],
-           answered: threading.Event) -> ssh.SSHCommunicator:
+           answered: threading.Event | None = None) -> ssh.SSHCommunicator:
     """Log in to the booting machine and open a first session (:data:`SETTLE`, which returns once
     first boot has finished starting); a session cut before it ended (first-boot configuration
     restarting sshd after the login) means logging in again, until ``deadline``. Sets ``answered`` at
@@ -256,7 +256,8 @@ def _login(qemu: _Qemu, *, port: int, private_pem: str, deadline: float, timeout
                 why = qemu.error or f"QEMU exited (status {qemu.status}) before SSH answered"
                 raise _did_not_boot(qemu, why) from exc
             raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s): {exc}") from exc
-        answered.set()
+        if answered is not None:
+            answered.set()
         try:
             comm.run(SETTLE, timeout=max(1.0, deadline - time.monotonic()))
             return comm
