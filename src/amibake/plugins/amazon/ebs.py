@@ -65,23 +65,17 @@ class EbsBuilder(AmazonBuilder):
         if not self.overlaps():
             return list(bound)
         by_name = {b.name: b for b in bound}
-        # the source AMI lookup, key pair, security group (after the network look-up it needs) and
-        # IAM profile at once
+        # the source AMI lookup first, alone (one Describe call): a source that does not exist, or an
+        # option it refuses, fails the build before anything is created, as in Packer, and the
+        # temporaries' tags may render its data; then the key pair, security group (after the
+        # network look-up it needs) and IAM profile at once
         lanes: list[list[Step]] = [
             [by_name["StepKeyPair"]],
             [by_name["StepIamInstanceProfile"]],
             [by_name["StepNetworkInfo"], by_name["StepSecurityGroup"]],
         ]
         source: Step = by_name["StepSourceAMIInfo"]
-        ahead: list[Step] = []
-        c = self.config
-        if (any("{{" in k or "{{" in v for k, v in c.all_run_tags.items())
-                or c.ami_virtualization_type or c.ena_support or c.sriov_support):
-            # the lookup alone, first: the temporaries' tags render its data, or an option is
-            # checked against the source AMI, and a refusal comes before anything is created
-            ahead = [source]
-        else:
-            lanes.insert(0, [source])
+        ahead: list[Step] = [source]
         grouped = {step.name for lane in lanes for step in lane} | {step.name for step in ahead}
         out: list[Step] = []
         for step in bound:
