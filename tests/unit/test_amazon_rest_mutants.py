@@ -3,14 +3,17 @@ sample measured (every 40th mutant, 3 December 2026; docs/mutation.md)."""
 
 from __future__ import annotations
 
+import json
 import struct
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from amibake.aws.errors import AwsError
+from amibake.config.base import CheckContext, decode
 from amibake.datasources import DatasourceError
 from amibake.plugins.amazon import prune
 from amibake.plugins.amazon.datasource_configs import AmiDatasourceConfig
@@ -19,10 +22,12 @@ from amibake.plugins.amazon.ec2_ebsdirect import BlockRejected
 from amibake.plugins.amazon.facts import clean_resource_name
 from amibake.plugins.amazon.local import disk
 from amibake.plugins.amazon.local.builder import register_params
+from amibake.plugins.amazon.local.config import LocalConfig
 from amibake.plugins.amazon.local.upload import MIB, UploadProgress
 from amibake.plugins.amazon.pollschedule import calls_until_seen
 from amibake.plugins.amazon.ssm import step as ssm_step
-from amibake.plugins.amazon.ssm.message import ClientMessage, ProtocolError
+from amibake.plugins.amazon.ssm.channel import DataChannel
+from amibake.plugins.amazon.ssm.message import OUTPUT_STREAM, ClientMessage, PayloadType, ProtocolError
 
 
 def test_clean_resource_name_keeps_every_ascii_letter_and_digit_up_to_the_range_ends() -> None:
@@ -165,3 +170,27 @@ def test_ssm_end_reports_a_failed_terminate_as_packer_does() -> None:
     assert closed == [True]
     assert ui.errors == ['Error terminating SSM Session "s-1". Please terminate the session manually: '
                          "AccessDenied: no"]
+
+
+def test_local_config_reports_a_key_that_is_no_arn_at_its_own_key(tmp_path: Path) -> None:
+    ctx = CheckContext(template_dir=tmp_path, key_path="source.amibake-local.x")
+    options = {"region": "us-east-1", "ami_name": "local-a", "snapshot_encrypted": True,
+               "snapshot_kms_key_arn": "alias/k"}
+    _, problems, _ = decode(LocalConfig, options, ctx)
+    assert [str(p) for p in problems] == [
+        "source.amibake-local.x.snapshot_kms_key_arn: snapshot_kms_key_arn must be a KMS key ARN "
+        "(arn:aws:kms:...)"]
+
+
+def test_ssm_handshake_answers_an_unknown_action_as_unsupported() -> None:
+    request = {"AgentVersion": "3.0.161.0", "RequestedClientActions": [
+        {"ActionType": "SessionType", "ActionParameters": {"SessionType": "Port", "Properties": {}}},
+        {"ActionType": "Teleport", "ActionParameters": {}}]}
+    got = DataChannel().receive(ClientMessage(
+        message_type=OUTPUT_STREAM, payload=json.dumps(request).encode(),
+        payload_type=PayloadType.HANDSHAKE_REQUEST).encode())
+    body = json.loads(ClientMessage.decode(got.replies[1]).payload)
+    assert body["ProcessedClientActions"][1] == {
+        "ActionType": "Teleport", "ActionStatus": 0, "ActionResult": 3,
+        "Error": "Unsupported action Teleport"}
+    assert body["Errors"] == ["Unsupported action Teleport"]
