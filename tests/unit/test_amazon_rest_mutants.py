@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,6 +16,7 @@ import pytest
 from amibake.aws.errors import AwsError
 from amibake.config.base import CheckContext, decode
 from amibake.datasources import DatasourceError
+from amibake.errors import BuildError
 from amibake.plugins.amazon import prune
 from amibake.plugins.amazon.datasource_configs import AmiDatasourceConfig
 from amibake.plugins.amazon.datasources import pick_image
@@ -194,3 +196,8 @@ def test_ssm_handshake_answers_an_unknown_action_as_unsupported() -> None:
         "ActionType": "Teleport", "ActionStatus": 0, "ActionResult": 3,
         "Error": "Unsupported action Teleport"}
     assert body["Errors"] == ["Unsupported action Teleport"]
+
+
+def test_a_failing_disk_tool_fails_the_build_with_its_name() -> None:
+    with pytest.raises(BuildError, match=r"^sfdisk failed: "):
+        disk._run([sys.executable, "-c", "raise SystemExit(3)"], "sfdisk", cancel=None)
