@@ -90,3 +90,14 @@ def test_a_talking_machine_is_not_booted_again(tmp_path: Path, monkeypatch: pyte
     assert len(starts) == 1
     assert "booting it once more" not in text
     assert "did not boot" in str(err) and "boot_test_timeout (10s)" in str(err)
+
+
+def test_a_seed_that_takes_the_whole_timeout_fails_by_name(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    require_local_image_tools(("mkfs.vfat", "mcopy", "qemu-img", "timeout"))
+    monkeypatch.setattr(boottest, "_make_seed", lambda *_a, **_k: time.sleep(1.5))
+    image = tmp_path / "disk.raw"
+    image.write_bytes(bytes(1 << 20))
+    opts = LocalImageOptions.model_validate({"boot_mode": "legacy-bios", "boot_test_timeout": "1s"})
+    with pytest.raises(BuildError, match=r"ran out of boot_test_timeout \(1s\) before QEMU started"):
+        boottest.boot_test(image, opts=opts, commands=["true"], ui=RecordingUi(), cancel=None)

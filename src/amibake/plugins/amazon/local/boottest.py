@@ -332,7 +332,9 @@ def boot_test(image: Path, *, opts: LocalImageOptions, commands: list[str], ui: 
         for attempt in (1, 2):
             left = deadline - time.monotonic()
             if left <= 0:
-                assert qemu is not None
+                if qemu is None:  # the seed took the whole timeout
+                    raise BuildError(f"the boot test ran out of boot_test_timeout ({timeout:g}s) before "
+                                     "QEMU started")
                 raise _did_not_boot(qemu, f"no SSH login within boot_test_timeout ({timeout:g}s)")
             port = free_port()
             qemu = _Qemu(qemu_argv(firmware=firmware, vars_file=_fresh_disks(image, work, firmware, cancel),
