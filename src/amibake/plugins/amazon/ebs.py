@@ -74,13 +74,11 @@ class EbsBuilder(AmazonBuilder):
             [by_name["StepIamInstanceProfile"]],
             [by_name["StepNetworkInfo"], by_name["StepSecurityGroup"]],
         ]
-        source: Step = by_name["StepSourceAMIInfo"]
-        ahead: list[Step] = [source]
-        grouped = {step.name for lane in lanes for step in lane} | {step.name for step in ahead}
+        grouped = {step.name for lane in lanes for step in lane}
         out: list[Step] = []
         for step in bound:
             if step.name == "StepSourceAMIInfo":
-                out += [*ahead, ConcurrentSteps(lanes)]
+                out += [step, ConcurrentSteps(lanes)]
             elif step.name not in grouped:
                 out.append(step)
         return out
