@@ -4,8 +4,13 @@ sample measured (every 40th mutant, 3 December 2026; docs/mutation.md)."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import struct
 import sys
+import tarfile
+import threading
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,16 +25,30 @@ from amibake.errors import BuildError
 from amibake.plugins.amazon import prune
 from amibake.plugins.amazon.datasource_configs import AmiDatasourceConfig
 from amibake.plugins.amazon.datasources import pick_image
+from amibake.plugins.amazon.describe_batch import Batch
 from amibake.plugins.amazon.ec2_ebsdirect import BlockRejected
 from amibake.plugins.amazon.facts import clean_resource_name
-from amibake.plugins.amazon.local import disk
+from amibake.plugins.amazon.local import disk, rootfs
 from amibake.plugins.amazon.local.builder import register_params
 from amibake.plugins.amazon.local.config import LocalConfig
-from amibake.plugins.amazon.local.upload import MIB, UploadProgress
+from amibake.plugins.amazon.local.config_image import LocalImageOptions
+from amibake.plugins.amazon.local.upload import MIB, UploadProgress, UploadSpec, upload_disk
 from amibake.plugins.amazon.pollschedule import calls_until_seen
 from amibake.plugins.amazon.ssm import step as ssm_step
 from amibake.plugins.amazon.ssm.channel import DataChannel
 from amibake.plugins.amazon.ssm.message import OUTPUT_STREAM, ClientMessage, PayloadType, ProtocolError
+from amibake.plugins.amazon.ssm.tunnel import SessionInfo, Tunnel, bind_local
+from amibake.steps.context import StepContext
+from tests.ssm_emulation import SsmEmulator
+from tests.stack.local_image_fixtures import RecordingUi
+from tests.unit.test_describe_batch import Clock, Ec2, first_polls, poll
+from tests.unit.test_local_image_bios import _require as require_disk_tools
+from tests.unit.test_local_image_bios import _stand_in_tree as stand_in_tree
+from tests.unit.test_local_upload import BS as UPLOAD_BS
+from tests.unit.test_local_upload import FakeEbs
+from tests.unit.test_ssm_step import ssm  # noqa: F401  (its fixture: the SSM emulation)
+from tests.unit.test_ssm_step import state as ssm_state
+from tests.unit.test_ssm_tunnel import BASIC, emulator, exchange  # noqa: F401  (emulator: its fixture)
 
 
 def test_clean_resource_name_keeps_every_ascii_letter_and_digit_up_to_the_range_ends() -> None:
@@ -201,3 +220,121 @@ def test_ssm_handshake_answers_an_unknown_action_as_unsupported() -> None:
 def test_a_failing_disk_tool_fails_the_build_with_its_name() -> None:
     with pytest.raises(BuildError, match=r"^sfdisk failed: "):
         disk._run([sys.executable, "-c", "raise SystemExit(3)"], "sfdisk", cancel=None)
+
+
+def test_a_waits_own_call_after_a_failed_batch_dates_the_observation_another_wait_takes() -> None:
+    clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending"})
+    batch: Batch[Any] = Batch(clock)
+    a, b = first_polls(batch, clock, ec2, "i-a", "i-b")
+    b.next_due(clock.now + 1.0)
+    clock.now += 1.0
+
+    def slow_failing_batch(ids: Sequence[str]) -> dict[str, str]:
+        clock.now += 0.3  # the batched call took 0.3 s, then failed: a's own call is made after it
+        raise AwsError("describe_instances", "InternalError", "boom")
+
+    assert batch.poll(a, ec2.single("i-a"), slow_failing_batch).at == 101.3
+    # a second wait on the same id takes that observation, dated when its call was made
+    again = batch.join("i-a", 0.5)
+    got = poll(batch, again, ec2)
+    assert (got.shared, got.at, got.value) == (True, 101.3, "pending")
+
+
+def test_a_short_last_block_is_uploaded_padded_with_zeros(tmp_path: Path) -> None:
+    path = tmp_path / "disk"
+    with path.open("wb") as f:  # two blocks and 100 bytes, data only in the last 100
+        f.truncate(2 * UPLOAD_BS + 100)
+        f.seek(2 * UPLOAD_BS + 10)
+        f.write(b"tail")
+    ebs = FakeEbs()
+    result = upload_disk(ebs, path, UploadSpec(), ui=_Ui(), cancel=threading.Event(),
+                         on_started=lambda s: None)
+    assert sorted(ebs.blocks) == [2] and result.changed_blocks == 1
+    assert ebs.blocks[2] == bytes(10) + b"tail" + bytes(UPLOAD_BS - 14)
+
+
+def test_extract_as_another_user_is_refused_with_the_reason(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rootfs, "running_as_root", lambda: False)
+    with pytest.raises(BuildError) as err:
+        rootfs.extract(tmp_path / "r.tar", tmp_path / "t", ui=RecordingUi(), cancel=None)
+    assert str(err.value) == ("amibake-local makes the root filesystem as root (its files' owners, the "
+                              "chroot mounts); run the build as root")
+
+
+def test_a_rootfs_tarball_without_installed_packages_is_refused(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(rootfs, "running_as_root", lambda: True)  # the tarball has no owners to keep
+    made = tmp_path / "made"
+    (made / "var/lib/dpkg").mkdir(parents=True)
+    (made / "var/lib/dpkg/status").write_text("")  # a dpkg database that lists nothing
+    (made / "etc").mkdir()
+    tarball = tmp_path / "empty.tar"
+    with tarfile.open(tarball, "w") as tar:
+        tar.add(made, arcname=".")
+    opts = LocalImageOptions.model_validate({"rootfs_tarball": str(tarball)})
+    with pytest.raises(BuildError) as err:
+        rootfs.bootstrap(opts, tmp_path / "tree", cache_dir=tmp_path / "cache", ui=RecordingUi(), cancel=None)
+    assert str(err.value) == "the root filesystem from empty.tar has no installed packages (no dpkg database)"
+
+
+def test_make_disk_says_what_each_partition_gets_and_a_failing_mkfs_ext4_ends_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    require_disk_tools("mkfs.vfat", "mcopy")
+    tree = tmp_path / "tree"
+    stand_in_tree(tree)
+    bindir = tmp_path / "bin"  # an mkfs.ext4 that fails: the disk stops there, before its slow part
+    bindir.mkdir()
+    (bindir / "mkfs.ext4").write_text("#!/bin/sh\necho 'no space left' >&2\nexit 1\n")
+    (bindir / "mkfs.ext4").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    ui = RecordingUi()
+    opts = LocalImageOptions.model_validate({"boot_mode": "uefi", "volume_size": 1})
+    with pytest.raises(BuildError, match=r"^mkfs\.ext4 failed: "):
+        disk.make_disk(tree, tmp_path / "disk.raw", opts=opts, ui=ui, cancel=None)
+    root_mib = disk.layout(1).root_size // disk.MIB
+    assert "EFI system partition: systemd-boot, the kernel and initrd" in ui.text()
+    assert re.search(rf"root file system: ext4 UUID [0-9a-f-]{{36}} \({root_mib} MiB\), mkfs\.ext4 -d$",
+                     ui.text(), re.M)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "tree"]  # no disk, no work files
+
+
+def test_a_tunnel_that_fails_in_setup_is_an_ssm_error(ssm: SsmEmulator) -> None:  # noqa: F811
+    ssm.kms = True  # the agent asks for KMS encryption, which amibake refuses in the handshake
+    st = ssm_state()
+    ctx = StepContext(ui=st.ui)
+    try:
+        with pytest.raises(BuildError) as err:
+            ssm_step.open_tunnel(st, ctx)
+    finally:
+        for undo in reversed(ctx.undo_stack):
+            undo.fn()
+    assert str(err.value).startswith("ssm error: ") and "handshake" in str(err.value)
+
+
+@pytest.mark.parametrize("emulator", [BASIC], indirect=True)
+def test_a_resume_that_fails_once_then_answers_without_a_stream_url_reconnects(
+        emulator: SsmEmulator) -> None:  # noqa: F811
+    status, answer = emulator.api("StartSession", {"Target": "i-1",
+                                                   "DocumentName": "AWS-StartPortForwardingSession",
+                                                   "Parameters": {"portNumber": ["22"]}})
+    assert status == 200
+    attempts: list[str] = []
+
+    def resume(sid: str) -> SessionInfo | None:
+        attempts.append(sid)
+        if len(attempts) == 1:
+            raise OSError("connection reset")  # the ResumeSession call itself failed: tried again
+        _, a = emulator.api("ResumeSession", {"SessionId": sid})
+        return SessionInfo(sid, a["TokenValue"], "")  # no StreamUrl: the session's own is used
+
+    first = SessionInfo(answer["SessionId"], answer["TokenValue"], answer["StreamUrl"])
+    tunnel = Tunnel(bind_local(0), first, resume=resume)
+    tunnel.start(timeout=20)
+    try:
+        emulator.drop_after(5)
+        payload = b"y" * 20000
+        assert exchange(tunnel.port, payload) == payload
+        assert len(attempts) == 2 and tunnel.resumes == 1 and emulator.drops == 1
+    finally:
+        tunnel.close()
