@@ -140,8 +140,8 @@ def _best_value(dist: Dist, x: float, upper: bool) -> float:
     return best_cover(dist, x, grid_for(dist), upper)[0]
 
 
-def best_cover(dist: Dist, x: float, per: int, upper: bool) -> tuple[float, list[float]]:
-    """The most probability any schedule obeying t_k >= k * d can see within ``x``, on a grid of
+def best_cover(dist: Dist, x: float, per: int, upper: bool, delay: float = D) -> tuple[float, list[float]]:
+    """The most probability any schedule obeying t_k >= k * delay can see within ``x``, on a grid of
     1/``per`` s. ``upper=False``: the value of the feasible grid schedule returned (<= the optimum).
     ``upper=True``: a value no schedule exceeds (each poll rounded down to the grid changes its
     interval's probability by at most fmax * h / 2 beyond the cell's end values; spacing >= floor(x/h))."""
@@ -158,7 +158,7 @@ def best_cover(dist: Dist, x: float, per: int, upper: bool) -> tuple[float, list
         g = g[:n]
         shift = math.ceil(x * per - 1e-9)
     shift = max(shift, 1)
-    step = round(D * per)
+    step = round(delay * per)
     levels: list[list[float]] = []
     best, best_level = 0.0, -1
     prefix: list[float] = []
@@ -282,6 +282,33 @@ def pooled(names: Sequence[str], ssh: bool) -> tuple[float, tuple[float, float],
     lo_med = least_x(lambda x: best(x, True))
     hi_med = least_x(lambda x: best(x, False))
     return pm, (lo_med, hi_med), best(pm / 2, True)
+
+
+def budget_needed(names: Sequence[str], x: float) -> float:
+    """The largest delay d' (k-th poll >= k * d') at which some schedule sees half of the pooled waits
+    ``names`` within ``x``: the call budget the lag target would need, as 15 / d' times Packer's."""
+
+    def reaches(delay: float) -> bool:
+        vals = {w: best_cover(WAITS[w], x, grid_for(WAITS[w]), False, delay)[0] for w in set(names)}
+        return sum(vals[w] for w in names) / len(names) >= 0.5
+
+    steps = (1, round(D * 10))  # delays on a 0.1 s grid (the copies' DP grid)
+    while steps[1] - steps[0] > 1:
+        mid = (steps[0] + steps[1]) // 2
+        steps = (mid, steps[1]) if reaches(mid / 10) else (steps[0], mid)
+    return steps[0] / 10
+
+
+def widest_reachable(name: str, x: float) -> float:
+    """The widest window, centred on the wait's mean and uniform, inside which some schedule obeying
+    Packer's budget sees the transition within ``x`` half the time (the learnt prior it would need)."""
+    mid = WAITS[name].mean
+    lo, hi = 0.5, WAITS[name].hi - WAITS[name].lo
+    while hi - lo > 0.25:
+        w = (lo + hi) / 2
+        dist = Dist(mid - w / 2, mid + w / 2)
+        lo, hi = (w, hi) if best_cover(dist, x, grid_for(dist), False)[0] >= 0.5 else (lo, w)
+    return lo
 
 
 # ------------------------------------------------------------------------------------------ wall
@@ -427,6 +454,19 @@ def main() -> None:
                               ("copy3 + SSH (scale 1; amibake's SSH lag taken as 0)", COPY3, True)):
         pm, (lo, hi), share = pooled(names, ssh)
         print(f"| {label} | {pm:.2f} s | {lo:.2f}-{hi:.2f} s | {lo / pm:.3f} | {share:.4f} |")
+    half = 3.75
+    print(f"\nWhat the lag target would need (x = {half} s, half Packer's 7.5 s median):\n")
+    print("| needed | basic.json (4 waits) | copy3 (7 waits) |")
+    print("|---|---|---|")
+    b, c = budget_needed(BASIC, half), budget_needed(COPY3, half)
+    print(f"| call budget: k-th poll no earlier than k * d' | d' <= {b:.1f} s ({D / b:.2f}x Packer's "
+          f"calls) | d' <= {c:.1f} s ({D / c:.2f}x Packer's calls) |")
+    print("\n| wait | documented width | widest uniform window around its mean where half is seen "
+          f"within {half} s |")
+    print("|---|---|---|")
+    for name in dict.fromkeys(COPY3):
+        dist = WAITS[name]
+        print(f"| {name} | {dist.hi - dist.lo:.0f} s | {widest_reachable(name, half):.1f} s |")
     print("\n## Wall: the waits' critical path (fixed work left out of both)\n")
     print("| template | scale | Packer median (mean) | amibake at zero lag: median (mean) | "
           "ratio of medians (of means) | target |")

@@ -167,3 +167,9 @@ def test_wall_model_matches_a_simulation_with_the_bench_draws(template: str) -> 
     assert model.amibake[1] == pytest.approx(statistics.fmean(amibake), rel=0.01)
     assert model.amibake[0] == pytest.approx(statistics.median(amibake), rel=0.02)
     assert model.amibake[1] / model.packer[1] > 0.8
+
+
+def test_the_widest_window_reachable_matches_the_count_of_polls() -> None:
+    # around 25 s, three polls (the third >= 30 s) by the window's end + 3.75 s: 3 x 3.75 s is half
+    # of a 22.5 s window
+    assert tb.widest_reachable("instance running", 3.75) == pytest.approx(22.5, abs=0.3)
