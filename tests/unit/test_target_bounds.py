@@ -173,3 +173,11 @@ def test_the_widest_window_reachable_matches_the_count_of_polls() -> None:
     # around 25 s, three polls (the third >= 30 s) by the window's end + 3.75 s: 3 x 3.75 s is half
     # of a 22.5 s window
     assert tb.widest_reachable("instance running", 3.75) == pytest.approx(22.5, abs=0.3)
+
+
+def test_chance_of_half_tells_packer_from_a_dense_schedule() -> None:
+    fixed = {w: ps.fixed(15.0, 40) for w in tb.BASIC}
+    assert tb.chance_of_half(fixed, builds=4, runs=50) == (0.0, 1.0, 1.0)
+    dense = {w: [k / 10 for k in range(3000)] for w in tb.BASIC}
+    share, med, _ = tb.chance_of_half(dense, builds=4, runs=50)
+    assert share == 1.0 and med < 0.02
