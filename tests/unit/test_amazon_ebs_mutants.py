@@ -24,7 +24,6 @@ from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.ebs import EbsBuilder
 from amibake.steps.context import BuildCancelled, StepContext
 from tests.fakes.ec2 import CountingEc2
-from tests.unit.test_amazon_gateway_mutants import moto_url  # noqa: F401  (the module's moto fixture)
 from tests.unit.test_cleanup_mutants import Aws, aws  # noqa: F401  (an AWS account of the test's own)
 from tests.unit.test_steps_fake import make_state
 

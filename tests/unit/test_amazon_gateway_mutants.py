@@ -2,14 +2,12 @@
 moto server on loopback: what each call sends (seen in moto's end state), what it records in the run
 journal, and how its answers are read. Written for a mutation run's survivors (docs/mutation.md).
 
-The moto server is started once for this module; ``AMIBAKE_TEST_MOTO_URL`` names one already running
-instead (scripts/mutation's runs share one, so each mutant does not pay moto's start-up). Every test
-makes its own uniquely named resources, so the tests share one server without resetting it."""
+The moto server is tests/unit/conftest.py's ``moto_url`` (one per worker, or ``AMIBAKE_TEST_MOTO_URL``).
+Every test makes its own uniquely named resources, so the tests share one server without resetting it."""
 
 from __future__ import annotations
 
 import json
-import os
 import random
 import uuid
 from collections.abc import Iterator
@@ -27,26 +25,11 @@ from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2 import Ec2Gateway, NotOurs, WaitTimeout
 from amibake.plugins.amazon.ec2_base import GatewayBase
 from amibake.steps.context import BuildCancelled, JournalUnwritable
-from tests.stackkit import MotoServer
 
 REGION = "us-east-1"
 AMI_ID = "ami-0123456789abcdef0"  # not in moto: tests register their own
 RUN = "run-gw"
 BUILD = "amazon-ebs.gw"
-
-
-@pytest.fixture(scope="module")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = os.environ.get("AMIBAKE_TEST_MOTO_URL", "")
-    if url:
-        yield url
-        return
-    server = MotoServer(tmp_path_factory.mktemp("moto"))
-    server.start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
 
 
 def uid(prefix: str = "t") -> str:

@@ -4,7 +4,7 @@ Describe calls, calls in another region, waits with batching off, and a create c
 answer is lost (a read timeout) while what it asked for reaches EC2 or IAM only as the call is sent
 again: the retry meets its own resource as a duplicate and adopts it. The lost answer is injected at
 botocore's ``before-send`` event of the gateway's own client; every request that is sent goes to
-moto (the shared server of ``test_amazon_gateway_mutants``)."""
+moto (the shared server: tests/unit/conftest.py's ``moto_url``)."""
 
 from __future__ import annotations
 
@@ -25,9 +25,7 @@ from amibake.errors import BuildError
 from amibake.plugins.amazon import describe_batch, pollschedule
 from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2 import Ec2Gateway, NotOurs, WaitTimeout, _aws_endpoint, _Planned
-from tests.unit.test_amazon_gateway_mutants import Gw, moto_url, own, uid
-
-__all__ = ["moto_url"]  # the module-scoped moto server fixture, shared with the first part
+from tests.unit.test_amazon_gateway_mutants import Gw, own, uid
 
 WEST = "us-west-2"
 

@@ -27,7 +27,6 @@ from amibake.plugins.amazon import cleanup as cl
 from amibake.plugins.amazon.cleanup import Cleaner, Leftover, Plan, RunReport
 from amibake.plugins.amazon.liveness import parse_time
 from amibake.plugins.amazon.records import Tagged
-from tests.unit.test_amazon_gateway_mutants import moto_url  # noqa: F401  (the module's moto fixture)
 
 REGION = "us-east-1"
 OLD = "2020-01-01T00:00:00Z"
@@ -79,7 +78,7 @@ class Aws:
 
 
 @pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:  # noqa: F811
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     CLIENTS.clear()  # no client of another test's account
     yield Aws(moto_url, monkeypatch)
     CLIENTS.clear()

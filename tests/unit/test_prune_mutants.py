@@ -20,7 +20,6 @@ import pytest
 from amibake.aws.session import CLIENTS
 from amibake.plugins.amazon import prune as prune_module
 from amibake.ui.console import Console
-from tests.unit.test_amazon_gateway_mutants import moto_url  # noqa: F401  (the module's moto fixture)
 from tests.unit.test_cleanup_mutants import Aws
 
 EAST, WEST = "us-east-1", "us-west-2"
@@ -28,7 +27,7 @@ OTHER_ACCOUNT = "111122223333"
 
 
 @pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:  # noqa: F811
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     CLIENTS.clear()  # no client of another test's account
     yield Aws(moto_url, monkeypatch)
     CLIENTS.clear()

@@ -11,7 +11,7 @@ import pytest
 
 from amibake.plugins.amazon import pollschedule as ps
 from amibake.plugins.amazon.ec2 import Ec2Gateway
-from tests.unit.test_amazon_gateway_mutants import Gw, moto_url  # noqa: F401  (the module's moto fixture)
+from tests.unit.test_amazon_gateway_mutants import Gw
 
 
 def test_the_registered_prior_is_short_and_within_packers_budget() -> None:
@@ -31,7 +31,7 @@ def test_the_registered_prior_is_short_and_within_packers_budget() -> None:
 
 @pytest.mark.parametrize("registered, kind", [(True, "image_registered"), (False, "image_available")])
 def test_wait_image_available_plans_by_how_the_image_was_made(
-    moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+    moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     registered: bool, kind: str,
 ) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
