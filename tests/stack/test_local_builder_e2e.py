@@ -2,11 +2,13 @@
 
 The root filesystem comes from the run's one bootstrap (tests/stack/local_image_fixtures.py: mmdebstrap
 once per CI run, then its cache, which the template points ``bootstrap_cache_dir`` at), a provisioner
-runs in the tree, the disk is made and booted under QEMU to SSH, then written through the EBS direct
-APIs (the emulation in front of the recording proxy in front of moto). The test then downloads the
-snapshot with ListSnapshotBlocks/GetSnapshotBlock into a raw file that must be byte-identical to the
-disk the build kept (``disk_output``) and boots it again under QEMU, where checks see what the options
-did; the RegisterImage request is asserted exactly, and no instance call reached AWS.
+runs in the tree, the disk is made and booted under QEMU to SSH, where checks (added to the build's own
+boot test) see what the options did, then written through the EBS direct APIs (the emulation in front
+of the recording proxy in front of moto). The test then downloads the snapshot with
+ListSnapshotBlocks/GetSnapshotBlock into a raw file that must be byte-identical to the disk the build
+kept (``disk_output``), the very file the boot test booted (through an overlay: it stays as it was), so
+the checks hold for the snapshot too without a second boot; the RegisterImage request is asserted
+exactly, and no instance call reached AWS.
 
 A disk that does not boot fails the build before anything is sent to AWS (no StartSnapshot).
 """
@@ -75,6 +77,18 @@ def download_to(url: str, snapshot_id: str, size: int, dest: Path) -> int:
             kw = {"NextToken": page["NextToken"]}
 
 
+#: what the options did, checked on the booted disk (run as the boot test's commands)
+CHECKS = [
+    'test "$(cat /etc/amibake-provisioned)" = provisioned',
+    "grep -q 'amibake.e2e=1' /proc/cmdline",
+    "grep -q VERSION_CODENAME=bookworm /etc/os-release",
+    "dpkg-query -W less",
+    "grep -rqs contrib /etc/apt/sources.list /etc/apt/sources.list.d",
+    "test \"$(uname -m)\" = x86_64",
+    "! dpkg-query -W man-db 2>/dev/null",  # minbase: nothing of the standard variant
+]
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -83,14 +97,23 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.timeout(1200)  # the run's one bootstrap (when this test is the first to need it) and two boots
+@pytest.mark.timeout(900)  # the run's one bootstrap (when this test is the first to need it) and one boot
 @pytest.mark.effect("builder/amibake-local", "suite", "mirror", "variant", "components", "packages",
                     "architecture", "bootstrap_cache", "bootstrap_cache_dir", "kernel_command_line",
                     "volume_size", "boot_test_timeout", "disk_output")
 def test_minimal_debian_image_end_to_end(stack: Stack, moto: MotoServer, local_image: LocalImageKit,  # noqa: F811
-                                         tmp_path: Path) -> None:
+                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kit = local_image
     kept = tmp_path / "disk.raw"
+    booted: list[Path] = []
+    real_boot_test = boottest.boot_test
+
+    def boot_test_with_checks(image: Path, *, opts: Any, commands: list[str], ui: Any, cancel: Any) -> None:
+        """The build's own boot test, with the checks of what the options did added to its commands."""
+        booted.append(image)
+        real_boot_test(image, opts=opts, commands=[*commands, *CHECKS], ui=ui, cancel=cancel)
+
+    monkeypatch.setattr(boottest, "boot_test", boot_test_with_checks)
     with AwsProxy(moto.url) as proxy, EbsDirectEmulation(proxy.url) as emu:
         config = make_config(
             ami_name="local-debian", custom_endpoint_ec2=emu.url, **kit.template_options,
@@ -106,6 +129,11 @@ def test_minimal_debian_image_end_to_end(stack: Stack, moto: MotoServer, local_i
         assert hooks.results == [0]
         text = ui.text()
         assert "Using the cached root filesystem" in text  # bootstrap_cache_dir: the run's cache entry
+        # one boot, of the kept disk, before the upload; every check ran in it (a failing one fails the build)
+        assert booted == [kept]
+        assert [line for line in text.splitlines() if "check: " in line] == \
+            [f"    check: {c}" for c in CHECKS], text
+        assert text.index("Boot test passed") < text.index("Uploading the disk")
         # no instance was ever asked for
         actions = {r.action for r in proxy.requests}
         assert not {a for a in actions if "Instance" in a}, actions
@@ -133,17 +161,8 @@ def test_minimal_debian_image_end_to_end(stack: Stack, moto: MotoServer, local_i
         back = tmp_path / "downloaded.raw"
         with EbsDirectEmulation(moto.url) as reader:  # straight to moto: the proxy would keep every block
             assert download_to(reader.url, snap, kept.stat().st_size, back) == len(puts)
+    # the snapshot is the booted, checked disk byte for byte
     assert sha256(back) == sha256(kept)
-    boot_ui = RecordingUi()
-    boottest.boot_test(back, opts=config, commands=[
-        'test "$(cat /etc/amibake-provisioned)" = provisioned',
-        "grep -q 'amibake.e2e=1' /proc/cmdline",
-        "grep -q VERSION_CODENAME=bookworm /etc/os-release",
-        "dpkg-query -W less",
-        "grep -rqs contrib /etc/apt/sources.list /etc/apt/sources.list.d",
-        "test \"$(uname -m)\" = x86_64",
-        "! dpkg-query -W man-db 2>/dev/null",  # minbase: nothing of the standard variant
-    ], ui=boot_ui, cancel=None)
 
 
 @pytest.mark.effect("builder/amibake-local", "boot_test")
