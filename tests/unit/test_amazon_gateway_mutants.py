@@ -20,6 +20,7 @@ import pytest
 
 from amibake.aws.access import AwsAccess
 from amibake.aws.errors import AwsError
+from amibake.aws.session import shared_loader
 from amibake.journal import Journal
 from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2 import Ec2Gateway, NotOurs, WaitTimeout
@@ -30,6 +31,14 @@ REGION = "us-east-1"
 AMI_ID = "ami-0123456789abcdef0"  # not in moto: tests register their own
 RUN = "run-gw"
 BUILD = "amazon-ebs.gw"
+
+
+def botocore_session() -> Any:
+    """A botocore session on amibake's shared data loader: the service models are read and parsed once
+    per process, not once per test (parsing EC2's model costs tens of milliseconds)."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", shared_loader())
+    return session
 
 
 def uid(prefix: str = "t") -> str:
@@ -43,7 +52,7 @@ class Gw:
         # an AWS account of this test's own (moto keeps accounts apart): what other tests, or other
         # mutants of a mutation run sharing the server, left behind is not seen here
         account = "".join(random.choice("0123456789") for _ in range(12))
-        sts = botocore.session.get_session().create_client(
+        sts = botocore_session().create_client(
             "sts",
             region_name=REGION,
             endpoint_url=url,

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
-import botocore.session
 import pytest
 
 from amibake.aws.errors import AwsError
@@ -25,7 +24,7 @@ from amibake.errors import BuildError
 from amibake.plugins.amazon import describe_batch, pollschedule
 from amibake.plugins.amazon.access import Polling
 from amibake.plugins.amazon.ec2 import Ec2Gateway, NotOurs, WaitTimeout, _aws_endpoint, _Planned
-from tests.unit.test_amazon_gateway_mutants import Gw, own, uid
+from tests.unit.test_amazon_gateway_mutants import Gw, botocore_session, own, uid
 
 WEST = "us-west-2"
 
@@ -42,7 +41,7 @@ def g(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Gw:
 def side_client(g: Gw, service: str, region: str | None = None) -> Any:
     """A client of the same account that is not the gateway's (no injected faults)."""
     a = g.access
-    return botocore.session.get_session().create_client(
+    return botocore_session().create_client(
         service, region_name=region or a.region, endpoint_url=a.endpoint_ec2,
         aws_access_key_id=a.access_key, aws_secret_access_key=a.secret_key, aws_session_token=a.token,
     )

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 
 from amibake.aws.session import CLIENTS
@@ -27,6 +26,7 @@ from amibake.plugins.amazon import cleanup as cl
 from amibake.plugins.amazon.cleanup import Cleaner, Leftover, Plan, RunReport
 from amibake.plugins.amazon.liveness import parse_time
 from amibake.plugins.amazon.records import Tagged
+from tests.unit.test_amazon_gateway_mutants import botocore_session
 
 REGION = "us-east-1"
 OLD = "2020-01-01T00:00:00Z"
@@ -39,7 +39,7 @@ class Aws:
     def __init__(self, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
         self.url = url
         account = "".join(random.choice("0123456789") for _ in range(12))
-        session = botocore.session.get_session()
+        session = botocore_session()
         sts = session.create_client(
             "sts",
             region_name=REGION,
