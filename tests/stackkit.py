@@ -180,6 +180,11 @@ class MotoServer:
         self.recording.write_bytes(b"")
         env = {
             **os.environ,
+            # moto's 44 stock AMIs (the tests' source AMIs are among them), without the ~1,260 "latest"
+            # and ECS-optimized AMIs it otherwise builds for every account and region a request
+            # touches: the tests use none of those, and building them was most of moto's CPU time in
+            # tests that make an account each
+            "MOTO_AMIS_PATH": str(self._stock_amis()),
             "MOTO_ENABLE_RECORDING": "True",
             "MOTO_RECORDER_FILEPATH": str(self.recording),
             "AWS_ACCESS_KEY_ID": "testing",
@@ -199,6 +204,19 @@ class MotoServer:
         if not wait_port(self.port, timeout, proc):
             self.stop()
             raise StackError(f"moto did not come up on port {self.port}; {self.log}:\n{_tail(self.log)}")
+
+    def _stock_amis(self) -> Path:
+        """moto's own default AMI list (``ec2/resources/amis.json.gz``), uncompressed into the state dir
+        (MOTO_AMIS_PATH names a plain JSON file)."""
+        import gzip
+        import importlib.util
+
+        spec = importlib.util.find_spec("moto")
+        assert spec is not None and spec.origin is not None, "moto is not installed"
+        source = Path(spec.origin).parent / "ec2" / "resources" / "amis.json.gz"
+        dest = self.state_dir / "moto-stock-amis.json"
+        dest.write_bytes(gzip.decompress(source.read_bytes()))
+        return dest
 
     def stop(self) -> None:
         _stop(self.proc, self.pid)
