@@ -25,7 +25,6 @@ from amibake.errors import BuildError
 from amibake.plugins.amazon import prune
 from amibake.plugins.amazon.datasource_configs import AmiDatasourceConfig
 from amibake.plugins.amazon.datasources import pick_image
-from amibake.plugins.amazon.describe_batch import Batch
 from amibake.plugins.amazon.ec2_ebsdirect import BlockRejected
 from amibake.plugins.amazon.facts import clean_resource_name
 from amibake.plugins.amazon.local import disk, rootfs
@@ -41,7 +40,7 @@ from amibake.plugins.amazon.ssm.tunnel import SessionInfo, Tunnel, bind_local
 from amibake.steps.context import StepContext
 from tests.ssm_emulation import SsmEmulator
 from tests.stack.local_image_fixtures import RecordingUi
-from tests.unit.test_describe_batch import Clock, Ec2, first_polls, poll
+from tests.unit.test_describe_batch import poll, two_waits
 from tests.unit.test_local_image_bios import _require as require_disk_tools
 from tests.unit.test_local_image_bios import _stand_in_tree as stand_in_tree
 from tests.unit.test_local_upload import BS as UPLOAD_BS
@@ -223,9 +222,7 @@ def test_a_failing_disk_tool_fails_the_build_with_its_name() -> None:
 
 
 def test_a_waits_own_call_after_a_failed_batch_dates_the_observation_another_wait_takes() -> None:
-    clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending"})
-    batch: Batch[Any] = Batch(clock)
-    a, b = first_polls(batch, clock, ec2, "i-a", "i-b")
+    clock, ec2, batch, a, b = two_waits()
     b.next_due(clock.now + 1.0)
     clock.now += 1.0
 

@@ -62,6 +62,14 @@ def first_polls(batch: Batch[Any], clock: Clock, ec2: Ec2, *rids: str, window: f
     return tickets
 
 
+def two_waits() -> tuple[Clock, Ec2, Batch[Any], Ticket, Ticket]:
+    """Two pending instances' waits, each past its first poll (:func:`first_polls`)."""
+    clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending"})
+    batch: Batch[Any] = Batch(clock)
+    a, b = first_polls(batch, clock, ec2, "i-a", "i-b")
+    return clock, ec2, batch, a, b
+
+
 def test_a_single_wait_makes_exactly_its_own_calls() -> None:
     clock, ec2 = Clock(), Ec2({"i-a": "pending"})
     batch: Batch[Any] = Batch(clock)
@@ -98,9 +106,7 @@ def test_waits_due_together_share_one_call_and_each_sees_its_own_state() -> None
 
 
 def test_an_observation_counts_once_and_only_since_the_previous_poll() -> None:
-    clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending"})
-    batch: Batch[Any] = Batch(clock)
-    a, b = first_polls(batch, clock, ec2, "i-a", "i-b")
+    clock, ec2, batch, a, b = two_waits()
     clock.now += 1.0
     b.next_due(clock.now)
     poll(batch, a, ec2)  # carries b along
@@ -142,9 +148,7 @@ def test_an_unseen_id_polls_alone_and_joins_no_batch() -> None:
 
 
 def test_an_id_missing_from_a_batched_answer_is_polled_alone_from_then_on() -> None:
-    clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending"})
-    batch: Batch[Any] = Batch(clock)
-    a, b = first_polls(batch, clock, ec2, "i-a", "i-b")
+    clock, ec2, batch, a, b = two_waits()
     ec2.calls.clear()
     ec2.gone.add("i-a")  # the caller's own id is missing: its own call at once, as it would have made
     b.next_due(clock.now + 1.0)
@@ -177,9 +181,7 @@ def test_every_id_missing_from_a_batched_answer_is_polled_alone_from_then_on() -
 
 
 def test_a_failed_batched_call_falls_back_to_the_waits_own_call() -> None:
-    clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending"})
-    batch: Batch[Any] = Batch(clock)
-    a, b = first_polls(batch, clock, ec2, "i-a", "i-b")
+    clock, ec2, batch, a, b = two_waits()
     ec2.calls.clear()
     ec2.fail_many = True
     b.next_due(clock.now + 1.0)
@@ -203,9 +205,7 @@ def test_the_wait_s_own_error_propagates_and_releases_the_others() -> None:
 
 
 def test_a_poll_during_a_call_that_carries_its_id_takes_that_answer() -> None:
-    clock, ec2 = Clock(), Ec2({"i-a": "pending", "i-b": "pending"})
-    batch: Batch[Any] = Batch(clock)
-    a, b = first_polls(batch, clock, ec2, "i-a", "i-b")
+    clock, ec2, batch, a, b = two_waits()
     b.next_due(clock.now + 1.0)
     clock.now += 1.0
     release, entered = threading.Event(), threading.Event()
