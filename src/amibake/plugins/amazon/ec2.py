@@ -8,19 +8,18 @@ foundation (journal records, ``_call``) is :mod:`~amibake.plugins.amazon.ec2_bas
 :mod:`~amibake.plugins.amazon.ec2_iam` and its discovery calls for ``amibake cleanup``
 :mod:`~amibake.plugins.amazon.ec2_discovery`; this module holds the EC2 calls and the waits.
 
-The EC2 state waits (an instance running, stopped or terminated, an AMI or a copy available) poll
-at once, then as :mod:`~amibake.plugins.amazon.pollschedule` plans from the prior of their kind
-(AWS's documented timings, refined by this machine's past waits, :mod:`.pollhistory`): sparse before
-the likely completion, dense around it, never more calls than Packer's fixed delay would have made
-by any moment, never giving up earlier than Packer. ``aws_polling`` / AWS_POLL_DELAY_SECONDS /
-AWS_MAX_ATTEMPTS make them Packer's fixed schedule. Against an endpoint that is not AWS's (moto, a
-proxy) AWS's timings say nothing, so those waits, and the waits that are not state transitions
-(retries while a group is not yet visible), poll with a backoff that starts tight (0.5 s) and
-doubles up to ``delay`` and last until ``delay * max_attempts`` seconds have passed. A wait that
-gives up names what it waited for and the last state it saw. State waits of one kind that overlap on
-one client identity (several builds of one process) share their Describe calls
-(:mod:`~amibake.plugins.amazon.describe_batch`); each keeps its own schedule.
-"""
+The EC2 state waits (an instance running, stopped or terminated, an AMI or a copy available) poll at
+once, then as :mod:`~amibake.plugins.amazon.pollschedule` plans from the prior of their kind (AWS's
+documented timings, refined by this machine's past waits, :mod:`.pollhistory`): no poll before the
+likely completion but the first, the calls saved packed around it, never more calls than Packer's fixed
+delay would have made by any moment, never giving up earlier than Packer. ``aws_polling`` /
+AWS_POLL_DELAY_SECONDS / AWS_MAX_ATTEMPTS make them Packer's fixed schedule. Against an endpoint that is
+not AWS's (moto, a proxy) AWS's timings say nothing, so those waits, and the waits that are not state
+transitions (retries while a group is not yet visible), poll with a backoff that starts tight (0.5 s)
+and doubles up to ``delay`` and last until ``delay * max_attempts`` seconds have passed. A wait that
+gives up names what it waited for and the last state it saw. State waits of one kind that overlap on one
+client identity (several builds of one process) share their Describe calls
+(:mod:`~amibake.plugins.amazon.describe_batch`); each keeps its own schedule."""
 
 from __future__ import annotations
 

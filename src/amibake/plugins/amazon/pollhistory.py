@@ -62,8 +62,8 @@ def refine(documented: Prior, observations: list[tuple[float, float]]) -> Prior:
     its lower bound, which would pull the low end to 0 (where the plan is Packer's rhythm). Every
     observation counts, however wide: dropping the wide ones keeps only the late transitions of a
     sparse plan and narrows the prior onto them (simulated on the documented ranges, that doubled the
-    p90 lag; bench/FINDINGS.md). A transition before the low end is still seen, by the sparse polls
-    (at most ``SPARSE`` delays late); one after the high end within a delay (Packer's rhythm)."""
+    p90 lag; bench/FINDINGS.md). A transition before the low end is still seen, by the immediate poll
+    or the first poll inside the prior; one after the high end within a delay (Packer's rhythm)."""
     if len(observations) < MIN_OBSERVATIONS:
         return documented
     hi = max(b for _, b in observations)
