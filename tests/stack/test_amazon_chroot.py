@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from amibake.errors import BuildError
+from amibake.journal import load_run, run_files
 from amibake.plugins.amazon import steps_chroot
 from amibake.plugins.amazon.chroot import ChrootBuilder
 from amibake.plugins.amazon.config_chroot import ChrootConfig
@@ -154,6 +155,14 @@ def host(stack: Stack, moto: MotoServer, tmp_path: Path) -> Iterator[Host]:
         subprocess.run(["losetup", "-d", loop], check=False)
 
 
+def assert_in_order(lines: list[str], wanted: list[str]) -> None:
+    """Each wanted line is a whole line of ``lines``, after the one wanted before it."""
+    at = 0
+    for want in wanted:
+        assert want in lines[at:], f"{want!r} not after line {at}: {lines}"
+        at = lines.index(want, at) + 1
+
+
 def render(text: str, data: dict[str, Any]) -> str:
     return re.sub(r"{{\s*\.(\w+)\s*}}", lambda m: str(data[m.group(1)]), text)
 
@@ -266,6 +275,27 @@ def test_build_provisions_the_volume_in_a_chroot_and_registers_it(stack: Stack, 
     assert inventory(moto) - before == {f"us-east-1:{ami}", f"us-east-1:{snap}", *moto_snaps}
     assert f"==> Attaching the root volume to {host.device.parent / 'sdf'}" in ui.lines
     assert "==> Running the provision hook" in ui.lines
+    # Packer's own lines for these steps, in its order (as in a Packer 1.6.x amazon-chroot transcript;
+    # its provisioner lines and ids aside), each a whole line
+    packer = ["==> Gathering information about this EC2 instance...", f"    Found Image ID: {SOURCE_AMI}",
+              "==> Checking the root device on source AMI...", "==> Creating the root volume...",
+              f"==> Attaching the root volume to {attached_as}", "==> Mounting the root device...",
+              "==> Mounting additional paths within the chroot...", "    Mounting: /proc",
+              "    Mounting: /sys", "    Mounting: /dev", "    Mounting: /dev/pts",
+              "    Mounting: /proc/sys/fs/binfmt_misc", "==> Copying files from host to chroot...",
+              "    /etc/resolv.conf", "==> Unmounting the root device...", "==> Detaching EBS volume...",
+              "==> Creating snapshot...", f"    Snapshot ID: {snap}", "==> Registering the AMI...",
+              f"==> AMI: {ami}", "==> Waiting for AMI to become ready...",
+              "==> Deleting the created EBS volume..."]
+    assert_in_order(ui.lines, packer)
+    # the run journal: every create's record settles its intent (by the volume's token and the image's
+    # name), and what is left live is what the build delivers, recorded as finished
+    [run] = run_files()
+    rec = load_run(run)
+    assert rec.dangling == []
+    assert sorted((r.kind, r.id) for r in rec.live) == sorted([("image", ami), ("snapshot", snap)])
+    assert [r.detail.get("name") for r in rec.live if r.kind == "image"] == [config.ami_name]
+    assert list(rec.finished.values()) == [{"us-east-1": ami}]
 
 
 def test_failing_provisioner_leaves_nothing(stack: Stack, moto: MotoServer, host: Host,
@@ -283,9 +313,10 @@ def test_failing_provisioner_leaves_nothing(stack: Stack, moto: MotoServer, host
     while host.device.is_symlink() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not host.device.exists()
-    text = "\n".join(ui.lines)
-    assert text.index("Unmounting the root device") < text.index("Detaching EBS volume") < \
-        text.index("Deleting the created EBS volume")
+    # every undo ran without an error (the copied files removed before the unmount), in Packer's order
+    assert not [line for line in ui.lines if "Error during cleanup" in line]
+    assert_in_order(ui.lines, ["==> Unmounting the root device...", "==> Detaching EBS volume...",
+                               "==> Deleting the created EBS volume..."])
 
 
 @pytest.mark.effect("builder/amazon-chroot", "source_ami_filter")

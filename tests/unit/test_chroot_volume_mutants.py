@@ -90,3 +90,48 @@ def test_a_volume_that_cannot_be_removed_is_named_and_the_others_are_still_remov
     assert ec2.deleted == [("vol-1", "us-east-1"), ("vol-2", "us-west-2")]
     assert ui.lines == ["==> Destroying volume (vol-1)...", "==> Destroying volume (vol-busy)...",
                         "==> Destroying volume (vol-2)..."]
+
+
+def test_a_mount_directory_that_cannot_be_made_stops_the_build(tmp_path: Path) -> None:
+    """StepMountExtra's own error (Packer's text), before anything is mounted: the undo that unmounts
+    is registered first, and nothing is left for it."""
+    root = tmp_path / "root"
+    root.write_text("a file where the chroot's root should be")
+    st: Any = SimpleNamespace(cc=SimpleNamespace(chroot_mounts=[]), mount_path=str(root), ui=RecordingUi(),
+                              extra_mounts=[], gw=None)
+    deferred: list[str] = []
+    ctx: Any = SimpleNamespace(defer=lambda what, undo: deferred.append(what), pause=lambda point: None)
+    with pytest.raises(BuildError) as err:
+        steps_chroot.mount_extra(st, ctx)
+    assert str(err.value) == f"Error creating mount directory: [Errno 20] Not a directory: '{root}/proc'"
+    assert deferred == ["the chroot_mounts"] and st.extra_mounts == []
+    assert st.ui.lines == ["==> Mounting additional paths within the chroot..."]
+
+
+def _volume_state(**cc: Any) -> Any:
+    options = {"from_scratch": False, "root_volume_size": 0, "root_volume_type": "",
+               "root_volume_encrypt_boot": False, "root_volume_kms_key_id": "", **cc}
+    source = {"RootDeviceName": "/dev/xvda", "BlockDeviceMappings": [
+        {"DeviceName": "/dev/xvdb", "Ebs": {"SnapshotId": "snap-data", "VolumeSize": 50}},
+        {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-root", "VolumeSize": 8, "VolumeType": "gp2",
+                                            "Encrypted": False, "DeleteOnTermination": True}},
+    ]}
+    return SimpleNamespace(cc=SimpleNamespace(**options), source_raw=source, availability_zone="us-east-1a")
+
+
+def test_the_root_volume_is_made_from_the_source_root_snapshot_grown_to_root_volume_size() -> None:
+    """Packer's StepCreateVolume (buildCreateVolumeInput): the source's root mapping, its size raised
+    to ``root_volume_size`` when that is larger, never shrunk."""
+    base = {"AvailabilityZone": "us-east-1a", "SnapshotId": "snap-root", "VolumeType": "gp2",
+            "Encrypted": False}
+    assert steps_chroot.create_volume_params(_volume_state()) == {**base, "Size": 8}
+    assert steps_chroot.create_volume_params(_volume_state(root_volume_size=4)) == {**base, "Size": 8}
+    assert steps_chroot.create_volume_params(_volume_state(root_volume_size=20)) == {**base, "Size": 20}
+    assert steps_chroot.create_volume_params(_volume_state(
+        root_volume_encrypt_boot=True, root_volume_kms_key_id="alias/k", root_volume_type="gp3",
+    )) == {**base, "Size": 8, "Encrypted": True, "KmsKeyId": "alias/k", "VolumeType": "gp3"}
+    with pytest.raises(BuildError) as err:
+        steps_chroot.create_volume_params(_volume_state(root_volume_type="io1"))
+    assert str(err.value) == "Root volume type cannot be io1, because existing root volume type was gp2"
+    assert steps_chroot.create_volume_params(_volume_state(from_scratch=True, root_volume_size=3)) == {
+        "AvailabilityZone": "us-east-1a", "Size": 3, "VolumeType": "gp2"}

@@ -26,12 +26,12 @@ from amibake.communicator.chroot import ChrootCommunicator
 from amibake.config.custom_types import merged_tags
 from amibake.errors import BuildError
 from amibake.plugins.amazon.config_chroot import ChrootConfig
-from amibake.plugins.amazon.ec2 import AwsError, Image
+from amibake.plugins.amazon.ec2 import AwsError
 from amibake.plugins.amazon.imds import MetadataClient, MetadataError
 from amibake.plugins.amazon.records import Instance
 from amibake.plugins.amazon.state import BuildState
 from amibake.plugins.amazon.steps_ami import _rollback_image, register_features
-from amibake.plugins.amazon.steps_instance import _most_recent, query_source_images
+from amibake.plugins.amazon.steps_instance import find_source_image
 from amibake.steps.context import BuildCancelled, StepContext
 
 if TYPE_CHECKING:
@@ -150,20 +150,13 @@ def instance_info(st: ChrootState, ctx: StepContext) -> None:
 def source_ami_info(st: ChrootState, ctx: StepContext) -> None:
     """StepSourceAMIInfo and StepCheckRootDevice: the source AMI, EBS-backed."""
     s = st.cc
-    flt = s.source_ami_filter
-    images, _ = query_source_images(st.ec2, s.source_ami, flt)
-    if not images:
-        raise BuildError("No AMI was found matching filters")
-    if len(images) > 1 and not flt.most_recent:
-        raise BuildError("Your query returned more than one result. Please try a more specific search, "
-                         "or set most_recent to true.")
-    image: Image = _most_recent(images)
-    st.ui.message(f"Found Image ID: {image.id}")
+    image = find_source_image(st.ec2, s.source_ami, s.source_ami_filter, st.ui)
     virt = s.ami_virtualization_type or image.virtualization_type
     if (s.ena_support or s.sriov_support) and virt != "hvm":
         raise BuildError(f"Cannot enable enhanced networking, source AMI '{image.id}' is not HVM")
     st.source_image = image
     st.source_raw = st.gw.image_raw(image.id)
+    st.ui.say("Checking the root device on source AMI...")
     if st.source_raw.get("RootDeviceType") != "ebs":
         raise BuildError("The root device of the source AMI must be EBS-backed.")
 

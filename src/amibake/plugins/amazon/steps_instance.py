@@ -78,11 +78,10 @@ def query_source_images(ec2: Ec2Api, source_ami: str, flt: Any) -> tuple[list[Im
         raise BuildError(f"Error querying AMI: {exc}") from exc
 
 
-def source_ami_info(st: BuildState, ctx: StepContext) -> None:
-    """StepSourceAMIInfo: find the source AMI by id or by source_ami_filter."""
-    s = st.config
-    flt = s.source_ami_filter
-    images, params = query_source_images(st.ec2, s.source_ami, flt)
+def find_source_image(ec2: Ec2Api, source_ami: str, flt: Any, ui: Any) -> Image:
+    """StepSourceAMIInfo's query (Packer's common step, which amazon-chroot runs too): the one image
+    ``source_ami`` and ``source_ami_filter`` name, or the newest with ``most_recent``."""
+    images, params = query_source_images(ec2, source_ami, flt)
     if not images:
         raise BuildError("No AMI was found matching filters: " + json.dumps(params, sort_keys=True))
     if len(images) > 1 and not flt.most_recent:
@@ -91,7 +90,14 @@ def source_ami_info(st: BuildState, ctx: StepContext) -> None:
             "or set most_recent to true."
         )
     image = _most_recent(images)
-    st.ui.message(f"Found Image ID: {image.id}")
+    ui.message(f"Found Image ID: {image.id}")
+    return image
+
+
+def source_ami_info(st: BuildState, ctx: StepContext) -> None:
+    """StepSourceAMIInfo: find the source AMI by id or by source_ami_filter."""
+    s = st.config
+    image = find_source_image(st.ec2, s.source_ami, s.source_ami_filter, st.ui)
     virt = s.ami_virtualization_type or image.virtualization_type
     if (s.ena_support or s.sriov_support) and virt != "hvm":
         # Packer's canEnableEnhancedNetworking
