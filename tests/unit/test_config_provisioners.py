@@ -188,6 +188,33 @@ def test_post_processors() -> None:
     )
 
 
+
+@pytest.mark.parametrize(("over", "expected"), [
+    ({"boot_mode": "bios"}, [("boot_mode", "invalid boot mode \"bios\", valid values are either 'uefi', "
+                                           "'legacy-bios' or 'uefi-preferred'"),
+                             ("boot_mode", "invalid boot mode 'bios'. Only 'uefi' and 'legacy-bios' are "
+                                           "allowed")]),
+    ({"boot_mode": "uefi-preferred", "platform": "linux"},
+     [("boot_mode", "invalid boot mode 'uefi-preferred'. Only 'uefi' and 'legacy-bios' are allowed")]),
+    ({"format": "iso"}, [("format", "invalid format 'iso'. Only 'ova', 'raw', 'vhd', 'vhdx', or 'vmdk' are "
+                                    "allowed")]),
+    ({"platform": "bsd"}, [("platform", "invalid platform 'bsd'. Only 'linux' and 'windows' are allowed")]),
+    ({"boot_mode": "uefi"}, [("platform", "invalid platform '', 'platform' must be set for 'uefi' image "
+                                          "imports")]),
+    ({"s3_encryption": "SSE"}, [("s3_encryption", "invalid s3 encryption format 'SSE'. Only 'AES256' and "
+                                                  "'aws:kms' are allowed")]),
+    ({"architecture": "arm64", "boot_mode": "legacy-bios"},
+     [("boot_mode", "invalid boot mode 'legacy-bios' for 'arm64' architecture")]),
+    ({"imds_support": "v1"}, [("imds_support", 'The only valid imds_support values are "v2.0" or the empty '
+                                               "string")]),
+    ({"boot_mode": "uefi", "platform": "windows", "architecture": "arm64", "imds_support": "v2.0",
+      "s3_encryption": "aws:kms", "format": "vhdx"}, []),
+])
+def test_amazon_import_refusals(over: dict[str, str], expected: list[tuple[str, str]]) -> None:
+    """Each of amazon-import's refusals (Packer's texts), alone, under the key it names."""
+    _, problems, _ = decode(AmazonImportConfig, {"s3_bucket_name": "b", **over}, ctx())
+    assert [((p.key or "").rsplit(".", 1)[-1], p.message) for p in problems] == expected
+
 def test_registrations() -> None:
     assert registry.known("builder") == [
         "amazon-chroot",
