@@ -135,3 +135,31 @@ def test_the_root_volume_is_made_from_the_source_root_snapshot_grown_to_root_vol
     assert str(err.value) == "Root volume type cannot be io1, because existing root volume type was gp2"
     assert steps_chroot.create_volume_params(_volume_state(from_scratch=True, root_volume_size=3)) == {
         "AvailabilityZone": "us-east-1a", "Size": 3, "VolumeType": "gp2"}
+
+
+def test_a_free_device_is_the_first_letter_with_no_device_and_no_first_partition(tmp_path: Path) -> None:
+    """Packer's AvailableDevice: the prefix (``sd`` or ``xvd``) of the first block device that has one,
+    then ``f`` to ``p``, skipping a letter whose device or first partition exists."""
+    sys_block, dev = tmp_path / "sys-block", tmp_path / "dev"
+    sys_block.mkdir()
+    dev.mkdir()
+    for name in ("loop0", "nvme0n1", "xvda"):
+        (sys_block / name).mkdir()
+    (dev / "xvdf").touch()
+    (dev / "xvdg1").touch()
+    (dev / "sdh").touch()  # another prefix: not in the way
+    assert steps_chroot.available_device(str(sys_block), str(dev)) == f"{dev}/xvdh"
+    for letter in "hijklmnop":
+        (dev / f"xvd{letter}").touch()
+    with pytest.raises(BuildError) as err:
+        steps_chroot.available_device(str(sys_block), str(dev))
+    assert str(err.value) == "Error finding available device: available device could not be found"
+    (sys_block / "xvda").rmdir()
+    (sys_block / "sda").mkdir()
+    assert steps_chroot.available_device(str(sys_block), str(dev)) == f"{dev}/sdf"
+    (sys_block / "sda").rmdir()
+    with pytest.raises(BuildError) as err:
+        steps_chroot.available_device(str(sys_block), str(dev))
+    assert str(err.value) == "Error finding available device: device prefix could not be detected"
+    with pytest.raises(BuildError, match=r"^Error finding available device: \[Errno 2\]"):
+        steps_chroot.available_device(str(tmp_path / "absent"), str(dev))
