@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from amibake.aws.errors import AwsError
 from amibake.errors import BuildError
 from amibake.plugins.amazon import steps_chroot, steps_volume
+from amibake.plugins.amazon.chroot import ChrootBuilder
+from amibake.plugins.amazon.config_chroot import ChrootConfig
+from amibake.steps.context import BuildCancelled
 from tests.stack.local_image_fixtures import RecordingUi
 
 
@@ -163,3 +167,56 @@ def test_a_free_device_is_the_first_letter_with_no_device_and_no_first_partition
     assert str(err.value) == "Error finding available device: device prefix could not be detected"
     with pytest.raises(BuildError, match=r"^Error finding available device: \[Errno 2\]"):
         steps_chroot.available_device(str(tmp_path / "absent"), str(dev))
+
+
+@pytest.mark.parametrize("from_scratch", [False, True])
+def test_the_chroot_step_plan_is_packers(from_scratch: bool) -> None:
+    """Packer's amazon-chroot steps by name, in its order (the names ``-debug`` and ``-on-error=ask``
+    print): StepSourceAMIInfo and StepCheckRootDevice only with a source AMI; amibake's StepMarkFinished
+    last."""
+    raw: dict[str, Any] = {"region": "us-east-1", "ami_name": "a", "source_ami": "ami-12345678"}
+    if from_scratch:
+        raw = {**raw, "source_ami": "", "from_scratch": True, "root_volume_size": 8,
+               "pre_mount_commands": ["true"], "ami_block_device_mappings": [
+                   {"device_name": "/dev/xvda", "delete_on_termination": True, "volume_type": "gp2"}],
+               "root_device_name": "/dev/xvda"}
+    builder = ChrootBuilder(ChrootConfig.model_validate(raw), cast(Any, SimpleNamespace()))
+    source = ["StepSourceAMIInfo", "StepCheckRootDevice"] if not from_scratch else []
+    assert [s.name for s in builder.steps(cast(Any, None))] == [
+        "StepPreValidate", "StepInstanceInfo", *source, "StepFlock", "StepPrepareDevice", "StepCreateVolume",
+        "StepAttachVolume", "StepEarlyUnflock", "StepPreMountCommands", "StepMountDevice",
+        "StepPostMountCommands", "StepMountExtra", "StepCopyFiles", "StepChrootProvision", "StepEarlyCleanup",
+        "StepSnapshot", "StepDeregisterAMI", "StepRegisterAMI", "StepAMIRegionCopy", "StepEnableDeprecation",
+        "StepEnableDeregistrationProtection", "StepModifyAMIAttributes", "StepMarkFinished",
+    ]
+
+
+def test_the_chroot_lock_waits_for_another_build_and_is_held_until_its_undo(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """StepFlock: while another process holds the lock the step waits (and a cancel ends the wait);
+    once it is free the step takes it, holds it and registers its release."""
+    lock = tmp_path / "packer-chroot" / "lock"
+    monkeypatch.setattr(steps_chroot, "LOCK_FILE", str(lock))
+    lock.parent.mkdir()
+    other = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    undos: list[Any] = []
+    cancel = threading.Event()
+    ctx: Any = SimpleNamespace(cancel=cancel, defer=lambda what, undo: undos.append((what, undo)))
+    st: Any = SimpleNamespace(lock_fd=None)
+    try:
+        timer = threading.Timer(0.3, cancel.set)
+        timer.start()
+        with pytest.raises(BuildCancelled, match="waiting for the chroot lock"):
+            steps_chroot.flock(st, ctx)
+        assert st.lock_fd is None and undos == []
+        cancel.clear()
+        threading.Timer(0.3, fcntl.flock, (other, fcntl.LOCK_UN)).start()
+        steps_chroot.flock(st, ctx)  # taken once the other process lets go
+        assert st.lock_fd is not None and [what for what, _ in undos] == ["the chroot lock"]
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        undos[0][1]()
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(other)

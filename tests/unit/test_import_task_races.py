@@ -92,3 +92,17 @@ def test_a_delivered_imported_image_is_kept() -> None:
     calls = Calls([DONE], images=[delivered])
     calls.cancel_import("import-ami-1")
     assert calls.destroyed == [] and calls.removed == [("import-task", "import-ami-1")]
+
+
+def test_an_import_task_read_from_describe_import_image_tasks() -> None:
+    """What DescribeImportImageTasks says of a task: its snapshots (those with an id), and no image
+    until it has one."""
+    done = ImportTask.from_api({
+        "ImportTaskId": "import-ami-2", "Status": "completed", "ImageId": "ami-2", "Progress": None,
+        "SnapshotDetails": [{"SnapshotId": "snap-a", "DiskImageSize": 1.0}, {"Status": "active"},
+                            {"SnapshotId": "snap-b"}],
+    })
+    assert done == ImportTask("import-ami-2", "completed", "", "", "ami-2", ("snap-a", "snap-b"))
+    active = ImportTask.from_api({"ImportTaskId": "import-ami-3", "Status": "active",
+                                  "StatusMessage": "converting", "Progress": "28", "SnapshotDetails": None})
+    assert active == ImportTask("import-ami-3", "active", "converting", "28", "", ())

@@ -122,7 +122,7 @@ class ChrootBuilder(AmazonBuilder):
             ("StepInstanceInfo", sc.instance_info),
         ]
         if not c.from_scratch:
-            plan.append(("StepSourceAMIInfo", sc.source_ami_info))
+            plan += [("StepSourceAMIInfo", sc.source_ami_info), ("StepCheckRootDevice", sc.check_root_device)]
         plan += [
             ("StepFlock", sc.flock),
             ("StepPrepareDevice", sc.prepare_device),

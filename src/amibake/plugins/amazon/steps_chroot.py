@@ -148,7 +148,7 @@ def instance_info(st: ChrootState, ctx: StepContext) -> None:
 
 
 def source_ami_info(st: ChrootState, ctx: StepContext) -> None:
-    """StepSourceAMIInfo and StepCheckRootDevice: the source AMI, EBS-backed."""
+    """StepSourceAMIInfo: the source AMI (Packer's common step) and its description."""
     s = st.cc
     image = find_source_image(st.ec2, s.source_ami, s.source_ami_filter, st.ui)
     virt = s.ami_virtualization_type or image.virtualization_type
@@ -156,6 +156,10 @@ def source_ami_info(st: ChrootState, ctx: StepContext) -> None:
         raise BuildError(f"Cannot enable enhanced networking, source AMI '{image.id}' is not HVM")
     st.source_image = image
     st.source_raw = st.gw.image_raw(image.id)
+
+
+def check_root_device(st: ChrootState, ctx: StepContext) -> None:
+    """StepCheckRootDevice: the source AMI must be EBS-backed."""
     st.ui.say("Checking the root device on source AMI...")
     if st.source_raw.get("RootDeviceType") != "ebs":
         raise BuildError("The root device of the source AMI must be EBS-backed.")
