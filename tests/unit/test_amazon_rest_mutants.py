@@ -335,3 +335,17 @@ def test_a_resume_that_fails_once_then_answers_without_a_stream_url_reconnects(
         assert len(attempts) == 2 and tunnel.resumes == 1 and emulator.drops == 1
     finally:
         tunnel.close()
+
+
+def test_a_metadata_service_that_does_not_answer_is_named_with_the_reason() -> None:
+    """The chroot builders' instance metadata client: a refused connection (nothing listens on the
+    endpoint) ends the lookup with the endpoint and the socket's own reason, not urllib's wrapper."""
+    from amibake.plugins.amazon.imds import MetadataClient, MetadataError
+    from tests.stackkit import free_port
+
+    base = f"http://127.0.0.1:{free_port()}/"
+    client = MetadataClient({"AWS_EC2_METADATA_SERVICE_ENDPOINT": base}, attempts=2)
+    with pytest.raises(MetadataError) as err:
+        client.get("latest/meta-data/instance-id")
+    assert str(err.value) == \
+        f"the instance metadata service at {base} did not answer: [Errno 111] Connection refused"
