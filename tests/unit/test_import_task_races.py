@@ -5,7 +5,7 @@ the stack-only mutation sample (docs/mutation.md) found them unchecked."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -106,3 +106,41 @@ def test_an_import_task_read_from_describe_import_image_tasks() -> None:
     active = ImportTask.from_api({"ImportTaskId": "import-ami-3", "Status": "active",
                                   "StatusMessage": "converting", "Progress": "28", "SnapshotDetails": None})
     assert active == ImportTask("import-ami-3", "active", "converting", "28", "", ())
+
+
+class _Uploads:
+    def __init__(self) -> None:
+        self.extra: list[dict[str, str]] = []
+
+    def upload_object(self, path: Any, bucket: str, key: str, *, extra: dict[str, str], progress: Any,
+                      keep: bool) -> None:
+        self.extra.append(dict(extra))
+
+
+@pytest.mark.parametrize(("encryption", "key", "sent"), [
+    ("aws:kms", "alias/images", {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "alias/images"}),
+    ("AES256", "alias/images", {"ServerSideEncryption": "AES256"}),
+    ("", "alias/images", {}),
+])
+def test_the_upload_sends_a_kms_key_only_with_aws_kms(tmp_path: Any, encryption: str, key: str,
+                                                     sent: dict[str, str]) -> None:
+    """amazon-import's PutObject headers: ``s3_encryption_key`` goes with ``aws:kms`` only (S3 refuses
+    a KMS key with AES256; moto does not, so the stack test's end state cannot tell)."""
+    from types import SimpleNamespace
+
+    from amibake.plugins.amazon.amazon_import.config import AmazonImportConfig
+    from amibake.plugins.amazon.amazon_import.postprocessor import AmazonImportPostProcessor, _State
+
+    image = tmp_path / "disk.raw"
+    image.write_bytes(b"\0" * 1024)
+    cfg = AmazonImportConfig.model_validate({"s3_bucket_name": "b", "region": "us-east-1", "format": "raw",
+                                             "s3_encryption": encryption, "s3_encryption_key": key,
+                                             "skip_clean": True})
+    gw = _Uploads()
+    lines: list[str] = []
+    ui = SimpleNamespace(say=lines.append, message=lines.append)
+    pp = AmazonImportPostProcessor(cfg, cast(Any, None))
+    pp._upload(cast(Any, gw), _State(image, "k.raw", "us-east-1"), cast(Any, None), ui)
+    assert gw.extra == [sent]
+    ignoring = "Ignoring s3_encryption_key because s3_encryption is set to 'AES256'"
+    assert (ignoring in lines) == (encryption == "AES256")
