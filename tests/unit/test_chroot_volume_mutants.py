@@ -220,3 +220,34 @@ def test_the_chroot_lock_waits_for_another_build_and_is_held_until_its_undo(
         fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(other)
+
+
+def test_the_volumes_a_root_swap_detached_are_deleted_after_the_instance_and_named_if_left() -> None:
+    """amazon-ebssurrogate with ``use_create_image``: the undo deletes each swapped-out volume (one
+    already gone is fine); one it cannot delete is reported under the undo's name and left."""
+    from amibake.plugins.amazon import steps_surrogate
+    from amibake.steps.context import StepContext
+    from amibake.steps.runner import StepRunner
+
+    class Ec2:
+        deleted: list[str] = []
+
+        def delete_volume(self, vid: str) -> None:
+            if vid == "vol-gone":
+                raise AwsError("DeleteVolume", "InvalidVolume.NotFound", f"no volume '{vid}'")
+            if vid == "vol-busy":
+                raise AwsError("DeleteVolume", "VolumeInUse", f"Volume {vid} is currently attached")
+            self.deleted.append(vid)
+
+    ui = RecordingUi()
+    st: Any = SimpleNamespace(swapped=["vol-1", "vol-gone", "vol-busy"], ui=ui, ec2=Ec2())
+    ctx = StepContext(ui=cast(Any, ui))
+    steps_surrogate.cleanup_swapped_volumes(st, ctx)
+    assert ui.lines == [] and st.ec2.deleted == []  # nothing yet: it runs once the instance is gone
+    StepRunner(ctx).unwind(include_rollback=True)
+    assert st.ec2.deleted == ["vol-1"]
+    assert ctx.leftovers == ["the volumes the root swap detached"]
+    assert ui.lines == ["==> Destroying volume (vol-1)...", "==> Destroying volume (vol-gone)...",
+                        "==> Destroying volume (vol-busy)...",
+                        "!!! Error during cleanup (the volumes the root swap detached): VolumeInUse: "
+                        "Volume vol-busy is currently attached"]
