@@ -349,3 +349,56 @@ def test_a_metadata_service_that_does_not_answer_is_named_with_the_reason() -> N
         client.get("latest/meta-data/instance-id")
     assert str(err.value) == \
         f"the instance metadata service at {base} did not answer: [Errno 111] Connection refused"
+
+
+def test_the_amibake_local_step_plan() -> None:
+    """amibake-local's steps by name, in order (the names ``-debug`` and ``-on-error=ask`` print): the
+    disk made and boot-tested on this host, then Packer's AMI steps."""
+    from amibake.plugins.amazon.local.builder import LocalBuilder
+
+    config = LocalConfig.model_validate({"region": "us-east-1", "ami_name": "local-a"})
+    builder = LocalBuilder(config, SimpleNamespace())  # type: ignore[arg-type]
+    assert [s.name for s in builder.steps(None)] == [  # type: ignore[arg-type]
+        "StepPreValidate", "StepResolveFingerprint", "StepWorkDir", "StepBootstrapRootfs",
+        "StepProvisionTree", "StepMakeDisk", "StepBootTest", "StepUploadSnapshot", "StepDeregisterAMI",
+        "StepRegisterAMI", "StepAMIRegionCopy", "StepModifyAMIAttributes", "StepMarkFinished",
+    ]
+
+
+def test_a_block_upload_with_no_answer_is_retried() -> None:
+    """PutSnapshotBlock that gets no answer (a dropped connection, botocore's or the socket's error)
+    is BlockRejected with status 0 and no code, which the upload sends again; a 4xx is not."""
+    import botocore.exceptions
+
+    from amibake.plugins.amazon.ec2_ebsdirect import EbsDirectCalls
+    from amibake.plugins.amazon.local.upload import retried
+
+    class Client:
+        def __init__(self, exc: Exception) -> None:
+            self.exc = exc
+
+        def put_snapshot_block(self, **params: Any) -> None:
+            raise self.exc
+
+    class Calls(EbsDirectCalls):
+        def __init__(self, exc: Exception) -> None:
+            self.client = Client(exc)
+
+        def _client(self, service: str, region: str | None = None) -> Any:
+            assert service == "ebs"
+            return self.client
+
+    dropped = [botocore.exceptions.EndpointConnectionError(endpoint_url="http://127.0.0.1:1/"),
+               ConnectionResetError(104, "Connection reset by peer")]
+    for exc in dropped:
+        with pytest.raises(BlockRejected) as err:
+            Calls(exc).put_snapshot_block("snap-1", 0, b"\0" * 512, "c2hh")
+        assert (err.value.status, err.value.code, err.value.reason) == (0, "", "")
+        assert retried(err.value)
+    refused = botocore.exceptions.ClientError(
+        {"Error": {"Code": "AccessDeniedException", "Message": "no"},
+         "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "PutSnapshotBlock")
+    with pytest.raises(BlockRejected) as err:
+        Calls(refused).put_snapshot_block("snap-1", 0, b"\0" * 512, "c2hh")
+    assert (err.value.status, err.value.code) == (403, "AccessDeniedException") and not retried(err.value)
