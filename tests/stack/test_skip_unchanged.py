@@ -134,12 +134,17 @@ def test_one_byte_script_change_rebuilds_and_plan_names_the_file(
     assert f"fp: reuse {old['ImageId']} and converge" in out, out
     assert not [r.action for r in proxy.requests if r.action in CREATING]
 
-    write(tmp_path, stack, script=b"#!/bin/sh\necho setuq\n")
+    write(tmp_path, stack, script=b"#!/bin/sh\necho setuq\n", launch_block_device_mappings=[
+        {"device_name": "/dev/sdf", "volume_size": 1, "delete_on_termination": True}])
     out, proxy = plan(["-skip-unchanged"], env, tmp_path, moto)
     assert "==> fp: rebuild" in out, out
+    would = ("    fp: would create or change: temporary key pair; temporary security group; "
+             "instance (t2.micro) from the source AMI; volumes of the instance: the source AMI's and 1 "
+             "launch block device(s); snapshots of the AMI's volumes; AMI in us-east-1")
+    assert would in out.splitlines(), out
     assert f"why: since {old['ImageId']}: scripts/setup.sh changed" in out, out
+    assert f"why: since {old['ImageId']}: builder amazon-ebs changed" in out, out
     assert "provisioner" not in out.split("why:")[1].split("\n")[0]
-    assert "temporary key pair" in out and "AMI in us-east-1" in out
     assert not [r.action for r in proxy.requests if r.action in CREATING]
     out, proxy = plan(["-skip-unchanged", "-machine-readable"], env, tmp_path, moto)
     assert f"fp,plan-reason,since {old['ImageId']}: scripts/setup.sh changed" in out, out
@@ -180,6 +185,17 @@ def test_changed_tag_and_new_region_converge_without_instance(
     _, proxy = build(["-skip-unchanged"], env, tmp_path, moto)
     assert proxy.sent("RunInstances") == [] and proxy.sent("CopyImage") == []
     assert [r.params for r in proxy.sent("CreateTags") if "amibake:finished" not in str(r.params)] == []
+
+    # snapshot_users converge too: on the reused AMI's snapshots and on those of its existing copy
+    write(tmp_path, stack, tags={"Team": "b"}, ami_regions=["us-west-2"], ami_users=["111122223333"],
+          snapshot_users=["444455556666"])
+    _, proxy = build(["-skip-unchanged"], env, tmp_path, moto)
+    assert proxy.sent("RunInstances") == [] and proxy.sent("CopyImage") == []
+    shared = {r.params["SnapshotId"] for r in proxy.sent("ModifySnapshotAttribute")
+              if r.params.get("Attribute") == "createVolumePermission" and "444455556666" in str(r.params)}
+    snaps = {m["Ebs"]["SnapshotId"] for img in (image, copy) for m in img["BlockDeviceMappings"]
+             if "Ebs" in m}
+    assert snaps and shared == snaps
 
 
 def test_max_age_and_force_rebuild(
