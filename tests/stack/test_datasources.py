@@ -126,14 +126,19 @@ def test_parameterstore(env: dict[str, str], moto: MotoServer) -> None:
 @pytest.mark.effect("datasource/amazon-secretsmanager", "name", "key", "version_stage", "version_id")
 def test_secretsmanager(env: dict[str, str], moto: MotoServer) -> None:
     sm = boto(env, "secretsmanager")
-    doc = {"user": "admin", "password": "hunter2-x"}
+    doc = {"user": "admin", "password": "hunter2-x", "replicas": ["db-2.internal", {"port": 5433}]}
     created = sm.create_secret(Name="app/db", SecretString=json.dumps(doc))
     sm.create_secret(Name="plain", SecretString="just-a-token-123")
+    sm.create_secret(Name="bin", SecretBinary=b"binary-key-\x01")
     out, secrets = run("amazon-secretsmanager", {"name": "app/db", "key": "password"})
     assert out["value"] == "hunter2-x"
-    assert json.loads(out["secret_string"]) == {"user": "admin", "password": "hunter2-x"}
-    assert out["version_id"] == created["VersionId"]
+    assert json.loads(out["secret_string"]) == doc
+    assert out["version_id"] == created["VersionId"] and out["secret_binary"] == ""
     assert "hunter2-x" in secrets and out["secret_string"] in secrets and "admin" in secrets
+    assert "db-2.internal" in secrets and "5433" in secrets  # every leaf, in lists too, is redacted
+    out, secrets = run("amazon-secretsmanager", {"name": "bin"})
+    assert (out["secret_binary"], out["secret_string"], out["value"]) == ("binary-key-\x01", "", "")
+    assert secrets == ["binary-key-\x01"]
     out, _ = run("amazon-secretsmanager", {"name": "app/db"})
     assert out["value"] == "admin"
     out, _ = run("amazon-secretsmanager", {"name": "plain"})
