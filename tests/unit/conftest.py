@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.stackkit import MotoServer
+
+if TYPE_CHECKING:
+    from tests.unit.test_cleanup_mutants import Aws
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +30,16 @@ def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    """An AWS account of the test's own on the shared moto server (``Aws``), with boto3's cached
+    clients dropped before and after, so none of another test's account is reused. Imported when used:
+    the unit tests that need no AWS do not pay for boto3 at start-up."""
+    from amibake.aws.session import CLIENTS
+    from tests.unit.test_cleanup_mutants import Aws
+
+    CLIENTS.clear()
+    yield Aws(moto_url, monkeypatch)
+    CLIENTS.clear()

@@ -13,14 +13,12 @@ import json
 import random
 import socket
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from amibake.aws.session import CLIENTS
 from amibake.journal import Journal, load_run
 from amibake.plugins.amazon import cleanup as cl
 from amibake.plugins.amazon.cleanup import Cleaner, Leftover, Plan, RunReport
@@ -75,13 +73,6 @@ class Aws:
 
     def iam(self) -> Any:
         return self._session.create_client("iam", region_name=REGION, endpoint_url=self.url, **self.keys)
-
-
-@pytest.fixture
-def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    CLIENTS.clear()  # no client of another test's account
-    yield Aws(moto_url, monkeypatch)
-    CLIENTS.clear()
 
 
 def run_id() -> str:

@@ -4,8 +4,8 @@ what it removes (moto's end state), what it journals, and how it finishes an int
 Written for the survivors of the amazon plugin's every-40th mutation sample (docs/mutation.md);
 tests/unit/test_prune_cli.py covers the command line and the journals without AWS.
 
-Each test works in an AWS account of its own (test_cleanup_mutants' ``aws`` fixture) on the shared moto
-server (tests/unit/conftest.py's ``moto_url``), so what other tests made is not seen."""
+Each test works in an AWS account of its own (tests/unit/conftest.py's ``aws`` fixture) on the shared
+moto server (its ``moto_url``), so what other tests made is not seen."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import pytest
 
 from amibake.plugins.amazon import prune as prune_module
 from amibake.ui.console import Console
-from tests.unit.test_cleanup_mutants import Aws, aws  # noqa: F401  (aws: its fixture)
+from tests.unit.test_cleanup_mutants import Aws
 
 EAST, WEST = "us-east-1", "us-west-2"
 OTHER_ACCOUNT = "111122223333"
@@ -41,7 +41,7 @@ def machine(out: str) -> list[str]:
 
 
 def test_prune_keeps_what_launch_templates_ssm_and_shares_use_shows_it_and_removes_the_rest(
-        aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+        aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
     east, west = aws.ec2(EAST), aws.ec2(WEST)
     old, old_snap = image(east, "web-1", 1)
     templated, _ = image(east, "web-2", 2)
@@ -119,7 +119,7 @@ def _state() -> str:
 
 
 def test_an_interrupted_prunes_snapshot_found_gone_is_said_journaled_and_its_journal_closed(
-        aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+        aws: Aws, capsys: pytest.CaptureFixture[str]) -> None:
     runs = Path(_state()) / "prune" / "runs"
     runs.mkdir(parents=True)
     snap = "snap-0123456789abcdef0"  # deleted meanwhile by someone else: moto has no such snapshot
