@@ -1,6 +1,7 @@
-"""amazon-chroot's device lock and RegisterImage input, and amazon-ebsvolume's volume removal, in
-process: the survivors of the first stack-only mutation sample (docs/mutation.md, "Stack-only code:
-subprocess calls counted") that no stack test could kill, because no build there makes the case happen."""
+"""amazon-chroot's steps and the volume builders' undos, in process: the cases no stack build makes happen
+(a lock held by another build, a device search without ``device_path``, a volume that cannot be deleted...),
+written for the survivors of the stack-only mutation runs (docs/mutation.md, "Stack-only code: subprocess
+calls counted" and "The sample's stack-only mutants, with the stack tests")."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import pytest
 
 from amibake.aws.errors import AwsError
 from amibake.errors import BuildError
-from amibake.plugins.amazon import steps_chroot, steps_volume
+from amibake.plugins.amazon import steps_chroot, steps_surrogate, steps_volume
 from amibake.plugins.amazon.chroot import ChrootBuilder
 from amibake.plugins.amazon.config_chroot import ChrootConfig
-from amibake.steps.context import BuildCancelled
+from amibake.steps.context import BuildCancelled, StepContext
+from amibake.steps.runner import StepRunner
 from tests.stack.local_image_fixtures import RecordingUi
 
 
@@ -73,10 +75,14 @@ def test_an_hvm_image_from_a_paravirtual_source_takes_no_kernel_or_ramdisk() -> 
 
 
 class _Ec2:
+    """DeleteVolume: ``vol-gone`` no longer exists, ``vol-busy`` is attached, the others are deleted."""
+
     def __init__(self) -> None:
         self.deleted: list[tuple[str, str]] = []
 
-    def delete_volume(self, vid: str, region: str) -> None:
+    def delete_volume(self, vid: str, region: str = "") -> None:
+        if vid == "vol-gone":
+            raise AwsError("DeleteVolume", "InvalidVolume.NotFound", f"no volume '{vid}'")
         if vid == "vol-busy":
             raise AwsError("DeleteVolume", "VolumeInUse", f"Volume {vid} is currently attached")
         self.deleted.append((vid, region))
@@ -205,8 +211,7 @@ def test_the_chroot_lock_waits_for_another_build_and_is_held_until_its_undo(
     ctx: Any = SimpleNamespace(cancel=cancel, defer=lambda what, undo: undos.append((what, undo)))
     st: Any = SimpleNamespace(lock_fd=None)
     try:
-        timer = threading.Timer(0.3, cancel.set)
-        timer.start()
+        threading.Timer(0.3, cancel.set).start()
         with pytest.raises(BuildCancelled, match="waiting for the chroot lock"):
             steps_chroot.flock(st, ctx)
         assert st.lock_fd is None and undos == []
@@ -225,27 +230,13 @@ def test_the_chroot_lock_waits_for_another_build_and_is_held_until_its_undo(
 def test_the_volumes_a_root_swap_detached_are_deleted_after_the_instance_and_named_if_left() -> None:
     """amazon-ebssurrogate with ``use_create_image``: the undo deletes each swapped-out volume (one
     already gone is fine); one it cannot delete is reported under the undo's name and left."""
-    from amibake.plugins.amazon import steps_surrogate
-    from amibake.steps.context import StepContext
-    from amibake.steps.runner import StepRunner
-
-    class Ec2:
-        deleted: list[str] = []
-
-        def delete_volume(self, vid: str) -> None:
-            if vid == "vol-gone":
-                raise AwsError("DeleteVolume", "InvalidVolume.NotFound", f"no volume '{vid}'")
-            if vid == "vol-busy":
-                raise AwsError("DeleteVolume", "VolumeInUse", f"Volume {vid} is currently attached")
-            self.deleted.append(vid)
-
     ui = RecordingUi()
-    st: Any = SimpleNamespace(swapped=["vol-1", "vol-gone", "vol-busy"], ui=ui, ec2=Ec2())
+    st: Any = SimpleNamespace(swapped=["vol-1", "vol-gone", "vol-busy"], ui=ui, ec2=_Ec2())
     ctx = StepContext(ui=cast(Any, ui))
     steps_surrogate.cleanup_swapped_volumes(st, ctx)
     assert ui.lines == [] and st.ec2.deleted == []  # nothing yet: it runs once the instance is gone
     StepRunner(ctx).unwind(include_rollback=True)
-    assert st.ec2.deleted == ["vol-1"]
+    assert st.ec2.deleted == [("vol-1", "")]
     assert ctx.leftovers == ["the volumes the root swap detached"]
     assert ui.lines == ["==> Destroying volume (vol-1)...", "==> Destroying volume (vol-gone)...",
                         "==> Destroying volume (vol-busy)...",

@@ -188,7 +188,6 @@ def test_post_processors() -> None:
     )
 
 
-
 @pytest.mark.parametrize(("over", "expected"), [
     ({"boot_mode": "bios"}, [("boot_mode", "invalid boot mode \"bios\", valid values are either 'uefi', "
                                            "'legacy-bios' or 'uefi-preferred'"),
@@ -214,6 +213,7 @@ def test_amazon_import_refusals(over: dict[str, str], expected: list[tuple[str, 
     """Each of amazon-import's refusals (Packer's texts), alone, under the key it names."""
     _, problems, _ = decode(AmazonImportConfig, {"s3_bucket_name": "b", **over}, ctx())
     assert [((p.key or "").rsplit(".", 1)[-1], p.message) for p in problems] == expected
+
 
 def test_registrations() -> None:
     assert registry.known("builder") == [

@@ -5,11 +5,15 @@ the stack-only mutation sample (docs/mutation.md) found them unchecked."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
 from amibake.aws.errors import AwsError
+from amibake.plugins.amazon.amazon_import.config import AmazonImportConfig
+from amibake.plugins.amazon.amazon_import.postprocessor import AmazonImportPostProcessor, _State
 from amibake.plugins.amazon.ec2_import import ImportCalls, ImportTask
 from amibake.plugins.amazon.liveness import FINISHED_TAG
 from amibake.plugins.amazon.records import Image
@@ -122,15 +126,10 @@ class _Uploads:
     ("AES256", "alias/images", {"ServerSideEncryption": "AES256"}),
     ("", "alias/images", {}),
 ])
-def test_the_upload_sends_a_kms_key_only_with_aws_kms(tmp_path: Any, encryption: str, key: str,
+def test_the_upload_sends_a_kms_key_only_with_aws_kms(tmp_path: Path, encryption: str, key: str,
                                                      sent: dict[str, str]) -> None:
     """amazon-import's PutObject headers: ``s3_encryption_key`` goes with ``aws:kms`` only (S3 refuses
     a KMS key with AES256; moto does not, so the stack test's end state cannot tell)."""
-    from types import SimpleNamespace
-
-    from amibake.plugins.amazon.amazon_import.config import AmazonImportConfig
-    from amibake.plugins.amazon.amazon_import.postprocessor import AmazonImportPostProcessor, _State
-
     image = tmp_path / "disk.raw"
     image.write_bytes(b"\0" * 1024)
     cfg = AmazonImportConfig.model_validate({"s3_bucket_name": "b", "region": "us-east-1", "format": "raw",
