@@ -24,7 +24,7 @@ from amibake.plugins.amazon.config import EbsConfig
 from amibake.plugins.amazon.ebs import EbsBuilder
 from amibake.steps.context import BuildCancelled, StepContext
 from tests.fakes.ec2 import CountingEc2
-from tests.unit.test_cleanup_mutants import Aws, aws  # noqa: F401  (an AWS account of the test's own)
+from tests.unit.test_cleanup_mutants import Aws
 from tests.unit.test_steps_fake import make_state
 
 SOURCE_AMI = "ami-785db401"
@@ -168,7 +168,7 @@ def test_mark_finished_tags_each_regions_ami_and_snapshots() -> None:
     assert stamp.endswith("Z") and parse_time(stamp) is not None
 
 
-def test_a_build_journals_its_start_access_resources_and_finish(aws: Aws) -> None:  # noqa: F811
+def test_a_build_journals_its_start_access_resources_and_finish(aws: Aws) -> None:
     ui = Ui()
     run = f"run-{uuid.uuid4().hex[:8]}"
     # the AMI's name holds the secret: the build's messages say it only redacted
@@ -210,7 +210,7 @@ def test_a_build_journals_its_start_access_resources_and_finish(aws: Aws) -> Non
         assert aws.ec2(region).describe_images(Owners=["self"])["Images"] == []
 
 
-def test_a_run_without_a_run_id_is_named_and_tagged_by_its_run_uuid(aws: Aws) -> None:  # noqa: F811
+def test_a_run_without_a_run_id_is_named_and_tagged_by_its_run_uuid(aws: Aws) -> None:
     run_uuid = str(uuid.uuid4())
     hooks = Hooks()
     artifact = EbsBuilder(config(), env(Ui(), run_uuid=run_uuid)).run(hooks)
@@ -230,7 +230,7 @@ class AskingUi(Ui):
 
 
 def test_debug_pauses_after_each_step_and_each_secret_is_kept_once(
-    aws: Aws,  # noqa: F811
+    aws: Aws,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -253,7 +253,7 @@ def test_debug_pauses_after_each_step_and_each_secret_is_kept_once(
 
 
 def test_on_error_abort_leaves_what_was_made_and_says_so(
-    aws: Aws,  # noqa: F811
+    aws: Aws,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -279,7 +279,7 @@ def test_on_error_abort_leaves_what_was_made_and_says_so(
 
 
 def test_a_journal_access_names_profile_role_and_a_clean_endpoint(
-    aws: Aws,  # noqa: F811
+    aws: Aws,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     run = f"run-{uuid.uuid4().hex[:8]}"
@@ -332,7 +332,7 @@ def test_an_unwritable_state_dir_stops_the_build(monkeypatch: pytest.MonkeyPatch
         EbsBuilder(config(), env(Ui()))._journal("not a valid id!")
 
 
-def test_a_failed_build_leaves_nothing_and_returns_no_artifact(aws: Aws) -> None:  # noqa: F811
+def test_a_failed_build_leaves_nothing_and_returns_no_artifact(aws: Aws) -> None:
     ui = Ui()
     run = f"run-{uuid.uuid4().hex[:8]}"
     b = EbsBuilder(config(), env(ui, run))
@@ -344,7 +344,7 @@ def test_a_failed_build_leaves_nothing_and_returns_no_artifact(aws: Aws) -> None
     assert not any("interruption" in line for line in ui.lines)
 
 
-def test_a_cancelled_build_reports_what_its_cleanup_did(aws: Aws) -> None:  # noqa: F811
+def test_a_cancelled_build_reports_what_its_cleanup_did(aws: Aws) -> None:
     ui = Ui()
     run = f"run-{uuid.uuid4().hex[:8]}"
     e = env(ui, run)
@@ -414,7 +414,7 @@ def test_credentials_that_cannot_be_checked_stop_the_build_first(monkeypatch: py
 
 
 def test_the_heartbeat_beats_during_the_build_and_a_cancel_seen_late_is_reported(
-    aws: Aws,  # noqa: F811
+    aws: Aws,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AMIBAKE_HEARTBEAT_SECONDS", "0.05")
